@@ -1,0 +1,96 @@
+"""Build the ASGI app; its lifespan opens the database and starts the embedded worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from tresen import __version__
+from tresen.db.migrate import upgrade_to_head
+from tresen.jobs.worker import Worker
+from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
+from tresen.runtime import Runtime
+from tresen.settings import Settings, ensure_secret_key, load_settings
+from tresen.web.api import api_router
+from tresen.web.errors import EXCEPTION_HANDLERS
+from tresen.web.health import api_docs, healthz, ping
+from tresen.web.metrics import metrics_endpoint
+from tresen.web.webhooks import receive_webhook, verify_webhook
+
+log = logging.getLogger(__name__)
+
+
+def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
+    """A worker with every job handler tresen has."""
+    return Worker(runtime, dict(HANDLERS), on_dead=dict(DEAD_HOOKS), **kwargs)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    embedded_worker: bool = True,
+    migrate: bool = True,
+) -> Litestar:
+    """The tresen web application."""
+    settings = ensure_secret_key(settings or load_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        rt = runtime or Runtime.create(settings)
+        app.state.runtime = rt
+        if migrate:
+            await upgrade_to_head(rt.engine)
+        worker_task = None
+        worker = None
+        if embedded_worker:
+            worker = make_worker(rt)
+            worker_task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker_task, 10)
+            if runtime is None:
+                await rt.close()
+
+    app = Litestar(
+        route_handlers=[
+            healthz, ping, api_docs, metrics_endpoint, verify_webhook, receive_webhook, api_router,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="tresen API",
+            version=__version__,
+            path="/api/v1",
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", description="tresen API token")
+                }
+            ),
+        ),
+        request_max_body_size=settings.max_webhook_bytes,
+        debug=False,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The app as `tresen serve` runs it (uvicorn factory; settings from the environment)."""
+    import os
+
+    return create_app(load_settings(), embedded_worker=os.environ.get("TRESEN_EMBEDDED_WORKER", "1") != "0")

@@ -1,0 +1,191 @@
+"""The Channel protocol, the typed events it produces, its errors, and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+import httpx
+
+from tresen.domain.message import ContentKind, DeliveryState
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can carry and which rules it imposes, as data."""
+
+    max_text_length: int
+    window: timedelta | None
+    templates: bool
+    media: bool
+    interactive: bool
+    messages_per_second: float
+    max_buttons: int = 0
+    max_button_title: int = 20
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP call as it arrived: method, headers, query and the raw body."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message from a customer, parsed and typed."""
+
+    provider_message_id: str
+    sender_address: str
+    sender_name: str | None
+    sent_at: datetime
+    content_kind: ContentKind
+    body: str | None
+    payload: dict[str, Any]
+    reply_to_provider_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's report on an outbound message."""
+
+    provider_message_id: str
+    state: DeliveryState
+    occurred_at: datetime
+    recipient_address: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    client_reference: str | None = None
+
+
+@dataclass
+class ParsedWebhook:
+    """Everything one webhook call carried."""
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What the pipeline asks a channel to send."""
+
+    to: str
+    content_kind: ContentKind
+    body: str | None
+    payload: dict[str, Any]
+    client_reference: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider accepted the message under this id."""
+
+    provider_message_id: str
+
+
+class ChannelError(Exception):
+    """A send failed; `kind` says what the pipeline should do about it."""
+
+    kind: ClassVar[str] = "transient"
+
+    def __init__(self, reason: str, *, code: str | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.retry_after = retry_after
+
+
+class AuthError(ChannelError):
+    """The provider rejected our credentials."""
+
+    kind = "auth"
+
+
+class RateLimited(ChannelError):
+    """Too fast: try again after `retry_after` seconds."""
+
+    kind = "rate_limited"
+
+
+class PermanentError(ChannelError):
+    """The provider refused this message for good (code and reason from the provider)."""
+
+    kind = "permanent"
+
+
+class TransientError(ChannelError):
+    """A temporary failure (5xx, timeout, dropped connection): retry with backoff."""
+
+    kind = "transient"
+
+
+class WebhookRejected(Exception):
+    """A webhook call that must not be processed, with the HTTP status to answer."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+class ConfigError(ValueError):
+    """A channel's configuration is missing a value or has a malformed one."""
+
+
+class Channel(Protocol):
+    """One channel account: checks and parses webhooks, sends messages."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def handshake(self, request: WebhookRequest) -> str:
+        """Answer the provider's webhook verification call (GET), or raise WebhookRejected."""
+        ...
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise WebhookRejected(401/403) unless the request is authentic."""
+        ...
+
+    def parse(self, request: WebhookRequest) -> ParsedWebhook:
+        """Turn a verified body into typed events; raise WebhookRejected(400) when malformed."""
+        ...
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Hand one message to the provider or raise a ChannelError."""
+        ...
+
+
+class ChannelFactory(Protocol):
+    """How the registry builds a channel from its stored configuration."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __call__(self, config: Mapping[str, Any], http: httpx.AsyncClient) -> Channel: ...
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+def registry() -> dict[str, ChannelFactory]:
+    """Every channel kind tresen knows, in one explicit list."""
+    from tresen.channels.whatsapp import WhatsAppChannel
+
+    kinds: list[ChannelFactory] = [WhatsAppChannel]
+    return {k.kind: k for k in kinds}
+
+
+def channel_factory(kind: str) -> ChannelFactory:
+    """The factory for a channel kind, or a clear error."""
+    kinds = registry()
+    if kind not in kinds:
+        raise ConfigError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(kinds))}")
+    return kinds[kind]

@@ -1,0 +1,434 @@
+"""WhatsApp Business Cloud API (Meta Graph API) channel."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from tresen.channels.base import (
+    AuthError,
+    Capabilities,
+    ConfigError,
+    InboundMessage,
+    OutboundMessage,
+    ParsedWebhook,
+    PermanentError,
+    RateLimited,
+    SendResult,
+    StatusUpdate,
+    TransientError,
+    WebhookRejected,
+    WebhookRequest,
+)
+from tresen.domain.message import ContentKind, DeliveryState
+
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+DEFAULT_API_BASE = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v21.0"
+
+# Codes from https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
+_AUTH_CODES = {0, 190}
+_RATE_CODES = {4: 60.0, 80007: 60.0, 130429: 1.0, 131048: 60.0, 131056: 6.0}
+_TRANSIENT_CODES = {1, 2, 131000, 131016}
+
+
+class _Metadata(msgspec.Struct):
+    phone_number_id: str
+    display_phone_number: str | None = None
+
+
+class _Profile(msgspec.Struct):
+    name: str | None = None
+
+
+class _Contact(msgspec.Struct):
+    wa_id: str
+    profile: _Profile | None = None
+
+
+class _StatusError(msgspec.Struct):
+    code: int | None = None
+    title: str | None = None
+    message: str | None = None
+    error_data: dict[str, Any] | None = None
+
+
+class _Status(msgspec.Struct):
+    id: str
+    status: str
+    timestamp: str | int | None = None
+    recipient_id: str | None = None
+    errors: list[_StatusError] = []
+    biz_opaque_callback_data: str | None = None
+
+
+class _Value(msgspec.Struct):
+    messaging_product: str | None = None
+    metadata: _Metadata | None = None
+    contacts: list[_Contact] = []
+    messages: list[dict[str, Any]] = []
+    statuses: list[_Status] = []
+    errors: list[dict[str, Any]] = []
+
+
+class _Change(msgspec.Struct):
+    field: str
+    value: _Value
+
+
+class _Entry(msgspec.Struct):
+    id: str | int | None = None
+    changes: list[_Change] = []
+
+
+class _Envelope(msgspec.Struct):
+    object: str
+    entry: list[_Entry]
+
+
+class _MessageHead(msgspec.Struct, rename={"from_": "from"}):
+    from_: str
+    id: str
+    type: str
+    timestamp: str | int | None = None
+    context: dict[str, Any] | None = None
+
+
+class _Text(msgspec.Struct):
+    body: str
+
+
+class _Media(msgspec.Struct):
+    id: str | None = None
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+
+
+class _Location(msgspec.Struct):
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+
+
+class _Reaction(msgspec.Struct):
+    message_id: str | None = None
+    emoji: str | None = None
+
+
+class _Reply(msgspec.Struct):
+    id: str
+    title: str
+    description: str | None = None
+
+
+class _Interactive(msgspec.Struct):
+    type: str
+    button_reply: _Reply | None = None
+    list_reply: _Reply | None = None
+
+
+class _Button(msgspec.Struct):
+    text: str | None = None
+    payload: str | None = None
+
+
+class WhatsAppConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Stored configuration of one WhatsApp number."""
+
+    phone_number_id: str
+    app_secret: str
+    verify_token: str
+    access_token: str
+    api_base: str = DEFAULT_API_BASE
+    api_version: str = DEFAULT_API_VERSION
+    messages_per_second: float = 80.0
+
+
+def _timestamp(raw: str | int | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(raw), UTC) if raw is not None else datetime.now(UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
+
+
+def _message_content(head: _MessageHead, raw: dict[str, Any]) -> tuple[ContentKind, str | None]:
+    """Map one inbound message to its content kind and display text."""
+    obj = raw.get(head.type)
+    try:
+        if head.type == "text":
+            return ContentKind.TEXT, msgspec.convert(obj, _Text).body
+        if head.type in MEDIA_TYPES:
+            return ContentKind.MEDIA, msgspec.convert(obj, _Media).caption
+        if head.type == "location":
+            loc = msgspec.convert(obj, _Location)
+            return ContentKind.LOCATION, loc.name or loc.address or f"{loc.latitude},{loc.longitude}"
+        if head.type == "contacts":
+            names = [
+                str((c.get("name") or {}).get("formatted_name", "")) for c in obj if isinstance(c, dict)
+            ] if isinstance(obj, list) else []
+            if not isinstance(obj, list):
+                raise msgspec.ValidationError("contacts must be an array")
+            return ContentKind.CONTACTS, ", ".join(n for n in names if n) or None
+        if head.type == "reaction":
+            return ContentKind.REACTION, msgspec.convert(obj, _Reaction).emoji
+        if head.type == "interactive":
+            inter = msgspec.convert(obj, _Interactive)
+            reply = inter.button_reply or inter.list_reply
+            return ContentKind.INTERACTIVE, reply.title if reply else None
+        if head.type == "button":
+            return ContentKind.BUTTON, msgspec.convert(obj, _Button).text
+    except msgspec.ValidationError:
+        return ContentKind.UNSUPPORTED, None
+    return ContentKind.UNSUPPORTED, None
+
+
+_STATUS_STATES = {
+    "sent": DeliveryState.SENT,
+    "delivered": DeliveryState.DELIVERED,
+    "read": DeliveryState.READ,
+    "failed": DeliveryState.FAILED,
+}
+
+
+class WhatsAppChannel:
+    """One WhatsApp business number on the Cloud API."""
+
+    kind: ClassVar[str] = "whatsapp"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_length=4096,
+        window=timedelta(hours=24),
+        templates=True,
+        media=True,
+        interactive=True,
+        messages_per_second=80.0,
+        max_buttons=3,
+    )
+
+    def __init__(self, config: Mapping[str, Any], http: httpx.AsyncClient):
+        self.config = msgspec.convert(self.check_config(config), WhatsAppConfig)
+        self.http = http
+        self._secret = self.config.app_secret.encode()
+        self._url = (
+            f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/"
+            f"{self.config.phone_number_id}/messages"
+        )
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a configuration and return it normalised."""
+        try:
+            parsed = msgspec.convert(dict(config), WhatsAppConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"whatsapp channel configuration: {exc}") from exc
+        for name in ("phone_number_id", "app_secret", "verify_token", "access_token"):
+            if not getattr(parsed, name).strip():
+                raise ConfigError(f"whatsapp channel configuration: {name} must not be empty")
+        if not parsed.phone_number_id.isdigit():
+            raise ConfigError("whatsapp channel configuration: phone_number_id must be digits")
+        if not parsed.api_base.startswith(("http://", "https://")):
+            raise ConfigError("whatsapp channel configuration: api_base must be an http(s) URL")
+        if parsed.messages_per_second <= 0:
+            raise ConfigError("whatsapp channel configuration: messages_per_second must be > 0")
+        return msgspec.to_builtins(parsed)
+
+    @property
+    def messages_per_second(self) -> float:
+        """This number's throughput tier."""
+        return self.config.messages_per_second
+
+    def handshake(self, request: WebhookRequest) -> str:
+        """Meta's GET verification: echo hub.challenge when the verify token matches."""
+        mode = request.query.get("hub.mode")
+        token = request.query.get("hub.verify_token", "")
+        challenge = request.query.get("hub.challenge")
+        if mode != "subscribe" or challenge is None:
+            raise WebhookRejected(400, "expected hub.mode=subscribe with hub.challenge")
+        if not hmac.compare_digest(token.encode(), self.config.verify_token.encode()):
+            raise WebhookRejected(403, "hub.verify_token does not match")
+        return challenge
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check X-Hub-Signature-256 over the raw body in constant time."""
+        header = request.headers.get("x-hub-signature-256")
+        if not header:
+            raise WebhookRejected(401, "missing X-Hub-Signature-256 header")
+        if not header.startswith("sha256="):
+            raise WebhookRejected(403, "X-Hub-Signature-256 must start with sha256=")
+        expected = hmac.new(self._secret, request.body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode()):
+            raise WebhookRejected(403, "X-Hub-Signature-256 does not match the body")
+
+    def parse(self, request: WebhookRequest) -> ParsedWebhook:
+        """Parse a Cloud API webhook into typed messages and statuses."""
+        try:
+            envelope = msgspec.json.decode(request.body, type=_Envelope)
+        except msgspec.ValidationError as exc:
+            raise WebhookRejected(400, f"webhook body does not have the Cloud API shape: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
+        if envelope.object != "whatsapp_business_account":
+            raise WebhookRejected(400, f"object must be 'whatsapp_business_account', got {envelope.object!r}")
+        parsed = ParsedWebhook()
+        for entry in envelope.entry:
+            for change in entry.changes:
+                if change.field != "messages":
+                    continue
+                self._parse_value(change.value, parsed)
+        return parsed
+
+    def _parse_value(self, value: _Value, parsed: ParsedWebhook) -> None:
+        if value.metadata and value.metadata.phone_number_id != self.config.phone_number_id:
+            raise WebhookRejected(
+                400, "metadata.phone_number_id does not belong to this channel"
+            )
+        names = {c.wa_id: (c.profile.name if c.profile else None) for c in value.contacts}
+        for raw in value.messages:
+            try:
+                head = msgspec.convert(raw, _MessageHead)
+            except msgspec.ValidationError as exc:
+                raise WebhookRejected(400, f"message without from/id/type: {exc}") from exc
+            if not head.id or len(head.id) > 256 or not head.from_ or len(head.from_) > 64:
+                raise WebhookRejected(400, "message id or sender is empty or too long")
+            kind, body = _message_content(head, raw)
+            reply_to = head.context.get("id") if head.context else None
+            parsed.messages.append(
+                InboundMessage(
+                    provider_message_id=head.id,
+                    sender_address=head.from_,
+                    sender_name=names.get(head.from_),
+                    sent_at=_timestamp(head.timestamp),
+                    content_kind=kind,
+                    body=body,
+                    payload=raw,
+                    reply_to_provider_id=reply_to if isinstance(reply_to, str) else None,
+                )
+            )
+        for status in value.statuses:
+            state = _STATUS_STATES.get(status.status)
+            if state is None or not status.id or len(status.id) > 256:
+                continue
+            code = reason = None
+            if status.errors:
+                err = status.errors[0]
+                code = str(err.code) if err.code is not None else None
+                details = (err.error_data or {}).get("details")
+                reason = " — ".join(str(p) for p in (err.title or err.message, details) if p) or None
+            parsed.statuses.append(
+                StatusUpdate(
+                    provider_message_id=status.id,
+                    state=state,
+                    occurred_at=_timestamp(status.timestamp),
+                    recipient_address=status.recipient_id,
+                    error_code=code,
+                    error_reason=reason,
+                    client_reference=status.biz_opaque_callback_data,
+                )
+            )
+        for err in value.errors:
+            parsed.errors.append(str(err.get("code", "?")))
+
+    def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
+        """The Cloud API request body for one outbound message."""
+        base: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": message.to,
+            "biz_opaque_callback_data": message.client_reference,
+        }
+        p = message.payload
+        kind = message.content_kind
+        if kind == ContentKind.TEXT:
+            base |= {"type": "text", "text": {"preview_url": False, "body": message.body or ""}}
+        elif kind == ContentKind.TEMPLATE:
+            template: dict[str, Any] = {"name": p["name"], "language": {"code": p.get("language", "de")}}
+            params = p.get("parameters") or []
+            if params:
+                template["components"] = [
+                    {"type": "body", "parameters": [{"type": "text", "text": str(v)} for v in params]}
+                ]
+            base |= {"type": "template", "template": template}
+        elif kind == ContentKind.INTERACTIVE:
+            base |= {"type": "interactive", "interactive": _interactive(message.body or "", p)}
+        elif kind == ContentKind.MEDIA:
+            media_type = p.get("media_type", "image")
+            media: dict[str, Any] = {"link": p["link"]}
+            if message.body and media_type != "audio" and media_type != "sticker":
+                media["caption"] = message.body
+            if media_type == "document" and p.get("filename"):
+                media["filename"] = p["filename"]
+            base |= {"type": media_type, media_type: media}
+        else:
+            raise PermanentError(f"whatsapp cannot send content kind {kind}", code="unsupported_kind")
+        return base
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """POST the message to the Cloud API and map errors to the four kinds."""
+        try:
+            response = await self.http.post(
+                self._url,
+                json=self.build_payload(message),
+                headers={"Authorization": f"Bearer {self.config.access_token}"},
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout talking to WhatsApp: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code == 200 and isinstance(data, dict):
+            messages = data.get("messages")
+            if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+                wamid = messages[0].get("id")
+                if isinstance(wamid, str) and wamid:
+                    return SendResult(provider_message_id=wamid)
+            raise TransientError("WhatsApp answered 200 without a message id")
+        raise _map_error(response.status_code, data)
+
+
+def _map_error(status: int, data: Any) -> Exception:
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        if status >= 500 or status == 429:
+            return TransientError(f"WhatsApp answered HTTP {status}")
+        return PermanentError(f"WhatsApp answered HTTP {status} without an error body", code=str(status))
+    raw_code = err.get("code")
+    code = raw_code if isinstance(raw_code, int) else -1
+    details = (err.get("error_data") or {}).get("details") if isinstance(err.get("error_data"), dict) else None
+    reason = " — ".join(str(p) for p in (err.get("message"), details) if p) or f"HTTP {status}"
+    if status == 401 or code in _AUTH_CODES:
+        return AuthError(reason, code=str(code))
+    if code in _RATE_CODES:
+        return RateLimited(reason, code=str(code), retry_after=_RATE_CODES[code])
+    if code in _TRANSIENT_CODES or status >= 500:
+        return TransientError(reason, code=str(code))
+    return PermanentError(reason, code=str(code))
+
+
+def _interactive(body: str, p: dict[str, Any]) -> dict[str, Any]:
+    if "buttons" in p:
+        return {
+            "type": "button",
+            "body": {"text": body},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": str(b["id"]), "title": str(b["title"])}}
+                    for b in p["buttons"]
+                ]
+            },
+        }
+    return {
+        "type": "list",
+        "body": {"text": body},
+        "action": {"button": str(p.get("button", "Auswahl")), "sections": p["sections"]},
+    }

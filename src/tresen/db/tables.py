@@ -1,0 +1,202 @@
+"""SQLAlchemy tables. Every row a business owns carries its workspace id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tresen.db.types import JsonType, UTCDateTime, utcnow
+from tresen.domain.ids import new_id
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JsonType, datetime: UTCDateTime}
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(26), primary_key=True, default=new_id)
+
+
+def _workspace() -> Mapped[str]:
+    return mapped_column(String(26), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+
+
+class Workspace(Base):
+    """One business hosted by this install."""
+
+    __tablename__ = "workspaces"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelRow(Base):
+    """A connected channel account (one WhatsApp number, one Telegram bot, ...)."""
+
+    __tablename__ = "channels"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    """A person the business talks with, across channels."""
+
+    __tablename__ = "contacts"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactIdentity(Base):
+    """A contact's address on one channel (a wa_id, a chat id, an e-mail address)."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("channel_id", "address"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    contact_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Conversation(Base):
+    """The thread between one contact identity and one channel account."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "identity_id"),
+        Index("ix_conversations_workspace_last", "workspace_id", "last_message_at"),
+    )
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    identity_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contact_identities.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    last_inbound_at: Mapped[datetime | None] = mapped_column()
+    last_message_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """One message in or out; the delivery state only moves forward."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "provider_message_id"),
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+    )
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    conversation_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))
+    sender_kind: Mapped[str] = mapped_column(String(12))
+    content_kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    provider_message_id: Mapped[str | None] = mapped_column(String(256))
+    reply_to_provider_id: Mapped[str | None] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(12))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    provider_timestamp: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column()
+    failed_at: Mapped[datetime | None] = mapped_column()
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PendingStatus(Base):
+    """A status that arrived before the send that it belongs to was recorded."""
+
+    __tablename__ = "pending_statuses"
+    __table_args__ = (UniqueConstraint("channel_id", "provider_message_id", "state"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    provider_message_id: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(12))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """Durable work: claimed with a lease, retried with backoff, dead-lettered when exhausted."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,1 @@
+"""API tokens, outbound webhooks, catalog and order lookup."""

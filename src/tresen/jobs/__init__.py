@@ -1,0 +1,1 @@
+"""Durable jobs: leases, retries with backoff, dead letters, workers, rate limits."""

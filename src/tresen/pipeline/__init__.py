@@ -1,0 +1,1 @@
+"""The spine: inbound and outbound message flow."""

@@ -1,0 +1,189 @@
+"""Outbound: write a message and its send job together; the send job hands it to the channel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.channels.base import Capabilities, ChannelError, OutboundMessage, channel_factory
+from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Message
+from tresen.db.types import utcnow
+from tresen.domain.conversation import window_closes_at, window_open
+from tresen.domain.ids import new_id
+from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderKind
+from tresen.jobs import queue
+
+log = logging.getLogger(__name__)
+
+SEND_JOB = "message.send"
+SENDABLE_KINDS = {ContentKind.TEXT, ContentKind.TEMPLATE, ContentKind.INTERACTIVE, ContentKind.MEDIA}
+
+
+class OutboundRefused(ValueError):
+    """A message that must not be sent, with a code naming the rule."""
+
+    def __init__(self, code: str, message: str, status_code: int = 422):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class OutboundContent:
+    """What an agent, the bot, a broadcast or the API wants to send."""
+
+    kind: ContentKind
+    body: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+def validate_content(content: OutboundContent, caps: Capabilities, channel_kind: str) -> None:
+    """Refuse content the channel cannot carry, naming the limit."""
+    p = content.payload or {}
+    if content.kind not in SENDABLE_KINDS:
+        raise OutboundRefused("unsupported_kind", f"cannot send content kind {content.kind.value!r}")
+    if content.kind in (ContentKind.TEXT, ContentKind.INTERACTIVE):
+        if not content.body or not content.body.strip():
+            raise OutboundRefused("empty_body", "body must not be empty")
+    if content.body is not None and len(content.body) > caps.max_text_length:
+        raise OutboundRefused(
+            "too_long",
+            f"{channel_kind} allows at most {caps.max_text_length} characters; this has {len(content.body)}",
+        )
+    if content.kind == ContentKind.TEMPLATE:
+        if not caps.templates:
+            raise OutboundRefused("no_templates", f"{channel_kind} has no templates")
+        if not isinstance(p.get("name"), str) or not p["name"]:
+            raise OutboundRefused("template_name", "a template message needs payload.name")
+        params = p.get("parameters", [])
+        if not isinstance(params, list) or not all(isinstance(v, str | int | float) for v in params):
+            raise OutboundRefused("template_parameters", "payload.parameters must be a list of strings")
+    if content.kind == ContentKind.INTERACTIVE:
+        _validate_interactive(p, caps, channel_kind)
+    if content.kind == ContentKind.MEDIA:
+        link = p.get("link")
+        if not caps.media:
+            raise OutboundRefused("no_media", f"{channel_kind} cannot send media")
+        if not isinstance(link, str) or urlsplit(link).scheme not in ("http", "https"):
+            raise OutboundRefused("media_link", "a media message needs payload.link, an http(s) URL")
+        if p.get("media_type", "image") not in ("image", "audio", "video", "document", "sticker"):
+            raise OutboundRefused("media_type", "payload.media_type must be image, audio, video, document or sticker")
+
+
+def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: str) -> None:
+    if not caps.interactive:
+        raise OutboundRefused("no_interactive", f"{channel_kind} has no buttons or lists")
+    buttons = p.get("buttons")
+    sections = p.get("sections")
+    if buttons is not None:
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= caps.max_buttons:
+            raise OutboundRefused("buttons", f"{channel_kind} allows 1 to {caps.max_buttons} buttons")
+        for b in buttons:
+            if not isinstance(b, dict) or not b.get("id") or not isinstance(b.get("title"), str):
+                raise OutboundRefused("buttons", "each button needs an id and a title")
+            if len(b["title"]) > caps.max_button_title:
+                raise OutboundRefused(
+                    "button_title", f"button titles are at most {caps.max_button_title} characters"
+                )
+        return
+    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+        raise OutboundRefused("sections", "an interactive message needs buttons or 1 to 10 list sections")
+    for section in sections:
+        rows = section.get("rows") if isinstance(section, dict) else None
+        if not isinstance(rows, list) or not 1 <= len(rows) <= 10:
+            raise OutboundRefused("sections", "each list section needs 1 to 10 rows")
+        for row in rows:
+            if not isinstance(row, dict) or not row.get("id") or not isinstance(row.get("title"), str):
+                raise OutboundRefused("sections", "each list row needs an id and a title")
+
+
+def check_window(caps: Capabilities, channel_kind: str, conversation: Conversation, content: OutboundContent) -> None:
+    """Refuse free text outside the channel's customer-service window."""
+    if content.kind == ContentKind.TEMPLATE or caps.window is None:
+        return
+    if not window_open(conversation.last_inbound_at, caps.window, utcnow()):
+        hours = int(caps.window / timedelta(hours=1))
+        closed = window_closes_at(conversation.last_inbound_at, caps.window)
+        since = f" (it closed at {closed.isoformat()})" if closed else " (the customer has not written yet)"
+        raise OutboundRefused(
+            "window_closed",
+            f"{channel_kind} allows free messages only within {hours} hours of the customer's last "
+            f"message{since}; send an approved template instead",
+        )
+
+
+async def queue_message(
+    session: AsyncSession,
+    conversation: Conversation,
+    channel: ChannelRow,
+    content: OutboundContent,
+    *,
+    sender_kind: SenderKind = SenderKind.AGENT,
+) -> Message:
+    """Validate, then add the message and its send job to the caller's transaction."""
+    factory = channel_factory(channel.kind)
+    caps = factory.capabilities
+    validate_content(content, caps, channel.kind)
+    check_window(caps, channel.kind, conversation, content)
+    now = utcnow()
+    message = Message(
+        id=new_id(),
+        workspace_id=conversation.workspace_id,
+        conversation_id=conversation.id,
+        channel_id=channel.id,
+        direction=Direction.OUTBOUND.value,
+        sender_kind=sender_kind.value,
+        content_kind=content.kind.value,
+        body=content.body,
+        payload=content.payload or {},
+        state=DeliveryState.QUEUED.value,
+        created_at=now,
+        send_attempts=0,
+    )
+    session.add(message)
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
+    )
+    queue.enqueue(session, SEND_JOB, {"message_id": message.id}, workspace_id=conversation.workspace_id)
+    return message
+
+
+async def outbound_for(session: AsyncSession, message_id: str) -> tuple[Message, ChannelRow, str, Conversation] | None:
+    """The message, its channel, the recipient's address and the conversation."""
+    row = (
+        await session.execute(
+            select(Message, ChannelRow, ContactIdentity.address, Conversation)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(ChannelRow, ChannelRow.id == Message.channel_id)
+            .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+            .where(Message.id == message_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+def to_outbound(message: Message, address: str) -> OutboundMessage:
+    """The channel-facing view of a stored message."""
+    return OutboundMessage(
+        to=address,
+        content_kind=ContentKind(message.content_kind),
+        body=message.body,
+        payload=message.payload or {},
+        client_reference=message.id,
+    )
+
+
+def failure_values(error: ChannelError | OutboundRefused, state: DeliveryState) -> dict[str, Any]:
+    """Columns that record why a message failed."""
+    if isinstance(error, OutboundRefused):
+        code, reason = error.code, error.message
+    else:
+        code, reason = error.code or error.kind, error.reason
+    return {"state": state.value, "error_code": code, "error_reason": reason, "failed_at": utcnow()}

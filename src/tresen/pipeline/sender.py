@@ -1,0 +1,159 @@
+"""The send job: hand one committed message to its channel and record the outcome."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.channels.base import AuthError, ChannelError, PermanentError, RateLimited
+from tresen.channels.base import channel_factory
+from tresen.db.tables import Message
+from tresen.db.types import utcnow
+from tresen.domain.message import DeliveryState
+from tresen.jobs import queue
+from tresen.jobs.queue import ClaimedJob
+from tresen.pipeline.inbound import apply_pending_statuses
+from tresen.pipeline.outbound import (
+    SEND_JOB,
+    OutboundRefused,
+    check_window,
+    failure_values,
+    outbound_for,
+    to_outbound,
+    OutboundContent,
+)
+from tresen.domain.message import ContentKind
+from tresen.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_UNSENT = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
+
+
+async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
+    """Send the message of a `message.send` job exactly as far as the provider allows."""
+    message_id = str(job.payload.get("message_id", ""))
+    async with runtime.sessions() as session, session.begin():
+        found = await outbound_for(session, message_id)
+        if found is None:
+            await queue.finish(session, job.id, worker_id)
+            return
+        message, channel_row, address, conversation = found
+        if message.state not in _UNSENT or message.provider_message_id:
+            # Already sent, or a status webhook told us the provider has it: never send twice.
+            if message.state == DeliveryState.SENDING.value:
+                await session.execute(
+                    update(Message).where(Message.id == message.id).values(state=DeliveryState.SENT.value)
+                )
+            await queue.finish(session, job.id, worker_id)
+            return
+        caps = channel_factory(channel_row.kind).capabilities
+        try:
+            check_window(
+                caps,
+                channel_row.kind,
+                conversation,
+                OutboundContent(kind=ContentKind(message.content_kind), body=message.body),
+            )
+        except OutboundRefused as refused:
+            await session.execute(
+                update(Message)
+                .where(Message.id == message.id)
+                .values(**failure_values(refused, DeliveryState.FAILED))
+            )
+            await queue.finish(session, job.id, worker_id)
+            return
+        await session.execute(
+            update(Message)
+            .where(Message.id == message.id)
+            .values(state=DeliveryState.SENDING.value, send_attempts=job.attempts)
+        )
+    loaded = await runtime.channel(channel_row.id)
+    if loaded is None:
+        return
+    bucket = runtime.limiters.bucket(channel_row.id, getattr(loaded.adapter, "messages_per_second", caps.messages_per_second))
+    await bucket.acquire()
+    try:
+        result = await loaded.adapter.send(to_outbound(message, address))
+    except ChannelError as error:
+        await _record_failure(runtime, job, worker_id, message.id, error, bucket)
+        return
+    async with runtime.sessions() as session, session.begin():
+        await record_sent(session, message.id, channel_row.id, result.provider_message_id)
+        await queue.finish(session, job.id, worker_id)
+
+
+async def record_sent(session: AsyncSession, message_id: str, channel_id: str, provider_message_id: str) -> None:
+    """Record the provider's id for a sent message and apply statuses that came early."""
+    recorded = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.provider_message_id.is_(None))
+        .values(provider_message_id=provider_message_id)
+    )
+    if not recorded.rowcount:
+        log.warning("message %s was sent again after its first send was recorded", message_id)
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.state.in_(_UNSENT))
+        .values(state=DeliveryState.SENT.value, sent_at=utcnow(), error_code=None, error_reason=None)
+    )
+    await apply_pending_statuses(session, channel_id, provider_message_id)
+
+
+async def _record_failure(
+    runtime: Runtime, job: ClaimedJob, worker_id: str, message_id: str, error: ChannelError, bucket: object
+) -> None:
+    """Retry what may succeed later; end what never will."""
+    log.info("send of message %s failed: %s (%s)", message_id, error.kind, error.code)
+    async with runtime.sessions() as session, session.begin():
+        if isinstance(error, PermanentError):
+            await session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.state.in_(_UNSENT))
+                .values(**failure_values(error, DeliveryState.FAILED))
+            )
+            await queue.finish(session, job.id, worker_id)
+            return
+        if isinstance(error, RateLimited):
+            delay = error.retry_after or 1.0
+            pause = getattr(bucket, "pause", None)
+            if pause is not None:
+                pause(delay)
+            await queue.retry_later(session, job, worker_id, _describe(error), delay, count_attempt=False)
+            return
+        if job.attempts >= job.max_attempts:
+            await queue.bury(session, job.id, _describe(error))
+            await _mark_dead(session, message_id, error)
+            return
+        delay = queue.backoff_seconds(job.attempts, base=2.0 if isinstance(error, AuthError) else 1.0)
+        await queue.retry_later(session, job, worker_id, _describe(error), delay)
+
+
+async def _mark_dead(session: object, message_id: str, error: ChannelError | str) -> None:
+    reason = error if isinstance(error, str) else _describe(error)
+    await session.execute(  # type: ignore[attr-defined]
+        update(Message)
+        .where(Message.id == message_id, Message.state.in_(_UNSENT))
+        .values(
+            state=DeliveryState.DEAD.value,
+            error_code="retries_exhausted",
+            error_reason=f"gave up after repeated failures; last: {reason}",
+            failed_at=utcnow(),
+        )
+    )
+
+
+async def on_send_dead(runtime: Runtime, job: ClaimedJob, error: str) -> None:
+    """Show the agent a message whose job went to the dead letters."""
+    async with runtime.sessions() as session, session.begin():
+        await _mark_dead(session, str(job.payload.get("message_id", "")), error)
+
+
+def _describe(error: ChannelError) -> str:
+    return f"{error.kind}{f' {error.code}' if error.code else ''}: {error.reason}"
+
+
+HANDLERS = {SEND_JOB: send_job}
+DEAD_HOOKS = {SEND_JOB: on_send_dead}

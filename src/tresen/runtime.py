@@ -1,0 +1,85 @@
+"""The shared parts one process needs: database, HTTP client, channel cache, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tresen.channels.base import Channel, channel_factory
+from tresen.db.engine import make_engine, make_sessionmaker
+from tresen.db.tables import ChannelRow
+from tresen.jobs.ratelimit import RateLimiters
+from tresen.pipeline.inbound import ChannelRef
+from tresen.settings import Settings
+
+
+@dataclass
+class LoadedChannel:
+    """A channel row and its ready adapter."""
+
+    ref: ChannelRef
+    adapter: Channel
+    enabled: bool
+    loaded_at: float
+
+
+@dataclass
+class Runtime:
+    """Everything a web or worker process shares across requests and jobs."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    limiters: RateLimiters = field(default_factory=RateLimiters)
+    jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    channel_ttl: float = 10.0
+    _channels: dict[str, LoadedChannel] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings, http: httpx.AsyncClient | None = None) -> Runtime:
+        """Open the engine and the HTTP client the settings describe."""
+        engine = make_engine(settings.effective_database_url)
+        client = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine), http=client)
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self.http.aclose()
+        await self.engine.dispose()
+
+    async def channel(self, channel_id: str) -> LoadedChannel | None:
+        """A channel by id, cached for a few seconds; None when unknown."""
+        cached = self._channels.get(channel_id)
+        if cached is not None and time.monotonic() - cached.loaded_at < self.channel_ttl:
+            return cached
+        async with self.sessions() as session:
+            row = await session.scalar(select(ChannelRow).where(ChannelRow.id == channel_id))
+        if row is None:
+            self._channels.pop(channel_id, None)
+            return None
+        return self.remember(row)
+
+    def remember(self, row: ChannelRow) -> LoadedChannel:
+        """Build and cache the adapter of a channel row."""
+        adapter = channel_factory(row.kind)(row.config, self.http)
+        loaded = LoadedChannel(
+            ref=ChannelRef(id=row.id, workspace_id=row.workspace_id, kind=row.kind),
+            adapter=adapter,
+            enabled=row.enabled,
+            loaded_at=time.monotonic(),
+        )
+        self._channels[row.id] = loaded
+        return loaded
+
+    def forget_channel(self, channel_id: str) -> None:
+        """Drop a cached channel after its row changed."""
+        self._channels.pop(channel_id, None)

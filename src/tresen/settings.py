@@ -1,0 +1,107 @@
+"""One Settings object, read from TRESEN_* environment variables or tresen.toml."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration of one tresen process."""
+
+    data_dir: Path = field(default_factory=lambda: Path("./tresen-data"))
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    max_webhook_bytes: int = 1_000_000
+    worker_concurrency: int = 32
+    job_lease_seconds: float = 30.0
+    send_timeout_seconds: float = 10.0
+    max_send_attempts: int = 8
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the SQLite file in the data dir."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tresen.db').resolve()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some values replaced."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain postgresql:// and sqlite:// URLs to their async drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise SettingsError(
+        f"TRESEN_DATABASE_URL must start with postgresql:// or sqlite://, got {url.split(':', 1)[0]!r}"
+    )
+
+
+_INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts"}
+_FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds"}
+
+
+def _coerce(name: str, raw: object) -> object:
+    try:
+        if name == "data_dir":
+            return Path(str(raw)).expanduser()
+        if name in _INT_FIELDS:
+            return int(str(raw))
+        if name in _FLOAT_FIELDS:
+            return float(str(raw))
+    except ValueError as exc:
+        raise SettingsError(f"setting {name} must be a number, got {raw!r}") from exc
+    return str(raw)
+
+
+def load_settings(env: dict[str, str] | None = None, toml_path: Path | None = None) -> Settings:
+    """Read settings: tresen.toml first, environment variables win."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    path = toml_path or Path(env.get("TRESEN_CONFIG", "tresen.toml"))
+    if path.is_file():
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from exc
+        known = {f.name for f in fields(Settings)}
+        for key, raw in doc.items():
+            if key not in known:
+                raise SettingsError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw)
+    for f in fields(Settings):
+        raw_env = env.get("TRESEN_" + f.name.upper())
+        if raw_env is not None and raw_env != "":
+            values[f.name] = _coerce(f.name, raw_env)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.database_url:
+        normalise_database_url(settings.database_url)
+    return settings
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Use the configured secret key, or one persisted in the data dir."""
+    if settings.secret_key:
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = settings.data_dir / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        key_file.chmod(0o600)
+    return settings.with_overrides(secret_key=key_file.read_text(encoding="utf-8").strip())

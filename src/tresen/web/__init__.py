@@ -1,0 +1,1 @@
+"""The HTTP layer only: routes, templates, static files."""

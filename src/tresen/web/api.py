@@ -1,0 +1,373 @@
+"""REST API v1: conversations, messages, contacts, channels, dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.params import Parameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.channels.manage import list_channels, webhook_url
+from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Job, Message
+from tresen.domain.message import ContentKind, DeliveryState, SenderKind
+from tresen.integrations.tokens import Principal, authenticate
+from tresen.jobs import queue
+from tresen.pipeline.inbound import ChannelRef, conversation_for
+from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.runtime import Runtime
+from tresen.web.errors import ApiError
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Limit = Annotated[int, Parameter(ge=1, le=200)]
+SendKind = Literal["text", "template", "interactive", "media"]
+
+
+class MessageOut(msgspec.Struct):
+    """A message as the API shows it."""
+
+    id: str
+    conversation_id: str
+    channel_id: str
+    direction: str
+    sender_kind: str
+    content_kind: str
+    body: str | None
+    payload: dict[str, Any]
+    state: str
+    provider_message_id: str | None
+    error_code: str | None
+    error_reason: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+class ConversationOut(msgspec.Struct):
+    """A conversation with its window."""
+
+    id: str
+    channel_id: str
+    contact_id: str
+    status: str
+    last_inbound_at: datetime | None
+    last_message_at: datetime | None
+    window_open: bool
+    created_at: datetime
+
+
+class IdentityOut(msgspec.Struct):
+    """A contact's address on one channel."""
+
+    channel_id: str
+    address: str
+    display_name: str | None
+    unreachable: bool
+
+
+class ContactOut(msgspec.Struct):
+    """A contact and their identities."""
+
+    id: str
+    display_name: str | None
+    attributes: dict[str, Any]
+    identities: list[IdentityOut]
+    created_at: datetime
+
+
+class ChannelOut(msgspec.Struct):
+    """A connected channel (secrets left out)."""
+
+    id: str
+    kind: str
+    name: str
+    enabled: bool
+    webhook_url: str
+
+
+class JobOut(msgspec.Struct):
+    """A job in the dead letters."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+class SendRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A message to send into an existing conversation."""
+
+    kind: SendKind = "text"
+    body: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
+    payload: dict[str, Any] | None = None
+
+
+class SendToRequest(SendRequest, forbid_unknown_fields=True):
+    """A message to an address on a channel (the conversation is found or opened)."""
+
+    channel_id: Id = ""
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=320)] = ""
+
+
+class Page(msgspec.Struct):
+    """A page of results and the cursor for the next one."""
+
+    items: list[Any]
+    next_before: str | None
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
+    """The caller's principal, or 401/403."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'; create one with `tresen token create`")
+    async with _runtime(request).sessions() as session:
+        principal = await authenticate(session, token.strip())
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "the bearer token is unknown or revoked")
+    if not principal.allows(scope):
+        raise ApiError(403, "forbidden", f"this token lacks the scope {scope!r}")
+    return principal
+
+
+def _message_out(m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id, conversation_id=m.conversation_id, channel_id=m.channel_id, direction=m.direction,
+        sender_kind=m.sender_kind, content_kind=m.content_kind, body=m.body, payload=m.payload or {},
+        state=m.state, provider_message_id=m.provider_message_id, error_code=m.error_code,
+        error_reason=m.error_reason, created_at=m.created_at, sent_at=m.sent_at,
+        delivered_at=m.delivered_at, read_at=m.read_at, failed_at=m.failed_at,
+    )
+
+
+def _conversation_out(c: Conversation, channel_kind: str) -> ConversationOut:
+    from tresen.channels.base import channel_factory
+    from tresen.db.types import utcnow
+    from tresen.domain.conversation import window_open
+
+    caps = channel_factory(channel_kind).capabilities
+    return ConversationOut(
+        id=c.id, channel_id=c.channel_id, contact_id=c.contact_id, status=c.status,
+        last_inbound_at=c.last_inbound_at, last_message_at=c.last_message_at,
+        window_open=window_open(c.last_inbound_at, caps.window, utcnow()), created_at=c.created_at,
+    )
+
+
+async def _conversation(session: AsyncSession, principal: Principal, conversation_id: str) -> tuple[Conversation, ChannelRow]:
+    row = (
+        await session.execute(
+            select(Conversation, ChannelRow)
+            .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
+            .where(Conversation.id == conversation_id, Conversation.workspace_id == principal.workspace_id)
+        )
+    ).first()
+    if row is None:
+        raise ApiError(404, "not_found", "no conversation with this id")
+    return row[0], row[1]
+
+
+@get("/conversations", summary="List conversations, newest activity first")
+async def list_conversations(
+    request: Request[Any, Any, Any],
+    status: Literal["open", "pending", "snoozed", "resolved"] | None = None,
+    channel_id: str | None = None,
+    contact_id: str | None = None,
+    limit: Limit = 50,
+    before: str | None = None,
+) -> Page:
+    """Conversations of the caller's workspace, filtered."""
+    principal = await require(request, "conversations:read")
+    stmt = (
+        select(Conversation, ChannelRow.kind)
+        .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
+        .where(Conversation.workspace_id == principal.workspace_id)
+        .order_by(Conversation.id.desc())
+        .limit(limit + 1)
+    )
+    if status:
+        stmt = stmt.where(Conversation.status == status)
+    if channel_id:
+        stmt = stmt.where(Conversation.channel_id == channel_id)
+    if contact_id:
+        stmt = stmt.where(Conversation.contact_id == contact_id)
+    if before:
+        stmt = stmt.where(Conversation.id < before)
+    async with _runtime(request).sessions() as session:
+        rows = (await session.execute(stmt)).all()
+    items = [_conversation_out(c, kind) for c, kind in rows[:limit]]
+    return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
+
+
+@get("/conversations/{conversation_id:str}", summary="Read a conversation")
+async def read_conversation(request: Request[Any, Any, Any], conversation_id: str) -> ConversationOut:
+    """One conversation."""
+    principal = await require(request, "conversations:read")
+    async with _runtime(request).sessions() as session:
+        conv, channel = await _conversation(session, principal, conversation_id)
+    return _conversation_out(conv, channel.kind)
+
+
+@get("/conversations/{conversation_id:str}/messages", summary="Read a conversation's messages, newest first")
+async def list_messages(
+    request: Request[Any, Any, Any], conversation_id: str, limit: Limit = 50, before: str | None = None
+) -> Page:
+    """Messages of one conversation, newest first, paged by `before`."""
+    principal = await require(request, "conversations:read")
+    async with _runtime(request).sessions() as session:
+        await _conversation(session, principal, conversation_id)
+        stmt = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.workspace_id == principal.workspace_id)
+            .order_by(Message.id.desc())
+            .limit(limit + 1)
+        )
+        if before:
+            stmt = stmt.where(Message.id < before)
+        rows = list(await session.scalars(stmt))
+    items = [_message_out(m) for m in rows[:limit]]
+    return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
+
+
+def _content(data: SendRequest) -> OutboundContent:
+    return OutboundContent(kind=ContentKind(data.kind), body=data.body, payload=data.payload or {})
+
+
+@post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send a message into a conversation")
+async def send_message(request: Request[Any, Any, Any], conversation_id: str, data: SendRequest) -> MessageOut:
+    """Queue a message; it is sent by a worker and its state moves as the provider reports."""
+    principal = await require(request, "messages:send")
+    runtime = _runtime(request)
+    async with runtime.sessions() as session, session.begin():
+        conv, channel = await _conversation(session, principal, conversation_id)
+        message = await queue_message(session, conv, channel, _content(data), sender_kind=SenderKind.AGENT)
+    runtime.jobs_ready.set()
+    return _message_out(message)
+
+
+@post("/messages", status_code=202, summary="Send a message to an address on a channel")
+async def send_to(request: Request[Any, Any, Any], data: SendToRequest) -> MessageOut:
+    """Queue a message to a channel address; outside the window only templates are allowed."""
+    principal = await require(request, "messages:send")
+    runtime = _runtime(request)
+    if not data.channel_id or not data.to:
+        raise ApiError(400, "invalid_request", "channel_id and to are required")
+    async with runtime.sessions() as session, session.begin():
+        channel = await session.scalar(
+            select(ChannelRow).where(ChannelRow.id == data.channel_id, ChannelRow.workspace_id == principal.workspace_id)
+        )
+        if channel is None:
+            raise ApiError(404, "not_found", "no channel with this id")
+        identity = await session.scalar(
+            select(ContactIdentity).where(ContactIdentity.channel_id == channel.id, ContactIdentity.address == data.to)
+        )
+        if identity is None:
+            if data.kind != "template":
+                raise OutboundRefused(
+                    "window_closed",
+                    f"{data.to!r} has never written to this {channel.kind} channel; the first message "
+                    "must be an approved template",
+                )
+            raise ApiError(404, "unknown_recipient", "no contact with this address on this channel yet")
+        conv_id = await conversation_for(
+            session, ChannelRef(channel.id, channel.workspace_id, channel.kind), identity.id, identity.contact_id
+        )
+        conv = await session.get_one(Conversation, conv_id)
+        message = await queue_message(session, conv, channel, _content(data), sender_kind=SenderKind.SYSTEM)
+    runtime.jobs_ready.set()
+    return _message_out(message)
+
+
+@get("/messages/{message_id:str}", summary="Read one message and its delivery state")
+async def read_message(request: Request[Any, Any, Any], message_id: str) -> MessageOut:
+    """One message."""
+    principal = await require(request, "conversations:read")
+    async with _runtime(request).sessions() as session:
+        m = await session.scalar(
+            select(Message).where(Message.id == message_id, Message.workspace_id == principal.workspace_id)
+        )
+    if m is None:
+        raise ApiError(404, "not_found", "no message with this id")
+    return _message_out(m)
+
+
+@get("/contacts/{contact_id:str}", summary="Read a contact and their channel identities")
+async def read_contact(request: Request[Any, Any, Any], contact_id: str) -> ContactOut:
+    """One contact."""
+    principal = await require(request, "contacts:read")
+    async with _runtime(request).sessions() as session:
+        contact = await session.scalar(
+            select(Contact).where(Contact.id == contact_id, Contact.workspace_id == principal.workspace_id)
+        )
+        if contact is None:
+            raise ApiError(404, "not_found", "no contact with this id")
+        identities = list(
+            await session.scalars(select(ContactIdentity).where(ContactIdentity.contact_id == contact.id))
+        )
+    return ContactOut(
+        id=contact.id, display_name=contact.display_name, attributes=contact.attributes or {},
+        identities=[IdentityOut(i.channel_id, i.address, i.display_name, i.unreachable) for i in identities],
+        created_at=contact.created_at,
+    )
+
+
+@get("/channels", summary="List connected channels")
+async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
+    """Channels of the caller's workspace, without secrets."""
+    principal = await require(request, "channels:read")
+    runtime = _runtime(request)
+    async with runtime.sessions() as session:
+        rows = await list_channels(session, principal.workspace_id)
+    return [ChannelOut(r.id, r.kind, r.name, r.enabled, webhook_url(runtime.settings.base_url, r)) for r in rows]
+
+
+@get("/jobs/dead", summary="List jobs that exhausted their retries")
+async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> list[JobOut]:
+    """The dead letters."""
+    principal = await require(request, "jobs:manage")
+    async with _runtime(request).sessions() as session:
+        jobs = await queue.dead_jobs(session, principal.workspace_id, limit)
+    return [JobOut(j.id, j.kind, j.payload, j.attempts, j.last_error, j.updated_at) for j in jobs]
+
+
+@post("/jobs/{job_id:str}/retry", status_code=202, summary="Retry a dead job")
+async def retry_job(request: Request[Any, Any, Any], job_id: str) -> JobOut:
+    """Give a dead job a fresh set of attempts; its message goes back to queued."""
+    principal = await require(request, "jobs:manage")
+    runtime = _runtime(request)
+    async with runtime.sessions() as session, session.begin():
+        job = await session.scalar(
+            select(Job).where(Job.id == job_id, Job.workspace_id == principal.workspace_id, Job.state == "dead")
+        )
+        if job is None:
+            raise ApiError(404, "not_found", "no dead job with this id")
+        await queue.revive(session, job.id)
+        message_id = job.payload.get("message_id")
+        if message_id:
+            m = await session.get(Message, message_id)
+            if m is not None and m.state == DeliveryState.DEAD.value:
+                m.state, m.error_code, m.error_reason, m.failed_at = DeliveryState.QUEUED.value, None, None, None
+        await session.refresh(job)
+    runtime.jobs_ready.set()
+    return JobOut(job.id, job.kind, job.payload, job.attempts, job.last_error, job.updated_at)
+
+
+api_router = Router(
+    path="/api/v1",
+    route_handlers=[
+        list_conversations, read_conversation, list_messages, send_message, send_to, read_message,
+        read_contact, channels, dead_letters, retry_job,
+    ],
+    security=[{"BearerToken": []}],
+)

@@ -1,0 +1,115 @@
+"""Shared test helpers: seeding, signing, app clients."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncio
+
+import httpx
+from sqlalchemy import func, select
+
+from tresen.app import create_app, make_worker
+from tresen.channels.manage import add_channel, default_workspace
+from tresen.db.tables import Base, ChannelRow
+from tresen.integrations.tokens import create_token
+from tresen.runtime import Runtime
+
+FIXTURES = Path(__file__).parent / "fixtures"
+WA_SECRET = "sim-app-secret"
+WA_CONFIG: dict[str, Any] = {
+    "phone_number_id": "100000000000001",
+    "app_secret": WA_SECRET,
+    "verify_token": "verify-me",
+    "access_token": "sim-access-token",
+}
+
+
+def wa_sign(body: bytes, secret: str = WA_SECRET) -> dict[str, str]:
+    """Headers of a correctly signed WhatsApp webhook."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def fixture_bytes(name: str) -> bytes:
+    """A recorded payload."""
+    return (FIXTURES / name).read_bytes()
+
+
+def wa_envelope(messages: list[dict[str, Any]] | None = None, statuses: list[dict[str, Any]] | None = None,
+                contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A Cloud API webhook envelope."""
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": WA_CONFIG["phone_number_id"]},
+    }
+    if contacts is not None:
+        value["contacts"] = contacts
+    if messages is not None:
+        value["messages"] = messages
+    if statuses is not None:
+        value["statuses"] = statuses
+    return {"object": "whatsapp_business_account", "entry": [{"id": "200", "changes": [{"field": "messages", "value": value}]}]}
+
+
+def wa_text(wamid: str, sender: str = "4915112345678", body: str = "Hallo", ts: int | None = None) -> dict[str, Any]:
+    """One inbound text message object (sent now unless `ts` says otherwise)."""
+    return {"from": sender, "id": wamid, "timestamp": str(ts or int(time.time())), "type": "text", "text": {"body": body}}
+
+
+def wa_status(wamid: str, status: str, ts: int = 1763800100, **extra: Any) -> dict[str, Any]:
+    """One status object."""
+    return {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": "4915112345678", **extra}
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+async def seed_whatsapp(runtime: Runtime, **overrides: Any) -> tuple[str, ChannelRow]:
+    """A workspace with one WhatsApp channel; returns (workspace id, channel row)."""
+    async with runtime.sessions() as session, session.begin():
+        ws = await default_workspace(session, "Testladen")
+        row = await add_channel(session, ws.id, "whatsapp", "Test WhatsApp", {**WA_CONFIG, **overrides})
+    return ws.id, row
+
+
+async def seed_token(runtime: Runtime, workspace_id: str, scopes: list[str] | None = None) -> str:
+    """An API token with the given scopes (all by default)."""
+    async with runtime.sessions() as session, session.begin():
+        return await create_token(session, workspace_id, "test", scopes or ["all"])
+
+
+@asynccontextmanager
+async def client_for(runtime: Runtime, *, worker: bool = False) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client for the app on this runtime."""
+    app = create_app(runtime.settings, runtime=runtime, embedded_worker=False, migrate=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        if not worker:
+            yield client
+            return
+        w = make_worker(runtime, poll_seconds=0.05)
+        task = asyncio.create_task(w.run())
+        try:
+            yield client
+        finally:
+            w.stop()
+            await asyncio.wait_for(task, 10)
+
+
+async def count_rows(runtime: Runtime) -> dict[str, int]:
+    """Row counts of every table."""
+    counts = {}
+    async with runtime.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            counts[table.name] = await session.scalar(select(func.count()).select_from(table)) or 0
+    return counts
