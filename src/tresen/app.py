@@ -83,6 +83,7 @@ def create_app(
         ),
         request_max_body_size=settings.max_webhook_bytes,
         debug=False,
+        logging_config=None,
     )
     if runtime is not None:
         app.state.runtime = runtime

@@ -43,6 +43,9 @@ def _fail(message: str, code: int = 2) -> Any:
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # httpx logs full URLs at INFO; some providers put credentials in URLs (Telegram bot tokens).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 async def _with_session(settings: Settings, work: Any) -> Any:

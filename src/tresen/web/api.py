@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Router, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from tresen.runtime import Runtime
 from tresen.web.errors import ApiError
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Limit = Annotated[int, Parameter(ge=1, le=200)]
+Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 SendKind = Literal["text", "template", "interactive", "media"]
 
 
@@ -181,11 +181,11 @@ async def _conversation(session: AsyncSession, principal: Principal, conversatio
 @get("/conversations", summary="List conversations, newest activity first")
 async def list_conversations(
     request: Request[Any, Any, Any],
-    status: Literal["open", "pending", "snoozed", "resolved"] | None = None,
-    channel_id: str | None = None,
-    contact_id: str | None = None,
+    status: FromQuery[Literal["open", "pending", "snoozed", "resolved"] | None] = None,
+    channel_id: FromQuery[str | None] = None,
+    contact_id: FromQuery[str | None] = None,
     limit: Limit = 50,
-    before: str | None = None,
+    before: FromQuery[str | None] = None,
 ) -> Page:
     """Conversations of the caller's workspace, filtered."""
     principal = await require(request, "conversations:read")
@@ -211,7 +211,7 @@ async def list_conversations(
 
 
 @get("/conversations/{conversation_id:str}", summary="Read a conversation")
-async def read_conversation(request: Request[Any, Any, Any], conversation_id: str) -> ConversationOut:
+async def read_conversation(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> ConversationOut:
     """One conversation."""
     principal = await require(request, "conversations:read")
     async with _runtime(request).sessions() as session:
@@ -221,7 +221,7 @@ async def read_conversation(request: Request[Any, Any, Any], conversation_id: st
 
 @get("/conversations/{conversation_id:str}/messages", summary="Read a conversation's messages, newest first")
 async def list_messages(
-    request: Request[Any, Any, Any], conversation_id: str, limit: Limit = 50, before: str | None = None
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], limit: Limit = 50, before: FromQuery[str | None] = None
 ) -> Page:
     """Messages of one conversation, newest first, paged by `before`."""
     principal = await require(request, "conversations:read")
@@ -245,7 +245,7 @@ def _content(data: SendRequest) -> OutboundContent:
 
 
 @post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send a message into a conversation")
-async def send_message(request: Request[Any, Any, Any], conversation_id: str, data: SendRequest) -> MessageOut:
+async def send_message(request: Request[Any, Any, Any], conversation_id: FromPath[str], data: JSONBody[SendRequest]) -> MessageOut:
     """Queue a message; it is sent by a worker and its state moves as the provider reports."""
     principal = await require(request, "messages:send")
     runtime = _runtime(request)
@@ -257,7 +257,7 @@ async def send_message(request: Request[Any, Any, Any], conversation_id: str, da
 
 
 @post("/messages", status_code=202, summary="Send a message to an address on a channel")
-async def send_to(request: Request[Any, Any, Any], data: SendToRequest) -> MessageOut:
+async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]) -> MessageOut:
     """Queue a message to a channel address; outside the window only templates are allowed."""
     principal = await require(request, "messages:send")
     runtime = _runtime(request)
@@ -290,7 +290,7 @@ async def send_to(request: Request[Any, Any, Any], data: SendToRequest) -> Messa
 
 
 @get("/messages/{message_id:str}", summary="Read one message and its delivery state")
-async def read_message(request: Request[Any, Any, Any], message_id: str) -> MessageOut:
+async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str]) -> MessageOut:
     """One message."""
     principal = await require(request, "conversations:read")
     async with _runtime(request).sessions() as session:
@@ -303,7 +303,7 @@ async def read_message(request: Request[Any, Any, Any], message_id: str) -> Mess
 
 
 @get("/contacts/{contact_id:str}", summary="Read a contact and their channel identities")
-async def read_contact(request: Request[Any, Any, Any], contact_id: str) -> ContactOut:
+async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> ContactOut:
     """One contact."""
     principal = await require(request, "contacts:read")
     async with _runtime(request).sessions() as session:
@@ -342,7 +342,7 @@ async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> l
 
 
 @post("/jobs/{job_id:str}/retry", status_code=202, summary="Retry a dead job")
-async def retry_job(request: Request[Any, Any, Any], job_id: str) -> JobOut:
+async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> JobOut:
     """Give a dead job a fresh set of attempts; its message goes back to queued."""
     principal = await require(request, "jobs:manage")
     runtime = _runtime(request)

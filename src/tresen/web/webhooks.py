@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Response as PlainResponse
 
 from tresen.channels.base import WebhookRejected, WebhookRequest
@@ -50,7 +51,7 @@ async def _channel(runtime: Runtime, kind: str, channel_id: str) -> Any:
 
 
 @get("/webhooks/{kind:str}/{channel_id:str}", include_in_schema=False)
-async def verify_webhook(request: Request[Any, Any, Any], kind: str, channel_id: str) -> PlainResponse[str]:
+async def verify_webhook(request: Request[Any, Any, Any], kind: FromPath[str], channel_id: FromPath[str]) -> PlainResponse[str]:
     """The provider's subscription handshake."""
     runtime: Runtime = request.app.state.runtime
     loaded = await _channel(runtime, kind, channel_id)
@@ -59,7 +60,7 @@ async def verify_webhook(request: Request[Any, Any, Any], kind: str, channel_id:
 
 
 @post("/webhooks/{kind:str}/{channel_id:str}", status_code=200, include_in_schema=False)
-async def receive_webhook(request: Request[Any, Any, Any], kind: str, channel_id: str) -> Response[Any]:
+async def receive_webhook(request: Request[Any, Any, Any], kind: FromPath[str], channel_id: FromPath[str]) -> Response[Any]:
     """Accept a provider's webhook once it is authentic and well-formed."""
     runtime: Runtime = request.app.state.runtime
     body = await read_body(request, runtime.settings.max_webhook_bytes)

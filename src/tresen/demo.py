@@ -1,0 +1,101 @@
+"""`tresen demo`: server, worker, WhatsApp simulator and a seeded demo business in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from typing import Any
+
+from sqlalchemy import select
+
+from tresen.app import create_app
+from tresen.channels.manage import add_channel, default_workspace, webhook_url
+from tresen.db.migrate import upgrade_to_head
+from tresen.db.tables import ChannelRow
+from tresen.integrations.tokens import create_token
+from tresen.runtime import Runtime
+from tresen.settings import Settings
+from tresen.sim.server import serve_asgi
+from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
+
+DEMO_BUSINESS = "Radhaus Demo"
+DEMO_CHANNEL = "Radhaus WhatsApp (Simulator)"
+DEMO_CUSTOMER = ("4915112345678", "Jana Müller", "Hallo! Habt ihr das Trekkingrad noch in 56 cm? 🚲")
+
+
+async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
+    """The demo workspace, its WhatsApp channel (pointed at the simulator) and a fresh API token."""
+    async with runtime.sessions() as session, session.begin():
+        ws = await default_workspace(session, DEMO_BUSINESS)
+        row = await session.scalar(
+            select(ChannelRow).where(ChannelRow.workspace_id == ws.id, ChannelRow.name == DEMO_CHANNEL)
+        )
+        if row is None:
+            row = await add_channel(
+                session, ws.id, "whatsapp", DEMO_CHANNEL,
+                {
+                    "phone_number_id": "100000000000001",
+                    "app_secret": secrets.token_urlsafe(24),
+                    "verify_token": secrets.token_urlsafe(12),
+                    "access_token": secrets.token_urlsafe(32),
+                    "api_base": sim_base,
+                },
+            )
+        elif row.config.get("api_base") != sim_base:
+            row.config = {**row.config, "api_base": sim_base}
+        token = await create_token(session, ws.id, "demo", ["all"])
+    runtime.forget_channel(row.id)
+    return row, token
+
+
+async def run_demo(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None) -> None:
+    """Run the demo until interrupted; `ready` (an asyncio.Event) is set once everything is up."""
+    sim_port = port + 1
+    base = f"http://{host}:{port}"
+    settings = settings.with_overrides(base_url=base)
+    runtime = Runtime.create(settings)
+    await upgrade_to_head(runtime.engine)
+    sim_base = f"http://{host}:{sim_port}"
+    channel, token = await seed(runtime, sim_base)
+    sim_config = WhatsAppSimConfig(
+        access_token=channel.config["access_token"],
+        app_secret=channel.config["app_secret"],
+        phone_number_id=channel.config["phone_number_id"],
+        webhook_url=webhook_url(base, channel),
+        status_delays=(0.3, 1.0, 3.0),
+    )
+    app = create_app(settings, runtime=runtime, embedded_worker=True, migrate=False)
+    try:
+        async with serve_asgi(app, host, port), run_whatsapp_simulator(sim_config, host, sim_port) as sim:
+            customer, name, text = DEMO_CUSTOMER
+            await sim.customer_sends(customer, name=name, body=text)
+            _banner(settings, base, sim.base_url, channel, token)
+            if ready is not None:
+                ready.set()
+            await asyncio.Event().wait()
+    finally:
+        await runtime.close()
+
+
+def _banner(settings: Settings, base: str, sim_base: str, channel: ChannelRow, token: str) -> None:
+    lines = [
+        "",
+        "tresen demo is running (everything embedded; Ctrl+C stops it)",
+        f"  data:                 {settings.data_dir.resolve()} (SQLite)",
+        f"  health:               {base}/healthz",
+        f"  API reference:        {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)",
+        f"  customer's phone:     {sim_base}/   (simulated WhatsApp; write as a customer here)",
+        f"  WhatsApp channel:     {channel.id}  webhook {webhook_url(base, channel)}",
+        f"  API token (all scopes, shown once): {token}",
+        "",
+        "Try it:",
+        f"  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/conversations",
+        f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
+        f"       -d '{{\"kind\":\"text\",\"body\":\"Ja, in 56 cm ist es da!\"}}' \\",
+        f"       {base}/api/v1/conversations/CONVERSATION_ID/messages",
+        "  ...then watch the message's state go queued → sent → delivered → read:",
+        f"  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/messages/MESSAGE_ID",
+        "",
+    ]
+    print("\n".join(lines), file=sys.stdout, flush=True)
