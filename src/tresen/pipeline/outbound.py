@@ -126,6 +126,7 @@ async def queue_message(
     content: OutboundContent,
     *,
     sender_kind: SenderKind = SenderKind.AGENT,
+    max_attempts: int = 8,
 ) -> Message:
     """Validate, then add the message and its send job to the caller's transaction."""
     factory = channel_factory(channel.kind)
@@ -151,7 +152,10 @@ async def queue_message(
     await session.execute(
         update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
     )
-    queue.enqueue(session, SEND_JOB, {"message_id": message.id}, workspace_id=conversation.workspace_id)
+    queue.enqueue(
+        session, SEND_JOB, {"message_id": message.id}, workspace_id=conversation.workspace_id,
+        max_attempts=max_attempts,
+    )
     return message
 
 

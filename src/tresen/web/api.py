@@ -251,7 +251,10 @@ async def send_message(request: Request[Any, Any, Any], conversation_id: FromPat
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         conv, channel = await _conversation(session, principal, conversation_id)
-        message = await queue_message(session, conv, channel, _content(data), sender_kind=SenderKind.AGENT)
+        message = await queue_message(
+            session, conv, channel, _content(data), sender_kind=SenderKind.AGENT,
+            max_attempts=runtime.settings.max_send_attempts,
+        )
     runtime.jobs_ready.set()
     return _message_out(message)
 
@@ -284,7 +287,10 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
             session, ChannelRef(channel.id, channel.workspace_id, channel.kind), identity.id, identity.contact_id
         )
         conv = await session.get_one(Conversation, conv_id)
-        message = await queue_message(session, conv, channel, _content(data), sender_kind=SenderKind.SYSTEM)
+        message = await queue_message(
+            session, conv, channel, _content(data), sender_kind=SenderKind.SYSTEM,
+            max_attempts=runtime.settings.max_send_attempts,
+        )
     runtime.jobs_ready.set()
     return _message_out(message)
 

@@ -1,0 +1,1 @@
+"""Provider simulators: real HTTP servers speaking the providers' wire formats."""

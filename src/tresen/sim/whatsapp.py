@@ -1,0 +1,1135 @@
+"""Simulated WhatsApp Business Cloud API: a real HTTP server speaking Meta's wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+import httpx
+from litestar import Litestar, MediaType, Request, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from tresen.sim.server import serve_asgi
+
+__all__ = [
+    "LedgerEntry",
+    "WebhookStats",
+    "WhatsAppSimConfig",
+    "WhatsAppSimulator",
+    "run_whatsapp_simulator",
+    "sign_body",
+]
+
+SEND_TYPES = frozenset(
+    {
+        "text",
+        "template",
+        "interactive",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "contacts",
+        "reaction",
+    }
+)
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+INTERACTIVE_TYPES = frozenset(
+    {
+        "button",
+        "list",
+        "cta_url",
+        "flow",
+        "product",
+        "product_list",
+        "catalog_message",
+        "location_request_message",
+        "address_message",
+    }
+)
+TEMPLATE_COMPONENT_TYPES = frozenset({"header", "body", "footer", "button"})
+STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+_VERSION_RE = re.compile(r"^v\d+\.\d+$")
+_TYPE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_MEDIA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "image": {"mime_type": "image/jpeg"},
+    "audio": {"mime_type": "audio/ogg; codecs=opus", "voice": True},
+    "video": {"mime_type": "video/mp4"},
+    "document": {"mime_type": "application/pdf", "filename": "document.pdf"},
+    "sticker": {"mime_type": "image/webp", "animated": False},
+}
+_WINDOW_DETAILS = (
+    "Message failed to send because more than 24 hours have passed since the customer "
+    "last replied to this number."
+)
+
+
+@dataclass
+class WhatsAppSimConfig:
+    """Behaviour of one simulated WhatsApp business number."""
+
+    access_token: str = "sim-access-token"
+    app_secret: str = "sim-app-secret"
+    phone_number_id: str = "100000000000001"
+    display_phone_number: str = "+49 30 1234567"
+    waba_id: str = "200000000000001"
+    webhook_url: str | None = None
+    api_version: str = "v21.0"
+    status_delays: tuple[float, float, float] = (0.05, 0.1, 0.2)
+    auto_read: bool = True
+    out_of_order: bool = False
+    duplicate_rate: float = 0.0
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ("5xx", "timeout", "drop")
+    fault_after_accept_share: float = 0.0
+    timeout_seconds: float = 15.0
+    mps: float = 80.0
+    pair_limit: tuple[int, float] | None = None
+    window_seconds: float = 24 * 3600
+    window_violation: str = "response"
+    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10)
+    seed: int | None = None
+
+
+@dataclass
+class LedgerEntry:
+    """One outbound message the simulator accepted."""
+
+    wamid: str
+    to: str
+    type: str
+    payload: dict[str, Any]
+    accepted_at: float
+    biz_opaque_callback_data: str | None = None
+    status: str = "accepted"
+    error_code: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the entry as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class WebhookStats:
+    """Counts of webhook deliveries."""
+
+    posted: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    duplicated: int = 0
+
+
+class SendError(Exception):
+    """A Graph API error answer for a send request."""
+
+    def __init__(self, code: int, title: str, details: str, http_status: int = 400) -> None:
+        super().__init__(f"({code}) {title}: {details}")
+        self.code = code
+        self.title = title
+        self.details = details
+        self.http_status = http_status
+
+
+def sign_body(app_secret: str, body: bytes) -> str:
+    """Return the X-Hub-Signature-256 header value for a webhook body."""
+    digest = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def encode_webhook(envelope: dict[str, Any]) -> bytes:
+    """Serialise a webhook body the way Meta does."""
+    # Meta signs an escaped-unicode payload (lowercase hex) and escapes "/" as "\/", so a
+    # receiver must verify the raw bytes, never a re-serialisation:
+    # https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads
+    text = json.dumps(envelope, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("/", "\\/").encode("ascii")
+
+
+def error_body(code: int, title: str, details: str, fbtrace_id: str) -> dict[str, Any]:
+    """Return a Graph API error body."""
+    return {
+        "error": {
+            "message": f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
+            "fbtrace_id": fbtrace_id,
+        }
+    }
+
+
+def _digits(value: str) -> str:
+    """Return a phone number reduced to its digits."""
+    return re.sub(r"[\s\-().+]", "", value)
+
+
+def _missing(details: str) -> SendError:
+    """Return a 131008 error."""
+    return SendError(131008, "Required parameter is missing", details)
+
+
+def _invalid(details: str) -> SendError:
+    """Return a 131009 error."""
+    return SendError(131009, "Parameter value is not valid", details)
+
+
+def _need_str(obj: dict[str, Any], key: str, where: str, max_len: int, min_len: int = 1) -> str:
+    """Return obj[key] as a string of allowed length or raise 131008/131009."""
+    value = obj.get(key)
+    if value is None:
+        raise _missing(f"Parameter '{where}.{key}' is required.")
+    if not isinstance(value, str):
+        raise _invalid(f"Parameter '{where}.{key}' must be a string.")
+    if not min_len <= len(value) <= max_len:
+        raise _invalid(
+            f"Parameter '{where}.{key}' must be {min_len} to {max_len} characters, got {len(value)}."
+        )
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str, where: str, max_len: int) -> None:
+    """Check an optional string field."""
+    if key in obj and obj[key] is not None:
+        _need_str(obj, key, where, max_len, min_len=0)
+
+
+def _validate_text(obj: dict[str, Any]) -> None:
+    """Validate a text object."""
+    _need_str(obj, "body", "text", 4096)
+    if "preview_url" in obj and not isinstance(obj["preview_url"], bool):
+        raise _invalid("Parameter 'text.preview_url' must be a boolean.")
+
+
+def _validate_template(obj: dict[str, Any]) -> None:
+    """Validate a template object."""
+    _need_str(obj, "name", "template", 512)
+    language = obj.get("language")
+    if not isinstance(language, dict):
+        raise _missing("Parameter 'template.language' is required.")
+    _need_str(language, "code", "template.language", 20)
+    components = obj.get("components", [])
+    if not isinstance(components, list):
+        raise _invalid("Parameter 'template.components' must be a list.")
+    for i, comp in enumerate(components):
+        if not isinstance(comp, dict) or comp.get("type") not in TEMPLATE_COMPONENT_TYPES:
+            raise _invalid(
+                f"template.components[{i}].type must be one of header, body, footer, button."
+            )
+        params = comp.get("parameters", [])
+        if not isinstance(params, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("type"), str) for p in params
+        ):
+            raise _invalid(f"template.components[{i}].parameters must be objects with a type.")
+
+
+def _validate_interactive(obj: dict[str, Any]) -> None:
+    """Validate an interactive object."""
+    itype = obj.get("type")
+    if itype is None:
+        raise _missing("Parameter 'interactive.type' is required.")
+    if itype not in INTERACTIVE_TYPES:
+        raise _invalid(f"interactive.type must be one of {', '.join(sorted(INTERACTIVE_TYPES))}.")
+    action = obj.get("action")
+    if not isinstance(action, dict):
+        raise _missing("Parameter 'interactive.action' is required.")
+    if itype not in ("button", "list"):
+        return
+    body = obj.get("body")
+    if not isinstance(body, dict):
+        raise _missing("Parameter 'interactive.body' is required.")
+    _need_str(body, "text", "interactive.body", 1024)
+    footer = obj.get("footer")
+    if isinstance(footer, dict):
+        _opt_str(footer, "text", "interactive.footer", 60)
+    if itype == "button":
+        buttons = action.get("buttons")
+        if not isinstance(buttons, list) or not buttons:
+            raise _missing("Parameter 'interactive.action.buttons' is required.")
+        if len(buttons) > 3:
+            raise _invalid(f"At most 3 reply buttons are allowed, got {len(buttons)}.")
+        ids: set[str] = set()
+        for i, button in enumerate(buttons):
+            where = f"interactive.action.buttons[{i}]"
+            if not isinstance(button, dict) or button.get("type") != "reply":
+                raise _invalid(f"{where}.type must be 'reply'.")
+            reply = button.get("reply")
+            if not isinstance(reply, dict):
+                raise _missing(f"Parameter '{where}.reply' is required.")
+            ids.add(_need_str(reply, "id", f"{where}.reply", 256))
+            _need_str(reply, "title", f"{where}.reply", 20)
+        if len(ids) != len(buttons):
+            raise _invalid("Reply button ids must be unique.")
+        return
+    _need_str(action, "button", "interactive.action", 20)
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not sections:
+        raise _missing("Parameter 'interactive.action.sections' is required.")
+    if len(sections) > 10:
+        raise _invalid(f"At most 10 sections are allowed, got {len(sections)}.")
+    row_ids: list[str] = []
+    for i, section in enumerate(sections):
+        where = f"interactive.action.sections[{i}]"
+        if not isinstance(section, dict):
+            raise _invalid(f"{where} must be an object.")
+        if len(sections) > 1:
+            _need_str(section, "title", where, 24)
+        rows = section.get("rows")
+        if not isinstance(rows, list) or not rows:
+            raise _missing(f"Parameter '{where}.rows' is required.")
+        for j, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise _invalid(f"{where}.rows[{j}] must be an object.")
+            row_ids.append(_need_str(row, "id", f"{where}.rows[{j}]", 200))
+            _need_str(row, "title", f"{where}.rows[{j}]", 24)
+            _opt_str(row, "description", f"{where}.rows[{j}]", 72)
+    if len(row_ids) > 10:
+        raise _invalid(f"At most 10 rows are allowed across all sections, got {len(row_ids)}.")
+    if len(set(row_ids)) != len(row_ids):
+        raise _invalid("List row ids must be unique.")
+
+
+def _validate_media(kind: str, obj: dict[str, Any]) -> None:
+    """Validate a media object."""
+    media_id, link = obj.get("id"), obj.get("link")
+    if not media_id and not link:
+        raise _missing(f"Parameter '{kind}' needs an 'id' or a 'link'.")
+    if link is not None and (
+        not isinstance(link, str) or not link.startswith(("http://", "https://"))
+    ):
+        raise _invalid(f"Parameter '{kind}.link' must be an http(s) URL.")
+    if media_id is not None and not isinstance(media_id, str):
+        raise _invalid(f"Parameter '{kind}.id' must be a string.")
+    if kind in ("image", "video", "document"):
+        _opt_str(obj, "caption", kind, 1024)
+    if kind == "document":
+        _opt_str(obj, "filename", kind, 240)
+
+
+def _validate_location(obj: dict[str, Any]) -> None:
+    """Validate a location object."""
+    for key, limit in (("latitude", 90.0), ("longitude", 180.0)):
+        value = obj.get(key)
+        if value is None:
+            raise _missing(f"Parameter 'location.{key}' is required.")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _invalid(f"Parameter 'location.{key}' must be a number.") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > limit:
+            raise _invalid(f"Parameter 'location.{key}' must be a number within ±{limit:g}.")
+    _opt_str(obj, "name", "location", 1000)
+    _opt_str(obj, "address", "location", 1000)
+
+
+def _validate_contacts(value: Any) -> None:
+    """Validate a contacts list."""
+    if not isinstance(value, list) or not value:
+        raise _missing("Parameter 'contacts' must be a non-empty list.")
+    for i, contact in enumerate(value):
+        name = contact.get("name") if isinstance(contact, dict) else None
+        if not isinstance(name, dict):
+            raise _missing(f"Parameter 'contacts[{i}].name' is required.")
+        _need_str(name, "formatted_name", f"contacts[{i}].name", 1000)
+
+
+def _validate_reaction(obj: dict[str, Any]) -> None:
+    """Validate a reaction object."""
+    _need_str(obj, "message_id", "reaction", 256)
+    if not isinstance(obj.get("emoji"), str):
+        raise _missing("Parameter 'reaction.emoji' is required (empty string removes it).")
+
+
+def validate_send(payload: Any) -> tuple[str, str]:
+    """Validate a send request body like the Cloud API and return (to, type)."""
+    if not isinstance(payload, dict):
+        raise SendError(100, "Invalid parameter", "The request body must be a JSON object.")
+    if payload.get("messaging_product") != "whatsapp":
+        raise SendError(
+            100, "Invalid parameter", "The parameter messaging_product is required: 'whatsapp'."
+        )
+    if payload.get("recipient_type", "individual") != "individual":
+        raise SendError(100, "Invalid parameter", "recipient_type must be 'individual'.")
+    to = payload.get("to")
+    if not isinstance(to, str) or not to.strip():
+        raise SendError(100, "Invalid parameter", "The parameter to is required.")
+    if not re.fullmatch(r"\d{5,20}", _digits(to)):
+        raise _invalid("Parameter 'to' must be a phone number with 5 to 20 digits.")
+    # The Cloud API treats a missing "type" as "text".
+    mtype = payload.get("type", "text")
+    if mtype not in SEND_TYPES:
+        raise SendError(
+            100,
+            "Invalid parameter",
+            f"Param type must be one of {{{', '.join(sorted(SEND_TYPES))}}} - got {mtype!r}.",
+        )
+    obj = payload.get(mtype)
+    if mtype == "contacts":
+        _validate_contacts(obj)
+    elif not isinstance(obj, dict):
+        raise _missing(f"Parameter '{mtype}' is required for messages of type {mtype}.")
+    elif mtype == "text":
+        _validate_text(obj)
+    elif mtype == "template":
+        _validate_template(obj)
+    elif mtype == "interactive":
+        _validate_interactive(obj)
+    elif mtype in MEDIA_TYPES:
+        _validate_media(mtype, obj)
+    elif mtype == "location":
+        _validate_location(obj)
+    elif mtype == "reaction":
+        _validate_reaction(obj)
+    context = payload.get("context")
+    if context is not None and (
+        not isinstance(context, dict) or not isinstance(context.get("message_id"), str)
+    ):
+        raise _invalid("Parameter 'context' must be an object with a message_id.")
+    callback = payload.get("biz_opaque_callback_data")
+    if callback is not None and (not isinstance(callback, str) or len(callback) > 512):
+        raise _invalid("biz_opaque_callback_data must be a string of at most 512 characters.")
+    return to, mtype
+
+
+def summarize(mtype: str, payload: dict[str, Any]) -> str:
+    """Return a short human-readable text for an outbound message."""
+    obj = payload.get(mtype)
+    if mtype == "text" and isinstance(obj, dict):
+        return str(obj.get("body", ""))
+    if mtype == "template" and isinstance(obj, dict):
+        texts = [
+            str(p.get("text", ""))
+            for c in obj.get("components", [])
+            for p in c.get("parameters", [])
+            if p.get("type") == "text"
+        ]
+        lang = obj.get("language", {}).get("code", "")
+        return f"[template {obj.get('name')} ({lang})] " + " | ".join(texts)
+    if mtype == "interactive" and isinstance(obj, dict):
+        return str(obj.get("body", {}).get("text", f"[interactive {obj.get('type')}]"))
+    if mtype in MEDIA_TYPES and isinstance(obj, dict):
+        return f"[{mtype}] " + str(obj.get("caption") or obj.get("link") or obj.get("id"))
+    if mtype == "location" and isinstance(obj, dict):
+        where = obj.get("name") or f"{obj.get('latitude')}, {obj.get('longitude')}"
+        return f"[location] {where}"
+    if mtype == "contacts" and isinstance(obj, list):
+        return "[contacts] " + ", ".join(c["name"]["formatted_name"] for c in obj)
+    if mtype == "reaction" and isinstance(obj, dict):
+        return f"[reaction {obj.get('emoji')}]"
+    return f"[{mtype}]"
+
+
+def reply_options(mtype: str, payload: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the reply buttons or list rows a customer can pick for an interactive message."""
+    obj = payload.get(mtype)
+    if mtype != "interactive" or not isinstance(obj, dict):
+        return []
+    action = obj.get("action", {})
+    if obj.get("type") == "button":
+        return [
+            {"kind": "button_reply", "id": b["reply"]["id"], "title": b["reply"]["title"]}
+            for b in action.get("buttons", [])
+        ]
+    if obj.get("type") == "list":
+        return [
+            {
+                "kind": "list_reply",
+                "id": r["id"],
+                "title": r["title"],
+                "description": r.get("description", ""),
+            }
+            for s in action.get("sections", [])
+            for r in s.get("rows", [])
+        ]
+    return []
+
+
+class _TokenBucket:
+    """A token bucket on the monotonic clock."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def _load_phone_page() -> str:
+    """Return the HTML of the simulated customer phone."""
+    return (
+        resources.files("tresen.sim")
+        .joinpath("templates/whatsapp_phone.html")
+        .read_text(encoding="utf-8")
+    )
+
+
+class WhatsAppSimulator:
+    """A simulated WhatsApp Business Cloud API for one business phone number."""
+
+    def __init__(self, config: WhatsAppSimConfig | None = None) -> None:
+        self.config = config or WhatsAppSimConfig()
+        if self.config.window_violation not in ("response", "status"):
+            raise ValueError("window_violation must be 'response' or 'status'")
+        unknown = set(self.config.fault_kinds) - {"5xx", "timeout", "drop"}
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        self.base_url: str | None = None
+        self.ledger: list[LedgerEntry] = []
+        self.inbound: list[dict[str, Any]] = []
+        self.webhook_stats = WebhookStats()
+        self.rejected: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.faults_after_accept = 0
+        self._rng = random.Random(self.config.seed)
+        self._windows: dict[str, float] = {}
+        self._conversations: dict[str, tuple[str, float]] = {}
+        burst = max(1.0, self.config.mps)
+        self._bucket = _TokenBucket(self.config.mps, burst)
+        self._pair_buckets: dict[str, _TokenBucket] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = asyncio.Event()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self._phone_page: str | None = None
+        self.app = self._build_app()
+
+    # -- windows -----------------------------------------------------------------------
+
+    def open_window(self, wa_id: str, at: float | None = None) -> None:
+        """Open (or renew) the customer service window for wa_id, as of `at` (default now)."""
+        self._windows[_digits(wa_id)] = time.time() if at is None else at
+
+    def close_window(self, wa_id: str) -> None:
+        """Close the customer service window for wa_id."""
+        self._windows.pop(_digits(wa_id), None)
+
+    def window_open(self, wa_id: str) -> bool:
+        """Return whether the service window for wa_id is open."""
+        opened = self._windows.get(_digits(wa_id))
+        return opened is not None and time.time() - opened < self.config.window_seconds
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def duplicates(self) -> int:
+        """Count accepted messages whose callback data or (to, type, body) was accepted before."""
+        seen: set[tuple[str, ...]] = set()
+        count = 0
+        for entry in self.ledger:
+            if entry.biz_opaque_callback_data:
+                key: tuple[str, ...] = ("cb", entry.biz_opaque_callback_data)
+            else:
+                content = json.dumps(entry.payload.get(entry.type), sort_keys=True)
+                key = ("msg", _digits(entry.to), entry.type, content)
+            if key in seen:
+                count += 1
+            seen.add(key)
+        return count
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters as a JSON-ready dict."""
+        return {
+            "accepted": len(self.ledger),
+            "rejected": {str(code): n for code, n in sorted(self.rejected.items())},
+            "faults": dict(self.faults),
+            "webhooks": asdict(self.webhook_stats),
+            "inbound": len(self.inbound),
+            "duplicates": self.duplicates(),
+            "faults_after_accept": self.faults_after_accept,
+        }
+
+    def messages_for(self, wa_id: str) -> list[dict[str, Any]]:
+        """Return the business messages sent to wa_id with their last status."""
+        target = _digits(wa_id)
+        return [
+            {
+                "id": e.wamid,
+                "type": e.type,
+                "summary": summarize(e.type, e.payload),
+                "options": reply_options(e.type, e.payload),
+                "status": e.status,
+                "error_code": e.error_code,
+                "accepted_at": e.accepted_at,
+            }
+            for e in self.ledger
+            if _digits(e.to) == target
+        ]
+
+    def _new_id(self, prefix: str, nbytes: int = 24) -> str:
+        """Return a random id like Meta's."""
+        raw = self._rng.randbytes(nbytes)
+        return prefix + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine in the background, tracked for close()."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _accept(self, payload: dict[str, Any], to: str, mtype: str) -> LedgerEntry:
+        """Apply rate, pair and window rules; ledger the message and schedule its statuses."""
+        cfg = self.config
+        wa_id = _digits(to)
+        if not self._bucket.take():
+            raise SendError(
+                130429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached.",
+                http_status=429,
+            )
+        if cfg.pair_limit is not None:
+            burst, seconds = cfg.pair_limit
+            bucket = self._pair_buckets.get(wa_id)
+            if bucket is None:
+                bucket = self._pair_buckets[wa_id] = _TokenBucket(1.0 / seconds, float(burst))
+            if not bucket.take():
+                raise SendError(
+                    131056,
+                    "(Business Account, Consumer Account) pair rate limit hit",
+                    "Message failed to send because there were too many messages sent from "
+                    "this phone number to the same phone number in a short period of time.",
+                )
+        window_failure = mtype != "template" and not self.window_open(wa_id)
+        if window_failure and cfg.window_violation == "response":
+            raise SendError(131047, "Re-engagement message", _WINDOW_DETAILS)
+        callback = payload.get("biz_opaque_callback_data")
+        entry = LedgerEntry(
+            wamid=self._new_id("wamid."),
+            to=to,
+            type=mtype,
+            payload=payload,
+            accepted_at=time.time(),
+            biz_opaque_callback_data=callback if isinstance(callback, str) else None,
+        )
+        self.ledger.append(entry)
+        self._schedule_statuses(entry, window_failure)
+        return entry
+
+    def _conversation(self, wa_id: str, category: str) -> dict[str, Any]:
+        """Return the conversation object for wa_id, starting one if needed."""
+        now = time.time()
+        current = self._conversations.get(wa_id)
+        if current is None or current[1] <= now:
+            current = (self._rng.randbytes(16).hex(), now + 24 * 3600)
+            self._conversations[wa_id] = current
+        return {
+            "id": current[0],
+            "expiration_timestamp": str(int(current[1])),
+            "origin": {"type": category},
+        }
+
+    def _status_object(
+        self, entry: LedgerEntry, status: str, at: float, failed: bool
+    ) -> dict[str, Any]:
+        """Build one entry of a `statuses` array."""
+        wa_id = _digits(entry.to)
+        obj: dict[str, Any] = {
+            "id": entry.wamid,
+            "status": status,
+            "timestamp": str(int(at)),
+            "recipient_id": wa_id,
+        }
+        if status in ("sent", "delivered"):
+            category = "utility" if entry.type == "template" else "service"
+            conversation = self._conversation(wa_id, category)
+            if status == "delivered":
+                conversation.pop("expiration_timestamp")
+            obj["conversation"] = conversation
+            obj["pricing"] = {"billable": True, "pricing_model": "CBP", "category": category}
+        if failed:
+            obj["errors"] = [
+                {
+                    "code": 131047,
+                    "title": "Re-engagement message",
+                    "message": "Re-engagement message",
+                    "error_data": {"details": _WINDOW_DETAILS},
+                }
+            ]
+        if entry.biz_opaque_callback_data is not None:
+            obj["biz_opaque_callback_data"] = entry.biz_opaque_callback_data
+        return obj
+
+    def _schedule_statuses(self, entry: LedgerEntry, failed: bool) -> None:
+        """Post the status webhooks for an accepted message in the background."""
+        cfg = self.config
+        if failed:
+            names = ["failed"]
+        else:
+            names = ["sent", "delivered"] + (["read"] if cfg.auto_read else [])
+        delays = list(cfg.status_delays[: len(names)])
+        post_delays = list(delays)
+        if cfg.out_of_order and len(post_delays) > 1:
+            self._rng.shuffle(post_delays)
+            if post_delays == delays:
+                post_delays.reverse()
+        for name, logical_delay, post_delay in zip(names, delays, post_delays, strict=True):
+            status = self._status_object(entry, name, entry.accepted_at + logical_delay, failed)
+            self._spawn(self._post_status_later(entry, status, post_delay))
+
+    async def _post_status_later(
+        self, entry: LedgerEntry, status: dict[str, Any], delay: float
+    ) -> None:
+        """Wait, then post one status webhook."""
+        await asyncio.sleep(delay)
+        name = status["status"]
+        if STATUS_RANK[name] > STATUS_RANK[entry.status]:
+            entry.status = name
+            if name == "failed":
+                entry.error_code = status["errors"][0]["code"]
+        await self._deliver({"statuses": [status]})
+
+    def _decide_fault(self) -> str | None:
+        """Return the fault kind for this request, if any."""
+        cfg = self.config
+        if cfg.fault_rate <= 0 or not cfg.fault_kinds or self._rng.random() >= cfg.fault_rate:
+            return None
+        return self._rng.choice(cfg.fault_kinds)
+
+    def handle_send(
+        self, version: str, phone_number_id: str, authorization: str | None, raw: bytes
+    ) -> tuple[int, dict[str, Any] | None, str | None]:
+        """Process one send request; return (http status, body, fault kind)."""
+        cfg = self.config
+        fbtrace = self._new_id("", 9)
+        try:
+            token = authorization.removeprefix("Bearer ").strip() if authorization else ""
+            if (
+                not authorization
+                or not authorization.startswith("Bearer ")
+                or not hmac.compare_digest(token.encode(), cfg.access_token.encode())
+            ):
+                raise SendError(
+                    190,
+                    "Invalid OAuth access token",
+                    "Invalid OAuth access token - Cannot parse access token",
+                    http_status=401,
+                )
+            if not _VERSION_RE.match(version):
+                raise SendError(100, "Invalid parameter", f"Unknown API version {version!r}.")
+            if phone_number_id != cfg.phone_number_id:
+                raise SendError(
+                    100,
+                    "Invalid parameter",
+                    f"Unsupported post request. Object with ID '{phone_number_id}' does not "
+                    "exist, cannot be loaded due to missing permissions, or does not support "
+                    "this operation.",
+                )
+            try:
+                payload = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise SendError(100, "Invalid parameter", "The body is not valid JSON.") from None
+            to, mtype = validate_send(payload)
+            fault = self._decide_fault()
+            if fault is not None:
+                self.faults[fault] += 1
+                if self._rng.random() < cfg.fault_after_accept_share:
+                    try:
+                        self._accept(payload, to, mtype)
+                        self.faults_after_accept += 1
+                    except SendError:
+                        pass
+                return 0, None, fault
+            entry = self._accept(payload, to, mtype)
+        except SendError as exc:
+            self.rejected[exc.code] += 1
+            return exc.http_status, error_body(exc.code, exc.title, exc.details, fbtrace), None
+        return (
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": _digits(to)}],
+                "messages": [{"id": entry.wamid}],
+            },
+            None,
+        )
+
+    async def send_endpoint(
+        self, version: str, phone_number_id: str, authorization: str | None, raw: bytes
+    ) -> ASGIApp:
+        """Handle POST /{version}/{phone_number_id}/messages; return the raw ASGI answer."""
+        status, body, fault = self.handle_send(version, phone_number_id, authorization, raw)
+        if fault is None:
+            assert body is not None
+            return _json_app(status, body)
+        unavailable = error_body(
+            131016, "Service unavailable", "Service unavailable", self._new_id("", 9)
+        )
+        if fault == "5xx":
+            return _json_app(self._rng.choice((500, 503)), unavailable)
+        if fault == "timeout":
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
+            except TimeoutError:
+                pass
+            return _json_app(500, unavailable)
+        return _dropping_app()
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def _envelope(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Wrap a change value in Meta's webhook envelope."""
+        cfg = self.config
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": cfg.waba_id,
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": _digits(cfg.display_phone_number),
+                                    "phone_number_id": cfg.phone_number_id,
+                                },
+                                **value,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+
+    async def _post_once(self, body: bytes) -> bool:
+        """POST one signed webhook; return whether it got a 200."""
+        url = self.config.webhook_url
+        if url is None:
+            return True
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign_body(self.config.app_secret, body),
+            "User-Agent": "facebookexternalua",
+        }
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def _post_with_retries(self, body: bytes) -> bool:
+        """POST a webhook, retrying non-200 answers with the configured delays."""
+        self.webhook_stats.posted += 1
+        if await self._post_once(body):
+            self.webhook_stats.delivered += 1
+            return True
+        for delay in self.config.webhook_retry_delays:
+            await asyncio.sleep(delay)
+            self.webhook_stats.retried += 1
+            if await self._post_once(body):
+                self.webhook_stats.delivered += 1
+                return True
+        self.webhook_stats.failed += 1
+        return False
+
+    async def _deliver(self, value: dict[str, Any]) -> bool:
+        """Sign and post a change value, sometimes twice."""
+        if self.config.webhook_url is None or self._closing.is_set():
+            return False
+        body = encode_webhook(self._envelope(value))
+        twice = self.config.duplicate_rate > 0 and self._rng.random() < self.config.duplicate_rate
+        ok = await self._post_with_retries(body)
+        if twice:
+            self.webhook_stats.duplicated += 1
+            await self._post_with_retries(body)
+        return ok
+
+    # -- customer side -----------------------------------------------------------------
+
+    def build_inbound(
+        self,
+        wa_id: str,
+        *,
+        type: str = "text",
+        body: dict[str, Any] | str | None = None,
+        context_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Build one inbound `messages` entry of any type."""
+        wa = _digits(wa_id)
+        if not re.fullmatch(r"\d{5,20}", wa):
+            raise ValueError("wa_id must be a phone number with 5 to 20 digits")
+        if not isinstance(type, str) or not _TYPE_NAME_RE.match(type):
+            raise ValueError("type must be a lower-case name like 'text' or 'image'")
+        if body is not None and not isinstance(body, dict | str):
+            raise ValueError("body must be an object, a string or null")
+        if context_id is not None and not isinstance(context_id, str):
+            raise ValueError("context_id must be a string")
+        msg: dict[str, Any] = {
+            "from": wa,
+            "id": self._new_id("wamid."),
+            "timestamp": str(int(time.time())),
+            "type": type,
+        }
+        if type == "text":
+            text = body if isinstance(body, str) else (body or {}).get("body")
+            if not isinstance(text, str) or not text:
+                raise ValueError("a text message needs a non-empty body")
+            msg["text"] = {"body": text}
+        elif type in MEDIA_TYPES:
+            media: dict[str, Any] = {
+                "id": str(self._rng.randrange(10**15, 10**16)),
+                "sha256": self._rng.randbytes(32).hex(),
+                **_MEDIA_DEFAULTS[type],
+            }
+            if isinstance(body, str):
+                media["caption" if type != "document" else "filename"] = body
+            elif body:
+                media.update(body)
+            msg[type] = media
+        elif type == "location":
+            location: dict[str, Any] = {"latitude": 52.520008, "longitude": 13.404954}
+            if isinstance(body, str):
+                location["name"] = body
+            elif body:
+                location.update(body)
+            msg["location"] = location
+        elif type == "contacts":
+            name = body if isinstance(body, str) else "Erika Mustermann"
+            contact: dict[str, Any] = {
+                "name": {"formatted_name": name, "first_name": name.split(" ")[0]},
+                "phones": [{"phone": "+49 170 0000000", "type": "CELL", "wa_id": "491700000000"}],
+            }
+            if isinstance(body, dict):
+                contact = body
+            msg["contacts"] = [contact]
+        elif type == "reaction":
+            reaction: dict[str, Any] = {"emoji": body if isinstance(body, str) else "\U0001f44d"}
+            if isinstance(body, dict):
+                reaction.update(body)
+            if not reaction.get("message_id"):
+                reaction["message_id"] = context_id or self._last_business_message(wa)
+            if not reaction["message_id"]:
+                raise ValueError("a reaction needs a message_id and no message was sent to wa_id")
+            msg["reaction"] = reaction
+            context_id = None
+        elif type == "interactive":
+            msg["interactive"] = _interactive_reply(body)
+        elif type == "button":
+            if isinstance(body, dict):
+                button = {"payload": body.get("payload", body.get("text")), **body}
+            else:
+                button = {"payload": body or "Yes", "text": body or "Yes"}
+            msg["button"] = button
+        elif type in ("unsupported", "unknown"):
+            msg["errors"] = [
+                {
+                    "code": 131051,
+                    "title": "Message type unknown",
+                    "message": "Message type unknown",
+                    "error_data": {"details": "Message type is currently not supported."},
+                }
+            ]
+            msg["unsupported"] = {"type": body if isinstance(body, str) else "edit"}
+        else:
+            msg[type] = body if isinstance(body, dict) else {"value": body}
+        if context_id:
+            msg["context"] = {"from": _digits(self.config.display_phone_number), "id": context_id}
+        return msg
+
+    def _last_business_message(self, wa_id: str) -> str | None:
+        """Return the wamid of the last message the business sent to wa_id."""
+        for entry in reversed(self.ledger):
+            if _digits(entry.to) == wa_id:
+                return entry.wamid
+        return None
+
+    async def customer_sends(
+        self,
+        wa_id: str,
+        *,
+        name: str = "Kunde",
+        type: str = "text",
+        body: dict[str, Any] | str | None = None,
+        context_id: str | None = None,
+        wait: bool = True,
+    ) -> str:
+        """Post a signed inbound message webhook from a customer and return its wamid."""
+        if not isinstance(name, str) or len(name) > 256:
+            raise ValueError("name must be a string of at most 256 characters")
+        msg = self.build_inbound(wa_id, type=type, body=body, context_id=context_id)
+        self.open_window(msg["from"])
+        self.inbound.append(msg)
+        value = {"contacts": [{"profile": {"name": name}, "wa_id": msg["from"]}], "messages": [msg]}
+        if wait:
+            await self._deliver(value)
+        else:
+            self._spawn(self._deliver(value))
+        return str(msg["id"])
+
+    async def close(self) -> None:
+        """Stop background webhook tasks and close the HTTP client."""
+        self._closing.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+
+    # -- web app -----------------------------------------------------------------------
+
+    def phone_page(self) -> str:
+        """Return the simulated customer phone page."""
+        if self._phone_page is None:
+            self._phone_page = _load_phone_page()
+        return self._phone_page
+
+    def _build_app(self) -> Litestar:
+        """Build the Litestar app."""
+        sim = self
+
+        @post("/{version:str}/{phone_number_id:str}/messages", status_code=200)
+        async def messages_endpoint(
+            version: FromPath[str],
+            phone_number_id: FromPath[str],
+            request: Request[Any, Any, Any],
+        ) -> ASGIApp:
+            raw = await request.body()
+            auth = request.headers.get("authorization")
+            return await sim.send_endpoint(version, phone_number_id, auth, raw)
+
+        @get("/", media_type=MediaType.HTML, sync_to_thread=False)
+        def phone() -> str:
+            return sim.phone_page()
+
+        @post("/_sim/inbound", status_code=200)
+        async def inbound(request: Request[Any, Any, Any]) -> dict[str, str]:
+            try:
+                data = json.loads(await request.body())
+            except ValueError:
+                raise HTTPException(status_code=400, detail="body must be JSON") from None
+            if not isinstance(data, dict) or not isinstance(data.get("wa_id"), str):
+                raise HTTPException(status_code=400, detail="wa_id (string) is required")
+            try:
+                wamid = await sim.customer_sends(
+                    data["wa_id"],
+                    name=data.get("name") or "Kunde",
+                    type=data.get("type") or "text",
+                    body=data.get("body"),
+                    context_id=data.get("context_id"),
+                    wait=False,
+                )
+            except ValueError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from None
+            return {"id": wamid}
+
+        @get("/_sim/ledger", sync_to_thread=False)
+        def ledger() -> list[dict[str, Any]]:
+            return [e.to_json() for e in sim.ledger]
+
+        @get("/_sim/messages", sync_to_thread=False)
+        def messages(wa_id: FromQuery[str]) -> list[dict[str, Any]]:
+            return sim.messages_for(wa_id)
+
+        @get("/_sim/stats", sync_to_thread=False)
+        def stats() -> dict[str, Any]:
+            return sim.stats()
+
+        return Litestar(
+            route_handlers=[messages_endpoint, phone, inbound, ledger, messages, stats],
+            openapi_config=None,
+        )
+
+
+def _interactive_reply(body: dict[str, Any] | str | None) -> dict[str, Any]:
+    """Build an inbound interactive object (button_reply or list_reply)."""
+    if isinstance(body, str) or body is None:
+        title = body or "Yes"
+        return {"type": "button_reply", "button_reply": {"id": title, "title": title}}
+    if "type" in body and isinstance(body.get(body["type"]), dict):
+        return body
+    for kind in ("button_reply", "list_reply"):
+        if isinstance(body.get(kind), dict):
+            return {"type": kind, kind: body[kind]}
+    kind = "list_reply" if "description" in body else "button_reply"
+    reply = {"id": body.get("id", body.get("title")), "title": body.get("title", body.get("id"))}
+    if kind == "list_reply":
+        reply["description"] = body["description"]
+    if not reply["id"]:
+        raise ValueError("an interactive reply needs an id or a title")
+    return {"type": kind, kind: reply}
+
+
+def _json_app(status: int, body: dict[str, Any]) -> ASGIApp:
+    """Return an ASGI app that answers with a JSON body."""
+    data = json.dumps(body).encode()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    return app
+
+
+def _dropping_app() -> ASGIApp:
+    """Return an ASGI app that starts a 200 answer and stops in the middle of its body."""
+    data = json.dumps({"messaging_product": "whatsapp", "contacts": []}).encode()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data) + 64).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data[:20], "more_body": True})
+        # Returning before the declared Content-Length is sent makes uvicorn close the socket.
+
+    return app
+
+
+@asynccontextmanager
+async def run_whatsapp_simulator(
+    config: WhatsAppSimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[WhatsAppSimulator]:
+    """Serve a WhatsApp simulator over HTTP and yield it with base_url set."""
+    sim = WhatsAppSimulator(config)
+    try:
+        async with serve_asgi(sim.app, host, port) as base_url:
+            sim.base_url = base_url
+            try:
+                yield sim
+            finally:
+                await sim.close()
+    finally:
+        if not sim._closing.is_set():
+            await sim.close()
