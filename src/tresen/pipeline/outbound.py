@@ -153,7 +153,7 @@ async def queue_message(
         update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
     )
     queue.enqueue(
-        session, SEND_JOB, {"message_id": message.id}, workspace_id=conversation.workspace_id,
+        session, SEND_JOB, {"message_id": message.id, "channel_id": channel.id}, workspace_id=conversation.workspace_id,
         max_attempts=max_attempts,
     )
     return message

@@ -25,7 +25,7 @@ from tresen.pipeline.outbound import (
     OutboundContent,
 )
 from tresen.domain.message import ContentKind
-from tresen.runtime import Runtime
+from tresen.runtime import LoadedChannel, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ _UNSENT = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
 async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Send the message of a `message.send` job exactly as far as the provider allows."""
     message_id = str(job.payload.get("message_id", ""))
+    early = await runtime.channel(str(job.payload.get("channel_id", "")))
+    if early is not None:
+        # Wait for a send slot before the message counts as `sending`, so that state means "on the wire".
+        await runtime.limiters.bucket(early.ref.id, _rate(early)).acquire()
     async with runtime.sessions() as session, session.begin():
         found = await outbound_for(session, message_id)
         if found is None:
@@ -45,8 +49,12 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
             # Already sent, or a status webhook told us the provider has it: never send twice.
             if message.state == DeliveryState.SENDING.value:
                 await session.execute(
-                    update(Message).where(Message.id == message.id).values(state=DeliveryState.SENT.value)
+                    update(Message)
+                    .where(Message.id == message.id, Message.state == DeliveryState.SENDING.value)
+                    .values(state=DeliveryState.SENT.value)
                 )
+            if message.provider_message_id:
+                await apply_pending_statuses(session, channel_row.id, message.provider_message_id)
             await queue.finish(session, job.id, worker_id)
             return
         caps = channel_factory(channel_row.kind).capabilities
@@ -70,11 +78,12 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
             .where(Message.id == message.id)
             .values(state=DeliveryState.SENDING.value, send_attempts=job.attempts)
         )
-    loaded = await runtime.channel(channel_row.id)
+    loaded = early if early is not None and early.ref.id == channel_row.id else await runtime.channel(channel_row.id)
     if loaded is None:
         return
-    bucket = runtime.limiters.bucket(channel_row.id, getattr(loaded.adapter, "messages_per_second", caps.messages_per_second))
-    await bucket.acquire()
+    bucket = runtime.limiters.bucket(channel_row.id, _rate(loaded))
+    if loaded is not early:
+        await bucket.acquire()
     try:
         result = await loaded.adapter.send(to_outbound(message, address))
     except ChannelError as error:
@@ -100,6 +109,12 @@ async def record_sent(session: AsyncSession, message_id: str, channel_id: str, p
         .values(state=DeliveryState.SENT.value, sent_at=utcnow(), error_code=None, error_reason=None)
     )
     await apply_pending_statuses(session, channel_id, provider_message_id)
+
+
+def _rate(loaded: LoadedChannel) -> float:
+    """The channel account's messages per second."""
+    rate = getattr(loaded.adapter, "messages_per_second", None)
+    return float(rate) if rate else loaded.adapter.capabilities.messages_per_second
 
 
 async def _record_failure(

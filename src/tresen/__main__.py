@@ -1,0 +1,5 @@
+"""`python -m tresen` runs the CLI."""
+
+from tresen.cli import main
+
+main()
