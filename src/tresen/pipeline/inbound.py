@@ -216,10 +216,15 @@ def _status_values(status: StatusUpdate) -> dict[str, object]:
 
 
 async def apply_status(
-    session: AsyncSession, channel_id: str, status: StatusUpdate, result: IngestResult | None = None
+    session: AsyncSession,
+    channel_id: str,
+    status: StatusUpdate,
+    result: IngestResult | None = None,
+    *,
+    may_retry: bool = True,
 ) -> None:
     """Move an outbound message forward, or keep the status until its send is recorded."""
-    result = result or IngestResult()
+    result = result if result is not None else IngestResult()
     below = [s.value for s in states_below(status.state)]
     applied = await session.execute(
         update(Message)
@@ -245,9 +250,16 @@ async def apply_status(
     if known:
         result.stale_statuses += 1
         return
-    if status.client_reference and await _reconcile(session, channel_id, status):
-        result.applied_statuses += 1
-        return
+    if status.client_reference:
+        if await _attach_provider_id(session, channel_id, status):
+            await apply_status(session, channel_id, status, result, may_retry=False)
+            await apply_pending_statuses(session, channel_id, status.provider_message_id)
+            return
+        if may_retry:
+            # A concurrent webhook may have attached the id while we waited for the row lock;
+            # a new statement sees its commit.
+            await apply_status(session, channel_id, status, result, may_retry=False)
+            return
     await session.execute(
         insert_ignore(session, PendingStatus.__table__).values(
             channel_id=channel_id,
@@ -262,7 +274,7 @@ async def apply_status(
     result.pending_statuses += 1
 
 
-async def _reconcile(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:
+async def _attach_provider_id(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:
     """Attach a provider id to our message whose send outcome we never learned (timeout, crash)."""
     updated = await session.execute(
         update(Message)
@@ -274,10 +286,7 @@ async def _reconcile(session: AsyncSession, channel_id: str, status: StatusUpdat
         )
         .values(provider_message_id=status.provider_message_id)
     )
-    if not updated.rowcount:
-        return False
-    await apply_status(session, channel_id, status)
-    return True
+    return bool(updated.rowcount)
 
 
 async def apply_pending_statuses(session: AsyncSession, channel_id: str, provider_message_id: str) -> int:
