@@ -19,7 +19,7 @@ from tresen.jobs.worker import Worker
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
-from tresen.web.api import api_router
+from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.metrics import metrics_endpoint
@@ -87,7 +87,16 @@ def create_app(
     )
     if runtime is not None:
         app.state.runtime = runtime
+    _declare_strict_bodies(app)
     return app
+
+
+def _declare_strict_bodies(app: Litestar) -> None:
+    """Say in the OpenAPI document that request bodies refuse unknown fields, as they do."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for struct in STRICT_REQUEST_BODIES:
+        if struct.__struct_config__.forbid_unknown_fields and struct.__name__ in schemas:
+            schemas[struct.__name__].additional_properties = False
 
 
 def app_from_env() -> Litestar:

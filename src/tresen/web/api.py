@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Router, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,33 @@ from tresen.web.errors import ApiError
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 SendKind = Literal["text", "template", "interactive", "media"]
+
+
+class ErrorDetail(msgspec.Struct):
+    """What went wrong, for people and for programs."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+ERROR_RESPONSES = {
+    400: _error("The request is malformed; the message says which part"),
+    401: _error("No bearer token, or an unknown or revoked one"),
+    403: _error("The token lacks the scope this operation needs"),
+    404: _error("No such object in the token's workspace"),
+    422: _error("Well-formed but refused by a rule (window, limits); the code names the rule"),
+    503: _error("The database is busy or unreachable; try again"),
+}
 
 
 class MessageOut(msgspec.Struct):
@@ -109,11 +137,17 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True):
     payload: dict[str, Any] | None = None
 
 
-class SendToRequest(SendRequest, forbid_unknown_fields=True):
+class SendToRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A message to an address on a channel (the conversation is found or opened)."""
 
-    channel_id: Id = ""
-    to: Annotated[str, msgspec.Meta(min_length=1, max_length=320)] = ""
+    channel_id: Id
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    kind: SendKind = "text"
+    body: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
+    payload: dict[str, Any] | None = None
+
+
+STRICT_REQUEST_BODIES = (SendRequest, SendToRequest)
 
 
 class Page(msgspec.Struct):
@@ -178,7 +212,7 @@ async def _conversation(session: AsyncSession, principal: Principal, conversatio
     return row[0], row[1]
 
 
-@get("/conversations", summary="List conversations, newest activity first")
+@get("/conversations", responses=ERROR_RESPONSES, summary="List conversations, newest activity first")
 async def list_conversations(
     request: Request[Any, Any, Any],
     status: FromQuery[Literal["open", "pending", "snoozed", "resolved"] | None] = None,
@@ -210,7 +244,7 @@ async def list_conversations(
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
-@get("/conversations/{conversation_id:str}", summary="Read a conversation")
+@get("/conversations/{conversation_id:str}", responses=ERROR_RESPONSES, summary="Read a conversation")
 async def read_conversation(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> ConversationOut:
     """One conversation."""
     principal = await require(request, "conversations:read")
@@ -219,7 +253,7 @@ async def read_conversation(request: Request[Any, Any, Any], conversation_id: Fr
     return _conversation_out(conv, channel.kind)
 
 
-@get("/conversations/{conversation_id:str}/messages", summary="Read a conversation's messages, newest first")
+@get("/conversations/{conversation_id:str}/messages", responses=ERROR_RESPONSES, summary="Read a conversation's messages, newest first")
 async def list_messages(
     request: Request[Any, Any, Any], conversation_id: FromPath[str], limit: Limit = 50, before: FromQuery[str | None] = None
 ) -> Page:
@@ -240,11 +274,11 @@ async def list_messages(
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
-def _content(data: SendRequest) -> OutboundContent:
+def _content(data: SendRequest | SendToRequest) -> OutboundContent:
     return OutboundContent(kind=ContentKind(data.kind), body=data.body, payload=data.payload or {})
 
 
-@post("/conversations/{conversation_id:str}/messages", status_code=202, summary="Send a message into a conversation")
+@post("/conversations/{conversation_id:str}/messages", responses=ERROR_RESPONSES, status_code=202, summary="Send a message into a conversation")
 async def send_message(request: Request[Any, Any, Any], conversation_id: FromPath[str], data: JSONBody[SendRequest]) -> MessageOut:
     """Queue a message; it is sent by a worker and its state moves as the provider reports."""
     principal = await require(request, "messages:send")
@@ -259,13 +293,11 @@ async def send_message(request: Request[Any, Any, Any], conversation_id: FromPat
     return _message_out(message)
 
 
-@post("/messages", status_code=202, summary="Send a message to an address on a channel")
+@post("/messages", responses=ERROR_RESPONSES, status_code=202, summary="Send a message to an address on a channel")
 async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]) -> MessageOut:
     """Queue a message to a channel address; outside the window only templates are allowed."""
     principal = await require(request, "messages:send")
     runtime = _runtime(request)
-    if not data.channel_id or not data.to:
-        raise ApiError(400, "invalid_request", "channel_id and to are required")
     async with runtime.sessions() as session, session.begin():
         channel = await session.scalar(
             select(ChannelRow).where(ChannelRow.id == data.channel_id, ChannelRow.workspace_id == principal.workspace_id)
@@ -295,7 +327,7 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
     return _message_out(message)
 
 
-@get("/messages/{message_id:str}", summary="Read one message and its delivery state")
+@get("/messages/{message_id:str}", responses=ERROR_RESPONSES, summary="Read one message and its delivery state")
 async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str]) -> MessageOut:
     """One message."""
     principal = await require(request, "conversations:read")
@@ -308,7 +340,7 @@ async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str
     return _message_out(m)
 
 
-@get("/contacts/{contact_id:str}", summary="Read a contact and their channel identities")
+@get("/contacts/{contact_id:str}", responses=ERROR_RESPONSES, summary="Read a contact and their channel identities")
 async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> ContactOut:
     """One contact."""
     principal = await require(request, "contacts:read")
@@ -328,7 +360,7 @@ async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str
     )
 
 
-@get("/channels", summary="List connected channels")
+@get("/channels", responses=ERROR_RESPONSES, summary="List connected channels")
 async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
     """Channels of the caller's workspace, without secrets."""
     principal = await require(request, "channels:read")
@@ -338,7 +370,7 @@ async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
     return [ChannelOut(r.id, r.kind, r.name, r.enabled, webhook_url(runtime.settings.base_url, r)) for r in rows]
 
 
-@get("/jobs/dead", summary="List jobs that exhausted their retries")
+@get("/jobs/dead", responses=ERROR_RESPONSES, summary="List jobs that exhausted their retries")
 async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> list[JobOut]:
     """The dead letters."""
     principal = await require(request, "jobs:manage")
@@ -347,7 +379,7 @@ async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> l
     return [JobOut(j.id, j.kind, j.payload, j.attempts, j.last_error, j.updated_at) for j in jobs]
 
 
-@post("/jobs/{job_id:str}/retry", status_code=202, summary="Retry a dead job")
+@post("/jobs/{job_id:str}/retry", responses=ERROR_RESPONSES, status_code=202, summary="Retry a dead job")
 async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> JobOut:
     """Give a dead job a fresh set of attempts; its message goes back to queued."""
     principal = await require(request, "jobs:manage")
