@@ -1,0 +1,91 @@
+"""The `tresen` command: channels, tokens, bad arguments, and `serve` bringing the schema up by itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tresen.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRESEN_BASE_URL", "https://shop.example")
+    monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return {"TRESEN_DATA_DIR": str(tmp_path / "data")}
+
+
+WA_ARGS = ["channel", "add", "whatsapp", "--name", "Laden", "--phone-number-id", "1234567890",
+           "--app-secret", "s3cr3t", "--verify-token", "v", "--access-token", "a"]
+
+
+def test_channel_add_prints_id_and_webhook_url_and_list_shows_it(env: dict[str, str]) -> None:
+    result = runner.invoke(app, WA_ARGS)
+    assert result.exit_code == 0, result.output
+    channel_id = re.search(r"channel id:\s+(\S+)", result.output).group(1)  # type: ignore[union-attr]
+    assert f"https://shop.example/webhooks/whatsapp/{channel_id}" in result.output
+    listed = runner.invoke(app, ["channel", "list"])
+    assert listed.exit_code == 0
+    assert listed.output.strip().split("\t") == [channel_id, "whatsapp", "Laden", f"https://shop.example/webhooks/whatsapp/{channel_id}"]
+    assert "s3cr3t" not in listed.output
+
+
+def test_channel_add_refuses_bad_config_clearly(env: dict[str, str]) -> None:
+    bad = [*WA_ARGS]
+    bad[bad.index("1234567890")] = "not-digits"
+    result = runner.invoke(app, bad)
+    assert result.exit_code == 2
+    assert "phone_number_id must be digits" in result.output
+    assert runner.invoke(app, ["channel", "list"]).output.strip() == ""
+
+
+def test_token_create_and_bad_scope(env: dict[str, str]) -> None:
+    ok = runner.invoke(app, ["token", "create", "shop", "--scope", "messages:send", "--scope", "conversations:read"])
+    assert ok.exit_code == 0 and ok.output.strip().startswith("tresen_")
+    bad = runner.invoke(app, ["token", "create", "shop", "--scope", "everything"])
+    assert bad.exit_code == 2 and "unknown scope 'everything'" in bad.output
+
+
+def test_bad_database_url_is_named(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRESEN_DATABASE_URL", "mysql://x")
+    result = runner.invoke(app, ["channel", "list"])
+    assert result.exit_code == 2 and "TRESEN_DATABASE_URL" in result.output
+
+
+def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TRESEN_DATA_DIR": str(tmp_path / "fresh")}
+    env.pop("TRESEN_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "tresen", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        assert response.json() == {"status": "ok", "database": "sqlite"}
+        assert (tmp_path / "fresh" / "tresen.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
