@@ -17,7 +17,9 @@ from tresen.db.tables import Base
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 
-PG_ADMIN_URL = os.environ.get("TRESEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "TRESEN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -28,7 +30,7 @@ async def _pg_reachable() -> str | None:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
         await engine.dispose()
@@ -41,7 +43,9 @@ def postgres_url() -> Iterator[str]:
     if problem:
         if IN_CI:
             pytest.fail(f"CI=true but PostgreSQL at {PG_ADMIN_URL} is not reachable: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem}); set TRESEN_TEST_POSTGRES_URL")
+        pytest.skip(
+            f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem}); set TRESEN_TEST_POSTGRES_URL"
+        )
     name = f"tresen_test_{secrets.token_hex(4)}"
 
     async def admin(sql: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -10,8 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-import asyncio
 
 import httpx
 from sqlalchemy import func, select
@@ -43,12 +42,18 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def wa_envelope(messages: list[dict[str, Any]] | None = None, statuses: list[dict[str, Any]] | None = None,
-                contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def wa_envelope(
+    messages: list[dict[str, Any]] | None = None,
+    statuses: list[dict[str, Any]] | None = None,
+    contacts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A Cloud API webhook envelope."""
     value: dict[str, Any] = {
         "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "4930123456", "phone_number_id": WA_CONFIG["phone_number_id"]},
+        "metadata": {
+            "display_phone_number": "4930123456",
+            "phone_number_id": WA_CONFIG["phone_number_id"],
+        },
     }
     if contacts is not None:
         value["contacts"] = contacts
@@ -56,17 +61,34 @@ def wa_envelope(messages: list[dict[str, Any]] | None = None, statuses: list[dic
         value["messages"] = messages
     if statuses is not None:
         value["statuses"] = statuses
-    return {"object": "whatsapp_business_account", "entry": [{"id": "200", "changes": [{"field": "messages", "value": value}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "200", "changes": [{"field": "messages", "value": value}]}],
+    }
 
 
-def wa_text(wamid: str, sender: str = "4915112345678", body: str = "Hallo", ts: int | None = None) -> dict[str, Any]:
+def wa_text(
+    wamid: str, sender: str = "4915112345678", body: str = "Hallo", ts: int | None = None
+) -> dict[str, Any]:
     """One inbound text message object (sent now unless `ts` says otherwise)."""
-    return {"from": sender, "id": wamid, "timestamp": str(ts or int(time.time())), "type": "text", "text": {"body": body}}
+    return {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(ts or int(time.time())),
+        "type": "text",
+        "text": {"body": body},
+    }
 
 
 def wa_status(wamid: str, status: str, ts: int = 1763800100, **extra: Any) -> dict[str, Any]:
     """One status object."""
-    return {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": "4915112345678", **extra}
+    return {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(ts),
+        "recipient_id": "4915112345678",
+        **extra,
+    }
 
 
 def dumps(obj: Any) -> bytes:
@@ -78,7 +100,9 @@ async def seed_whatsapp(runtime: Runtime, **overrides: Any) -> tuple[str, Channe
     """A workspace with one WhatsApp channel; returns (workspace id, channel row)."""
     async with runtime.sessions() as session, session.begin():
         ws = await default_workspace(session, "Testladen")
-        row = await add_channel(session, ws.id, "whatsapp", "Test WhatsApp", {**WA_CONFIG, **overrides})
+        row = await add_channel(
+            session, ws.id, "whatsapp", "Test WhatsApp", {**WA_CONFIG, **overrides}
+        )
     return ws.id, row
 
 

@@ -27,8 +27,21 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {"TRESEN_DATA_DIR": str(tmp_path / "data")}
 
 
-WA_ARGS = ["channel", "add", "whatsapp", "--name", "Laden", "--phone-number-id", "1234567890",
-           "--app-secret", "s3cr3t", "--verify-token", "v", "--access-token", "a"]
+WA_ARGS = [
+    "channel",
+    "add",
+    "whatsapp",
+    "--name",
+    "Laden",
+    "--phone-number-id",
+    "1234567890",
+    "--app-secret",
+    "s3cr3t",
+    "--verify-token",
+    "v",
+    "--access-token",
+    "a",
+]
 
 
 def test_channel_add_prints_id_and_webhook_url_and_list_shows_it(env: dict[str, str]) -> None:
@@ -38,7 +51,12 @@ def test_channel_add_prints_id_and_webhook_url_and_list_shows_it(env: dict[str, 
     assert f"https://shop.example/webhooks/whatsapp/{channel_id}" in result.output
     listed = runner.invoke(app, ["channel", "list"])
     assert listed.exit_code == 0
-    assert listed.output.strip().split("\t") == [channel_id, "whatsapp", "Laden", f"https://shop.example/webhooks/whatsapp/{channel_id}"]
+    assert listed.output.strip().split("\t") == [
+        channel_id,
+        "whatsapp",
+        "Laden",
+        f"https://shop.example/webhooks/whatsapp/{channel_id}",
+    ]
     assert "s3cr3t" not in listed.output
 
 
@@ -52,7 +70,10 @@ def test_channel_add_refuses_bad_config_clearly(env: dict[str, str]) -> None:
 
 
 def test_token_create_and_bad_scope(env: dict[str, str]) -> None:
-    ok = runner.invoke(app, ["token", "create", "shop", "--scope", "messages:send", "--scope", "conversations:read"])
+    ok = runner.invoke(
+        app,
+        ["token", "create", "shop", "--scope", "messages:send", "--scope", "conversations:read"],
+    )
     assert ok.exit_code == 0 and ok.output.strip().startswith("tresen_")
     bad = runner.invoke(app, ["token", "create", "shop", "--scope", "everything"])
     assert bad.exit_code == 2 and "unknown scope 'everything'" in bad.output
@@ -72,8 +93,12 @@ def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "TRESEN_DATA_DIR": str(tmp_path / "fresh")}
     env.pop("TRESEN_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tresen", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tresen", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -66,7 +66,13 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
-            healthz, ping, api_docs, metrics_endpoint, verify_webhook, receive_webhook, api_router,
+            healthz,
+            ping,
+            api_docs,
+            metrics_endpoint,
+            verify_webhook,
+            receive_webhook,
+            api_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -77,7 +83,9 @@ def create_app(
             render_plugins=[JsonRenderPlugin()],
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", description="tresen API token")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="tresen API token"
+                    )
                 }
             ),
         ),
@@ -103,4 +111,6 @@ def app_from_env() -> Litestar:
     """The app as `tresen serve` runs it (uvicorn factory; settings from the environment)."""
     import os
 
-    return create_app(load_settings(), embedded_worker=os.environ.get("TRESEN_EMBEDDED_WORKER", "1") != "0")
+    return create_app(
+        load_settings(), embedded_worker=os.environ.get("TRESEN_EMBEDDED_WORKER", "1") != "0"
+    )

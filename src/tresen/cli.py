@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -13,11 +14,15 @@ import typer
 
 from tresen.settings import Settings, SettingsError, ensure_secret_key, load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="tresen: every messenger in one team inbox.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="tresen: every messenger in one team inbox."
+)
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 channel_app = typer.Typer(no_args_is_help=True, help="Channel accounts.")
 channel_add_app = typer.Typer(no_args_is_help=True, help="Connect a channel account.")
-sim_app = typer.Typer(no_args_is_help=True, help="Provider simulators (local, for tests and demos).")
+sim_app = typer.Typer(
+    no_args_is_help=True, help="Provider simulators (local, for tests and demos)."
+)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line.")
 app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
@@ -42,7 +47,9 @@ def _fail(message: str, code: int = 2) -> Any:
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     # httpx logs full URLs at INFO; some providers put credentials in URLs (Telegram bot tokens).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -84,7 +91,9 @@ def migrate() -> None:
 def serve(
     host: str = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the embedded worker.")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run the embedded worker.")
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Web processes.")] = 1,
 ) -> None:
     """Run the web server (with the embedded worker unless --no-worker)."""
@@ -95,8 +104,15 @@ def serve(
     _settings()
     _logging()
     os.environ["TRESEN_EMBEDDED_WORKER"] = "0" if no_worker else "1"
-    uvicorn.run("tresen.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", proxy_headers=True)
+    uvicorn.run(
+        "tresen.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=True,
+    )
 
 
 @app.command()
@@ -172,19 +188,29 @@ def channel_add_whatsapp(
     name: Annotated[str, typer.Option(help="A name people will recognise.")],
     phone_number_id: Annotated[str, typer.Option(help="The Cloud API phone number id.")],
     app_secret: Annotated[str, typer.Option(help="The Meta app secret (signs webhooks).")],
-    verify_token: Annotated[str, typer.Option(help="The token you enter in Meta's webhook settings.")],
+    verify_token: Annotated[
+        str, typer.Option(help="The token you enter in Meta's webhook settings.")
+    ],
     access_token: Annotated[str, typer.Option(help="A system-user access token.")],
-    api_base: Annotated[str, typer.Option(help="Graph API base URL (a simulator in tests).")] = "https://graph.facebook.com",
+    api_base: Annotated[
+        str, typer.Option(help="Graph API base URL (a simulator in tests).")
+    ] = "https://graph.facebook.com",
     api_version: str = "v21.0",
-    messages_per_second: Annotated[float, typer.Option(help="This number's throughput tier.")] = 80.0,
+    messages_per_second: Annotated[
+        float, typer.Option(help="This number's throughput tier.")
+    ] = 80.0,
 ) -> None:
     """Connect a WhatsApp Business number (Cloud API)."""
     _add_channel(
         "whatsapp",
         name,
         {
-            "phone_number_id": phone_number_id, "app_secret": app_secret, "verify_token": verify_token,
-            "access_token": access_token, "api_base": api_base, "api_version": api_version,
+            "phone_number_id": phone_number_id,
+            "app_secret": app_secret,
+            "verify_token": verify_token,
+            "access_token": access_token,
+            "api_base": api_base,
+            "api_version": api_version,
             "messages_per_second": messages_per_second,
         },
     )
@@ -198,7 +224,10 @@ def channel_list() -> None:
     settings = _settings()
 
     async def work(session: Any) -> list[tuple[str, str, str, str]]:
-        return [(r.id, r.kind, r.name, webhook_url(settings.base_url, r)) for r in await list_channels(session)]
+        return [
+            (r.id, r.kind, r.name, webhook_url(settings.base_url, r))
+            for r in await list_channels(session)
+        ]
 
     for row in asyncio.run(_with_session(settings, work)):
         typer.echo("\t".join(row))
@@ -208,17 +237,17 @@ def channel_list() -> None:
 def demo(
     port: Annotated[int, typer.Option(min=1, max=65534)] = 8000,
     host: str = "127.0.0.1",
-    data_dir: Annotated[Path | None, typer.Option(help="Where the demo keeps its SQLite file.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the demo keeps its SQLite file.")
+    ] = None,
 ) -> None:
     """Run everything embedded: server, worker, WhatsApp simulator and a seeded demo business."""
     from tresen.demo import run_demo
 
     settings = _settings(data_dir or Path("./tresen-demo"))
     _logging("WARNING")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(settings, host=host, port=port))
-    except KeyboardInterrupt:
-        pass
 
 
 @sim_app.command("whatsapp")
@@ -243,9 +272,15 @@ def sim_whatsapp(
     if webhook and not webhook.startswith(("http://", "https://")):
         _fail("--webhook must be an http(s) URL")
     config = WhatsAppSimConfig(
-        access_token=access_token, app_secret=app_secret, phone_number_id=phone_number_id,
-        webhook_url=webhook or None, mps=mps, fault_rate=fault_rate, out_of_order=out_of_order,
-        duplicate_rate=duplicate_rate, window_violation=window_violation,
+        access_token=access_token,
+        app_secret=app_secret,
+        phone_number_id=phone_number_id,
+        webhook_url=webhook or None,
+        mps=mps,
+        fault_rate=fault_rate,
+        out_of_order=out_of_order,
+        duplicate_rate=duplicate_rate,
+        window_violation=window_violation,
     )
 
     async def run() -> None:
@@ -253,10 +288,8 @@ def sim_whatsapp(
             typer.echo(f"WhatsApp simulator on {sim.base_url}  (customer phone: {sim.base_url}/)")
             await asyncio.Event().wait()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 @bench_app.command("ingest")
@@ -273,8 +306,12 @@ def bench_ingest(
     if channel != "whatsapp":
         _fail("only --channel whatsapp exists so far")
     result = asyncio.run(
-        run_ingest_bench(seconds=seconds, concurrency=concurrency, database_url=database_url,
-                         web_processes=web_processes)
+        run_ingest_bench(
+            seconds=seconds,
+            concurrency=concurrency,
+            database_url=database_url,
+            web_processes=web_processes,
+        )
     )
     typer.echo(json.dumps(result))
 

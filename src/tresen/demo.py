@@ -21,7 +21,11 @@ from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
 DEMO_BUSINESS = "Radhaus Demo"
 DEMO_CHANNEL = "Radhaus WhatsApp (Simulator)"
-DEMO_CUSTOMER = ("4915112345678", "Jana Müller", "Hallo! Habt ihr das Trekkingrad noch in 56 cm? 🚲")
+DEMO_CUSTOMER = (
+    "4915112345678",
+    "Jana Müller",
+    "Hallo! Habt ihr das Trekkingrad noch in 56 cm? 🚲",
+)
 
 
 async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
@@ -29,11 +33,16 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
     async with runtime.sessions() as session, session.begin():
         ws = await default_workspace(session, DEMO_BUSINESS)
         row = await session.scalar(
-            select(ChannelRow).where(ChannelRow.workspace_id == ws.id, ChannelRow.name == DEMO_CHANNEL)
+            select(ChannelRow).where(
+                ChannelRow.workspace_id == ws.id, ChannelRow.name == DEMO_CHANNEL
+            )
         )
         if row is None:
             row = await add_channel(
-                session, ws.id, "whatsapp", DEMO_CHANNEL,
+                session,
+                ws.id,
+                "whatsapp",
+                DEMO_CHANNEL,
                 {
                     "phone_number_id": "100000000000001",
                     "app_secret": secrets.token_urlsafe(24),
@@ -49,7 +58,9 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
     return row, token
 
 
-async def run_demo(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None) -> None:
+async def run_demo(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None
+) -> None:
     """Run the demo until interrupted; `ready` (an asyncio.Event) is set once everything is up."""
     sim_port = port + 1
     base = f"http://{host}:{port}"
@@ -67,10 +78,13 @@ async def run_demo(settings: Settings, *, host: str = "127.0.0.1", port: int = 8
     )
     app = create_app(settings, runtime=runtime, embedded_worker=True, migrate=False)
     try:
-        async with serve_asgi(app, host, port), run_whatsapp_simulator(sim_config, host, sim_port) as sim:
+        async with (
+            serve_asgi(app, host, port),
+            run_whatsapp_simulator(sim_config, host, sim_port) as sim,
+        ):
             customer, name, text = DEMO_CUSTOMER
             await sim.customer_sends(customer, name=name, body=text)
-            _banner(settings, base, sim.base_url, channel, token)
+            _banner(settings, base, sim.base_url or sim_base, channel, token)
             if ready is not None:
                 ready.set()
             await asyncio.Event().wait()
@@ -92,7 +106,7 @@ def _banner(settings: Settings, base: str, sim_base: str, channel: ChannelRow, t
         "Try it:",
         f"  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/conversations",
         f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
-        f"       -d '{{\"kind\":\"text\",\"body\":\"Ja, in 56 cm ist es da!\"}}' \\",
+        '       -d \'{"kind":"text","body":"Ja, in 56 cm ist es da!"}\' \\',
         f"       {base}/api/v1/conversations/CONVERSATION_ID/messages",
         "  ...then watch the message's state go queued → sent → delivered → read:",
         f"  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/messages/MESSAGE_ID",

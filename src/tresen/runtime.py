@@ -49,7 +49,9 @@ class Runtime:
             timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine), http=client)
+        return cls(
+            settings=settings, engine=engine, sessions=make_sessionmaker(engine), http=client
+        )
 
     async def close(self) -> None:
         """Release connections."""

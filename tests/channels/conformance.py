@@ -31,9 +31,24 @@ def _wa_many(n: int) -> bytes:
     env = helpers.wa_envelope(messages=[])
     change = env["entry"][0]["changes"][0]
     env["entry"] = [
-        {"id": "200", "changes": [{"field": "messages", "value": {**change["value"], "messages": [
-            helpers.wa_text(f"wamid.many{i:06d}", sender=f"49151{i % 50:07d}", body=f"Nachricht {i}")
-        ]}}]}
+        {
+            "id": "200",
+            "changes": [
+                {
+                    "field": "messages",
+                    "value": {
+                        **change["value"],
+                        "messages": [
+                            helpers.wa_text(
+                                f"wamid.many{i:06d}",
+                                sender=f"49151{i % 50:07d}",
+                                body=f"Nachricht {i}",
+                            )
+                        ],
+                    },
+                }
+            ],
+        }
         for i in range(n)
     ]
     return helpers.dumps(env)
@@ -45,13 +60,27 @@ WHATSAPP = ChannelCase(
     sign=helpers.wa_sign,
     forge=lambda body: helpers.wa_sign(body, secret="not-the-secret"),
     inbound_text=lambda pid, sender, text: helpers.dumps(
-        helpers.wa_envelope(messages=[helpers.wa_text(pid, sender, text)],
-                            contacts=[{"profile": {"name": "Kundin"}, "wa_id": sender}])
+        helpers.wa_envelope(
+            messages=[helpers.wa_text(pid, sender, text)],
+            contacts=[{"profile": {"name": "Kundin"}, "wa_id": sender}],
+        )
     ),
-    status=lambda pid, state: helpers.dumps(helpers.wa_envelope(statuses=[helpers.wa_status(pid, state)])),
-    unknown_type=lambda pid: helpers.dumps(helpers.wa_envelope(messages=[{
-        "from": "4915100000001", "id": pid, "timestamp": "1763800000", "type": "teleport", "teleport": {"to": "mars"}
-    }])),
+    status=lambda pid, state: helpers.dumps(
+        helpers.wa_envelope(statuses=[helpers.wa_status(pid, state)])
+    ),
+    unknown_type=lambda pid: helpers.dumps(
+        helpers.wa_envelope(
+            messages=[
+                {
+                    "from": "4915100000001",
+                    "id": pid,
+                    "timestamp": "1763800000",
+                    "type": "teleport",
+                    "teleport": {"to": "mars"},
+                }
+            ]
+        )
+    ),
     many_entries=_wa_many,
     recorded={
         "whatsapp/inbound_text.json": ContentKind.TEXT,
@@ -73,15 +102,46 @@ WHATSAPP = ChannelCase(
         "not json": b"{this is not json",
         "json array": b"[1, 2, 3]",
         "wrong object": helpers.dumps({**helpers.wa_envelope(messages=[]), "object": "page"}),
-        "entry not a list": helpers.dumps({"object": "whatsapp_business_account", "entry": {"id": 1}}),
-        "message without id": helpers.dumps(helpers.wa_envelope(messages=[{"from": "49151", "type": "text", "text": {"body": "x"}}])),
-        "messages not a list": helpers.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"messages": "nope"}}]}]}),
+        "entry not a list": helpers.dumps(
+            {"object": "whatsapp_business_account", "entry": {"id": 1}}
+        ),
+        "message without id": helpers.dumps(
+            helpers.wa_envelope(messages=[{"from": "49151", "type": "text", "text": {"body": "x"}}])
+        ),
+        "messages not a list": helpers.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {"id": "1", "changes": [{"field": "messages", "value": {"messages": "nope"}}]}
+                ],
+            }
+        ),
         "invalid utf-8": b'{"object": "whatsapp_business_account", "entry": ["\xff\xfe"]}',
-        "foreign phone number id": helpers.dumps({**helpers.wa_envelope(messages=[helpers.wa_text("wamid.foreign")]), "entry": [{"id": "2", "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id": "999"}, "messages": [helpers.wa_text("wamid.foreign")]}}]}]}),
+        "foreign phone number id": helpers.dumps(
+            {
+                **helpers.wa_envelope(messages=[helpers.wa_text("wamid.foreign")]),
+                "entry": [
+                    {
+                        "id": "2",
+                        "changes": [
+                            {
+                                "field": "messages",
+                                "value": {
+                                    "metadata": {"phone_number_id": "999"},
+                                    "messages": [helpers.wa_text("wamid.foreign")],
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ),
     },
     empty=[
         helpers.dumps({"object": "whatsapp_business_account", "entry": []}),
-        helpers.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": []}]}),
+        helpers.dumps(
+            {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": []}]}
+        ),
         helpers.dumps(helpers.wa_envelope(messages=[], statuses=[])),
     ],
 )

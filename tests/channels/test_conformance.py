@@ -31,7 +31,9 @@ async def _messages(runtime: Runtime) -> list[Message]:
 
 async def test_good_signature_is_stored(runtime: Runtime, case: ChannelCase) -> None:
     url = await _setup(runtime, case)
-    body = case.inbound_text("pid-good-1", "4915100000001", "Grüß Gott <script>alert(1)</script> 🚲")
+    body = case.inbound_text(
+        "pid-good-1", "4915100000001", "Grüß Gott <script>alert(1)</script> 🚲"
+    )
     async with helpers.client_for(runtime) as client:
         response = await client.post(url, content=body, headers=case.sign(body))
     assert response.status_code == 200, response.text
@@ -45,11 +47,16 @@ async def test_good_signature_is_stored(runtime: Runtime, case: ChannelCase) -> 
 
 
 @pytest.mark.parametrize("how", ["forged", "missing", "garbage"])
-async def test_bad_or_missing_signature_stores_nothing(runtime: Runtime, case: ChannelCase, how: str) -> None:
+async def test_bad_or_missing_signature_stores_nothing(
+    runtime: Runtime, case: ChannelCase, how: str
+) -> None:
     url = await _setup(runtime, case)
     body = case.inbound_text("pid-forged-1", "4915100000001", "hi")
-    headers = {"forged": case.forge(body), "missing": {"Content-Type": "application/json"},
-               "garbage": {k: "sha256=zz" for k in case.sign(body) if k.lower() != "content-type"}}[how]
+    headers = {
+        "forged": case.forge(body),
+        "missing": {"Content-Type": "application/json"},
+        "garbage": {k: "sha256=zz" for k in case.sign(body) if k.lower() != "content-type"},
+    }[how]
     before = await helpers.count_rows(runtime)
     async with helpers.client_for(runtime) as client:
         response = await client.post(url, content=body, headers=headers)
@@ -78,7 +85,9 @@ async def _outbound(runtime: Runtime, case: ChannelCase, url: str) -> Message:
         from tresen.db.tables import ChannelRow
 
         channel = await session.get_one(ChannelRow, conv.channel_id)
-        return await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, "Antwort"))
+        return await queue_message(
+            session, conv, channel, OutboundContent(ContentKind.TEXT, "Antwort")
+        )
 
 
 async def test_statuses_out_of_order_only_move_forward(runtime: Runtime, case: ChannelCase) -> None:
@@ -89,20 +98,26 @@ async def test_statuses_out_of_order_only_move_forward(runtime: Runtime, case: C
     async with helpers.client_for(runtime) as client:
         for state in ["read", "delivered", "sent", "read"]:
             body = case.status("pid-out-1", state)
-            assert (await client.post(url, content=body, headers=case.sign(body))).status_code == 200
+            assert (
+                await client.post(url, content=body, headers=case.sign(body))
+            ).status_code == 200
     async with runtime.sessions() as session:
         stored = await session.get_one(Message, message.id)
     assert stored.state == DeliveryState.READ.value
     assert stored.read_at is not None
 
 
-async def test_status_before_send_completes_is_kept_and_applied(runtime: Runtime, case: ChannelCase) -> None:
+async def test_status_before_send_completes_is_kept_and_applied(
+    runtime: Runtime, case: ChannelCase
+) -> None:
     url = await _setup(runtime, case)
     message = await _outbound(runtime, case, url)
     async with helpers.client_for(runtime) as client:
         for state in ["delivered", "sent"]:
             body = case.status("pid-early-1", state)
-            assert (await client.post(url, content=body, headers=case.sign(body))).status_code == 200
+            assert (
+                await client.post(url, content=body, headers=case.sign(body))
+            ).status_code == 200
     async with runtime.sessions() as session:
         assert len(list(await session.scalars(select(PendingStatus)))) == 2
     async with runtime.sessions() as session, session.begin():
@@ -126,14 +141,18 @@ async def test_unknown_type_is_stored_as_unsupported(runtime: Runtime, case: Cha
 
 async def test_oversized_body_is_refused(runtime: Runtime, case: ChannelCase) -> None:
     url = await _setup(runtime, case)
-    body = case.inbound_text("pid-big-1", "4915100000001", "x" * (runtime.settings.max_webhook_bytes + 10))
+    body = case.inbound_text(
+        "pid-big-1", "4915100000001", "x" * (runtime.settings.max_webhook_bytes + 10)
+    )
     async with helpers.client_for(runtime) as client:
         response = await client.post(url, content=body, headers=case.sign(body))
     assert response.status_code == 413
     assert await _messages(runtime) == []
 
 
-async def test_malformed_bodies_get_400_and_store_nothing(runtime: Runtime, case: ChannelCase) -> None:
+async def test_malformed_bodies_get_400_and_store_nothing(
+    runtime: Runtime, case: ChannelCase
+) -> None:
     url = await _setup(runtime, case)
     before = await helpers.count_rows(runtime)
     async with helpers.client_for(runtime) as client:
@@ -148,7 +167,9 @@ async def test_empty_arrays_are_fine(runtime: Runtime, case: ChannelCase) -> Non
     url = await _setup(runtime, case)
     async with helpers.client_for(runtime) as client:
         for body in case.empty:
-            assert (await client.post(url, content=body, headers=case.sign(body))).status_code == 200
+            assert (
+                await client.post(url, content=body, headers=case.sign(body))
+            ).status_code == 200
     assert await _messages(runtime) == []
 
 
@@ -177,5 +198,7 @@ async def test_unknown_channel_is_404(runtime: Runtime, case: ChannelCase) -> No
     await _setup(runtime, case)
     body = case.inbound_text("pid-x", "4915100000001", "hi")
     async with helpers.client_for(runtime) as client:
-        response = await client.post(f"/webhooks/{case.kind}/01nosuchchannel", content=body, headers=case.sign(body))
+        response = await client.post(
+            f"/webhooks/{case.kind}/01nosuchchannel", content=body, headers=case.sign(body)
+        )
     assert response.status_code == 404

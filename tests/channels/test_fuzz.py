@@ -16,25 +16,66 @@ from tresen.channels.whatsapp import WhatsAppChannel
 from tresen.runtime import Runtime
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
-FIELD_NAMES = ["object", "entry", "changes", "field", "value", "messages", "statuses", "contacts", "metadata",
-               "from", "id", "type", "timestamp", "text", "body", "status", "errors", "phone_number_id",
-               "image", "location", "latitude", "interactive", "button_reply", "reaction", "wa_id", "profile"]
+FIELD_NAMES = [
+    "object",
+    "entry",
+    "changes",
+    "field",
+    "value",
+    "messages",
+    "statuses",
+    "contacts",
+    "metadata",
+    "from",
+    "id",
+    "type",
+    "timestamp",
+    "text",
+    "body",
+    "status",
+    "errors",
+    "phone_number_id",
+    "image",
+    "location",
+    "latitude",
+    "interactive",
+    "button_reply",
+    "reaction",
+    "wa_id",
+    "profile",
+]
 
 
 @st.composite
 def mutated_payloads(draw: st.DrawFn) -> Any:
     """A valid webhook with one part replaced by something arbitrary."""
-    payload = json.loads(helpers.fixture_bytes(draw(st.sampled_from([
-        "whatsapp/inbound_text.json", "whatsapp/inbound_location.json", "whatsapp/inbound_interactive_list.json",
-        "whatsapp/status_failed.json", "whatsapp/inbound_contacts.json",
-    ]))))
+    payload = json.loads(
+        helpers.fixture_bytes(
+            draw(
+                st.sampled_from(
+                    [
+                        "whatsapp/inbound_text.json",
+                        "whatsapp/inbound_location.json",
+                        "whatsapp/inbound_interactive_list.json",
+                        "whatsapp/status_failed.json",
+                        "whatsapp/inbound_contacts.json",
+                    ]
+                )
+            )
+        )
+    )
     node = payload
-    path = draw(st.lists(st.sampled_from(FIELD_NAMES + [0]), min_size=1, max_size=6))
+    path = draw(st.lists(st.sampled_from([*FIELD_NAMES, 0]), min_size=1, max_size=6))
     for key in path[:-1]:
         if isinstance(node, dict) and key in node:
             node = node[key]
@@ -78,14 +119,18 @@ def test_parser_never_crashes_on_bytes(body: bytes) -> None:
     _parse(body)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(payload=mutated_payloads())
 async def test_endpoint_never_500_never_partial(runtime: Runtime, payload: Any) -> None:
     _, channel = await helpers.seed_whatsapp(runtime)
     body = json.dumps(payload).encode()
     before = await helpers.count_rows(runtime)
     async with helpers.client_for(runtime) as client:
-        response = await client.post(f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body))
+        response = await client.post(
+            f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+        )
     assert response.status_code in (200, 400), response.text
     after = await helpers.count_rows(runtime)
     if response.status_code == 400:
@@ -96,7 +141,9 @@ async def test_endpoint_never_500_never_partial(runtime: Runtime, payload: Any) 
         assert after["messages"] - before["messages"] <= len(ids)
 
 
-async def test_failure_mid_webhook_rolls_everything_back(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failure_mid_webhook_rolls_everything_back(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tresen.pipeline import inbound
 
     _, channel = await helpers.seed_whatsapp(runtime)
@@ -111,9 +158,18 @@ async def test_failure_mid_webhook_rolls_everything_back(runtime: Runtime, monke
         await original(*args, **kwargs)
 
     monkeypatch.setattr(inbound, "_store_message", flaky)
-    body = helpers.dumps(helpers.wa_envelope(messages=[helpers.wa_text("wamid.r1", "4915100000001"), helpers.wa_text("wamid.r2", "4915100000002")]))
+    body = helpers.dumps(
+        helpers.wa_envelope(
+            messages=[
+                helpers.wa_text("wamid.r1", "4915100000001"),
+                helpers.wa_text("wamid.r2", "4915100000002"),
+            ]
+        )
+    )
     before = await helpers.count_rows(runtime)
     async with helpers.client_for(runtime) as client:
-        response = await client.post(f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body))
+        response = await client.post(
+            f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+        )
     assert response.status_code >= 500, "the provider must retry"
     assert await helpers.count_rows(runtime) == before

@@ -6,7 +6,6 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from tresen.db.tables import Job
@@ -83,7 +82,9 @@ async def test_many_workers_never_process_a_job_twice(settings, runtime: Runtime
             assert await queue.finish(session, job.id, worker_id)
 
     runtimes = [Runtime.create(settings) for _ in range(3)]
-    workers = [Worker(rt, {"test.job": handle}, concurrency=16, poll_seconds=0.05) for rt in runtimes]
+    workers = [
+        Worker(rt, {"test.job": handle}, concurrency=16, poll_seconds=0.05) for rt in runtimes
+    ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         async with asyncio.timeout(60):
@@ -125,12 +126,14 @@ async def test_job_out_of_attempts_goes_to_dead_letters(runtime: Runtime) -> Non
                     if row is not None and row.state == "dead":
                         break
                 async with runtime.sessions() as session, session.begin():
-                    await session.execute(update(Job).where(Job.id == job_id, Job.state == "pending").values(run_at=utcnow()))
+                    await session.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.state == "pending")
+                        .values(run_at=utcnow())
+                    )
                 await asyncio.sleep(0.05)
     finally:
         worker.stop()
         await task
     assert calls == 2
     assert row.last_error and "always" in row.last_error
-
-

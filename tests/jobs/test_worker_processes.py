@@ -24,7 +24,9 @@ DONE = {"read"}
 
 
 @contextmanager
-def worker_process(runtime: Runtime, tmp_path: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    runtime: Runtime, tmp_path: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """`tresen worker` as its own OS process on the test's database."""
     env = {
         **os.environ,
@@ -36,7 +38,10 @@ def worker_process(runtime: Runtime, tmp_path: Path, name: str) -> Iterator[subp
     }
     log = (tmp_path / f"{name}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tresen", "worker", "--concurrency", "16"], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "tresen", "worker", "--concurrency", "16"],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     try:
         yield proc
@@ -63,7 +68,13 @@ async def _queue_messages(stack, n: int) -> list[str]:  # type: ignore[no-untype
 
 async def _states(runtime: Runtime) -> dict[str, int]:
     async with runtime.sessions() as session:
-        rows = (await session.execute(select(Message.state, func.count()).where(Message.direction == "outbound").group_by(Message.state))).all()
+        rows = (
+            await session.execute(
+                select(Message.state, func.count())
+                .where(Message.direction == "outbound")
+                .group_by(Message.state)
+            )
+        ).all()
     return {state: n for state, n in rows}
 
 
@@ -81,7 +92,9 @@ async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: 
             victim.wait(10)
         at_kill = await _states(runtime)
         in_flight = at_kill.get("sending", 0)
-        assert sum(at_kill.get(s, 0) for s in ("queued", "sending")) > 0, f"nothing left to recover: {at_kill}"
+        assert sum(at_kill.get(s, 0) for s in ("queued", "sending")) > 0, (
+            f"nothing left to recover: {at_kill}"
+        )
         with worker_process(runtime, tmp_path, "rescuer"):
             rows = await stack.wait_states(ids, DONE, timeout=90)
         assert all(r.provider_message_id for r in rows.values())
@@ -91,7 +104,9 @@ async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: 
             assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
 
-async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path: Path, database_url: str) -> None:
+async def test_two_worker_processes_never_send_twice(
+    runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("this scenario is about FOR UPDATE SKIP LOCKED; the SIGKILL test covers SQLite")
     config = WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06), mps=500)

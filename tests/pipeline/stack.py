@@ -37,7 +37,9 @@ class Stack:
         """The customer sends a text; returns the conversation id once it is stored."""
         await self.sim.customer_sends(wa_id, name="Jana Müller", body=text)
         async with self.runtime.sessions() as session:
-            conv = await session.scalar(select(Conversation).where(Conversation.channel_id == self.channel.id))
+            conv = await session.scalar(
+                select(Conversation).where(Conversation.channel_id == self.channel.id)
+            )
         assert conv is not None, "the inbound message was not stored"
         return conv.id
 
@@ -45,12 +47,19 @@ class Stack:
         """POST a message through the API."""
         return await self.api.post(f"/api/v1/conversations/{conversation_id}/messages", json=body)
 
-    async def wait_states(self, message_ids: list[str], done: set[str], timeout: float = 30.0) -> dict[str, Message]:
+    async def wait_states(
+        self, message_ids: list[str], done: set[str], timeout: float = 30.0
+    ) -> dict[str, Message]:
         """Wait until every message reached one of the `done` states; return them."""
         deadline = time.monotonic() + timeout
         while True:
             async with self.runtime.sessions() as session:
-                rows = {m.id: m for m in await session.scalars(select(Message).where(Message.id.in_(message_ids)))}
+                rows = {
+                    m.id: m
+                    for m in await session.scalars(
+                        select(Message).where(Message.id.in_(message_ids))
+                    )
+                }
             if all(r.state in done for r in rows.values()) and len(rows) == len(message_ids):
                 return rows
             if time.monotonic() > deadline:
@@ -61,17 +70,27 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    runtime: Runtime, sim_config: WhatsAppSimConfig | None = None, *, worker: bool = True, channel_mps: float = 80.0
+    runtime: Runtime,
+    sim_config: WhatsAppSimConfig | None = None,
+    *,
+    worker: bool = True,
+    channel_mps: float = 80.0,
 ) -> AsyncIterator[Stack]:
     """Start tresen (with or without its embedded worker) and the simulator, wired together."""
     config = sim_config or WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06))
     app = create_app(runtime.settings, runtime=runtime, embedded_worker=worker, migrate=False)
     async with serve_asgi(app) as base_url, run_whatsapp_simulator(config) as sim:
         _, channel = await helpers.seed_whatsapp(
-            runtime, api_base=sim.base_url, access_token=config.access_token, app_secret=config.app_secret,
-            phone_number_id=config.phone_number_id, messages_per_second=channel_mps,
+            runtime,
+            api_base=sim.base_url,
+            access_token=config.access_token,
+            app_secret=config.app_secret,
+            phone_number_id=config.phone_number_id,
+            messages_per_second=channel_mps,
         )
         sim.config.webhook_url = webhook_url(base_url, channel)
         token = await helpers.seed_token(runtime, channel.workspace_id)
-        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ) as api:
             yield Stack(runtime, sim, channel, base_url, api)

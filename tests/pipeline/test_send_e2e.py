@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.pipeline.stack import running_stack
-from tresen.db.tables import Conversation, Message
+from tresen.db.tables import Conversation
 from tresen.db.types import utcnow
 from tresen.runtime import Runtime
 from tresen.sim.whatsapp import WhatsAppSimConfig
@@ -25,7 +25,9 @@ async def test_customer_writes_agent_replies_status_reaches_read(runtime: Runtim
         message_id = response.json()["id"]
         rows = await stack.wait_states([message_id], DONE)
         assert rows[message_id].provider_message_id == stack.sim.ledger[0].wamid
-        assert rows[message_id].sent_at and rows[message_id].delivered_at and rows[message_id].read_at
+        assert (
+            rows[message_id].sent_at and rows[message_id].delivered_at and rows[message_id].read_at
+        )
         assert len(stack.sim.ledger) == 1
         fetched = await stack.api.get(f"/api/v1/messages/{message_id}")
         assert fetched.json()["state"] == "read"
@@ -34,10 +36,36 @@ async def test_customer_writes_agent_replies_status_reaches_read(runtime: Runtim
 async def test_every_sendable_kind_is_accepted_by_the_cloud_api(runtime: Runtime) -> None:
     bodies = [
         {"kind": "text", "body": "Hallo"},
-        {"kind": "template", "payload": {"name": "order_confirmation", "language": "de", "parameters": ["Jana", "4711"]}},
-        {"kind": "interactive", "body": "Welche Größe?", "payload": {"buttons": [{"id": "s41", "title": "41"}, {"id": "s42", "title": "42"}]}},
-        {"kind": "interactive", "body": "Filiale?", "payload": {"button": "Wählen", "sections": [{"title": "Berlin", "rows": [{"id": "b1", "title": "Mitte"}]}]}},
-        {"kind": "media", "body": "Rechnung", "payload": {"media_type": "document", "link": "https://shop.example/r.pdf", "filename": "r.pdf"}},
+        {
+            "kind": "template",
+            "payload": {
+                "name": "order_confirmation",
+                "language": "de",
+                "parameters": ["Jana", "4711"],
+            },
+        },
+        {
+            "kind": "interactive",
+            "body": "Welche Größe?",
+            "payload": {"buttons": [{"id": "s41", "title": "41"}, {"id": "s42", "title": "42"}]},
+        },
+        {
+            "kind": "interactive",
+            "body": "Filiale?",
+            "payload": {
+                "button": "Wählen",
+                "sections": [{"title": "Berlin", "rows": [{"id": "b1", "title": "Mitte"}]}],
+            },
+        },
+        {
+            "kind": "media",
+            "body": "Rechnung",
+            "payload": {
+                "media_type": "document",
+                "link": "https://shop.example/r.pdf",
+                "filename": "r.pdf",
+            },
+        },
     ]
     async with running_stack(runtime) as stack:
         conv = await stack.customer_writes()
@@ -47,20 +75,30 @@ async def test_every_sendable_kind_is_accepted_by_the_cloud_api(runtime: Runtime
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
         await stack.wait_states(ids, DONE)
-        assert sorted(e.type for e in stack.sim.ledger) == ["document", "interactive", "interactive", "template", "text"]
+        assert sorted(e.type for e in stack.sim.ledger) == [
+            "document",
+            "interactive",
+            "interactive",
+            "template",
+            "text",
+        ]
 
 
 async def test_free_text_outside_the_window_is_refused_before_sending(runtime: Runtime) -> None:
     async with running_stack(runtime) as stack:
         conv = await stack.customer_writes()
         async with runtime.sessions() as session, session.begin():
-            await session.execute(update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=25)))
+            await session.execute(
+                update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=25))
+            )
         response = await stack.reply(conv, {"kind": "text", "body": "Noch da?"})
         assert response.status_code == 422
         error = response.json()["error"]
         assert error["code"] == "window_closed"
         assert "24 hours" in error["message"] and "template" in error["message"]
-        template = await stack.reply(conv, {"kind": "template", "payload": {"name": "follow_up", "language": "de"}})
+        template = await stack.reply(
+            conv, {"kind": "template", "payload": {"name": "follow_up", "language": "de"}}
+        )
         assert template.status_code == 202
         await stack.wait_states([template.json()["id"]], DONE)
         assert len(stack.sim.ledger) == 1
@@ -71,7 +109,9 @@ async def test_window_closing_while_queued_fails_at_send_time(runtime: Runtime) 
         conv = await stack.customer_writes()
         response = await stack.reply(conv, {"kind": "text", "body": "Spät"})
         async with runtime.sessions() as session, session.begin():
-            await session.execute(update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=25)))
+            await session.execute(
+                update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=25))
+            )
         from tests.helpers import client_for
 
         async with client_for(runtime, worker=True):
@@ -83,7 +123,9 @@ async def test_window_closing_while_queued_fails_at_send_time(runtime: Runtime) 
 
 @pytest.mark.parametrize("mode", ["response", "status"])
 async def test_provider_window_violation_shows_code_and_reason(runtime: Runtime, mode: str) -> None:
-    async with running_stack(runtime, WhatsAppSimConfig(status_delays=FAST, window_violation=mode)) as stack:
+    async with running_stack(
+        runtime, WhatsAppSimConfig(status_delays=FAST, window_violation=mode)
+    ) as stack:
         conv = await stack.customer_writes()
         stack.sim.close_window("4915112345678")
         response = await stack.reply(conv, {"kind": "text", "body": "Hallo?"})
@@ -102,7 +144,9 @@ async def test_rate_limited_by_provider_retries_until_sent(runtime: Runtime) -> 
             response = await stack.reply(conv, {"kind": "text", "body": f"Nachricht {i}"})
             ids.append(response.json()["id"])
         await stack.wait_states(ids, DONE, timeout=60)
-        assert stack.sim.stats()["rejected"].get("130429", 0) > 0, "the cap was never hit; the test proves nothing"
+        assert stack.sim.stats()["rejected"].get("130429", 0) > 0, (
+            "the cap was never hit; the test proves nothing"
+        )
         assert stack.sim.duplicates() == 0
         assert len(stack.sim.ledger) == 30
 
@@ -111,7 +155,10 @@ async def test_own_rate_limit_keeps_under_the_cap(runtime: Runtime) -> None:
     config = WhatsAppSimConfig(status_delays=FAST, mps=20)
     async with running_stack(runtime, config, channel_mps=15) as stack:
         conv = await stack.customer_writes()
-        ids = [(await stack.reply(conv, {"kind": "text", "body": f"N{i}"})).json()["id"] for i in range(40)]
+        ids = [
+            (await stack.reply(conv, {"kind": "text", "body": f"N{i}"})).json()["id"]
+            for i in range(40)
+        ]
         await stack.wait_states(ids, DONE, timeout=60)
         assert stack.sim.stats()["rejected"].get("130429", 0) == 0
         assert len(stack.sim.ledger) == 40
@@ -139,14 +186,21 @@ async def test_exhausted_retries_go_to_dead_letters_and_can_be_retried(runtime: 
 async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.with_overrides(send_timeout_seconds=1.0)
     config = WhatsAppSimConfig(
-        status_delays=FAST, fault_rate=0.3, fault_after_accept_share=0.5, timeout_seconds=2.0, seed=7,
+        status_delays=FAST,
+        fault_rate=0.3,
+        fault_after_accept_share=0.5,
+        timeout_seconds=2.0,
+        seed=7,
     )
     import httpx
 
     runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(1.0))
     async with running_stack(runtime, config) as stack:
         conv = await stack.customer_writes()
-        ids = [(await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"] for i in range(60)]
+        ids = [
+            (await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"]
+            for i in range(60)
+        ]
         rows = await stack.wait_states(ids, DONE, timeout=120)
         faults = sum(stack.sim.stats()["faults"].values())
         assert faults >= 10, "not enough faults were injected to prove anything"

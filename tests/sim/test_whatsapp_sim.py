@@ -414,7 +414,7 @@ INBOUND_CASES: list[tuple[str, Any, str]] = [
 
 async def test_customer_sends_every_type(receiver: Receiver) -> None:
     async with run_whatsapp_simulator(make_config(receiver)) as sim:
-        for mtype, body, key in INBOUND_CASES:
+        for mtype, body, _key in INBOUND_CASES:
             await sim.customer_sends(CUSTOMER, name="Eva", type=mtype, body=body)
         sim.open_window(CUSTOMER)
         biz = await send(sim, text_payload())

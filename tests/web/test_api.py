@@ -14,8 +14,16 @@ from tresen.runtime import Runtime
 
 async def _inbound(client, channel_id: str, n: int = 1, sender: str = "4915100000001") -> None:  # type: ignore[no-untyped-def]
     for i in range(n):
-        body = helpers.dumps(helpers.wa_envelope(messages=[helpers.wa_text(f"wamid.api{sender}{i}", sender, f"Frage {i}")]))
-        assert (await client.post(f"/webhooks/whatsapp/{channel_id}", content=body, headers=helpers.wa_sign(body))).status_code == 200
+        body = helpers.dumps(
+            helpers.wa_envelope(
+                messages=[helpers.wa_text(f"wamid.api{sender}{i}", sender, f"Frage {i}")]
+            )
+        )
+        assert (
+            await client.post(
+                f"/webhooks/whatsapp/{channel_id}", content=body, headers=helpers.wa_sign(body)
+            )
+        ).status_code == 200
 
 
 async def test_no_token_wrong_token_and_missing_scope(runtime: Runtime) -> None:
@@ -23,12 +31,17 @@ async def test_no_token_wrong_token_and_missing_scope(runtime: Runtime) -> None:
     read_only = await helpers.seed_token(runtime, ws, ["conversations:read"])
     async with helpers.client_for(runtime) as client:
         assert (await client.get("/api/v1/conversations")).status_code == 401
-        bad = await client.get("/api/v1/conversations", headers={"Authorization": "Bearer tresen_nope"})
+        bad = await client.get(
+            "/api/v1/conversations", headers={"Authorization": "Bearer tresen_nope"}
+        )
         assert bad.status_code == 401 and "unknown" in bad.json()["error"]["message"]
-        ok = await client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {read_only}"})
+        ok = await client.get(
+            "/api/v1/conversations", headers={"Authorization": f"Bearer {read_only}"}
+        )
         assert ok.status_code == 200
         denied = await client.post(
-            "/api/v1/messages", json={"channel_id": channel.id, "to": "49151", "kind": "text", "body": "x"},
+            "/api/v1/messages",
+            json={"channel_id": channel.id, "to": "49151", "kind": "text", "body": "x"},
             headers={"Authorization": f"Bearer {read_only}"},
         )
         assert denied.status_code == 403 and "messages:send" in denied.json()["error"]["message"]
@@ -41,24 +54,40 @@ async def test_read_conversation_messages_and_contact(runtime: Runtime) -> None:
         await _inbound(client, channel.id, 3)
         [conv] = (await client.get("/api/v1/conversations", headers=auth)).json()["items"]
         assert conv["window_open"] is True and conv["status"] == "open"
-        page1 = (await client.get(f"/api/v1/conversations/{conv['id']}/messages?limit=2", headers=auth)).json()
+        page1 = (
+            await client.get(f"/api/v1/conversations/{conv['id']}/messages?limit=2", headers=auth)
+        ).json()
         assert [m["body"] for m in page1["items"]] == ["Frage 2", "Frage 1"]
-        page2 = (await client.get(f"/api/v1/conversations/{conv['id']}/messages?limit=2&before={page1['next_before']}", headers=auth)).json()
+        page2 = (
+            await client.get(
+                f"/api/v1/conversations/{conv['id']}/messages?limit=2&before={page1['next_before']}",
+                headers=auth,
+            )
+        ).json()
         assert [m["body"] for m in page2["items"]] == ["Frage 0"] and page2["next_before"] is None
         contact = (await client.get(f"/api/v1/contacts/{conv['contact_id']}", headers=auth)).json()
-        assert contact["identities"] == [{"channel_id": channel.id, "address": "4915100000001", "display_name": None, "unreachable": False}]
+        assert contact["identities"] == [
+            {
+                "channel_id": channel.id,
+                "address": "4915100000001",
+                "display_name": None,
+                "unreachable": False,
+            }
+        ]
         channels = (await client.get("/api/v1/channels", headers=auth)).json()
         assert channels[0]["webhook_url"].endswith(f"/webhooks/whatsapp/{channel.id}")
         assert "app_secret" not in str(channels) and helpers.WA_SECRET not in str(channels)
 
 
 async def test_workspaces_see_nothing_of_each_other(runtime: Runtime) -> None:
-    ws_a, channel_a = await helpers.seed_whatsapp(runtime)
+    _ws_a, channel_a = await helpers.seed_whatsapp(runtime)
     async with runtime.sessions() as session, session.begin():
         other = Workspace(id="01otherworkspace0000000000", name="Andere GmbH", created_at=utcnow())
         session.add(other)
         await session.flush()
-        await add_channel(session, other.id, "whatsapp", "B", {**helpers.WA_CONFIG, "phone_number_id": "999"})
+        await add_channel(
+            session, other.id, "whatsapp", "B", {**helpers.WA_CONFIG, "phone_number_id": "999"}
+        )
     token_b = await helpers.seed_token(runtime, "01otherworkspace0000000000")
     auth_b = {"Authorization": f"Bearer {token_b}"}
     async with helpers.client_for(runtime) as client:
@@ -66,10 +95,17 @@ async def test_workspaces_see_nothing_of_each_other(runtime: Runtime) -> None:
         async with runtime.sessions() as session:
             conv = (await session.scalars(select(Conversation))).one()
         assert (await client.get("/api/v1/conversations", headers=auth_b)).json()["items"] == []
-        for path in (f"/api/v1/conversations/{conv.id}", f"/api/v1/conversations/{conv.id}/messages",
-                     f"/api/v1/contacts/{conv.contact_id}"):
+        for path in (
+            f"/api/v1/conversations/{conv.id}",
+            f"/api/v1/conversations/{conv.id}/messages",
+            f"/api/v1/contacts/{conv.contact_id}",
+        ):
             assert (await client.get(path, headers=auth_b)).status_code == 404, path
-        send = await client.post(f"/api/v1/conversations/{conv.id}/messages", json={"kind": "text", "body": "x"}, headers=auth_b)
+        send = await client.post(
+            f"/api/v1/conversations/{conv.id}/messages",
+            json={"kind": "text", "body": "x"},
+            headers=auth_b,
+        )
         assert send.status_code == 404
         other_channels = (await client.get("/api/v1/channels", headers=auth_b)).json()
         assert [c["name"] for c in other_channels] == ["B"]
@@ -84,19 +120,39 @@ async def test_workspaces_see_nothing_of_each_other(runtime: Runtime) -> None:
         ({"kind": "fax", "body": "x"}, 400, "invalid_request"),
         ({"kind": "text", "body": "x", "surprise": 1}, 400, "invalid_request"),
         ({"kind": "template", "payload": {}}, 422, "template_name"),
-        ({"kind": "interactive", "body": "Wähle", "payload": {"buttons": [{"id": str(i), "title": "t"} for i in range(4)]}}, 422, "buttons"),
-        ({"kind": "interactive", "body": "Wähle", "payload": {"buttons": [{"id": "1", "title": "x" * 21}]}}, 422, "button_title"),
+        (
+            {
+                "kind": "interactive",
+                "body": "Wähle",
+                "payload": {"buttons": [{"id": str(i), "title": "t"} for i in range(4)]},
+            },
+            422,
+            "buttons",
+        ),
+        (
+            {
+                "kind": "interactive",
+                "body": "Wähle",
+                "payload": {"buttons": [{"id": "1", "title": "x" * 21}]},
+            },
+            422,
+            "button_title",
+        ),
         ({"kind": "media", "payload": {"link": "javascript:alert(1)"}}, 422, "media_link"),
     ],
 )
-async def test_bad_send_requests_are_refused_clearly(runtime: Runtime, body: dict, status: int, code: str) -> None:  # type: ignore[type-arg]
+async def test_bad_send_requests_are_refused_clearly(
+    runtime: Runtime, body: dict, status: int, code: str
+) -> None:  # type: ignore[type-arg]
     ws, channel = await helpers.seed_whatsapp(runtime)
     auth = {"Authorization": f"Bearer {await helpers.seed_token(runtime, ws)}"}
     async with helpers.client_for(runtime) as client:
         await _inbound(client, channel.id)
         [conv] = (await client.get("/api/v1/conversations", headers=auth)).json()["items"]
         before = await helpers.count_rows(runtime)
-        response = await client.post(f"/api/v1/conversations/{conv['id']}/messages", json=body, headers=auth)
+        response = await client.post(
+            f"/api/v1/conversations/{conv['id']}/messages", json=body, headers=auth
+        )
         assert response.status_code == status, response.text
         assert response.json()["error"]["code"] == code
         assert response.json()["error"]["message"]
@@ -107,10 +163,18 @@ async def test_send_to_unknown_address_needs_a_template(runtime: Runtime) -> Non
     ws, channel = await helpers.seed_whatsapp(runtime)
     auth = {"Authorization": f"Bearer {await helpers.seed_token(runtime, ws)}"}
     async with helpers.client_for(runtime) as client:
-        response = await client.post("/api/v1/messages", json={"channel_id": channel.id, "to": "4917000000", "kind": "text", "body": "Hi"}, headers=auth)
+        response = await client.post(
+            "/api/v1/messages",
+            json={"channel_id": channel.id, "to": "4917000000", "kind": "text", "body": "Hi"},
+            headers=auth,
+        )
         assert response.status_code == 422 and response.json()["error"]["code"] == "window_closed"
         await _inbound(client, channel.id, sender="4917000000")
-        ok = await client.post("/api/v1/messages", json={"channel_id": channel.id, "to": "4917000000", "kind": "text", "body": "Hi"}, headers=auth)
+        ok = await client.post(
+            "/api/v1/messages",
+            json={"channel_id": channel.id, "to": "4917000000", "kind": "text", "body": "Hi"},
+            headers=auth,
+        )
         assert ok.status_code == 202 and ok.json()["state"] == "queued"
 
 
@@ -120,7 +184,11 @@ async def test_not_found_and_malformed_json(runtime: Runtime) -> None:
     async with helpers.client_for(runtime) as client:
         assert (await client.get("/api/v1/messages/nope", headers=auth)).status_code == 404
         assert (await client.get("/api/v1/conversations?limit=0", headers=auth)).status_code == 400
-        broken = await client.post("/api/v1/conversations/x/messages", content=b"{", headers={**auth, "Content-Type": "application/json"})
+        broken = await client.post(
+            "/api/v1/conversations/x/messages",
+            content=b"{",
+            headers={**auth, "Content-Type": "application/json"},
+        )
         assert broken.status_code == 400 and broken.json()["error"]["message"]
         assert (await client.get("/api/v1/nothing-here", headers=auth)).status_code == 404
 

@@ -34,7 +34,14 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     data = Path(tmp_path_factory.mktemp("schemathesis"))
     settings_ = Settings(data_dir=data, secret_key="k", base_url="http://127.0.0.1")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings_, embedded_worker=False), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings_, embedded_worker=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -52,7 +59,11 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             await rt.close()
         body = helpers.dumps(helpers.wa_envelope(messages=[helpers.wa_text("wamid.schema1")]))
         async with httpx.AsyncClient(base_url=base) as client:
-            assert (await client.post(f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body))).status_code == 200
+            assert (
+                await client.post(
+                    f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+                )
+            ).status_code == 200
         return token
 
     token = asyncio.run(seed())
@@ -69,7 +80,9 @@ def test_api_never_fails_server_side(live_api: tuple[str, str]) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {token}"})
 

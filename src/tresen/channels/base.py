@@ -164,10 +164,10 @@ class Channel(Protocol):
 
 
 class ChannelFactory(Protocol):
-    """How the registry builds a channel from its stored configuration."""
+    """How the registry builds a channel from its stored configuration (the channel's class)."""
 
-    kind: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    kind: str
+    capabilities: Capabilities
 
     def __call__(self, config: Mapping[str, Any], http: httpx.AsyncClient) -> Channel: ...
 

@@ -33,7 +33,12 @@ async def add_channel(
         raise ConfigError("a channel needs a name")
     checked = channel_factory(kind).check_config(config)
     row = ChannelRow(
-        id=new_id(), workspace_id=workspace_id, kind=kind, name=name.strip(), config=checked, enabled=True,
+        id=new_id(),
+        workspace_id=workspace_id,
+        kind=kind,
+        name=name.strip(),
+        config=checked,
+        enabled=True,
         created_at=utcnow(),
     )
     session.add(row)

@@ -170,11 +170,20 @@ def _message_content(head: _MessageHead, raw: dict[str, Any]) -> tuple[ContentKi
             return ContentKind.MEDIA, msgspec.convert(obj, _Media).caption
         if head.type == "location":
             loc = msgspec.convert(obj, _Location)
-            return ContentKind.LOCATION, loc.name or loc.address or f"{loc.latitude},{loc.longitude}"
+            return (
+                ContentKind.LOCATION,
+                loc.name or loc.address or f"{loc.latitude},{loc.longitude}",
+            )
         if head.type == "contacts":
-            names = [
-                str((c.get("name") or {}).get("formatted_name", "")) for c in obj if isinstance(c, dict)
-            ] if isinstance(obj, list) else []
+            names = (
+                [
+                    str((c.get("name") or {}).get("formatted_name", ""))
+                    for c in obj
+                    if isinstance(c, dict)
+                ]
+                if isinstance(obj, list)
+                else []
+            )
             if not isinstance(obj, list):
                 raise msgspec.ValidationError("contacts must be an array")
             return ContentKind.CONTACTS, ", ".join(n for n in names if n) or None
@@ -272,11 +281,15 @@ class WhatsAppChannel:
         try:
             envelope = msgspec.json.decode(request.body, type=_Envelope)
         except msgspec.ValidationError as exc:
-            raise WebhookRejected(400, f"webhook body does not have the Cloud API shape: {exc}") from exc
+            raise WebhookRejected(
+                400, f"webhook body does not have the Cloud API shape: {exc}"
+            ) from exc
         except msgspec.DecodeError as exc:
             raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
         if envelope.object != "whatsapp_business_account":
-            raise WebhookRejected(400, f"object must be 'whatsapp_business_account', got {envelope.object!r}")
+            raise WebhookRejected(
+                400, f"object must be 'whatsapp_business_account', got {envelope.object!r}"
+            )
         parsed = ParsedWebhook()
         for entry in envelope.entry:
             for change in entry.changes:
@@ -287,9 +300,7 @@ class WhatsAppChannel:
 
     def _parse_value(self, value: _Value, parsed: ParsedWebhook) -> None:
         if value.metadata and value.metadata.phone_number_id != self.config.phone_number_id:
-            raise WebhookRejected(
-                400, "metadata.phone_number_id does not belong to this channel"
-            )
+            raise WebhookRejected(400, "metadata.phone_number_id does not belong to this channel")
         names = {c.wa_id: (c.profile.name if c.profile else None) for c in value.contacts}
         for raw in value.messages:
             try:
@@ -321,7 +332,9 @@ class WhatsAppChannel:
                 err = status.errors[0]
                 code = str(err.code) if err.code is not None else None
                 details = (err.error_data or {}).get("details")
-                reason = " — ".join(str(p) for p in (err.title or err.message, details) if p) or None
+                reason = (
+                    " — ".join(str(p) for p in (err.title or err.message, details) if p) or None
+                )
             parsed.statuses.append(
                 StatusUpdate(
                     provider_message_id=status.id,
@@ -333,8 +346,8 @@ class WhatsAppChannel:
                     client_reference=status.biz_opaque_callback_data,
                 )
             )
-        for err in value.errors:
-            parsed.errors.append(str(err.get("code", "?")))
+        for value_error in value.errors:
+            parsed.errors.append(str(value_error.get("code", "?")))
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         """The Cloud API request body for one outbound message."""
@@ -349,11 +362,17 @@ class WhatsAppChannel:
         if kind == ContentKind.TEXT:
             base |= {"type": "text", "text": {"preview_url": False, "body": message.body or ""}}
         elif kind == ContentKind.TEMPLATE:
-            template: dict[str, Any] = {"name": p["name"], "language": {"code": p.get("language", "de")}}
+            template: dict[str, Any] = {
+                "name": p["name"],
+                "language": {"code": p.get("language", "de")},
+            }
             params = p.get("parameters") or []
             if params:
                 template["components"] = [
-                    {"type": "body", "parameters": [{"type": "text", "text": str(v)} for v in params]}
+                    {
+                        "type": "body",
+                        "parameters": [{"type": "text", "text": str(v)} for v in params],
+                    }
                 ]
             base |= {"type": "template", "template": template}
         elif kind == ContentKind.INTERACTIVE:
@@ -367,7 +386,9 @@ class WhatsAppChannel:
                 media["filename"] = p["filename"]
             base |= {"type": media_type, media_type: media}
         else:
-            raise PermanentError(f"whatsapp cannot send content kind {kind}", code="unsupported_kind")
+            raise PermanentError(
+                f"whatsapp cannot send content kind {kind}", code="unsupported_kind"
+            )
         return base
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -401,10 +422,16 @@ def _map_error(status: int, data: Any) -> Exception:
     if not isinstance(err, dict):
         if status >= 500 or status == 429:
             return TransientError(f"WhatsApp answered HTTP {status}")
-        return PermanentError(f"WhatsApp answered HTTP {status} without an error body", code=str(status))
+        return PermanentError(
+            f"WhatsApp answered HTTP {status} without an error body", code=str(status)
+        )
     raw_code = err.get("code")
     code = raw_code if isinstance(raw_code, int) else -1
-    details = (err.get("error_data") or {}).get("details") if isinstance(err.get("error_data"), dict) else None
+    details = (
+        (err.get("error_data") or {}).get("details")
+        if isinstance(err.get("error_data"), dict)
+        else None
+    )
     reason = " — ".join(str(p) for p in (err.get("message"), details) if p) or f"HTTP {status}"
     if status == 401 or code in _AUTH_CODES:
         return AuthError(reason, code=str(code))

@@ -90,7 +90,9 @@ class ContactIdentity(Base):
     contact_id: Mapped[str] = mapped_column(
         String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
     address: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str | None] = mapped_column(String(200))
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -107,7 +109,9 @@ class Conversation(Base):
     )
     id: Mapped[str] = _id()
     workspace_id: Mapped[str] = _workspace()
-    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
     contact_id: Mapped[str] = mapped_column(
         String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
@@ -133,7 +137,9 @@ class Message(Base):
     conversation_id: Mapped[str] = mapped_column(
         String(26), ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
     direction: Mapped[str] = mapped_column(String(8))
     sender_kind: Mapped[str] = mapped_column(String(12))
     content_kind: Mapped[str] = mapped_column(String(16))
@@ -158,8 +164,12 @@ class PendingStatus(Base):
 
     __tablename__ = "pending_statuses"
     __table_args__ = (UniqueConstraint("channel_id", "provider_message_id", "state"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    channel_id: Mapped[str] = mapped_column(String(26), ForeignKey("channels.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
     provider_message_id: Mapped[str] = mapped_column(String(256))
     state: Mapped[str] = mapped_column(String(12))
     error_code: Mapped[str | None] = mapped_column(String(32))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.db.tables import ApiToken
 from tresen.db.types import utcnow
+from tresen.db.upsert import rowcount
 from tresen.domain.ids import new_id
 
 SCOPES = (
@@ -60,7 +61,9 @@ def expand_scopes(requested: list[str]) -> list[str]:
     return sorted(set(out))
 
 
-async def create_token(session: AsyncSession, workspace_id: str, name: str, scopes: list[str]) -> str:
+async def create_token(
+    session: AsyncSession, workspace_id: str, name: str, scopes: list[str]
+) -> str:
     """Store a new token and return its secret value (shown only this once)."""
     if not name.strip():
         raise TokenError("a token needs a name")
@@ -81,18 +84,24 @@ async def create_token(session: AsyncSession, workspace_id: str, name: str, scop
 async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     """The principal behind a bearer token, or None when unknown or revoked."""
     row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
     )
     if row is None:
         return None
     return Principal(
-        token_id=row.id, workspace_id=row.workspace_id, scopes=frozenset(row.scopes.get("scopes", []))
+        token_id=row.id,
+        workspace_id=row.workspace_id,
+        scopes=frozenset(row.scopes.get("scopes", [])),
     )
 
 
 async def revoke_token(session: AsyncSession, token_id: str) -> bool:
     """Revoke a token by id."""
     result = await session.execute(
-        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tresen.db.tables import Job
 from tresen.db.types import utcnow
+from tresen.db.upsert import rowcount
 from tresen.domain.ids import new_id
 
 PENDING, RUNNING, DEAD = "pending", "running", "dead"
@@ -59,7 +60,11 @@ def enqueue(
 
 
 async def claim(
-    engine: AsyncEngine, worker_id: str, limit: int, lease: timedelta, kinds: list[str] | None = None
+    engine: AsyncEngine,
+    worker_id: str,
+    limit: int,
+    lease: timedelta,
+    kinds: list[str] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs: pending ones, and running ones whose lease expired."""
     now = utcnow()
@@ -90,7 +95,9 @@ async def claim(
     return [ClaimedJob(*row) for row in rows]
 
 
-async def heartbeat(engine: AsyncEngine, worker_id: str, job_ids: list[str], lease: timedelta) -> int:
+async def heartbeat(
+    engine: AsyncEngine, worker_id: str, job_ids: list[str], lease: timedelta
+) -> int:
     """Extend the lease of jobs this worker still holds; returns how many it still holds."""
     if not job_ids:
         return 0
@@ -100,7 +107,7 @@ async def heartbeat(engine: AsyncEngine, worker_id: str, job_ids: list[str], lea
             .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.state == RUNNING)
             .values(lease_until=utcnow() + lease)
         )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 async def finish(session: AsyncSession, job_id: str, worker_id: str) -> bool:
@@ -108,7 +115,7 @@ async def finish(session: AsyncSession, job_id: str, worker_id: str) -> bool:
     result = await session.execute(
         delete(Job).where(Job.id == job_id, Job.locked_by == worker_id, Job.state == RUNNING)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -118,7 +125,13 @@ def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> f
 
 
 async def retry_later(
-    session: AsyncSession, job: ClaimedJob, worker_id: str, error: str, delay: float, *, count_attempt: bool = True
+    session: AsyncSession,
+    job: ClaimedJob,
+    worker_id: str,
+    error: str,
+    delay: float,
+    *,
+    count_attempt: bool = True,
 ) -> bool:
     """Release the lease and schedule the job again after `delay` seconds."""
     values: dict[str, Any] = {
@@ -131,9 +144,11 @@ async def retry_later(
     if not count_attempt:
         values["attempts"] = Job.attempts - 1
     result = await session.execute(
-        update(Job).where(Job.id == job.id, Job.locked_by == worker_id, Job.state == RUNNING).values(**values)
+        update(Job)
+        .where(Job.id == job.id, Job.locked_by == worker_id, Job.state == RUNNING)
+        .values(**values)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def bury(session: AsyncSession, job_id: str, error: str) -> None:
@@ -152,7 +167,7 @@ async def revive(session: AsyncSession, job_id: str) -> bool:
         .where(Job.id == job_id, Job.state == DEAD)
         .values(state=PENDING, attempts=0, run_at=utcnow(), last_error=None)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def dead_jobs(session: AsyncSession, workspace_id: str, limit: int = 100) -> list[Job]:

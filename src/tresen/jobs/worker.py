@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -57,10 +58,8 @@ class Worker:
                 if claimed:
                     continue
                 self.runtime.jobs_ready.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.runtime.jobs_ready.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
             if self._inflight:
                 await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         finally:
@@ -82,13 +81,21 @@ class Worker:
         for job in jobs:
             task = asyncio.create_task(self._run_one(job))
             self._inflight[job.id] = task
-            task.add_done_callback(lambda _t, jid=job.id: self._inflight.pop(jid, None))
+            task.add_done_callback(self._forget(job.id))
         return len(jobs)
+
+    def _forget(self, job_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_task: asyncio.Task[None]) -> None:
+            self._inflight.pop(job_id, None)
+
+        return done
 
     async def _run_one(self, job: ClaimedJob) -> None:
         try:
             if job.attempts > job.max_attempts:
-                await self._bury(job, "gave up: no attempts left (the job's lease expired too often)")
+                await self._bury(
+                    job, "gave up: no attempts left (the job's lease expired too often)"
+                )
                 return
             await self.handlers[job.kind](self.runtime, job, self.worker_id)
         except Exception as exc:
@@ -103,7 +110,9 @@ class Worker:
                             session, job, self.worker_id, error, queue.backoff_seconds(job.attempts)
                         )
             except Exception:
-                log.exception("could not record the failure of job %s; its lease will expire", job.id)
+                log.exception(
+                    "could not record the failure of job %s; its lease will expire", job.id
+                )
 
     async def _bury(self, job: ClaimedJob, error: str) -> None:
         async with self.runtime.sessions() as session, session.begin():
@@ -117,6 +126,8 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await queue.heartbeat(self.runtime.engine, self.worker_id, list(self._inflight), self.lease)
+                await queue.heartbeat(
+                    self.runtime.engine, self.worker_id, list(self._inflight), self.lease
+                )
             except Exception:
                 log.exception("heartbeat failed")

@@ -22,7 +22,12 @@ from tresen.jobs import queue
 log = logging.getLogger(__name__)
 
 SEND_JOB = "message.send"
-SENDABLE_KINDS = {ContentKind.TEXT, ContentKind.TEMPLATE, ContentKind.INTERACTIVE, ContentKind.MEDIA}
+SENDABLE_KINDS = {
+    ContentKind.TEXT,
+    ContentKind.TEMPLATE,
+    ContentKind.INTERACTIVE,
+    ContentKind.MEDIA,
+}
 
 
 class OutboundRefused(ValueError):
@@ -48,10 +53,14 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
     """Refuse content the channel cannot carry, naming the limit."""
     p = content.payload or {}
     if content.kind not in SENDABLE_KINDS:
-        raise OutboundRefused("unsupported_kind", f"cannot send content kind {content.kind.value!r}")
-    if content.kind in (ContentKind.TEXT, ContentKind.INTERACTIVE):
-        if not content.body or not content.body.strip():
-            raise OutboundRefused("empty_body", "body must not be empty")
+        raise OutboundRefused(
+            "unsupported_kind", f"cannot send content kind {content.kind.value!r}"
+        )
+    if (
+        content.kind in (ContentKind.TEXT, ContentKind.INTERACTIVE)
+        and not (content.body or "").strip()
+    ):
+        raise OutboundRefused("empty_body", "body must not be empty")
     if content.body is not None and len(content.body) > caps.max_text_length:
         raise OutboundRefused(
             "too_long",
@@ -63,8 +72,12 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
         if not isinstance(p.get("name"), str) or not p["name"]:
             raise OutboundRefused("template_name", "a template message needs payload.name")
         params = p.get("parameters", [])
-        if not isinstance(params, list) or not all(isinstance(v, str | int | float) for v in params):
-            raise OutboundRefused("template_parameters", "payload.parameters must be a list of strings")
+        if not isinstance(params, list) or not all(
+            isinstance(v, str | int | float) for v in params
+        ):
+            raise OutboundRefused(
+                "template_parameters", "payload.parameters must be a list of strings"
+            )
     if content.kind == ContentKind.INTERACTIVE:
         _validate_interactive(p, caps, channel_kind)
     if content.kind == ContentKind.MEDIA:
@@ -72,9 +85,13 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
         if not caps.media:
             raise OutboundRefused("no_media", f"{channel_kind} cannot send media")
         if not isinstance(link, str) or urlsplit(link).scheme not in ("http", "https"):
-            raise OutboundRefused("media_link", "a media message needs payload.link, an http(s) URL")
+            raise OutboundRefused(
+                "media_link", "a media message needs payload.link, an http(s) URL"
+            )
         if p.get("media_type", "image") not in ("image", "audio", "video", "document", "sticker"):
-            raise OutboundRefused("media_type", "payload.media_type must be image, audio, video, document or sticker")
+            raise OutboundRefused(
+                "media_type", "payload.media_type must be image, audio, video, document or sticker"
+            )
 
 
 def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: str) -> None:
@@ -84,7 +101,9 @@ def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: s
     sections = p.get("sections")
     if buttons is not None:
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= caps.max_buttons:
-            raise OutboundRefused("buttons", f"{channel_kind} allows 1 to {caps.max_buttons} buttons")
+            raise OutboundRefused(
+                "buttons", f"{channel_kind} allows 1 to {caps.max_buttons} buttons"
+            )
         for b in buttons:
             if not isinstance(b, dict) or not b.get("id") or not isinstance(b.get("title"), str):
                 raise OutboundRefused("buttons", "each button needs an id and a title")
@@ -94,24 +113,36 @@ def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: s
                 )
         return
     if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
-        raise OutboundRefused("sections", "an interactive message needs buttons or 1 to 10 list sections")
+        raise OutboundRefused(
+            "sections", "an interactive message needs buttons or 1 to 10 list sections"
+        )
     for section in sections:
         rows = section.get("rows") if isinstance(section, dict) else None
         if not isinstance(rows, list) or not 1 <= len(rows) <= 10:
             raise OutboundRefused("sections", "each list section needs 1 to 10 rows")
         for row in rows:
-            if not isinstance(row, dict) or not row.get("id") or not isinstance(row.get("title"), str):
+            if (
+                not isinstance(row, dict)
+                or not row.get("id")
+                or not isinstance(row.get("title"), str)
+            ):
                 raise OutboundRefused("sections", "each list row needs an id and a title")
 
 
-def check_window(caps: Capabilities, channel_kind: str, conversation: Conversation, content: OutboundContent) -> None:
+def check_window(
+    caps: Capabilities, channel_kind: str, conversation: Conversation, content: OutboundContent
+) -> None:
     """Refuse free text outside the channel's customer-service window."""
     if content.kind == ContentKind.TEMPLATE or caps.window is None:
         return
     if not window_open(conversation.last_inbound_at, caps.window, utcnow()):
         hours = int(caps.window / timedelta(hours=1))
         closed = window_closes_at(conversation.last_inbound_at, caps.window)
-        since = f" (it closed at {closed.isoformat()})" if closed else " (the customer has not written yet)"
+        since = (
+            f" (it closed at {closed.isoformat()})"
+            if closed
+            else " (the customer has not written yet)"
+        )
         raise OutboundRefused(
             "window_closed",
             f"{channel_kind} allows free messages only within {hours} hours of the customer's last "
@@ -153,13 +184,18 @@ async def queue_message(
         update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
     )
     queue.enqueue(
-        session, SEND_JOB, {"message_id": message.id, "channel_id": channel.id}, workspace_id=conversation.workspace_id,
+        session,
+        SEND_JOB,
+        {"message_id": message.id, "channel_id": channel.id},
+        workspace_id=conversation.workspace_id,
         max_attempts=max_attempts,
     )
     return message
 
 
-async def outbound_for(session: AsyncSession, message_id: str) -> tuple[Message, ChannelRow, str, Conversation] | None:
+async def outbound_for(
+    session: AsyncSession, message_id: str
+) -> tuple[Message, ChannelRow, str, Conversation] | None:
     """The message, its channel, the recipient's address and the conversation."""
     row = (
         await session.execute(

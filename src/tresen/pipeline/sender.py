@@ -7,24 +7,29 @@ import logging
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.channels.base import AuthError, ChannelError, PermanentError, RateLimited
-from tresen.channels.base import channel_factory
+from tresen.channels.base import (
+    AuthError,
+    ChannelError,
+    PermanentError,
+    RateLimited,
+    channel_factory,
+)
 from tresen.db.tables import Message
 from tresen.db.types import utcnow
-from tresen.domain.message import DeliveryState
+from tresen.db.upsert import rowcount
+from tresen.domain.message import ContentKind, DeliveryState
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline.inbound import apply_pending_statuses
 from tresen.pipeline.outbound import (
     SEND_JOB,
+    OutboundContent,
     OutboundRefused,
     check_window,
     failure_values,
     outbound_for,
     to_outbound,
-    OutboundContent,
 )
-from tresen.domain.message import ContentKind
 from tresen.runtime import LoadedChannel, Runtime
 
 log = logging.getLogger(__name__)
@@ -78,7 +83,11 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
             .where(Message.id == message.id)
             .values(state=DeliveryState.SENDING.value, send_attempts=job.attempts)
         )
-    loaded = early if early is not None and early.ref.id == channel_row.id else await runtime.channel(channel_row.id)
+    loaded = (
+        early
+        if early is not None and early.ref.id == channel_row.id
+        else await runtime.channel(channel_row.id)
+    )
     if loaded is None:
         return
     bucket = runtime.limiters.bucket(channel_row.id, _rate(loaded))
@@ -94,19 +103,23 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
         await queue.finish(session, job.id, worker_id)
 
 
-async def record_sent(session: AsyncSession, message_id: str, channel_id: str, provider_message_id: str) -> None:
+async def record_sent(
+    session: AsyncSession, message_id: str, channel_id: str, provider_message_id: str
+) -> None:
     """Record the provider's id for a sent message and apply statuses that came early."""
     recorded = await session.execute(
         update(Message)
         .where(Message.id == message_id, Message.provider_message_id.is_(None))
         .values(provider_message_id=provider_message_id)
     )
-    if not recorded.rowcount:
+    if not rowcount(recorded):
         log.warning("message %s was sent again after its first send was recorded", message_id)
     await session.execute(
         update(Message)
         .where(Message.id == message_id, Message.state.in_(_UNSENT))
-        .values(state=DeliveryState.SENT.value, sent_at=utcnow(), error_code=None, error_reason=None)
+        .values(
+            state=DeliveryState.SENT.value, sent_at=utcnow(), error_code=None, error_reason=None
+        )
     )
     await apply_pending_statuses(session, channel_id, provider_message_id)
 
@@ -118,7 +131,12 @@ def _rate(loaded: LoadedChannel) -> float:
 
 
 async def _record_failure(
-    runtime: Runtime, job: ClaimedJob, worker_id: str, message_id: str, error: ChannelError, bucket: object
+    runtime: Runtime,
+    job: ClaimedJob,
+    worker_id: str,
+    message_id: str,
+    error: ChannelError,
+    bucket: object,
 ) -> None:
     """Retry what may succeed later; end what never will."""
     log.info("send of message %s failed: %s (%s)", message_id, error.kind, error.code)
@@ -136,13 +154,17 @@ async def _record_failure(
             pause = getattr(bucket, "pause", None)
             if pause is not None:
                 pause(delay)
-            await queue.retry_later(session, job, worker_id, _describe(error), delay, count_attempt=False)
+            await queue.retry_later(
+                session, job, worker_id, _describe(error), delay, count_attempt=False
+            )
             return
         if job.attempts >= job.max_attempts:
             await queue.bury(session, job.id, _describe(error))
             await _mark_dead(session, message_id, error)
             return
-        delay = queue.backoff_seconds(job.attempts, base=2.0 if isinstance(error, AuthError) else 1.0)
+        delay = queue.backoff_seconds(
+            job.attempts, base=2.0 if isinstance(error, AuthError) else 1.0
+        )
         await queue.retry_later(session, job, worker_id, _describe(error), delay)
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -784,10 +784,8 @@ class WhatsAppSimulator:
         if fault == "5xx":
             return _json_app(self._rng.choice((500, 503)), unavailable)
         if fault == "timeout":
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
-            except TimeoutError:
-                pass
             return _json_app(500, unavailable)
         return _dropping_app()
 

@@ -158,7 +158,7 @@ class Page(msgspec.Struct):
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
@@ -166,7 +166,11 @@ async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'; create one with `tresen token create`")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "send 'Authorization: Bearer <token>'; create one with `tresen token create`",
+        )
     async with _runtime(request).sessions() as session:
         principal = await authenticate(session, token.strip())
     if principal is None:
@@ -178,11 +182,23 @@ async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
 
 def _message_out(m: Message) -> MessageOut:
     return MessageOut(
-        id=m.id, conversation_id=m.conversation_id, channel_id=m.channel_id, direction=m.direction,
-        sender_kind=m.sender_kind, content_kind=m.content_kind, body=m.body, payload=m.payload or {},
-        state=m.state, provider_message_id=m.provider_message_id, error_code=m.error_code,
-        error_reason=m.error_reason, created_at=m.created_at, sent_at=m.sent_at,
-        delivered_at=m.delivered_at, read_at=m.read_at, failed_at=m.failed_at,
+        id=m.id,
+        conversation_id=m.conversation_id,
+        channel_id=m.channel_id,
+        direction=m.direction,
+        sender_kind=m.sender_kind,
+        content_kind=m.content_kind,
+        body=m.body,
+        payload=m.payload or {},
+        state=m.state,
+        provider_message_id=m.provider_message_id,
+        error_code=m.error_code,
+        error_reason=m.error_reason,
+        created_at=m.created_at,
+        sent_at=m.sent_at,
+        delivered_at=m.delivered_at,
+        read_at=m.read_at,
+        failed_at=m.failed_at,
     )
 
 
@@ -193,18 +209,28 @@ def _conversation_out(c: Conversation, channel_kind: str) -> ConversationOut:
 
     caps = channel_factory(channel_kind).capabilities
     return ConversationOut(
-        id=c.id, channel_id=c.channel_id, contact_id=c.contact_id, status=c.status,
-        last_inbound_at=c.last_inbound_at, last_message_at=c.last_message_at,
-        window_open=window_open(c.last_inbound_at, caps.window, utcnow()), created_at=c.created_at,
+        id=c.id,
+        channel_id=c.channel_id,
+        contact_id=c.contact_id,
+        status=c.status,
+        last_inbound_at=c.last_inbound_at,
+        last_message_at=c.last_message_at,
+        window_open=window_open(c.last_inbound_at, caps.window, utcnow()),
+        created_at=c.created_at,
     )
 
 
-async def _conversation(session: AsyncSession, principal: Principal, conversation_id: str) -> tuple[Conversation, ChannelRow]:
+async def _conversation(
+    session: AsyncSession, principal: Principal, conversation_id: str
+) -> tuple[Conversation, ChannelRow]:
     row = (
         await session.execute(
             select(Conversation, ChannelRow)
             .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
-            .where(Conversation.id == conversation_id, Conversation.workspace_id == principal.workspace_id)
+            .where(
+                Conversation.id == conversation_id,
+                Conversation.workspace_id == principal.workspace_id,
+            )
         )
     ).first()
     if row is None:
@@ -212,7 +238,9 @@ async def _conversation(session: AsyncSession, principal: Principal, conversatio
     return row[0], row[1]
 
 
-@get("/conversations", responses=ERROR_RESPONSES, summary="List conversations, newest activity first")
+@get(
+    "/conversations", responses=ERROR_RESPONSES, summary="List conversations, newest activity first"
+)
 async def list_conversations(
     request: Request[Any, Any, Any],
     status: FromQuery[Literal["open", "pending", "snoozed", "resolved"] | None] = None,
@@ -244,8 +272,12 @@ async def list_conversations(
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
-@get("/conversations/{conversation_id:str}", responses=ERROR_RESPONSES, summary="Read a conversation")
-async def read_conversation(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> ConversationOut:
+@get(
+    "/conversations/{conversation_id:str}", responses=ERROR_RESPONSES, summary="Read a conversation"
+)
+async def read_conversation(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str]
+) -> ConversationOut:
     """One conversation."""
     principal = await require(request, "conversations:read")
     async with _runtime(request).sessions() as session:
@@ -253,9 +285,16 @@ async def read_conversation(request: Request[Any, Any, Any], conversation_id: Fr
     return _conversation_out(conv, channel.kind)
 
 
-@get("/conversations/{conversation_id:str}/messages", responses=ERROR_RESPONSES, summary="Read a conversation's messages, newest first")
+@get(
+    "/conversations/{conversation_id:str}/messages",
+    responses=ERROR_RESPONSES,
+    summary="Read a conversation's messages, newest first",
+)
 async def list_messages(
-    request: Request[Any, Any, Any], conversation_id: FromPath[str], limit: Limit = 50, before: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    conversation_id: FromPath[str],
+    limit: Limit = 50,
+    before: FromQuery[str | None] = None,
 ) -> Page:
     """Messages of one conversation, newest first, paged by `before`."""
     principal = await require(request, "conversations:read")
@@ -263,7 +302,10 @@ async def list_messages(
         await _conversation(session, principal, conversation_id)
         stmt = (
             select(Message)
-            .where(Message.conversation_id == conversation_id, Message.workspace_id == principal.workspace_id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.workspace_id == principal.workspace_id,
+            )
             .order_by(Message.id.desc())
             .limit(limit + 1)
         )
@@ -278,34 +320,54 @@ def _content(data: SendRequest | SendToRequest) -> OutboundContent:
     return OutboundContent(kind=ContentKind(data.kind), body=data.body, payload=data.payload or {})
 
 
-@post("/conversations/{conversation_id:str}/messages", responses=ERROR_RESPONSES, status_code=202, summary="Send a message into a conversation")
-async def send_message(request: Request[Any, Any, Any], conversation_id: FromPath[str], data: JSONBody[SendRequest]) -> MessageOut:
+@post(
+    "/conversations/{conversation_id:str}/messages",
+    responses=ERROR_RESPONSES,
+    status_code=202,
+    summary="Send a message into a conversation",
+)
+async def send_message(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: JSONBody[SendRequest]
+) -> MessageOut:
     """Queue a message; it is sent by a worker and its state moves as the provider reports."""
     principal = await require(request, "messages:send")
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         conv, channel = await _conversation(session, principal, conversation_id)
         message = await queue_message(
-            session, conv, channel, _content(data), sender_kind=SenderKind.AGENT,
+            session,
+            conv,
+            channel,
+            _content(data),
+            sender_kind=SenderKind.AGENT,
             max_attempts=runtime.settings.max_send_attempts,
         )
     runtime.jobs_ready.set()
     return _message_out(message)
 
 
-@post("/messages", responses=ERROR_RESPONSES, status_code=202, summary="Send a message to an address on a channel")
+@post(
+    "/messages",
+    responses=ERROR_RESPONSES,
+    status_code=202,
+    summary="Send a message to an address on a channel",
+)
 async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]) -> MessageOut:
     """Queue a message to a channel address; outside the window only templates are allowed."""
     principal = await require(request, "messages:send")
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         channel = await session.scalar(
-            select(ChannelRow).where(ChannelRow.id == data.channel_id, ChannelRow.workspace_id == principal.workspace_id)
+            select(ChannelRow).where(
+                ChannelRow.id == data.channel_id, ChannelRow.workspace_id == principal.workspace_id
+            )
         )
         if channel is None:
             raise ApiError(404, "not_found", "no channel with this id")
         identity = await session.scalar(
-            select(ContactIdentity).where(ContactIdentity.channel_id == channel.id, ContactIdentity.address == data.to)
+            select(ContactIdentity).where(
+                ContactIdentity.channel_id == channel.id, ContactIdentity.address == data.to
+            )
         )
         if identity is None:
             if data.kind != "template":
@@ -314,48 +376,75 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
                     f"{data.to!r} has never written to this {channel.kind} channel; the first message "
                     "must be an approved template",
                 )
-            raise ApiError(404, "unknown_recipient", "no contact with this address on this channel yet")
+            raise ApiError(
+                404, "unknown_recipient", "no contact with this address on this channel yet"
+            )
         conv_id = await conversation_for(
-            session, ChannelRef(channel.id, channel.workspace_id, channel.kind), identity.id, identity.contact_id
+            session,
+            ChannelRef(channel.id, channel.workspace_id, channel.kind),
+            identity.id,
+            identity.contact_id,
         )
         conv = await session.get_one(Conversation, conv_id)
         message = await queue_message(
-            session, conv, channel, _content(data), sender_kind=SenderKind.SYSTEM,
+            session,
+            conv,
+            channel,
+            _content(data),
+            sender_kind=SenderKind.SYSTEM,
             max_attempts=runtime.settings.max_send_attempts,
         )
     runtime.jobs_ready.set()
     return _message_out(message)
 
 
-@get("/messages/{message_id:str}", responses=ERROR_RESPONSES, summary="Read one message and its delivery state")
+@get(
+    "/messages/{message_id:str}",
+    responses=ERROR_RESPONSES,
+    summary="Read one message and its delivery state",
+)
 async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str]) -> MessageOut:
     """One message."""
     principal = await require(request, "conversations:read")
     async with _runtime(request).sessions() as session:
         m = await session.scalar(
-            select(Message).where(Message.id == message_id, Message.workspace_id == principal.workspace_id)
+            select(Message).where(
+                Message.id == message_id, Message.workspace_id == principal.workspace_id
+            )
         )
     if m is None:
         raise ApiError(404, "not_found", "no message with this id")
     return _message_out(m)
 
 
-@get("/contacts/{contact_id:str}", responses=ERROR_RESPONSES, summary="Read a contact and their channel identities")
+@get(
+    "/contacts/{contact_id:str}",
+    responses=ERROR_RESPONSES,
+    summary="Read a contact and their channel identities",
+)
 async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> ContactOut:
     """One contact."""
     principal = await require(request, "contacts:read")
     async with _runtime(request).sessions() as session:
         contact = await session.scalar(
-            select(Contact).where(Contact.id == contact_id, Contact.workspace_id == principal.workspace_id)
+            select(Contact).where(
+                Contact.id == contact_id, Contact.workspace_id == principal.workspace_id
+            )
         )
         if contact is None:
             raise ApiError(404, "not_found", "no contact with this id")
         identities = list(
-            await session.scalars(select(ContactIdentity).where(ContactIdentity.contact_id == contact.id))
+            await session.scalars(
+                select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
+            )
         )
     return ContactOut(
-        id=contact.id, display_name=contact.display_name, attributes=contact.attributes or {},
-        identities=[IdentityOut(i.channel_id, i.address, i.display_name, i.unreachable) for i in identities],
+        id=contact.id,
+        display_name=contact.display_name,
+        attributes=contact.attributes or {},
+        identities=[
+            IdentityOut(i.channel_id, i.address, i.display_name, i.unreachable) for i in identities
+        ],
         created_at=contact.created_at,
     )
 
@@ -367,7 +456,10 @@ async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
     runtime = _runtime(request)
     async with runtime.sessions() as session:
         rows = await list_channels(session, principal.workspace_id)
-    return [ChannelOut(r.id, r.kind, r.name, r.enabled, webhook_url(runtime.settings.base_url, r)) for r in rows]
+    return [
+        ChannelOut(r.id, r.kind, r.name, r.enabled, webhook_url(runtime.settings.base_url, r))
+        for r in rows
+    ]
 
 
 @get("/jobs/dead", responses=ERROR_RESPONSES, summary="List jobs that exhausted their retries")
@@ -379,14 +471,21 @@ async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> l
     return [JobOut(j.id, j.kind, j.payload, j.attempts, j.last_error, j.updated_at) for j in jobs]
 
 
-@post("/jobs/{job_id:str}/retry", responses=ERROR_RESPONSES, status_code=202, summary="Retry a dead job")
+@post(
+    "/jobs/{job_id:str}/retry",
+    responses=ERROR_RESPONSES,
+    status_code=202,
+    summary="Retry a dead job",
+)
 async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> JobOut:
     """Give a dead job a fresh set of attempts; its message goes back to queued."""
     principal = await require(request, "jobs:manage")
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         job = await session.scalar(
-            select(Job).where(Job.id == job_id, Job.workspace_id == principal.workspace_id, Job.state == "dead")
+            select(Job).where(
+                Job.id == job_id, Job.workspace_id == principal.workspace_id, Job.state == "dead"
+            )
         )
         if job is None:
             raise ApiError(404, "not_found", "no dead job with this id")
@@ -395,7 +494,12 @@ async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> J
         if message_id:
             m = await session.get(Message, message_id)
             if m is not None and m.state == DeliveryState.DEAD.value:
-                m.state, m.error_code, m.error_reason, m.failed_at = DeliveryState.QUEUED.value, None, None, None
+                m.state, m.error_code, m.error_reason, m.failed_at = (
+                    DeliveryState.QUEUED.value,
+                    None,
+                    None,
+                    None,
+                )
         await session.refresh(job)
     runtime.jobs_ready.set()
     return JobOut(job.id, job.kind, job.payload, job.attempts, job.last_error, job.updated_at)
@@ -404,8 +508,16 @@ async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> J
 api_router = Router(
     path="/api/v1",
     route_handlers=[
-        list_conversations, read_conversation, list_messages, send_message, send_to, read_message,
-        read_contact, channels, dead_letters, retry_job,
+        list_conversations,
+        read_conversation,
+        list_messages,
+        send_message,
+        send_to,
+        read_message,
+        read_contact,
+        channels,
+        dead_letters,
+        retry_job,
     ],
     security=[{"BearerToken": []}],
 )

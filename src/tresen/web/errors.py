@@ -25,7 +25,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, extra: dict[str, Any] | None = None) -> Response[Any]:
+def error_response(
+    status: int, code: str, message: str, extra: dict[str, Any] | None = None
+) -> Response[Any]:
     """The JSON body all errors share."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if extra:
@@ -38,7 +40,13 @@ def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
 
 
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[Any]:
-    code = {400: "malformed", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 413: "too_large"}
+    code = {
+        400: "malformed",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        413: "too_large",
+    }
     return error_response(exc.status_code, code.get(exc.status_code, "rejected"), exc.message)
 
 
@@ -57,8 +65,14 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     code = {
-        400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-        405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited",
+        400: "bad_request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
     }.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:
@@ -67,7 +81,10 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def _database(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    log.warning("database unavailable or busy: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+    log.warning(
+        "database unavailable or busy: %s",
+        type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+    )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         return error_response(503, "unavailable", "the database is busy or unreachable; try again")
     return error_response(503, "unavailable", "the request could not be stored; try again")

@@ -19,7 +19,7 @@ async def healthz(request: Request[Any, Any, Any]) -> Response[Any]:
     try:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
         return Response({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return Response({"status": "ok", "database": runtime.engine.dialect.name})
 

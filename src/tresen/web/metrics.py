@@ -6,7 +6,9 @@ from litestar import get
 from litestar.response import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-WEBHOOKS = Counter("tresen_webhooks_total", "Webhook calls by channel kind and outcome", ["kind", "outcome"])
+WEBHOOKS = Counter(
+    "tresen_webhooks_total", "Webhook calls by channel kind and outcome", ["kind", "outcome"]
+)
 INBOUND_MESSAGES = Counter("tresen_inbound_messages_total", "New inbound messages stored", ["kind"])
 
 
