@@ -114,3 +114,16 @@ def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_channel_add_names_unknown_missing_and_malformed_options(env: dict[str, str]) -> None:
+    unknown = runner.invoke(app, [*WA_ARGS, "--phone-numbr-id", "1"])
+    assert unknown.exit_code == 2 and "no option '--phone-numbr-id'" in unknown.output
+    assert "--phone-number-id" in unknown.output
+    missing = runner.invoke(app, WA_ARGS[: WA_ARGS.index("--access-token")])
+    assert missing.exit_code == 2 and "needs --access-token" in missing.output
+    slow = runner.invoke(app, [*WA_ARGS, "--messages-per-second", "fast"])
+    assert slow.exit_code == 2 and "messages_per_second" in slow.output
+    kind = runner.invoke(app, ["channel", "add", "fax", "--name", "x"])
+    assert kind.exit_code == 2 and "unknown channel kind 'fax'" in kind.output
+    assert runner.invoke(app, ["channel", "list"]).output.strip() == ""

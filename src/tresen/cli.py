@@ -19,14 +19,12 @@ app = typer.Typer(
 )
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 channel_app = typer.Typer(no_args_is_help=True, help="Channel accounts.")
-channel_add_app = typer.Typer(no_args_is_help=True, help="Connect a channel account.")
 sim_app = typer.Typer(
     no_args_is_help=True, help="Provider simulators (local, for tests and demos)."
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line.")
 app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
-channel_app.add_typer(channel_add_app, name="add")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
 
@@ -164,10 +162,70 @@ def token_create(
     typer.echo(token)
 
 
-def _add_channel(kind: str, name: str, config: dict[str, Any]) -> None:
-    from tresen.channels.base import ConfigError
+def _channel_options(kind: str) -> dict[str, tuple[str, bool]]:
+    """The `--option` names of a channel kind: option → (config field, required)."""
+    import msgspec
+
+    from tresen.channels.base import channel_factory
+
+    info = msgspec.inspect.type_info(channel_factory(kind).config_type)
+    return {
+        "--" + f.name.replace("_", "-"): (f.name, f.required)
+        for f in info.fields  # type: ignore[attr-defined]
+    }
+
+
+def _parse_options(kind: str, args: list[str]) -> dict[str, str]:
+    """Turn `--phone-number-id 123 --api-base=URL` into config fields, refusing unknown ones."""
+    options = _channel_options(kind)
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        if name not in options:
+            _fail(f"{kind} has no option {name!r}; its options: {', '.join(sorted(options))}")
+        if eq:
+            values[options[name][0]] = inline
+            i += 1
+        elif i + 1 < len(args):
+            values[options[name][0]] = args[i + 1]
+            i += 2
+        else:
+            _fail(f"option {name} needs a value")
+    missing = [opt for opt, (field, required) in options.items() if required and field not in values]
+    if missing:
+        _fail(f"{kind} needs {', '.join(missing)}")
+    return values
+
+
+@channel_app.command(
+    "add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def channel_add(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="whatsapp, ...")],
+    name: Annotated[str, typer.Option(help="A name people will recognise.")],
+) -> None:
+    """Connect a channel account; prints its id and webhook URL. Options depend on KIND.
+
+    whatsapp: --phone-number-id --app-secret --verify-token --access-token
+    [--api-base URL] [--api-version v21.0] [--messages-per-second 80]
+    """
+    import msgspec
+
+    from tresen.channels.base import ConfigError, channel_factory
     from tresen.channels.manage import add_channel, default_workspace, webhook_url
 
+    try:
+        factory = channel_factory(kind)
+    except ConfigError as exc:
+        _fail(str(exc))
+    raw = _parse_options(kind, list(ctx.args))
+    try:
+        config = msgspec.to_builtins(msgspec.convert(raw, factory.config_type, strict=False))
+    except msgspec.ValidationError as exc:
+        _fail(f"{kind} channel configuration: {exc}")
     settings = _settings()
 
     async def work(session: Any) -> tuple[str, str]:
@@ -181,39 +239,6 @@ def _add_channel(kind: str, name: str, config: dict[str, Any]) -> None:
         _fail(str(exc))
     typer.echo(f"channel id:  {channel_id}")
     typer.echo(f"webhook URL: {url}")
-
-
-@channel_add_app.command("whatsapp")
-def channel_add_whatsapp(
-    name: Annotated[str, typer.Option(help="A name people will recognise.")],
-    phone_number_id: Annotated[str, typer.Option(help="The Cloud API phone number id.")],
-    app_secret: Annotated[str, typer.Option(help="The Meta app secret (signs webhooks).")],
-    verify_token: Annotated[
-        str, typer.Option(help="The token you enter in Meta's webhook settings.")
-    ],
-    access_token: Annotated[str, typer.Option(help="A system-user access token.")],
-    api_base: Annotated[
-        str, typer.Option(help="Graph API base URL (a simulator in tests).")
-    ] = "https://graph.facebook.com",
-    api_version: str = "v21.0",
-    messages_per_second: Annotated[
-        float, typer.Option(help="This number's throughput tier.")
-    ] = 80.0,
-) -> None:
-    """Connect a WhatsApp Business number (Cloud API)."""
-    _add_channel(
-        "whatsapp",
-        name,
-        {
-            "phone_number_id": phone_number_id,
-            "app_secret": app_secret,
-            "verify_token": verify_token,
-            "access_token": access_token,
-            "api_base": api_base,
-            "api_version": api_version,
-            "messages_per_second": messages_per_second,
-        },
-    )
 
 
 @channel_app.command("list")

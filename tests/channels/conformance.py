@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +18,16 @@ class ChannelCase:
 
     kind: str
     config: dict[str, Any]
-    sign: Callable[[bytes], dict[str, str]]
-    forge: Callable[[bytes], dict[str, str]]
+    sign: Callable[[bytes, str], dict[str, str]]
+    """Headers that authenticate `body` posted to the public webhook URL (second argument)."""
+    forge: Callable[[bytes, str], dict[str, str]]
     inbound_text: Callable[[str, str, str], bytes]
-    status: Callable[[str, str], bytes]
+    """A webhook body carrying one text message: (provider id, sender address, text)."""
     unknown_type: Callable[[str], bytes]
     many_entries: Callable[[int], bytes]
+    content_type: str = "application/json"
+    status: Callable[[str, str], bytes] | None = None
+    """A status webhook for (provider id, state), or None when the provider sends no statuses."""
     recorded: dict[str, ContentKind] = field(default_factory=dict)
     malformed: dict[str, bytes] = field(default_factory=dict)
     empty: list[bytes] = field(default_factory=list)
@@ -57,8 +63,8 @@ def _wa_many(n: int) -> bytes:
 WHATSAPP = ChannelCase(
     kind="whatsapp",
     config=helpers.WA_CONFIG,
-    sign=helpers.wa_sign,
-    forge=lambda body: helpers.wa_sign(body, secret="not-the-secret"),
+    sign=lambda body, _url: helpers.wa_sign(body),
+    forge=lambda body, _url: helpers.wa_sign(body, secret="not-the-secret"),
     inbound_text=lambda pid, sender, text: helpers.dumps(
         helpers.wa_envelope(
             messages=[helpers.wa_text(pid, sender, text)],
@@ -146,4 +152,14 @@ WHATSAPP = ChannelCase(
     ],
 )
 
-CASES = [WHATSAPP]
+def _discovered() -> list[ChannelCase]:
+    """Cases that other channel modules contribute (tests/channels/cases/<kind>.py)."""
+    from tests.channels import cases
+
+    found = []
+    for module in sorted(pkgutil.iter_modules(cases.__path__), key=lambda m: m.name):
+        found.append(importlib.import_module(f"tests.channels.cases.{module.name}").CASE)
+    return found
+
+
+CASES = [WHATSAPP, *_discovered()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ class WebhookRequest:
     headers: Mapping[str, str]
     query: Mapping[str, str]
     body: bytes
+    public_url: str = ""
+    """The URL as the provider was told it (TRESEN_BASE_URL + path + query); signatures may cover it."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class ChannelFactory(Protocol):
 
     kind: str
     capabilities: Capabilities
+    config_type: type[Any]
 
     def __call__(self, config: Mapping[str, Any], http: httpx.AsyncClient) -> Channel: ...
 
@@ -175,17 +179,27 @@ class ChannelFactory(Protocol):
     def check_config(config: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-def registry() -> dict[str, ChannelFactory]:
-    """Every channel kind tresen knows, in one explicit list."""
-    from tresen.channels.whatsapp import WhatsAppChannel
+CHANNEL_CLASSES: dict[str, str] = {
+    "whatsapp": "tresen.channels.whatsapp:WhatsAppChannel",
+}
+"""Every channel kind tresen knows, in one explicit list (imported on first use)."""
 
-    kinds: list[ChannelFactory] = [WhatsAppChannel]
-    return {k.kind: k for k in kinds}
+_loaded: dict[str, ChannelFactory] = {}
 
 
 def channel_factory(kind: str) -> ChannelFactory:
-    """The factory for a channel kind, or a clear error."""
-    kinds = registry()
-    if kind not in kinds:
-        raise ConfigError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(kinds))}")
-    return kinds[kind]
+    """The class of a channel kind, or a clear error."""
+    if kind in _loaded:
+        return _loaded[kind]
+    target = CHANNEL_CLASSES.get(kind)
+    if target is None:
+        raise ConfigError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(CHANNEL_CLASSES))}")
+    module_name, class_name = target.split(":")
+    factory: ChannelFactory = getattr(importlib.import_module(module_name), class_name)
+    _loaded[kind] = factory
+    return factory
+
+
+def registry() -> dict[str, ChannelFactory]:
+    """Every channel kind with its class."""
+    return {kind: channel_factory(kind) for kind in CHANNEL_CLASSES}

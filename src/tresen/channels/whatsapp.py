@@ -212,6 +212,7 @@ class WhatsAppChannel:
     """One WhatsApp business number on the Cloud API."""
 
     kind: ClassVar[str] = "whatsapp"
+    config_type: ClassVar[type[WhatsAppConfig]] = WhatsAppConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=4096,
         window=timedelta(hours=24),

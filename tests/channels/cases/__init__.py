@@ -1,0 +1,1 @@
+"""One module per further channel kind, each defining `CASE: ChannelCase` for the conformance table."""
