@@ -9,10 +9,20 @@ from tresen.bench.ingest import run_ingest_bench
 
 def test_ingest_bench_runs_and_stores_every_acked_webhook() -> None:
     result = asyncio.run(
-        run_ingest_bench(seconds=2.0, concurrency=4, database_url="", hello_seconds=1.0, warmup_seconds=0.5)
+        run_ingest_bench(
+            seconds=2.0, concurrency=4, database_url="", hello_seconds=1.0, warmup_seconds=0.5
+        )
     )
     assert result["bench"] == "ingest"
-    for field in ("accepted_per_s", "p50_ms", "p99_ms", "stored_ratio", "duplicates", "hello_rps", "ratio_to_hello"):
+    for field in (
+        "accepted_per_s",
+        "p50_ms",
+        "p99_ms",
+        "stored_ratio",
+        "duplicates",
+        "hello_rps",
+        "ratio_to_hello",
+    ):
         assert field in result, field
     assert result["config"]["database"] == "sqlite"
     assert result["config"]["concurrency"] == 4

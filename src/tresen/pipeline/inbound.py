@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate
 from tresen.db.tables import (
@@ -17,7 +20,7 @@ from tresen.db.tables import (
     PendingStatus,
 )
 from tresen.db.types import utcnow
-from tresen.db.upsert import insert_ignore
+from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
 from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction, SenderKind, states_below
@@ -45,155 +48,47 @@ class IngestResult:
 
 
 async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebhook) -> IngestResult:
-    """Write a parsed webhook in the caller's transaction."""
+    """Write a parsed webhook in the caller's transaction.
+
+    The hot path of every webhook: each message (and all statuses together) runs as one
+    synchronous unit inside the session's greenlet (one hop instead of one per statement) and
+    executes prebuilt Core statements on the session's connection (compiled once, no ORM
+    bookkeeping). The status path does what `apply_status` does, statement for statement.
+    """
     result = IngestResult()
     now = utcnow()
     for message in parsed.messages:
         await _store_message(session, channel, message, now, result)
-    for status in parsed.statuses:
-        await apply_status(session, channel.id, status, result)
+    statuses, i = parsed.statuses, 0
+    while i < len(statuses):
+        i = await session.run_sync(_apply_statuses_sync, channel.id, statuses, i, result)
+        if i < len(statuses):  # a status naming our message id (rare): the full path
+            await apply_status(session, channel.id, statuses[i], result)
+            i += 1
     return result
-
-
-async def _identity(session: AsyncSession, channel: ChannelRef, msg: InboundMessage) -> tuple[str, str]:
-    """The (identity id, contact id) for a sender, created when new."""
-    row = (
-        await session.execute(
-            select(ContactIdentity.id, ContactIdentity.contact_id, ContactIdentity.display_name).where(
-                ContactIdentity.channel_id == channel.id, ContactIdentity.address == msg.sender_address
-            )
-        )
-    ).first()
-    if row is not None:
-        if msg.sender_name and row.display_name != msg.sender_name:
-            await session.execute(
-                update(ContactIdentity).where(ContactIdentity.id == row.id).values(display_name=msg.sender_name)
-            )
-        return row.id, row.contact_id
-    now = utcnow()
-    contact_id, identity_id = new_id(), new_id()
-    await session.execute(
-        Contact.__table__.insert().values(
-            id=contact_id,
-            workspace_id=channel.workspace_id,
-            display_name=msg.sender_name,
-            attributes={},
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    inserted = await session.execute(
-        insert_ignore(session, ContactIdentity.__table__).values(
-            id=identity_id,
-            workspace_id=channel.workspace_id,
-            contact_id=contact_id,
-            channel_id=channel.id,
-            address=msg.sender_address,
-            display_name=msg.sender_name,
-            unreachable=False,
-            created_at=now,
-        )
-    )
-    if inserted.rowcount:
-        return identity_id, contact_id
-    await session.execute(delete(Contact).where(Contact.id == contact_id))
-    row = (
-        await session.execute(
-            select(ContactIdentity.id, ContactIdentity.contact_id).where(
-                ContactIdentity.channel_id == channel.id, ContactIdentity.address == msg.sender_address
-            )
-        )
-    ).one()
-    return row.id, row.contact_id
 
 
 async def conversation_for(
     session: AsyncSession, channel: ChannelRef, identity_id: str, contact_id: str
 ) -> str:
     """The conversation of an identity on a channel, created when new."""
-    found = await session.scalar(
-        select(Conversation.id).where(
-            Conversation.channel_id == channel.id, Conversation.identity_id == identity_id
-        )
-    )
-    if found:
-        return found
-    await session.execute(
-        insert_ignore(session, Conversation.__table__).values(
-            id=new_id(),
-            workspace_id=channel.workspace_id,
-            channel_id=channel.id,
-            contact_id=contact_id,
-            identity_id=identity_id,
-            status=ConversationStatus.OPEN.value,
-            created_at=utcnow(),
-        )
-    )
-    return (
-        await session.scalar(
-            select(Conversation.id).where(
-                Conversation.channel_id == channel.id, Conversation.identity_id == identity_id
-            )
-        )
-    ) or ""
+
+    def run(sync_session: Session) -> str:
+        conn = _connection(sync_session)
+        return _conversation_sync(conn, _statements(conn), channel, identity_id, contact_id)
+
+    return await session.run_sync(run)
 
 
 async def _store_message(
-    session: AsyncSession, channel: ChannelRef, msg: InboundMessage, now: datetime, result: IngestResult
+    session: AsyncSession,
+    channel: ChannelRef,
+    msg: InboundMessage,
+    now: datetime,
+    result: IngestResult,
 ) -> None:
-    exists = await session.scalar(
-        select(Message.id).where(
-            Message.channel_id == channel.id, Message.provider_message_id == msg.provider_message_id
-        )
-    )
-    if exists:
-        result.duplicate_messages += 1
-        return
-    identity_id, contact_id = await _identity(session, channel, msg)
-    conversation_id = await conversation_for(session, channel, identity_id, contact_id)
-    message_id = new_id()
-    inserted = await session.execute(
-        insert_ignore(session, Message.__table__).values(
-            id=message_id,
-            workspace_id=channel.workspace_id,
-            conversation_id=conversation_id,
-            channel_id=channel.id,
-            direction=Direction.INBOUND.value,
-            sender_kind=SenderKind.CUSTOMER.value,
-            content_kind=msg.content_kind.value,
-            body=msg.body,
-            payload=msg.payload,
-            provider_message_id=msg.provider_message_id,
-            reply_to_provider_id=msg.reply_to_provider_id,
-            state=DeliveryState.RECEIVED.value,
-            provider_timestamp=msg.sent_at,
-            created_at=now,
-            send_attempts=0,
-        )
-    )
-    if not inserted.rowcount:
-        result.duplicate_messages += 1
-        return
-    # The window runs from when the customer wrote; a late retry of an old webhook must not move it back.
-    window_start = min(msg.sent_at, now)
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(
-            last_inbound_at=case(
-                (Conversation.last_inbound_at.is_(None), window_start),
-                (Conversation.last_inbound_at < window_start, window_start),
-                else_=Conversation.last_inbound_at,
-            ),
-            last_message_at=now,
-            status=case(
-                (Conversation.status == ConversationStatus.RESOLVED.value, ConversationStatus.OPEN.value),
-                else_=Conversation.status,
-            ),
-        )
-    )
-    result.new_message_ids.append(message_id)
-    result.conversation_ids.add(conversation_id)
+    """Store one inbound message (with its contact and conversation when new), once."""
+    await session.run_sync(_store_message_in_session, channel, msg, now, result)
 
 
 _TIME_COLUMN = {
@@ -202,17 +97,6 @@ _TIME_COLUMN = {
     DeliveryState.READ: "read_at",
     DeliveryState.FAILED: "failed_at",
 }
-
-
-def _status_values(status: StatusUpdate) -> dict[str, object]:
-    values: dict[str, object] = {"state": status.state.value}
-    column = _TIME_COLUMN.get(status.state)
-    if column:
-        values[column] = status.occurred_at
-    if status.state == DeliveryState.FAILED:
-        values["error_code"] = status.error_code
-        values["error_reason"] = status.error_reason or "the provider reported the message as failed"
-    return values
 
 
 async def apply_status(
@@ -225,53 +109,19 @@ async def apply_status(
 ) -> None:
     """Move an outbound message forward, or keep the status until its send is recorded."""
     result = result if result is not None else IngestResult()
-    below = [s.value for s in states_below(status.state)]
-    applied = await session.execute(
-        update(Message)
-        .where(
-            Message.channel_id == channel_id,
-            Message.provider_message_id == status.provider_message_id,
-            Message.direction == Direction.OUTBOUND.value,
-            Message.state.in_(below),
-        )
-        .values(**_status_values(status))
-        .returning(Message.conversation_id)
-    )
-    rows = applied.all()
-    if rows:
-        result.applied_statuses += 1
-        result.conversation_ids.update(r[0] for r in rows)
+    if await session.run_sync(_apply_statuses_sync, channel_id, [status], 0, result):
         return
-    known = await session.scalar(
-        select(func.count()).select_from(Message).where(
-            Message.channel_id == channel_id, Message.provider_message_id == status.provider_message_id
-        )
-    )
-    if known:
-        result.stale_statuses += 1
+    # The status names our message id and no message has its provider id yet.
+    if await _attach_provider_id(session, channel_id, status):
+        await apply_status(session, channel_id, status, result, may_retry=False)
+        await apply_pending_statuses(session, channel_id, status.provider_message_id)
         return
-    if status.client_reference:
-        if await _attach_provider_id(session, channel_id, status):
-            await apply_status(session, channel_id, status, result, may_retry=False)
-            await apply_pending_statuses(session, channel_id, status.provider_message_id)
-            return
-        if may_retry:
-            # A concurrent webhook may have attached the id while we waited for the row lock;
-            # a new statement sees its commit.
-            await apply_status(session, channel_id, status, result, may_retry=False)
-            return
-    await session.execute(
-        insert_ignore(session, PendingStatus.__table__).values(
-            channel_id=channel_id,
-            provider_message_id=status.provider_message_id,
-            state=status.state.value,
-            error_code=status.error_code,
-            error_reason=status.error_reason,
-            occurred_at=status.occurred_at,
-            received_at=utcnow(),
-        )
-    )
-    result.pending_statuses += 1
+    if may_retry:
+        # A concurrent webhook may have attached the id while we waited for the row lock;
+        # a new statement sees its commit.
+        await apply_status(session, channel_id, status, result, may_retry=False)
+        return
+    await session.run_sync(_keep_pending_in_session, channel_id, status, result)
 
 
 async def _attach_provider_id(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:
@@ -286,19 +136,25 @@ async def _attach_provider_id(session: AsyncSession, channel_id: str, status: St
         )
         .values(provider_message_id=status.provider_message_id)
     )
-    return bool(updated.rowcount)
+    return rowcount(updated) > 0
 
 
-async def apply_pending_statuses(session: AsyncSession, channel_id: str, provider_message_id: str) -> int:
+async def apply_pending_statuses(
+    session: AsyncSession, channel_id: str, provider_message_id: str
+) -> int:
     """Apply statuses that arrived before the send completed; returns how many."""
     rows = (
-        await session.execute(
-            select(PendingStatus).where(
-                PendingStatus.channel_id == channel_id,
-                PendingStatus.provider_message_id == provider_message_id,
+        (
+            await session.execute(
+                select(PendingStatus).where(
+                    PendingStatus.channel_id == channel_id,
+                    PendingStatus.provider_message_id == provider_message_id,
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for row in rows:
         await apply_status(
             session,
@@ -319,3 +175,292 @@ async def apply_pending_statuses(session: AsyncSession, channel_id: str, provide
             )
         )
     return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The webhook hot path: the same steps as `_store_message` / `apply_status`, as prebuilt Core
+# statements executed on the transaction's connection.
+
+
+class _Statements:
+    """The statements of the ingest path for one SQL dialect, built once."""
+
+    def __init__(self, dialect: str) -> None:
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        m = cast(Table, Message.__table__)
+        ci = cast(Table, ContactIdentity.__table__)
+        cv = cast(Table, Conversation.__table__)
+        ps = cast(Table, PendingStatus.__table__)
+        contacts = cast(Table, Contact.__table__)
+        self.find_message = select(m.c.id).where(
+            m.c.channel_id == bindparam("b_channel"), m.c.provider_message_id == bindparam("b_pmid")
+        )
+        self.count_message = (
+            select(func.count())
+            .select_from(m)
+            .where(
+                m.c.channel_id == bindparam("b_channel"),
+                m.c.provider_message_id == bindparam("b_pmid"),
+            )
+        )
+        self.find_identity = select(ci.c.id, ci.c.contact_id, ci.c.display_name).where(
+            ci.c.channel_id == bindparam("b_channel"), ci.c.address == bindparam("b_address")
+        )
+        self.rename_identity = (
+            update(ci).where(ci.c.id == bindparam("b_id")).values(display_name=bindparam("b_name"))
+        )
+        self.insert_contact = contacts.insert()
+        self.insert_identity = dialect_insert(ci).on_conflict_do_nothing()
+        self.delete_contact = delete(contacts).where(contacts.c.id == bindparam("b_id"))
+        self.find_conversation = select(cv.c.id).where(
+            cv.c.channel_id == bindparam("b_channel"), cv.c.identity_id == bindparam("b_identity")
+        )
+        self.insert_conversation = dialect_insert(cv).on_conflict_do_nothing()
+        self.insert_message = dialect_insert(m).on_conflict_do_nothing()
+        window_start = bindparam("b_window", type_=cv.c.last_inbound_at.type)
+        self.touch_conversation = (
+            update(cv)
+            .where(cv.c.id == bindparam("b_id"))
+            .values(
+                last_inbound_at=case(
+                    (cv.c.last_inbound_at.is_(None), window_start),
+                    (cv.c.last_inbound_at < window_start, window_start),
+                    else_=cv.c.last_inbound_at,
+                ),
+                last_message_at=bindparam("b_now", type_=cv.c.last_message_at.type),
+                status=case(
+                    (
+                        cv.c.status == ConversationStatus.RESOLVED.value,
+                        ConversationStatus.OPEN.value,
+                    ),
+                    else_=cv.c.status,
+                ),
+            )
+        )
+        self.advance: dict[DeliveryState, Any] = {}
+        for state in DeliveryState:
+            values: dict[str, object] = {"state": bindparam("b_state")}
+            column = _TIME_COLUMN.get(state)
+            if column:
+                values[column] = bindparam("b_at", type_=m.c[column].type)
+            if state == DeliveryState.FAILED:
+                values["error_code"] = bindparam("b_error_code", type_=m.c.error_code.type)
+                values["error_reason"] = bindparam("b_error_reason", type_=m.c.error_reason.type)
+            self.advance[state] = (
+                update(m)
+                .where(
+                    m.c.channel_id == bindparam("b_channel"),
+                    m.c.provider_message_id == bindparam("b_pmid"),
+                    m.c.direction == Direction.OUTBOUND.value,
+                    m.c.state.in_([s.value for s in states_below(state)]),
+                )
+                .values(**values)
+                .returning(m.c.conversation_id)
+            )
+        self.insert_pending = dialect_insert(ps).on_conflict_do_nothing()
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    name = conn.dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = _Statements(name)
+    return found
+
+
+def _connection(session: Session) -> Connection:
+    session.flush()  # what an ORM execute would autoflush first (nothing, on a fresh session)
+    return session.connection()
+
+
+def _store_message_in_session(
+    session: Session, channel: ChannelRef, msg: InboundMessage, now: datetime, result: IngestResult
+) -> None:
+    conn = _connection(session)
+    _store_message_sync(conn, _statements(conn), channel, msg, now, result)
+
+
+def _apply_statuses_sync(
+    session: Session,
+    channel_id: str,
+    statuses: list[StatusUpdate],
+    start: int,
+    result: IngestResult,
+) -> int:
+    """Apply statuses from `start` on; returns the index of one that needs `apply_status`, or the end."""
+    conn = _connection(session)
+    q = _statements(conn)
+    for i in range(start, len(statuses)):
+        if not _apply_status_sync(conn, q, channel_id, statuses[i], result):
+            return i
+    return len(statuses)
+
+
+def _identity_sync(
+    conn: Connection, q: _Statements, channel: ChannelRef, msg: InboundMessage
+) -> tuple[str, str]:
+    key = {"b_channel": channel.id, "b_address": msg.sender_address}
+    row = conn.execute(q.find_identity, key).first()
+    if row is not None:
+        if msg.sender_name and row.display_name != msg.sender_name:
+            conn.execute(q.rename_identity, {"b_id": row.id, "b_name": msg.sender_name})
+        return row.id, row.contact_id
+    now = utcnow()
+    contact_id, identity_id = new_id(), new_id()
+    conn.execute(
+        q.insert_contact,
+        {
+            "id": contact_id,
+            "workspace_id": channel.workspace_id,
+            "display_name": msg.sender_name,
+            "attributes": {},
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    inserted = conn.execute(
+        q.insert_identity,
+        {
+            "id": identity_id,
+            "workspace_id": channel.workspace_id,
+            "contact_id": contact_id,
+            "channel_id": channel.id,
+            "address": msg.sender_address,
+            "display_name": msg.sender_name,
+            "unreachable": False,
+            "created_at": now,
+        },
+    )
+    if rowcount(inserted):
+        return identity_id, contact_id
+    conn.execute(q.delete_contact, {"b_id": contact_id})
+    row = conn.execute(q.find_identity, key).one()
+    return row.id, row.contact_id
+
+
+def _conversation_sync(
+    conn: Connection, q: _Statements, channel: ChannelRef, identity_id: str, contact_id: str
+) -> str:
+    key = {"b_channel": channel.id, "b_identity": identity_id}
+    found = conn.execute(q.find_conversation, key).scalar()
+    if found:
+        return str(found)
+    conn.execute(
+        q.insert_conversation,
+        {
+            "id": new_id(),
+            "workspace_id": channel.workspace_id,
+            "channel_id": channel.id,
+            "contact_id": contact_id,
+            "identity_id": identity_id,
+            "status": ConversationStatus.OPEN.value,
+            "created_at": utcnow(),
+        },
+    )
+    return conn.execute(q.find_conversation, key).scalar() or ""
+
+
+def _store_message_sync(
+    conn: Connection,
+    q: _Statements,
+    channel: ChannelRef,
+    msg: InboundMessage,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    exists = conn.execute(
+        q.find_message, {"b_channel": channel.id, "b_pmid": msg.provider_message_id}
+    ).scalar()
+    if exists:
+        result.duplicate_messages += 1
+        return
+    identity_id, contact_id = _identity_sync(conn, q, channel, msg)
+    conversation_id = _conversation_sync(conn, q, channel, identity_id, contact_id)
+    message_id = new_id()
+    inserted = conn.execute(
+        q.insert_message,
+        {
+            "id": message_id,
+            "workspace_id": channel.workspace_id,
+            "conversation_id": conversation_id,
+            "channel_id": channel.id,
+            "direction": Direction.INBOUND.value,
+            "sender_kind": SenderKind.CUSTOMER.value,
+            "content_kind": msg.content_kind.value,
+            "body": msg.body,
+            "payload": msg.payload,
+            "provider_message_id": msg.provider_message_id,
+            "reply_to_provider_id": msg.reply_to_provider_id,
+            "state": DeliveryState.RECEIVED.value,
+            "provider_timestamp": msg.sent_at,
+            "created_at": now,
+            "send_attempts": 0,
+        },
+    )
+    if not rowcount(inserted):
+        result.duplicate_messages += 1
+        return
+    # The window runs from when the customer wrote; a late retry of an old webhook must not move it back.
+    conn.execute(
+        q.touch_conversation,
+        {"b_id": conversation_id, "b_window": min(msg.sent_at, now), "b_now": now},
+    )
+    result.new_message_ids.append(message_id)
+    result.conversation_ids.add(conversation_id)
+
+
+def _apply_status_sync(
+    conn: Connection, q: _Statements, channel_id: str, status: StatusUpdate, result: IngestResult
+) -> bool:
+    """`apply_status` for the common cases; False (nothing written) when the status carries our
+    message id and no message has its provider id yet: that case goes through `apply_status`."""
+    key = {"b_channel": channel_id, "b_pmid": status.provider_message_id}
+    params: dict[str, object] = {**key, "b_state": status.state.value}
+    if status.state in _TIME_COLUMN:
+        params["b_at"] = status.occurred_at
+    if status.state == DeliveryState.FAILED:
+        params["b_error_code"] = status.error_code
+        params["b_error_reason"] = (
+            status.error_reason or "the provider reported the message as failed"
+        )
+    rows = conn.execute(q.advance[status.state], params).all()
+    if rows:
+        result.applied_statuses += 1
+        result.conversation_ids.update(r[0] for r in rows)
+        return True
+    if conn.execute(q.count_message, key).scalar():
+        result.stale_statuses += 1
+        return True
+    if status.client_reference:
+        return False
+    _keep_pending_sync(conn, q, channel_id, status, result)
+    return True
+
+
+def _keep_pending_in_session(
+    session: Session, channel_id: str, status: StatusUpdate, result: IngestResult
+) -> None:
+    conn = _connection(session)
+    _keep_pending_sync(conn, _statements(conn), channel_id, status, result)
+
+
+def _keep_pending_sync(
+    conn: Connection, q: _Statements, channel_id: str, status: StatusUpdate, result: IngestResult
+) -> None:
+    """Keep a status for a provider id no message has yet."""
+    conn.execute(
+        q.insert_pending,
+        {
+            "channel_id": channel_id,
+            "provider_message_id": status.provider_message_id,
+            "state": status.state.value,
+            "error_code": status.error_code,
+            "error_reason": status.error_reason,
+            "occurred_at": status.occurred_at,
+            "received_at": utcnow(),
+        },
+    )
+    result.pending_statuses += 1
