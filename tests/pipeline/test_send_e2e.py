@@ -184,17 +184,19 @@ async def test_exhausted_retries_go_to_dead_letters_and_can_be_retried(runtime: 
 
 
 async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runtime) -> None:
-    runtime.settings = runtime.settings.with_overrides(send_timeout_seconds=1.0)
+    runtime.settings = runtime.settings.with_overrides(send_timeout_seconds=3.0)
     config = WhatsAppSimConfig(
         status_delays=FAST,
         fault_rate=0.3,
         fault_after_accept_share=0.5,
-        timeout_seconds=2.0,
+        timeout_seconds=4.0,
         seed=7,
     )
     import httpx
 
-    runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(1.0))
+    # A generous client timeout: only injected hangs (4 s) time out, not a slow answer on a busy machine.
+    await runtime.http.aclose()
+    runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(3.0))
     async with running_stack(runtime, config) as stack:
         conv = await stack.customer_writes()
         ids = [
@@ -207,5 +209,5 @@ async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runti
         accepted_ids = {e.biz_opaque_callback_data for e in stack.sim.ledger}
         assert accepted_ids == set(ids)
         after_accept = stack.sim.stats().get("faults_after_accept", faults)
-        assert stack.sim.duplicates() <= after_accept
+        assert stack.sim.duplicates() <= after_accept, (stack.sim.duplicates(), stack.sim.stats())
         assert all(r.provider_message_id for r in rows.values())
