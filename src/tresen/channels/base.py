@@ -25,6 +25,8 @@ class Capabilities:
     messages_per_second: float
     max_buttons: int = 0
     max_button_title: int = 20
+    human_agent_window: timedelta | None = None
+    """A longer window for replies a person writes (Messenger's HUMAN_AGENT tag), if any."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class InboundMessage:
     body: str | None
     payload: dict[str, Any]
     reply_to_provider_id: str | None = None
+    acknowledgement: dict[str, Any] | None = None
+    """Data the channel's `acknowledge` needs after the message is stored (e.g. a Telegram
+    callback query id to answer); acknowledged by a job, never on the webhook's hot path."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,10 @@ class StatusUpdate:
     error_code: str | None = None
     error_reason: str | None = None
     client_reference: str | None = None
+    watermark: datetime | None = None
+    """Set when the provider reports "everything up to this time" for a recipient instead of
+    naming a message id (Messenger's delivery and read watermarks): then provider_message_id
+    is empty and recipient_address names the customer."""
 
 
 @dataclass
@@ -85,6 +94,9 @@ class OutboundMessage:
     body: str | None
     payload: dict[str, Any]
     client_reference: str
+    sender_kind: str = "agent"
+    last_inbound_at: datetime | None = None
+    """When the customer last wrote (channels with windows choose message types by it)."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +111,20 @@ class ChannelError(Exception):
 
     kind: ClassVar[str] = "transient"
 
-    def __init__(self, reason: str, *, code: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.retry_after = retry_after
+        self.unreachable = unreachable
+        """True when the recipient can no longer be reached on this channel (blocked the bot)."""
 
 
 class AuthError(ChannelError):
@@ -165,6 +186,10 @@ class Channel(Protocol):
         """Hand one message to the provider or raise a ChannelError."""
         ...
 
+    async def acknowledge(self, data: dict[str, Any]) -> None:
+        """Confirm receipt to the provider where it expects that (data from InboundMessage)."""
+        ...
+
 
 class ChannelFactory(Protocol):
     """How the registry builds a channel from its stored configuration (the channel's class)."""
@@ -193,7 +218,9 @@ def channel_factory(kind: str) -> ChannelFactory:
         return _loaded[kind]
     target = CHANNEL_CLASSES.get(kind)
     if target is None:
-        raise ConfigError(f"unknown channel kind {kind!r}; known: {', '.join(sorted(CHANNEL_CLASSES))}")
+        raise ConfigError(
+            f"unknown channel kind {kind!r}; known: {', '.join(sorted(CHANNEL_CLASSES))}"
+        )
     module_name, class_name = target.split(":")
     factory: ChannelFactory = getattr(importlib.import_module(module_name), class_name)
     _loaded[kind] = factory

@@ -392,6 +392,9 @@ class WhatsAppChannel:
             )
         return base
 
+    async def acknowledge(self, data: dict[str, Any]) -> None:
+        """WhatsApp needs no acknowledgement beyond the webhook's 200."""
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to the Cloud API and map errors to the four kinds."""
         try:

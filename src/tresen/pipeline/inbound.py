@@ -24,6 +24,9 @@ from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
 from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction, SenderKind, states_below
+from tresen.jobs import queue
+
+ACK_JOB = "channel.acknowledge"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,21 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     result = IngestResult()
     now = utcnow()
     for message in parsed.messages:
+        stored_before = len(result.new_message_ids)
         await _store_message(session, channel, message, now, result)
+        if message.acknowledgement is not None and len(result.new_message_ids) > stored_before:
+            queue.enqueue(
+                session,
+                ACK_JOB,
+                {"channel_id": channel.id, "data": message.acknowledgement},
+                workspace_id=channel.workspace_id,
+                max_attempts=3,
+            )
+    watermarks = [s for s in parsed.statuses if s.watermark is not None]
+    if watermarks:
+        parsed = ParsedWebhook(parsed.messages, [s for s in parsed.statuses if s.watermark is None])
+        for status in watermarks:
+            await _apply_watermark(session, channel.id, status, result)
     statuses, i = parsed.statuses, 0
     while i < len(statuses):
         i = await session.run_sync(_apply_statuses_sync, channel.id, statuses, i, result)
@@ -122,6 +139,43 @@ async def apply_status(
         await apply_status(session, channel_id, status, result, may_retry=False)
         return
     await session.run_sync(_keep_pending_in_session, channel_id, status, result)
+
+
+async def _apply_watermark(
+    session: AsyncSession, channel_id: str, status: StatusUpdate, result: IngestResult
+) -> None:
+    """Move every outbound message to one recipient, sent up to the watermark, forward."""
+    assert status.watermark is not None
+    identity = (
+        select(ContactIdentity.id)
+        .where(
+            ContactIdentity.channel_id == channel_id,
+            ContactIdentity.address == status.recipient_address,
+        )
+        .scalar_subquery()
+    )
+    conversations = (
+        select(Conversation.id).where(Conversation.identity_id == identity).scalar_subquery()
+    )
+    values: dict[str, object] = {"state": status.state.value}
+    if status.state in _TIME_COLUMN:
+        values[_TIME_COLUMN[status.state]] = status.occurred_at
+    updated = await session.execute(
+        update(Message)
+        .where(
+            Message.channel_id == channel_id,
+            Message.conversation_id.in_(conversations),
+            Message.direction == Direction.OUTBOUND.value,
+            Message.provider_message_id.is_not(None),
+            Message.sent_at <= status.watermark,
+            Message.state.in_([s.value for s in states_below(status.state)]),
+        )
+        .values(**values)
+        .returning(Message.conversation_id)
+    )
+    rows = updated.all()
+    result.applied_statuses += len(rows)
+    result.conversation_ids.update(r[0] for r in rows)
 
 
 async def _attach_provider_id(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:

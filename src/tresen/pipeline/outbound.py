@@ -130,14 +130,21 @@ def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: s
 
 
 def check_window(
-    caps: Capabilities, channel_kind: str, conversation: Conversation, content: OutboundContent
+    caps: Capabilities,
+    channel_kind: str,
+    conversation: Conversation,
+    content: OutboundContent,
+    sender_kind: SenderKind = SenderKind.AGENT,
 ) -> None:
     """Refuse free text outside the channel's customer-service window."""
     if content.kind == ContentKind.TEMPLATE or caps.window is None:
         return
-    if not window_open(conversation.last_inbound_at, caps.window, utcnow()):
-        hours = int(caps.window / timedelta(hours=1))
-        closed = window_closes_at(conversation.last_inbound_at, caps.window)
+    window = caps.window
+    if sender_kind == SenderKind.AGENT and caps.human_agent_window is not None:
+        window = caps.human_agent_window
+    if not window_open(conversation.last_inbound_at, window, utcnow()):
+        hours = int(window / timedelta(hours=1))
+        closed = window_closes_at(conversation.last_inbound_at, window)
         since = (
             f" (it closed at {closed.isoformat()})"
             if closed
@@ -163,7 +170,7 @@ async def queue_message(
     factory = channel_factory(channel.kind)
     caps = factory.capabilities
     validate_content(content, caps, channel.kind)
-    check_window(caps, channel.kind, conversation, content)
+    check_window(caps, channel.kind, conversation, content, sender_kind)
     now = utcnow()
     message = Message(
         id=new_id(),
@@ -209,7 +216,7 @@ async def outbound_for(
     return None if row is None else (row[0], row[1], row[2], row[3])
 
 
-def to_outbound(message: Message, address: str) -> OutboundMessage:
+def to_outbound(message: Message, address: str, conversation: Conversation) -> OutboundMessage:
     """The channel-facing view of a stored message."""
     return OutboundMessage(
         to=address,
@@ -217,6 +224,8 @@ def to_outbound(message: Message, address: str) -> OutboundMessage:
         body=message.body,
         payload=message.payload or {},
         client_reference=message.id,
+        sender_kind=message.sender_kind,
+        last_inbound_at=conversation.last_inbound_at,
     )
 
 

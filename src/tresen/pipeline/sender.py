@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.channels.base import (
@@ -14,13 +14,13 @@ from tresen.channels.base import (
     RateLimited,
     channel_factory,
 )
-from tresen.db.tables import Message
+from tresen.db.tables import ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
-from tresen.domain.message import ContentKind, DeliveryState
+from tresen.domain.message import ContentKind, DeliveryState, SenderKind
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
-from tresen.pipeline.inbound import apply_pending_statuses
+from tresen.pipeline.inbound import ACK_JOB, apply_pending_statuses
 from tresen.pipeline.outbound import (
     SEND_JOB,
     OutboundContent,
@@ -69,6 +69,7 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
                 channel_row.kind,
                 conversation,
                 OutboundContent(kind=ContentKind(message.content_kind), body=message.body),
+                SenderKind(message.sender_kind),
             )
         except OutboundRefused as refused:
             await session.execute(
@@ -94,7 +95,7 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     if loaded is not early:
         await bucket.acquire()
     try:
-        result = await loaded.adapter.send(to_outbound(message, address))
+        result = await loaded.adapter.send(to_outbound(message, address, conversation))
     except ChannelError as error:
         await _record_failure(runtime, job, worker_id, message.id, error, bucket)
         return
@@ -147,6 +148,8 @@ async def _record_failure(
                 .where(Message.id == message_id, Message.state.in_(_UNSENT))
                 .values(**failure_values(error, DeliveryState.FAILED))
             )
+            if error.unreachable:
+                await _mark_unreachable(session, message_id)
             await queue.finish(session, job.id, worker_id)
             return
         if isinstance(error, RateLimited):
@@ -166,6 +169,28 @@ async def _record_failure(
             job.attempts, base=2.0 if isinstance(error, AuthError) else 1.0
         )
         await queue.retry_later(session, job, worker_id, _describe(error), delay)
+
+
+async def _mark_unreachable(session: AsyncSession, message_id: str) -> None:
+    """The customer blocked us on this channel: remember it on their identity."""
+    identity_id = (
+        select(Conversation.identity_id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.id == message_id)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(ContactIdentity).where(ContactIdentity.id == identity_id).values(unreachable=True)
+    )
+
+
+async def acknowledge_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
+    """Confirm an inbound event to the provider (e.g. answer a Telegram callback query)."""
+    loaded = await runtime.channel(str(job.payload.get("channel_id", "")))
+    if loaded is not None:
+        await loaded.adapter.acknowledge(dict(job.payload.get("data") or {}))
+    async with runtime.sessions() as session, session.begin():
+        await queue.finish(session, job.id, worker_id)
 
 
 async def _mark_dead(session: object, message_id: str, error: ChannelError | str) -> None:
@@ -192,5 +217,5 @@ def _describe(error: ChannelError) -> str:
     return f"{error.kind}{f' {error.code}' if error.code else ''}: {error.reason}"
 
 
-HANDLERS = {SEND_JOB: send_job}
+HANDLERS = {SEND_JOB: send_job, ACK_JOB: acknowledge_job}
 DEAD_HOOKS = {SEND_JOB: on_send_dead}
