@@ -127,3 +127,26 @@ def test_channel_add_names_unknown_missing_and_malformed_options(env: dict[str, 
     kind = runner.invoke(app, ["channel", "add", "fax", "--name", "x"])
     assert kind.exit_code == 2 and "unknown channel kind 'fax'" in kind.output
     assert runner.invoke(app, ["channel", "list"]).output.strip() == ""
+
+
+async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
+    from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
+
+    async with run_whatsapp_simulator(WhatsAppSimConfig()) as sim:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(
+            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "4915100000007", "--body", "Hallo!"])
+        )
+        loc = await loop.run_in_executor(
+            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "4915100000007", "--type", "location", "--body", '{"latitude": 52.5, "longitude": 13.4}'])
+        )
+        bad = await loop.run_in_executor(
+            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "49", "--body", "{oops"])
+        )
+        await asyncio.sleep(0.1)
+    assert text.exit_code == 0 and text.output.startswith("wamid."), text.output
+    assert loc.exit_code == 0, loc.output
+    assert bad.exit_code == 2 and "not valid" in bad.output
+    assert [m["type"] for m in sim.inbound] == ["text", "location"]

@@ -317,6 +317,38 @@ def sim_whatsapp(
         asyncio.run(run())
 
 
+@sim_app.command("whatsapp-send")
+def sim_whatsapp_send(
+    sender: Annotated[str, typer.Option("--from", help="The customer's WhatsApp number (wa_id).")],
+    sim_url: Annotated[str, typer.Option(help="The running simulator.")] = "http://127.0.0.1:9001",
+    kind: Annotated[
+        str, typer.Option("--type", help="text, image, location, reaction, interactive, ... or any other name.")
+    ] = "text",
+    body: Annotated[str, typer.Option(help="Text, or a JSON object for the type's fields.")] = "",
+    name: str = "Kunde",
+) -> None:
+    """Let the simulated customer send a message of any type to the business."""
+    import httpx
+
+    content: Any = body
+    if body.strip().startswith("{"):
+        try:
+            content = json.loads(body)
+        except json.JSONDecodeError as exc:
+            _fail(f"--body looks like JSON but is not valid: {exc}")
+    try:
+        response = httpx.post(
+            f"{sim_url.rstrip('/')}/_sim/inbound",
+            json={"wa_id": sender, "name": name, "type": kind, "body": content or None},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the simulator at {sim_url}: {type(exc).__name__}")
+    if response.status_code != 200:
+        _fail(f"the simulator refused it ({response.status_code}): {response.text}")
+    typer.echo(response.json()["id"])
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     seconds: Annotated[float, typer.Option(min=1.0)] = 20.0,

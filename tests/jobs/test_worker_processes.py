@@ -104,11 +104,8 @@ async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: 
             assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
 
-async def test_two_worker_processes_never_send_twice(
-    runtime: Runtime, tmp_path: Path, database_url: str
-) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("this scenario is about FOR UPDATE SKIP LOCKED; the SIGKILL test covers SQLite")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path: Path) -> None:
     config = WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06), mps=500)
     async with running_stack(runtime, config, worker=False, channel_mps=500) as stack:
         ids = await _queue_messages(stack, 200)
