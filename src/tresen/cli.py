@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tresen.bot.cli import bot_app
 from tresen.settings import Settings, SettingsError, ensure_secret_key, load_settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
+app.add_typer(bot_app, name="bot")
 
 
 def _settings(data_dir: Path | None = None) -> Settings:

@@ -1,0 +1,1 @@
+"""The chatbot: offline matcher (text, language, matcher, backends), FAQ, flows, tone, blacklist."""

@@ -1,0 +1,284 @@
+"""Intent/FAQ matcher: linear classifier + nearest phrasing over lexical features, with a fitted "don't know"."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from sklearn.svm import LinearSVC
+
+from tresen.bot.backends import FeatureBackend, LexicalFeatures
+from tresen.bot.language import detect_language
+from tresen.bot.text import clean, normalize
+
+log = logging.getLogger(__name__)
+
+OOS = "oos"
+
+
+@dataclass(frozen=True)
+class Match:
+    """The matcher's answer: `label` is None when declined; `guess` is the best label anyway."""
+
+    label: str | None
+    score: float
+    language: str | None
+    declined: bool
+    guess: str | None = None
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class Calibration:
+    """Platt scaling of the raw score into P(answer is right) and the fitted decline threshold."""
+
+    a: float = 1.0
+    b: float = 0.0
+    threshold: float = 0.5
+    in_scope_accuracy: float = float("nan")
+    oos_recall: float = float("nan")
+    oos_source: str = "none"
+    n_in_scope: int = 0
+    n_oos: int = 0
+
+    def probability(self, raw: np.ndarray | float) -> np.ndarray:
+        """Calibrated probability that an answer with raw score `raw` is right."""
+        return 1.0 / (1.0 + np.exp(-(self.a * np.asarray(raw, dtype=float) + self.b)))
+
+
+@dataclass
+class _Model:
+    backend: FeatureBackend
+    labels: np.ndarray
+    svm: LinearSVC | None
+    rows: sparse.csr_matrix
+    row_labels: np.ndarray
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    rows_t: sparse.csr_matrix | None = None
+
+    def scores(self, x: sparse.csr_matrix, knn_weight: float, chunk: int = 256) -> np.ndarray:
+        if x.shape[0] > chunk:
+            return np.vstack(
+                [self.scores(x[i : i + chunk], knn_weight) for i in range(0, x.shape[0], chunk)]
+            )
+        if self.rows_t is None:
+            self.rows_t = self.rows.T.tocsr()
+        sims = (x @ self.rows_t).toarray()
+        nearest = np.maximum.reduceat(sims, self.starts, axis=1)
+        if self.svm is None:
+            return knn_weight * nearest
+        if x.shape[0] == 1:
+            # One query touches only a few hundred features: gather those weight rows.
+            linear = (x.data @ self.weights[x.indices])[None, :]
+        else:
+            linear = np.asarray(x @ self.weights)
+        return linear + self.intercept + knn_weight * nearest
+
+
+class Matcher:
+    """Fit on labelled phrasings; `match(text)` returns a label or declines ("don't know")."""
+
+    def __init__(
+        self,
+        backend: FeatureBackend | None = None,
+        *,
+        svm_c: float = 1.0,
+        knn_weight: float = 0.3,
+        folds: int = 5,
+        oos_weight: float = 0.1,
+        default_language: str | None = None,
+        seed: int = 13,
+    ) -> None:
+        self.backend = backend or LexicalFeatures()
+        self.svm_c = svm_c
+        self.knn_weight = knn_weight
+        self.folds = folds
+        self.oos_weight = oos_weight
+        self.default_language = default_language
+        self.seed = seed
+        self.calibration = Calibration()
+        self._model: _Model | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels the matcher can answer with."""
+        return [] if self._model is None else list(self._model.labels)
+
+    def _train(self, backend: FeatureBackend, texts: list[str], labels: list[str]) -> _Model:
+        backend.fit(texts)
+        x = backend.transform(texts)
+        classes, row_labels = np.unique(np.asarray(labels), return_inverse=True)
+        order = np.argsort(row_labels, kind="stable")
+        starts = np.searchsorted(row_labels[order], np.arange(len(classes)))
+        model = _Model(backend, classes, None, x[order], row_labels[order], starts=starts)
+        if len(classes) >= 2:
+            svm = LinearSVC(C=self.svm_c, random_state=self.seed).fit(x, row_labels)
+            coef = svm.coef_ if len(classes) > 2 else np.vstack([-svm.coef_[0], svm.coef_[0]])
+            icpt = (
+                svm.intercept_
+                if len(classes) > 2
+                else np.array([-svm.intercept_[0], svm.intercept_[0]])
+            )
+            model.svm = svm
+            model.weights = np.ascontiguousarray(coef.T, dtype=np.float32)
+            model.intercept = icpt.astype(np.float32)
+        return model
+
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[str], *, calibrate: bool = True
+    ) -> Matcher:
+        """Train on `texts`/`labels`; rows labelled "oos" are used only to fit the threshold."""
+        if len(texts) != len(labels):
+            raise ValueError("texts and labels differ in length")
+        pairs = [(t, lab) for t, lab in zip(texts, labels, strict=True) if lab != OOS]
+        oos_texts = [t for t, lab in zip(texts, labels, strict=True) if lab == OOS]
+        if not pairs:
+            raise ValueError("no in-scope training rows")
+        in_texts = [t for t, _ in pairs]
+        in_labels = [lab for _, lab in pairs]
+        if self.default_language is None:
+            self.default_language = _majority_language(in_texts)
+        if calibrate:
+            self.calibration = self._calibrate(in_texts, in_labels, oos_texts)
+        self._model = self._train(self.backend, in_texts, in_labels)
+        return self
+
+    def raw_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Best label index and raw score for each text (batch form of `match`)."""
+        if self._model is None:
+            raise RuntimeError("Matcher.match before fit")
+        s = self._model.scores(self._model.backend.transform(list(texts)), self.knn_weight)
+        return s.argmax(1), s.max(1)
+
+    def match(self, text: str) -> Match:
+        """Best label for one customer message, or a decline when unsure or nothing to match."""
+        if self._model is None:
+            raise RuntimeError("Matcher.match before fit")
+        language = detect_language(text, self.default_language).language
+        if not normalize(text).strip() or not any(ch.isalnum() for ch in clean(text)):
+            return Match(None, 0.0, language, True)
+        s = self._model.scores(self._model.backend.transform([text]), self.knn_weight)[0]
+        order = np.argsort(-s)[:3]
+        probs = self.calibration.probability(s[order])
+        alternatives = tuple(
+            (str(self._model.labels[i]), round(float(p), 4))
+            for i, p in zip(order, probs, strict=True)
+        )
+        guess, confidence = alternatives[0]
+        declined = bool(probs[0] < self.calibration.threshold)
+        return Match(
+            None if declined else guess, confidence, language, declined, guess, alternatives
+        )
+
+    def _calibrate(self, texts: list[str], labels: list[str], oos_texts: list[str]) -> Calibration:
+        """Cross-validate: held-out rows give in-scope scores; held-out labels act as unknown questions."""
+        rng = np.random.default_rng(self.seed)
+        k = max(2, self.folds)
+        y = np.asarray(labels)
+        fold_of = np.zeros(len(y), dtype=int)
+        by_label: dict[str, list[int]] = defaultdict(list)
+        for i, lab in enumerate(y):
+            by_label[lab].append(i)
+        label_names = sorted(by_label)
+        label_group = {lab: g % k for g, lab in enumerate(rng.permutation(label_names))}
+        for lab in label_names:
+            idx = rng.permutation(by_label[lab])
+            offset = int(rng.integers(k))
+            for j, i in enumerate(idx):
+                fold_of[i] = (j + offset) % k
+        oos_fold = np.arange(len(oos_texts)) % k
+        in_raw: list[float] = []
+        in_ok: list[bool] = []
+        pseudo_raw: list[float] = []
+        real_raw: list[float] = []
+        for f in range(k):
+            held_labels = {lab for lab, g in label_group.items() if g == f}
+            train_idx = [i for i in range(len(y)) if fold_of[i] != f and y[i] not in held_labels]
+            if len({y[i] for i in train_idx}) < 2:
+                continue
+            model = self._train(
+                self.backend.fresh(), [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+            )
+            test_idx = [i for i in range(len(y)) if fold_of[i] == f]
+            batch = [texts[i] for i in test_idx] + [
+                t for t, g in zip(oos_texts, oos_fold, strict=True) if g == f
+            ]
+            if not batch:
+                continue
+            s = model.scores(model.backend.transform(batch), self.knn_weight)
+            best, raw = s.argmax(1), s.max(1)
+            for pos, i in enumerate(test_idx):
+                if y[i] in held_labels:
+                    pseudo_raw.append(float(raw[pos]))
+                else:
+                    in_raw.append(float(raw[pos]))
+                    in_ok.append(bool(model.labels[best[pos]] == y[i]))
+            real_raw.extend(float(r) for r in raw[len(test_idx) :])
+        return _fit_calibration(
+            np.asarray(in_raw),
+            np.asarray(in_ok),
+            np.asarray(pseudo_raw),
+            np.asarray(real_raw),
+            self.oos_weight,
+        )
+
+
+def _majority_language(texts: Sequence[str]) -> str | None:
+    votes = Counter(detect_language(t).language for t in texts[:2000])
+    votes.pop(None, None)
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def _platt(raw: np.ndarray, target: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """One-dimensional logistic regression by Newton steps (with a weak prior for stability)."""
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(a * raw + b)))
+        w = np.maximum(p * (1 - p), 1e-9)
+        g = np.array([np.sum((p - target) * raw) + 1e-3 * a, np.sum(p - target) + 1e-3 * b])
+        h = np.array(
+            [[np.sum(w * raw * raw) + 1e-3, np.sum(w * raw)], [np.sum(w * raw), np.sum(w) + 1e-3]]
+        )
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+def _fit_calibration(
+    in_raw: np.ndarray,
+    in_ok: np.ndarray,
+    pseudo_raw: np.ndarray,
+    real_raw: np.ndarray,
+    oos_weight: float,
+) -> Calibration:
+    """Calibrate P(right) on CV scores; pick the threshold maximising answered-right + w * declined-oos."""
+    if len(in_raw) == 0:
+        return Calibration(oos_source="none")
+    oos_raw = real_raw if len(real_raw) else pseudo_raw
+    source = "training oos rows" if len(real_raw) else "held-out labels"
+    raw = np.concatenate([in_raw, oos_raw])
+    target = np.concatenate([in_ok.astype(float), np.zeros(len(oos_raw))])
+    if target.min() == target.max():
+        return Calibration(oos_source=source, n_in_scope=len(in_raw), n_oos=len(oos_raw))
+    a, b = _platt(raw, target)
+    cal = Calibration(a=a, b=b, oos_source=source, n_in_scope=len(in_raw), n_oos=len(oos_raw))
+    p_in, p_oos = cal.probability(in_raw), cal.probability(oos_raw)
+    candidates = np.unique(np.concatenate([[0.0], p_in, p_oos]))
+    best = (-1.0, 0.0, 0.0, 0.0)
+    for t in candidates:
+        acc = float(np.mean(in_ok & (p_in >= t)))
+        rec = float(np.mean(p_oos < t)) if len(p_oos) else 0.0
+        value = acc + oos_weight * rec
+        if value > best[0] + 1e-12:
+            best = (value, float(t), acc, rec)
+    cal.threshold, cal.in_scope_accuracy, cal.oos_recall = best[1], best[2], best[3]
+    return cal

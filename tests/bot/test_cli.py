@@ -1,0 +1,124 @@
+"""`tresen bot eval` and `tresen bot split` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tresen.cli import app
+
+runner = CliRunner()
+
+KEYS = {
+    "n",
+    "in_scope_accuracy",
+    "oos_recall",
+    "oos_precision",
+    "macro_f1",
+    "ms_per_query_p50",
+    "ms_per_query_p95",
+    "train_seconds",
+    "backend",
+}
+
+TRAIN = [
+    ("wann habt ihr offen", "hours"),
+    ("öffnungszeiten bitte", "hours"),
+    ("seid ihr samstag da", "hours"),
+    ("was kostet der versand", "shipping"),
+    ("versandkosten?", "shipping"),
+    ("ist lieferung gratis", "shipping"),
+    ("kann ich zurückgeben", "returns"),
+    ("rücksendung wie", "returns"),
+    ("umtausch möglich", "returns"),
+    ("wie wird das wetter", "oos"),
+]
+TEST = [
+    ("offnungszeiten samstag", "hours"),
+    ("versand kosten", "shipping"),
+    ("erzähl einen witz", "oos"),
+]
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows), encoding="utf-8")
+    return path
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_eval_train_test_prints_one_json_line(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "bot",
+            "eval",
+            "--train",
+            str(_csv(tmp_path / "tr.csv", TRAIN)),
+            "--test",
+            str(_csv(tmp_path / "te.csv", TEST)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = _last_json(result.stdout)
+    assert set(data) >= KEYS
+    assert data["n"] == 3 and data["backend"] == "default"
+
+
+def test_eval_faq_with_extra_train(tmp_path: Path) -> None:
+    kb = tmp_path / "kb.yaml"
+    kb.write_text(
+        "business: X\nlanguage: de\nfaqs:\n"
+        "  - {id: hours, questions: ['Wann habt ihr offen?'], answer: 9-18 Uhr}\n"
+        "  - {id: shipping, questions: ['Was kostet der Versand?'], answer: '4,90 Euro'}\n",
+        encoding="utf-8",
+    )
+    extra = _csv(
+        tmp_path / "extra.csv", [("öffnungszeiten", "hours"), ("versandkosten", "shipping")]
+    )
+    test = _csv(
+        tmp_path / "te.csv", [("offen am samstag?", "hours"), ("versand preis", "shipping")]
+    )
+    result = runner.invoke(
+        app, ["bot", "eval", "--faq", str(kb), "--test", str(test), "--extra-train", str(extra)]
+    )
+    assert result.exit_code == 0, result.output
+    data = _last_json(result.stdout)
+    assert set(data) >= KEYS
+    assert data["oos_recall"] is None and data["oos_precision"] is None
+
+
+def test_eval_bad_input_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,intent\nx,y\n", encoding="utf-8")
+    good = _csv(tmp_path / "tr.csv", TRAIN)
+    cases = [
+        ["--train", str(bad), "--test", str(good)],
+        ["--train", str(good), "--test", str(tmp_path / "missing.csv")],
+        ["--test", str(good)],
+        ["--train", str(good), "--test", str(good), "--backend", "nope"],
+        ["--faq", str(good), "--test", str(good)],
+    ]
+    for args in cases:
+        result = runner.invoke(app, ["bot", "eval", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output
+
+
+def test_split_is_deterministic_and_stratified(tmp_path: Path) -> None:
+    rows = [(f"text {i}", f"l{i % 3}") for i in range(30)]
+    src = _csv(tmp_path / "all.csv", rows)
+    outs = []
+    for n in range(2):
+        tr, te = tmp_path / f"tr{n}.csv", tmp_path / f"te{n}.csv"
+        result = runner.invoke(
+            app, ["bot", "split", str(src), "--out-train", str(tr), "--out-test", str(te)]
+        )
+        assert result.exit_code == 0, result.output
+        assert _last_json(result.stdout) == {"train": 24, "test": 6, "labels": 3, "seed": 13}
+        outs.append(te.read_text(encoding="utf-8"))
+    assert outs[0] == outs[1]
