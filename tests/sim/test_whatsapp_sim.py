@@ -504,3 +504,14 @@ async def test_sim_http_endpoints(receiver: Receiver) -> None:
         stats = (await client.get("/_sim/stats")).json()
         assert stats["accepted"] == 1 and stats["inbound"] == 1
         assert stats["webhooks"]["delivered"] == 4 and stats["duplicates"] == 0
+
+
+async def test_phone_page_lists_what_the_customer_sent() -> None:
+    async with run_whatsapp_simulator(WhatsAppSimConfig()) as sim, httpx.AsyncClient(base_url=sim.base_url) as client:
+        await sim.customer_sends("4915100000001", body="Hallo <b>da</b>")
+        await sim.customer_sends("4915100000001", type="interactive", body={"button_reply": {"id": "ja", "title": "Ja"}})
+        await sim.customer_sends("4915100000002", body="andere Person")
+        sent = (await client.get("/_sim/sent", params={"wa_id": "4915100000001"})).json()
+        page = (await client.get("/")).text
+    assert [m["summary"] for m in sent] == ["Hallo <b>da</b>", "[Ja]"]
+    assert "innerHTML" not in page, "the page must not render data as HTML"

@@ -436,6 +436,19 @@ def summarize(mtype: str, payload: dict[str, Any]) -> str:
     return f"[{mtype}]"
 
 
+def _inbound_summary(message: dict[str, Any]) -> str:
+    """A short text for a message the simulated customer sent."""
+    obj = message.get(message.get("type", ""))
+    if isinstance(obj, dict):
+        reply = obj.get("button_reply") or obj.get("list_reply")
+        if isinstance(reply, dict):
+            return f"[{reply.get('title', '')}]"
+    try:
+        return summarize(str(message.get("type", "")), message)
+    except (KeyError, TypeError, AttributeError):
+        return f"[{message.get('type')}]"
+
+
 def reply_options(mtype: str, payload: dict[str, Any]) -> list[dict[str, str]]:
     """Return the reply buttons or list rows a customer can pick for an interactive message."""
     obj = payload.get(mtype)
@@ -1045,12 +1058,26 @@ class WhatsAppSimulator:
         def messages(wa_id: FromQuery[str]) -> list[dict[str, Any]]:
             return sim.messages_for(wa_id)
 
+        @get("/_sim/sent", sync_to_thread=False)
+        def sent_by_customer(wa_id: FromQuery[str]) -> list[dict[str, Any]]:
+            target = _digits(wa_id)
+            return [
+                {
+                    "id": m["id"],
+                    "type": m["type"],
+                    "summary": _inbound_summary(m),
+                    "at": float(m.get("timestamp", 0)),
+                }
+                for m in sim.inbound
+                if m.get("from") == target
+            ]
+
         @get("/_sim/stats", sync_to_thread=False)
         def stats() -> dict[str, Any]:
             return sim.stats()
 
         return Litestar(
-            route_handlers=[messages_endpoint, phone, inbound, ledger, messages, stats],
+            route_handlers=[messages_endpoint, phone, inbound, ledger, messages, sent_by_customer, stats],
             openapi_config=None,
         )
 
