@@ -150,3 +150,22 @@ async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
     assert loc.exit_code == 0, loc.output
     assert bad.exit_code == 2 and "not valid" in bad.output
     assert [m["type"] for m in sim.inbound] == ["text", "location"]
+
+
+async def test_channel_add_telegram_registers_its_webhook(env: dict[str, str]) -> None:
+    import asyncio
+
+    from tresen.sim.telegram import TelegramSimConfig, run_telegram_simulator
+
+    async with run_telegram_simulator(TelegramSimConfig()) as sim:
+        config = sim.config
+        args = ["channel", "add", "telegram", "--name", "Bot", "--bot-token", config.bot_token,
+                "--secret-token", "geheim_123", "--api-base", sim.base_url]
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, lambda: runner.invoke(app, args))
+        assert ok.exit_code == 0, ok.output
+        assert (sim.config.webhook_url or "").startswith("https://shop.example/webhooks/telegram/")
+        wrong = await loop.run_in_executor(
+            None, lambda: runner.invoke(app, [*args[:6], "123:nope", *args[7:]])
+        )
+    assert wrong.exit_code == 2 and "Telegram refused the bot token" in wrong.output

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 
 from tresen import __version__
 from tresen.db.migrate import upgrade_to_head
@@ -22,10 +25,13 @@ from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
+from tresen.web.inbox import inbox_router
 from tresen.web.metrics import metrics_endpoint
+from tresen.web.security import security_headers
 from tresen.web.webhooks import receive_webhook, verify_webhook
 
 log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
@@ -47,6 +53,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         rt = runtime or Runtime.create(settings)
         app.state.runtime = rt
+        await rt.events.start()
         if migrate:
             await upgrade_to_head(rt.engine)
         worker_task = None
@@ -68,6 +75,10 @@ def create_app(
         route_handlers=[
             healthz,
             ping,
+            inbox_router,
+            create_static_files_router(
+                path="/static", directories=[STATIC_DIR], include_in_schema=False
+            ),
             api_docs,
             metrics_endpoint,
             verify_webhook,
@@ -92,6 +103,15 @@ def create_app(
         request_max_body_size=settings.max_webhook_bytes,
         debug=False,
         logging_config=None,
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="tresen_csrf",
+            cookie_secure=settings.base_url.startswith("https://"),
+            cookie_samesite="lax",
+            header_name="x-csrftoken",
+            exclude=["/webhooks/", "/api/", "/healthz", "/metrics", "/ping", "/static/"],
+        ),
+        middleware=[security_headers],
     )
     if runtime is not None:
         app.state.runtime = runtime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import sys
@@ -28,6 +29,9 @@ app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
+
+for _sim_module in ("messenger", "telegram", "sms"):
+    importlib.import_module(f"tresen.sim.{_sim_module}").add_cli(sim_app)
 app.add_typer(bot_app, name="bot")
 
 
@@ -142,6 +146,52 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 32) -> N
     asyncio.run(run())
 
 
+user_app = typer.Typer(no_args_is_help=True, help="People who work in the inbox.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    role: Annotated[str, typer.Option(help="admin, supervisor or agent.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Display name (default: the part before @).")
+    ] = None,
+    language: Annotated[str, typer.Option(help="de or en.")] = "de",
+) -> None:
+    """Add a person to the inbox; without --password-stdin a strong password is generated and printed once."""
+    import secrets as _secrets
+
+    from tresen.channels.manage import default_workspace
+    from tresen.inbox.accounts import AccountError, add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        generated = False
+    else:
+        password = _secrets.token_urlsafe(15)
+        generated = True
+    settings = _settings()
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        user = await add_user(
+            session, ws.id, email, role, password, display_name=name, language=language
+        )
+        return user.id
+
+    try:
+        user_id = asyncio.run(_with_session(settings, work))
+    except AccountError as exc:
+        _fail(str(exc))
+    typer.echo(f"user id:  {user_id}")
+    if generated:
+        typer.echo(f"password: {password}   (shown once; change it after the first login)")
+
+
 @token_app.command("create")
 def token_create(
     name: str,
@@ -195,7 +245,9 @@ def _parse_options(kind: str, args: list[str]) -> dict[str, str]:
             i += 2
         else:
             _fail(f"option {name} needs a value")
-    missing = [opt for opt, (field, required) in options.items() if required and field not in values]
+    missing = [
+        opt for opt, (field, required) in options.items() if required and field not in values
+    ]
     if missing:
         _fail(f"{kind} needs {', '.join(missing)}")
     return values
@@ -213,6 +265,14 @@ def channel_add(
 
     whatsapp: --phone-number-id --app-secret --verify-token --access-token
     [--api-base URL] [--api-version v21.0] [--messages-per-second 80]
+
+    telegram: --bot-token --secret-token [--api-base URL] [--no-set-webhook]
+
+    messenger / instagram: --page-id --app-secret --verify-token --page-access-token [--api-base URL]
+
+    sms: --account-sid --auth-token --from-number|--messaging-service-sid [--api-base URL]
+
+    A wrong option is named with the list of the kind's options.
     """
     import msgspec
 
@@ -223,7 +283,10 @@ def channel_add(
         factory = channel_factory(kind)
     except ConfigError as exc:
         _fail(str(exc))
-    raw = _parse_options(kind, list(ctx.args))
+    args = list(ctx.args)
+    register_webhook = "--no-set-webhook" not in args
+    args = [a for a in args if a != "--no-set-webhook"]
+    raw = _parse_options(kind, args)
     try:
         config = msgspec.to_builtins(msgspec.convert(raw, factory.config_type, strict=False))
     except msgspec.ValidationError as exc:
@@ -233,7 +296,13 @@ def channel_add(
     async def work(session: Any) -> tuple[str, str]:
         ws = await default_workspace(session)
         row = await add_channel(session, ws.id, kind, name, config)
-        return row.id, webhook_url(settings.base_url, row)
+        url = webhook_url(settings.base_url, row)
+        if kind == "sms" and not row.config.get("status_callback_url"):
+            # Twilio posts delivery statuses to the URL given with each send: the channel's own webhook.
+            row.config = {**row.config, "status_callback_url": url}
+        if kind == "telegram" and register_webhook:
+            await _register_telegram_webhook(config, url)
+        return row.id, url
 
     try:
         channel_id, url = asyncio.run(_with_session(settings, work))
@@ -241,6 +310,25 @@ def channel_add(
         _fail(str(exc))
     typer.echo(f"channel id:  {channel_id}")
     typer.echo(f"webhook URL: {url}")
+
+
+async def _register_telegram_webhook(config: dict[str, Any], url: str) -> None:
+    """Tell Telegram where to deliver updates (setWebhook with the secret token)."""
+    import httpx
+
+    from tresen.channels.base import AuthError, ChannelError, ConfigError
+    from tresen.channels.telegram import set_webhook
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        try:
+            await set_webhook(http, config, url)
+        except AuthError as exc:
+            raise ConfigError(f"Telegram refused the bot token: {exc.reason}") from exc
+        except ChannelError as exc:
+            raise ConfigError(
+                f"could not register the webhook with Telegram ({exc.reason}); "
+                "check TRESEN_BASE_URL, or add the channel with --no-set-webhook and register it later"
+            ) from exc
 
 
 @channel_app.command("list")
@@ -324,7 +412,10 @@ def sim_whatsapp_send(
     sender: Annotated[str, typer.Option("--from", help="The customer's WhatsApp number (wa_id).")],
     sim_url: Annotated[str, typer.Option(help="The running simulator.")] = "http://127.0.0.1:9001",
     kind: Annotated[
-        str, typer.Option("--type", help="text, image, location, reaction, interactive, ... or any other name.")
+        str,
+        typer.Option(
+            "--type", help="text, image, location, reaction, interactive, ... or any other name."
+        ),
     ] = "text",
     body: Annotated[str, typer.Option(help="Text, or a JSON object for the type's fields.")] = "",
     name: str = "Kunde",
@@ -370,6 +461,29 @@ def bench_ingest(
             concurrency=concurrency,
             database_url=database_url,
             web_processes=web_processes,
+        )
+    )
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("inbox")
+def bench_inbox(
+    conversations: Annotated[int, typer.Option(min=1)] = 100_000,
+    messages: Annotated[int, typer.Option(min=1)] = 1_000_000,
+    queries: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for a fresh database; default SQLite.")
+    ] = "",
+) -> None:
+    """Time the conversation list and search on a generated inbox; print one JSON line."""
+    from tresen.bench.inbox import run_inbox_bench
+
+    result = asyncio.run(
+        run_inbox_bench(
+            conversations=conversations,
+            messages=messages,
+            database_url=database_url,
+            queries=queries,
         )
     )
     typer.echo(json.dumps(result))

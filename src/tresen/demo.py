@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +13,10 @@ from sqlalchemy import select
 from tresen.app import create_app
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
 from tresen.db.migrate import upgrade_to_head
-from tresen.db.tables import ChannelRow
+from tresen.db.tables import CannedReply, ChannelRow
+from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
+from tresen.inbox.accounts import AccountError, add_user
 from tresen.integrations.tokens import create_token
 from tresen.runtime import Runtime
 from tresen.settings import Settings
@@ -58,6 +62,62 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
     return row, token
 
 
+DEMO_USERS = (
+    ("chefin@radhaus.example", "admin", "Chefin", "de"),
+    ("kim@radhaus.example", "agent", "Kim", "de"),
+    ("lea@radhaus.example", "agent", "Lea", "en"),
+)
+
+
+async def seed_people(runtime: Runtime, data_dir: Path) -> list[tuple[str, str, str]]:
+    """Demo logins (passwords made once, kept in the data dir) and a few canned replies."""
+    logins_file = data_dir / "demo-logins.txt"
+    known = (
+        dict(line.split("\t", 1) for line in logins_file.read_text().splitlines())
+        if logins_file.exists()
+        else {}
+    )
+    async with runtime.sessions() as session, session.begin():
+        ws = await default_workspace(session, DEMO_BUSINESS)
+        for email, role, name, language in DEMO_USERS:
+            if email in known:
+                continue
+            password = secrets.token_urlsafe(10)
+            try:
+                await add_user(
+                    session, ws.id, email, role, password, display_name=name, language=language
+                )
+            except AccountError:
+                continue
+            known[email] = password
+        if not await session.scalar(
+            select(CannedReply.id).where(CannedReply.workspace_id == ws.id).limit(1)
+        ):
+            session.add_all(
+                [
+                    CannedReply(
+                        id=new_id(),
+                        workspace_id=ws.id,
+                        shortcut="gruss",
+                        title="Begrüßung",
+                        body="Hallo {first_name}, hier ist {agent_name} von {business}. Wie kann ich helfen?",
+                        created_at=utcnow(),
+                    ),
+                    CannedReply(
+                        id=new_id(),
+                        workspace_id=ws.id,
+                        shortcut="zeiten",
+                        title="Öffnungszeiten",
+                        body="Wir haben Mo–Fr 9:30–18:30 und Sa 9:30–15:00 geöffnet.",
+                        created_at=utcnow(),
+                    ),
+                ]
+            )
+    logins_file.write_text("".join(f"{e}\t{p}\n" for e, p in known.items()))
+    logins_file.chmod(0o600)
+    return [(email, role, known.get(email, "?")) for email, role, _, _ in DEMO_USERS]
+
+
 async def run_demo(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None
 ) -> None:
@@ -69,6 +129,7 @@ async def run_demo(
     await upgrade_to_head(runtime.engine)
     sim_base = f"http://{host}:{sim_port}"
     channel, token = await seed(runtime, sim_base)
+    logins = await seed_people(runtime, settings.data_dir)
     sim_config = WhatsAppSimConfig(
         access_token=channel.config["access_token"],
         app_secret=channel.config["app_secret"],
@@ -84,7 +145,7 @@ async def run_demo(
         ):
             customer, name, text = DEMO_CUSTOMER
             await sim.customer_sends(customer, name=name, body=text)
-            _banner(settings, base, sim.base_url or sim_base, channel, token)
+            _banner(settings, base, sim.base_url or sim_base, channel, token, logins)
             if ready is not None:
                 ready.set()
             await asyncio.Event().wait()
@@ -92,11 +153,23 @@ async def run_demo(
         await runtime.close()
 
 
-def _banner(settings: Settings, base: str, sim_base: str, channel: ChannelRow, token: str) -> None:
+def _banner(
+    settings: Settings,
+    base: str,
+    sim_base: str,
+    channel: ChannelRow,
+    token: str,
+    logins: list[tuple[str, str, str]],
+) -> None:
     lines = [
         "",
         "tresen demo is running (everything embedded; Ctrl+C stops it)",
         f"  data:                 {settings.data_dir.resolve()} (SQLite)",
+        f"  team inbox:           {base}/inbox",
+        *[
+            f"    login ({role}):{' ' * (10 - len(role))}{email} / {password}"
+            for email, role, password in logins
+        ],
         f"  health:               {base}/healthz",
         f"  API reference:        {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)",
         f"  customer's phone:     {sim_base}/   (simulated WhatsApp; write as a customer here)",

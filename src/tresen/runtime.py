@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tresen.channels.base import Channel, channel_factory
 from tresen.db.engine import make_engine, make_sessionmaker
 from tresen.db.tables import ChannelRow
+from tresen.events import EventBus, MemoryEventBus, event_bus_for
 from tresen.jobs.ratelimit import RateLimiters
 from tresen.pipeline.inbound import ChannelRef
 from tresen.settings import Settings
@@ -37,6 +38,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     limiters: RateLimiters = field(default_factory=RateLimiters)
+    events: EventBus = field(default_factory=MemoryEventBus)
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
     channel_ttl: float = 10.0
     _channels: dict[str, LoadedChannel] = field(default_factory=dict)
@@ -50,11 +52,16 @@ class Runtime:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         return cls(
-            settings=settings, engine=engine, sessions=make_sessionmaker(engine), http=client
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            http=client,
+            events=event_bus_for(settings.redis_url),
         )
 
     async def close(self) -> None:
         """Release connections."""
+        await self.events.close()
         await self.http.aclose()
         await self.engine.dispose()
 

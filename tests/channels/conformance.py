@@ -24,7 +24,8 @@ class ChannelCase:
     inbound_text: Callable[[str, str, str], bytes]
     """A webhook body carrying one text message: (provider id, sender address, text)."""
     unknown_type: Callable[[str], bytes]
-    many_entries: Callable[[int], bytes]
+    many_entries: Callable[[int], bytes] | None
+    """A body with n messages, or None when the provider sends one message per call."""
     content_type: str = "application/json"
     status: Callable[[str, str], bytes] | None = None
     """A status webhook for (provider id, state), or None when the provider sends no statuses."""
@@ -151,6 +152,7 @@ WHATSAPP = ChannelCase(
         helpers.dumps(helpers.wa_envelope(messages=[], statuses=[])),
     ],
 )
+
 
 def _discovered() -> list[ChannelCase]:
     """Cases that other channel modules contribute (tests/channels/cases/<kind>.py)."""

@@ -84,7 +84,9 @@ async def test_duplicate_delivery_stores_once(runtime: Runtime, case: ChannelCas
 async def _outbound(runtime: Runtime, case: ChannelCase, url: str) -> Message:
     body = case.inbound_text("pid-open-window", "4915100000009", "Hallo")
     async with helpers.client_for(runtime) as client:
-        assert (await client.post(url, content=body, headers=case.sign(body, PUBLIC + url))).status_code == 200
+        assert (
+            await client.post(url, content=body, headers=case.sign(body, PUBLIC + url))
+        ).status_code == 200
     async with runtime.sessions() as session, session.begin():
         conv = (await session.scalars(select(Conversation))).one()
         from tresen.db.tables import ChannelRow
@@ -105,7 +107,8 @@ async def test_statuses_out_of_order_only_move_forward(runtime: Runtime, case: C
     async with helpers.client_for(runtime) as client:
         for state in ["read", "delivered", "sent", "read"]:
             body = case.status(  # type: ignore[misc]
-                "pid-out-1", state)
+                "pid-out-1", state
+            )
             assert (
                 await client.post(url, content=body, headers=case.sign(body, PUBLIC + url))
             ).status_code == 200
@@ -118,12 +121,15 @@ async def test_statuses_out_of_order_only_move_forward(runtime: Runtime, case: C
 async def test_status_before_send_completes_is_kept_and_applied(
     runtime: Runtime, case: ChannelCase
 ) -> None:
+    if case.status is None:
+        pytest.skip(f"{case.kind} sends no delivery statuses")
     url = await _setup(runtime, case)
     message = await _outbound(runtime, case, url)
     async with helpers.client_for(runtime) as client:
         for state in ["delivered", "sent"]:
             body = case.status(  # type: ignore[misc]
-                "pid-early-1", state)
+                "pid-early-1", state
+            )
             assert (
                 await client.post(url, content=body, headers=case.sign(body, PUBLIC + url))
             ).status_code == 200
@@ -183,6 +189,8 @@ async def test_empty_arrays_are_fine(runtime: Runtime, case: ChannelCase) -> Non
 
 
 async def test_huge_number_of_entries(runtime: Runtime, case: ChannelCase) -> None:
+    if case.many_entries is None:
+        pytest.skip(f"{case.kind} carries one message per webhook")
     url = await _setup(runtime, case)
     body = case.many_entries(600)
     assert len(body) < runtime.settings.max_webhook_bytes

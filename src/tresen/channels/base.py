@@ -206,6 +206,10 @@ class ChannelFactory(Protocol):
 
 CHANNEL_CLASSES: dict[str, str] = {
     "whatsapp": "tresen.channels.whatsapp:WhatsAppChannel",
+    "messenger": "tresen.channels.messenger:MessengerChannel",
+    "instagram": "tresen.channels.instagram:InstagramChannel",
+    "telegram": "tresen.channels.telegram:TelegramChannel",
+    "sms": "tresen.channels.sms:SmsChannel",
 }
 """Every channel kind tresen knows, in one explicit list (imported on first use)."""
 

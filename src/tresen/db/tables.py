@@ -119,6 +119,12 @@ class Conversation(Base):
         String(26), ForeignKey("contact_identities.id", ondelete="CASCADE")
     )
     status: Mapped[str] = mapped_column(String(16), default="open")
+    assignee_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("users.id", ondelete="SET NULL", use_alter=True), index=True
+    )
+    team_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("teams.id", ondelete="SET NULL", use_alter=True), index=True
+    )
     last_inbound_at: Mapped[datetime | None] = mapped_column()
     last_message_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -210,3 +216,81 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class User(Base):
+    """A person of the business who works in the inbox."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    availability: Mapped[str] = mapped_column(String(12), default="offline")
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthSession(Base):
+    """A server-side login session; the cookie holds a token whose hash is the key."""
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(26), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Team(Base):
+    """A group of agents (e.g. Werkstatt, Verkauf)."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamMember(Base):
+    """Who belongs to which team."""
+
+    __tablename__ = "team_members"
+    team_id: Mapped[str] = mapped_column(String(26), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(26), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Note(Base):
+    """A private note in a conversation; never sent to the customer."""
+
+    __tablename__ = "notes"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    conversation_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[str | None] = mapped_column(String(26), ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedReply(Base):
+    """A Textbaustein: a reusable reply with variables such as {first_name}."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("workspace_id", "shortcut"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    shortcut: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

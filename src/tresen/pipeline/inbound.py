@@ -48,6 +48,7 @@ class IngestResult:
     pending_statuses: int = 0
     stale_statuses: int = 0
     conversation_ids: set[str] = field(default_factory=set)
+    message_conversations: dict[str, str] = field(default_factory=dict)
 
 
 async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebhook) -> IngestResult:
@@ -257,8 +258,11 @@ class _Statements:
                 m.c.provider_message_id == bindparam("b_pmid"),
             )
         )
-        self.find_identity = select(ci.c.id, ci.c.contact_id, ci.c.display_name).where(
-            ci.c.channel_id == bindparam("b_channel"), ci.c.address == bindparam("b_address")
+        self.find_identity = select(
+            ci.c.id, ci.c.contact_id, ci.c.display_name, ci.c.unreachable
+        ).where(ci.c.channel_id == bindparam("b_channel"), ci.c.address == bindparam("b_address"))
+        self.reachable_again = (
+            update(ci).where(ci.c.id == bindparam("b_id")).values(unreachable=False)
         )
         self.rename_identity = (
             update(ci).where(ci.c.id == bindparam("b_id")).values(display_name=bindparam("b_name"))
@@ -359,6 +363,9 @@ def _identity_sync(
     key = {"b_channel": channel.id, "b_address": msg.sender_address}
     row = conn.execute(q.find_identity, key).first()
     if row is not None:
+        if row.unreachable:
+            # The customer wrote again (unblocked the bot, texted START): they can be reached.
+            conn.execute(q.reachable_again, {"b_id": row.id})
         if msg.sender_name and row.display_name != msg.sender_name:
             conn.execute(q.rename_identity, {"b_id": row.id, "b_name": msg.sender_name})
         return row.id, row.contact_id
@@ -464,6 +471,7 @@ def _store_message_sync(
     )
     result.new_message_ids.append(message_id)
     result.conversation_ids.add(conversation_id)
+    result.message_conversations[message_id] = conversation_id
 
 
 def _apply_status_sync(

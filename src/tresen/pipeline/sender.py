@@ -18,6 +18,7 @@ from tresen.db.tables import ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
+from tresen.events import MESSAGE_STATUS, Event
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline.inbound import ACK_JOB, apply_pending_statuses
@@ -98,10 +99,12 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
         result = await loaded.adapter.send(to_outbound(message, address, conversation))
     except ChannelError as error:
         await _record_failure(runtime, job, worker_id, message.id, error, bucket)
+        await _status_event(runtime, message)
         return
     async with runtime.sessions() as session, session.begin():
         await record_sent(session, message.id, channel_row.id, result.provider_message_id)
         await queue.finish(session, job.id, worker_id)
+    await _status_event(runtime, message)
 
 
 async def record_sent(
@@ -123,6 +126,18 @@ async def record_sent(
         )
     )
     await apply_pending_statuses(session, channel_id, provider_message_id)
+
+
+async def _status_event(runtime: Runtime, message: Message) -> None:
+    """Tell live inboxes that a message's delivery state moved (after the commit)."""
+    await runtime.events.publish(
+        Event(
+            message.workspace_id,
+            MESSAGE_STATUS,
+            message.conversation_id,
+            {"message_id": message.id},
+        )
+    )
 
 
 def _rate(loaded: LoadedChannel) -> float:

@@ -672,7 +672,10 @@ async def run_sms_simulator(
     try:
         async with serve_asgi(sim.app, host, port) as base_url:
             sim.base_url = base_url
-            yield sim
+            try:
+                yield sim
+            finally:
+                await sim.close()
     finally:
         if not sim._closing.is_set():
             await sim.close()

@@ -909,6 +909,7 @@ def add_cli(sim_app: typer.Typer) -> None:
         async def run() -> None:
             async with run_telegram_simulator(config, host=host, port=port) as sim:
                 typer.echo(f"Telegram simulator on {sim.base_url}")
+                typer.echo(f"  bot token: {config.bot_token}  secret token: {config.secret_token}")
                 typer.echo(
                     f'  a customer writes: POST {sim.base_url}/_sim/inbound {{"chat_id": 4711, "body": "Hallo"}}'
                 )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tresen.channels.manage import list_channels, webhook_url
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Job, Message
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
+from tresen.events import MESSAGE_NEW, Event
 from tresen.integrations.tokens import Principal, authenticate
 from tresen.jobs import queue
 from tresen.pipeline.inbound import ChannelRef, conversation_for
@@ -316,6 +317,15 @@ async def list_messages(
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
+async def _message_event(runtime: Runtime, message: Message) -> None:
+    """Tell live inboxes about a message the API queued (after the commit)."""
+    await runtime.events.publish(
+        Event(
+            message.workspace_id, MESSAGE_NEW, message.conversation_id, {"message_id": message.id}
+        )
+    )
+
+
 def _content(data: SendRequest | SendToRequest) -> OutboundContent:
     return OutboundContent(kind=ContentKind(data.kind), body=data.body, payload=data.payload or {})
 
@@ -343,6 +353,7 @@ async def send_message(
             max_attempts=runtime.settings.max_send_attempts,
         )
     runtime.jobs_ready.set()
+    await _message_event(runtime, message)
     return _message_out(message)
 
 
@@ -395,6 +406,7 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
             max_attempts=runtime.settings.max_send_attempts,
         )
     runtime.jobs_ready.set()
+    await _message_event(runtime, message)
     return _message_out(message)
 
 

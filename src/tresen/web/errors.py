@@ -10,7 +10,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tresen.channels.base import ConfigError, WebhookRejected
+from tresen.inbox.service import Forbidden, NotFound
 from tresen.pipeline.outbound import OutboundRefused
+from tresen.web.inbox import SignInRequired
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,29 @@ def _database(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
     return error_response(503, "unavailable", "the request could not be stored; try again")
 
 
+def _sign_in(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if request.headers.get("hx-request"):
+        return Response("", status_code=401, headers={"HX-Redirect": "/inbox/login"})
+    return Response("", status_code=303, headers={"Location": "/inbox/login"})
+
+
+def _forbidden(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return error_response(403, "forbidden", str(exc) or "not allowed")
+
+
+def _missing(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return error_response(404, "not_found", "no such conversation")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "an unexpected error occurred; it has been logged")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    SignInRequired: _sign_in,
+    Forbidden: _forbidden,
+    NotFound: _missing,
     ApiError: _api_error,
     WebhookRejected: _webhook_rejected,
     OutboundRefused: _refused,

@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Response as PlainResponse
 
 from tresen.channels.base import ParsedWebhook, WebhookRejected, WebhookRequest
+from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
 from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest
 from tresen.runtime import Runtime
 from tresen.web import metrics
@@ -168,6 +169,10 @@ async def receive_webhook(
     result = await GroupCommit.for_app(request, runtime).store(loaded.ref, parsed)
     metrics.WEBHOOKS.labels(kind=kind, outcome="stored").inc()
     metrics.INBOUND_MESSAGES.labels(kind=kind).inc(len(result.new_message_ids))
+    await _publish(runtime, loaded.ref.workspace_id, result)
+    reply = getattr(loaded.adapter, "webhook_reply", None)
+    if reply is not None:
+        return Response(reply[0], media_type=reply[1])
     return Response(
         {
             "stored": len(result.new_message_ids),
@@ -175,3 +180,16 @@ async def receive_webhook(
             "statuses": result.applied_statuses + result.pending_statuses + result.stale_statuses,
         }
     )
+
+
+async def _publish(runtime: Runtime, workspace_id: str, result: IngestResult) -> None:
+    """One live event per changed conversation, after the commit (ids only)."""
+    new: dict[str, list[str]] = {}
+    for message_id, conversation_id in result.message_conversations.items():
+        new.setdefault(conversation_id, []).append(message_id)
+    for conversation_id, ids in new.items():
+        await runtime.events.publish(
+            Event(workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": ids})
+        )
+    for conversation_id in result.conversation_ids - new.keys():
+        await runtime.events.publish(Event(workspace_id, MESSAGE_STATUS, conversation_id, {}))

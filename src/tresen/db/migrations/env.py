@@ -14,10 +14,33 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Search structures live outside the ORM metadata (migration 0002_search); autogenerate must keep them.
+_SEARCH_OBJECTS = (
+    "search_tsv",
+    "messages_fts",
+    "contacts_fts",
+    "ix_contact_identities_search_tsv",
+    "ix_contacts_search_tsv",
+    "ix_conversations_search_order",
+    "ix_conversations_status_order",
+    "ix_messages_search_tsv",
+    "ix_messages_workspace_created",
+)
+
+
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (
+        reflected and compare_to is None and name is not None and name.startswith(_SEARCH_OBJECTS)
+    )
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -1,0 +1,577 @@
+"""Facebook Messenger (Meta Messenger Platform) channel; Instagram messaging reuses it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from tresen.channels.base import (
+    AuthError,
+    Capabilities,
+    ChannelError,
+    ConfigError,
+    InboundMessage,
+    OutboundMessage,
+    ParsedWebhook,
+    PermanentError,
+    RateLimited,
+    SendResult,
+    StatusUpdate,
+    TransientError,
+    WebhookRejected,
+    WebhookRequest,
+)
+from tresen.domain.message import ContentKind, DeliveryState
+
+DEFAULT_API_BASE = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v21.0"
+WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+HUMAN_AGENT = "HUMAN_AGENT"
+# Non-promotional tags for business updates outside the window:
+# https://developers.facebook.com/docs/messenger-platform/send-messages/message-tags
+UPDATE_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
+MAX_QUICK_REPLIES = 13
+MAX_QUICK_REPLY_TITLE = 20
+MEDIA_ATTACHMENTS = frozenset(
+    {"image", "video", "audio", "file", "sticker", "ig_reel", "reel", "story_mention"}
+)
+_OUT_MEDIA = {"image": "image", "audio": "audio", "video": "video", "document": "file"}
+
+# Codes from https://developers.facebook.com/docs/messenger-platform/error-codes
+_AUTH_CODES = {102, 190}
+_RATE_CODES = {613: 1.0, 4: 60.0, 17: 60.0, 32: 60.0}
+_TRANSIENT_CODES = {1, 2}
+_UNREACHABLE_CODES = {551}
+WINDOW_CODE = 10
+WINDOW_SUBCODE = 2018278
+
+
+class MessengerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Stored configuration of one Facebook Page (or Instagram professional account)."""
+
+    page_id: str
+    app_secret: str
+    verify_token: str
+    page_access_token: str
+    api_base: str = DEFAULT_API_BASE
+    api_version: str = DEFAULT_API_VERSION
+    messages_per_second: float = 300.0
+
+
+class _Party(msgspec.Struct):
+    id: str | None = None
+
+
+class _QuickReply(msgspec.Struct):
+    payload: str | None = None
+
+
+class _ReplyTo(msgspec.Struct):
+    mid: str | None = None
+
+
+class _Message(msgspec.Struct):
+    mid: str
+    text: str | None = None
+    quick_reply: _QuickReply | None = None
+    attachments: list[dict[str, Any]] = []
+    is_echo: bool = False
+    is_deleted: bool = False
+    is_unsupported: bool = False
+    metadata: str | None = None
+    reply_to: _ReplyTo | None = None
+
+
+class _Postback(msgspec.Struct):
+    title: str | None = None
+    payload: str | None = None
+    mid: str | None = None
+
+
+class _Delivery(msgspec.Struct):
+    watermark: int | None = None
+    mids: list[str] = []
+
+
+class _Read(msgspec.Struct):
+    watermark: int | None = None
+    mid: str | None = None
+
+
+class _Reaction(msgspec.Struct):
+    mid: str | None = None
+    action: str | None = None
+    emoji: str | None = None
+    reaction: str | None = None
+
+
+class _Event(msgspec.Struct):
+    sender: _Party | None = None
+    recipient: _Party | None = None
+    timestamp: int | None = None
+    message: _Message | None = None
+    postback: _Postback | None = None
+    delivery: _Delivery | None = None
+    read: _Read | None = None
+    reaction: _Reaction | None = None
+
+
+class _Entry(msgspec.Struct):
+    id: str | int | None = None
+    time: int | None = None
+    messaging: list[dict[str, Any]] = []
+
+
+class _Envelope(msgspec.Struct):
+    object: str
+    entry: list[_Entry]
+
+
+def _ms(raw: int | None) -> datetime:
+    """A Meta millisecond timestamp as an aware UTC datetime (now when missing or absurd)."""
+    try:
+        return datetime.fromtimestamp(raw / 1000, UTC) if raw is not None else datetime.now(UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
+
+
+def _ok_id(value: str | None) -> bool:
+    return bool(value) and len(value or "") <= 256
+
+
+def check_meta_config(
+    kind: str, config: Mapping[str, Any], config_type: type[MessengerConfig]
+) -> dict[str, Any]:
+    """Validate a Messenger-platform configuration and return it normalised."""
+    try:
+        parsed = msgspec.convert(dict(config), config_type)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{kind} channel configuration: {exc}") from exc
+    for name in ("page_id", "app_secret", "verify_token", "page_access_token"):
+        if not getattr(parsed, name).strip():
+            raise ConfigError(f"{kind} channel configuration: {name} must not be empty")
+    if not parsed.page_id.isdigit():
+        raise ConfigError(f"{kind} channel configuration: page_id must be digits")
+    if not parsed.api_base.startswith(("http://", "https://")):
+        raise ConfigError(f"{kind} channel configuration: api_base must be an http(s) URL")
+    if not parsed.api_version.startswith("v"):
+        raise ConfigError(f"{kind} channel configuration: api_version looks like v21.0")
+    if parsed.messages_per_second <= 0:
+        raise ConfigError(f"{kind} channel configuration: messages_per_second must be > 0")
+    return msgspec.to_builtins(parsed)
+
+
+class MessengerChannel:
+    """One Facebook Page on the Messenger Platform."""
+
+    kind: ClassVar[str] = "messenger"
+    envelope_object: ClassVar[str] = "page"
+    provider: ClassVar[str] = "Messenger"
+    config_type: ClassVar[type[MessengerConfig]] = MessengerConfig
+    allowed_tags: ClassVar[frozenset[str]] = UPDATE_TAGS | {HUMAN_AGENT}
+    send_metadata: ClassVar[bool] = True
+    """Messenger echoes `message.metadata` back; we put our message id there."""
+    max_text_bytes: ClassVar[int | None] = None
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_length=2000,
+        window=WINDOW,
+        templates=True,
+        media=True,
+        interactive=True,
+        messages_per_second=300.0,
+        max_buttons=MAX_QUICK_REPLIES,
+        max_button_title=MAX_QUICK_REPLY_TITLE,
+        human_agent_window=HUMAN_AGENT_WINDOW,
+    )
+
+    def __init__(self, config: Mapping[str, Any], http: httpx.AsyncClient):
+        self.config = msgspec.convert(self.check_config(config), self.config_type)
+        self.http = http
+        self._secret = self.config.app_secret.encode()
+        self._url = f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/me/messages"
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a configuration and return it normalised."""
+        return check_meta_config("messenger", config, MessengerConfig)
+
+    @property
+    def messages_per_second(self) -> float:
+        """This page's Send API budget."""
+        return self.config.messages_per_second
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def handshake(self, request: WebhookRequest) -> str:
+        """Meta's GET verification: echo hub.challenge when the verify token matches."""
+        mode = request.query.get("hub.mode")
+        token = request.query.get("hub.verify_token", "")
+        challenge = request.query.get("hub.challenge")
+        if mode != "subscribe" or challenge is None:
+            raise WebhookRejected(400, "expected hub.mode=subscribe with hub.challenge")
+        if not hmac.compare_digest(token.encode(), self.config.verify_token.encode()):
+            raise WebhookRejected(403, "hub.verify_token does not match")
+        return challenge
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check X-Hub-Signature-256 over the raw body in constant time."""
+        header = request.headers.get("x-hub-signature-256")
+        if not header:
+            raise WebhookRejected(401, "missing X-Hub-Signature-256 header")
+        if not header.startswith("sha256="):
+            raise WebhookRejected(403, "X-Hub-Signature-256 must start with sha256=")
+        expected = hmac.new(self._secret, request.body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode()):
+            raise WebhookRejected(403, "X-Hub-Signature-256 does not match the body")
+
+    def parse(self, request: WebhookRequest) -> ParsedWebhook:
+        """Parse a Messenger Platform webhook into typed messages and statuses."""
+        try:
+            envelope = msgspec.json.decode(request.body, type=_Envelope)
+        except msgspec.ValidationError as exc:
+            raise WebhookRejected(
+                400, f"webhook body does not have the {self.provider} shape: {exc}"
+            ) from exc
+        except msgspec.DecodeError as exc:
+            raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
+        if envelope.object != self.envelope_object:
+            raise WebhookRejected(
+                400, f"object must be {self.envelope_object!r}, got {envelope.object!r}"
+            )
+        parsed = ParsedWebhook()
+        for entry in envelope.entry:
+            if entry.id is not None and str(entry.id) != self.config.page_id:
+                # One Meta app may serve several pages; another page's events are not ours.
+                parsed.errors.append("entry for another page skipped")
+                continue
+            for raw in entry.messaging:
+                try:
+                    event = msgspec.convert(raw, _Event)
+                except msgspec.ValidationError as exc:
+                    raise WebhookRejected(400, f"messaging event has a bad shape: {exc}") from exc
+                self._parse_event(event, raw, parsed)
+        return parsed
+
+    def _parse_event(self, event: _Event, raw: dict[str, Any], parsed: ParsedWebhook) -> None:
+        sender = event.sender.id if event.sender else None
+        recipient = event.recipient.id if event.recipient else None
+        at = _ms(event.timestamp)
+        if event.message is not None and event.message.is_echo:
+            # Our own send (or one from the Page inbox), echoed back: a "sent" receipt.
+            # https://developers.facebook.com/docs/messenger-platform/reference/webhook-events/message-echoes
+            if _ok_id(event.message.mid):
+                parsed.statuses.append(
+                    StatusUpdate(
+                        provider_message_id=event.message.mid,
+                        state=DeliveryState.SENT,
+                        occurred_at=at,
+                        recipient_address=recipient,
+                        client_reference=event.message.metadata,
+                    )
+                )
+            return
+        if event.delivery is not None or event.read is not None:
+            self._parse_receipt(event, sender, at, parsed)
+            return
+        if not sender or len(sender) > 64:
+            raise WebhookRejected(400, "messaging event without a valid sender.id")
+        if event.message is not None:
+            self._parse_message(event.message, sender, at, raw, parsed)
+        elif event.postback is not None:
+            pb = event.postback
+            mid = pb.mid or f"postback:{sender}:{event.timestamp}"
+            parsed.messages.append(
+                InboundMessage(
+                    provider_message_id=mid[:256],
+                    sender_address=sender,
+                    sender_name=None,
+                    sent_at=at,
+                    content_kind=ContentKind.BUTTON,
+                    body=pb.title or pb.payload,
+                    payload=raw,
+                )
+            )
+        elif event.reaction is not None:
+            r = event.reaction
+            action = r.action or "react"
+            parsed.messages.append(
+                InboundMessage(
+                    provider_message_id=f"reaction:{r.mid}:{sender}:{event.timestamp}:{action}"[
+                        :256
+                    ],
+                    sender_address=sender,
+                    sender_name=None,
+                    sent_at=at,
+                    content_kind=ContentKind.REACTION,
+                    body=(r.emoji or r.reaction) if action == "react" else None,
+                    payload=raw,
+                    reply_to_provider_id=r.mid,
+                )
+            )
+        else:
+            # optin, referral, account_linking, handover ...: not messages, nothing to store.
+            parsed.errors.append("event without message skipped")
+
+    def _parse_message(
+        self, msg: _Message, sender: str, at: datetime, raw: dict[str, Any], parsed: ParsedWebhook
+    ) -> None:
+        if not _ok_id(msg.mid):
+            raise WebhookRejected(400, "message.mid is empty or too long")
+        if msg.is_deleted:
+            # Instagram "unsend": the customer took a message back; there is nothing new to store.
+            parsed.errors.append("deleted message skipped")
+            return
+        kind, body = _content(msg)
+        parsed.messages.append(
+            InboundMessage(
+                provider_message_id=msg.mid,
+                sender_address=sender,
+                sender_name=None,
+                sent_at=at,
+                content_kind=kind,
+                body=body,
+                payload=raw,
+                reply_to_provider_id=msg.reply_to.mid if msg.reply_to else None,
+            )
+        )
+
+    def _parse_receipt(
+        self, event: _Event, sender: str | None, at: datetime, parsed: ParsedWebhook
+    ) -> None:
+        if event.delivery is not None:
+            d = event.delivery
+            for mid in d.mids:
+                if _ok_id(mid):
+                    parsed.statuses.append(
+                        StatusUpdate(mid, DeliveryState.DELIVERED, at, recipient_address=sender)
+                    )
+            if d.watermark is not None and sender:
+                parsed.statuses.append(
+                    StatusUpdate(
+                        "",
+                        DeliveryState.DELIVERED,
+                        at,
+                        recipient_address=sender,
+                        watermark=_ms(d.watermark),
+                    )
+                )
+        if event.read is not None:
+            r = event.read
+            if r.mid and _ok_id(r.mid):
+                # Instagram reports reads per message id.
+                parsed.statuses.append(
+                    StatusUpdate(r.mid, DeliveryState.READ, at, recipient_address=sender)
+                )
+            if r.watermark is not None and sender:
+                parsed.statuses.append(
+                    StatusUpdate(
+                        "",
+                        DeliveryState.READ,
+                        at,
+                        recipient_address=sender,
+                        watermark=_ms(r.watermark),
+                    )
+                )
+
+    # -- sending -----------------------------------------------------------------------
+
+    def messaging_type(self, message: OutboundMessage) -> tuple[str, str | None]:
+        """Choose messaging_type and tag by the content, the window and who wrote it."""
+        tag = message.payload.get("tag")
+        if message.content_kind == ContentKind.TEMPLATE:
+            tag = tag or message.payload.get("name")
+        if tag is not None:
+            if tag not in self.allowed_tags:
+                raise PermanentError(
+                    f"{self.provider} allows only these message tags: "
+                    f"{', '.join(sorted(self.allowed_tags))}; got {tag!r}",
+                    code="tag",
+                )
+            return "MESSAGE_TAG", str(tag)
+        last = message.last_inbound_at
+        if last is None:
+            return "RESPONSE", None
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        age = datetime.now(UTC) - last
+        if age < WINDOW:
+            return "RESPONSE", None
+        if message.sender_kind == "agent" and age < HUMAN_AGENT_WINDOW:
+            return "MESSAGE_TAG", HUMAN_AGENT
+        # Outside every window: Meta refuses with error 10, which the agent then sees.
+        return "RESPONSE", None
+
+    def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
+        """The Send API request body for one outbound message."""
+        p = message.payload
+        kind = message.content_kind
+        body = message.body or ""
+        out: dict[str, Any] = {}
+        if kind == ContentKind.TEXT:
+            out["text"] = body
+        elif kind == ContentKind.TEMPLATE:
+            params = p.get("parameters") or []
+            out["text"] = body or "\n".join(str(v) for v in params)
+        elif kind == ContentKind.INTERACTIVE:
+            out["text"] = body
+            out["quick_replies"] = _quick_replies(p)
+        elif kind == ContentKind.MEDIA:
+            media_type = _OUT_MEDIA.get(str(p.get("media_type", "image")), "image")
+            # Attachments carry no caption on the Messenger Platform; the text is dropped.
+            out["attachment"] = {
+                "type": media_type,
+                "payload": {"url": p["link"], "is_reusable": True},
+            }
+        else:
+            raise PermanentError(
+                f"{self.kind} cannot send content kind {kind}", code="unsupported_kind"
+            )
+        if "text" in out:
+            if not out["text"]:
+                raise PermanentError(f"{self.kind} needs a text to send", code="empty_body")
+            if len(out["text"]) > self.capabilities.max_text_length or (
+                self.max_text_bytes is not None and len(out["text"].encode()) > self.max_text_bytes
+            ):
+                raise PermanentError(f"{self.provider} text is too long", code="too_long")
+        if self.send_metadata:
+            out["metadata"] = message.client_reference
+        messaging_type, tag = self.messaging_type(message)
+        request: dict[str, Any] = {
+            "recipient": {"id": message.to},
+            "messaging_type": messaging_type,
+            "message": out,
+        }
+        if tag is not None:
+            request["tag"] = tag
+        return request
+
+    async def acknowledge(self, data: dict[str, Any]) -> None:
+        """Messenger needs no acknowledgement beyond the webhook's 200."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """POST the message to the Send API and map errors to the four kinds."""
+        payload = self.build_payload(message)
+        try:
+            response = await self.http.post(
+                self._url,
+                params={"access_token": self.config.page_access_token},
+                json=payload,
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(
+                f"timeout talking to {self.provider}: {type(exc).__name__}"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"connection to {self.provider} failed: {type(exc).__name__}"
+            ) from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code == 200 and isinstance(data, dict):
+            mid = data.get("message_id")
+            if isinstance(mid, str) and mid:
+                return SendResult(provider_message_id=mid)
+            raise TransientError(f"{self.provider} answered 200 without a message_id")
+        raise map_error(self.provider, response, data)
+
+
+def _content(msg: _Message) -> tuple[ContentKind, str | None]:
+    """Map one inbound message to its content kind and display text."""
+    if msg.is_unsupported:
+        return ContentKind.UNSUPPORTED, msg.text
+    if msg.quick_reply is not None:
+        return ContentKind.INTERACTIVE, msg.text or msg.quick_reply.payload
+    if msg.attachments:
+        first = msg.attachments[0]
+        a_type = first.get("type") if isinstance(first, dict) else None
+        payload = first.get("payload") if isinstance(first, dict) else None
+        payload = payload if isinstance(payload, dict) else {}
+        if a_type in MEDIA_ATTACHMENTS:
+            return ContentKind.MEDIA, msg.text
+        if a_type == "location":
+            coords = payload.get("coordinates")
+            title = first.get("title")
+            if isinstance(coords, dict):
+                where = f"{coords.get('lat')},{coords.get('long')}"
+                return ContentKind.LOCATION, title if isinstance(title, str) else where
+        return ContentKind.UNSUPPORTED, msg.text
+    if msg.text is not None:
+        return ContentKind.TEXT, msg.text
+    return ContentKind.UNSUPPORTED, None
+
+
+def _quick_replies(p: dict[str, Any]) -> list[dict[str, str]]:
+    """Buttons (or list rows) as quick replies; Messenger has no lists."""
+    options: list[dict[str, Any]] = list(p.get("buttons") or [])
+    if not options:
+        for section in p.get("sections") or []:
+            options.extend(section.get("rows") or [])
+    if not 1 <= len(options) <= MAX_QUICK_REPLIES:
+        raise PermanentError(
+            f"quick replies need 1 to {MAX_QUICK_REPLIES} options, got {len(options)}",
+            code="quick_replies",
+        )
+    replies = []
+    for option in options:
+        title = str(option.get("title", ""))
+        if not title or len(title) > MAX_QUICK_REPLY_TITLE:
+            raise PermanentError(
+                f"quick reply titles are 1 to {MAX_QUICK_REPLY_TITLE} characters",
+                code="quick_replies",
+            )
+        replies.append(
+            {"content_type": "text", "title": title, "payload": str(option.get("id") or title)}
+        )
+    return replies
+
+
+def map_error(provider: str, response: httpx.Response, data: Any) -> ChannelError:
+    """Map a Graph API error answer to one of the four error kinds."""
+    status = response.status_code
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        if status >= 500:
+            return TransientError(f"{provider} answered HTTP {status}")
+        if status == 429:
+            return RateLimited(f"{provider} answered HTTP 429", retry_after=_retry_after(response))
+        return PermanentError(
+            f"{provider} answered HTTP {status} without an error body", code=str(status)
+        )
+    raw_code = err.get("code")
+    code = raw_code if isinstance(raw_code, int) else -1
+    subcode = err.get("error_subcode")
+    reason = str(err.get("message") or f"HTTP {status}")
+    if code == WINDOW_CODE and subcode == WINDOW_SUBCODE:
+        return PermanentError(
+            f"{provider} refused: the message was sent outside of the allowed window "
+            f"(24 hours after the customer's last message, 7 days for agent replies) — {reason}",
+            code=str(code),
+        )
+    if status == 401 or code in _AUTH_CODES:
+        return AuthError(reason, code=str(code))
+    if code in _RATE_CODES:
+        return RateLimited(
+            reason, code=str(code), retry_after=_retry_after(response) or _RATE_CODES[code]
+        )
+    if code in _UNREACHABLE_CODES:
+        return PermanentError(reason, code=str(code), unreachable=True)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return TransientError(reason, code=str(code))
+    return PermanentError(reason, code=str(code))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None

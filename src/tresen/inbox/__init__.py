@@ -1,0 +1,1 @@
+"""Agents, teams, roles, assignment, availability, canned replies, notes."""

@@ -1,0 +1,210 @@
+"""Inbox accounts: users with argon2 passwords, lockout, and revocable server-side sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.db.tables import AuthSession, User
+from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
+
+_hasher = PasswordHasher()
+# A real hash to verify against when the e-mail is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("tresen-timing-equaliser")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{2,}$")
+MIN_PASSWORD = 10
+MAX_FAILED = 5
+LOCK_FOR = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class Role(StrEnum):
+    """What a person may do in the inbox."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    AGENT = "agent"
+
+
+class AccountError(ValueError):
+    """A user cannot be created or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A user and the session token to put in their cookie."""
+
+    user: User
+    token: str
+
+
+def normalise_email(email: str) -> str:
+    """Lower-cased, trimmed e-mail, or AccountError."""
+    cleaned = email.strip().lower()
+    if not EMAIL.match(cleaned):
+        raise AccountError(f"not an e-mail address: {email!r}")
+    return cleaned
+
+
+def check_password(password: str) -> None:
+    """Refuse passwords too short to be safe."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise AccountError("the password is longer than 1024 characters")
+
+
+async def add_user(
+    session: AsyncSession,
+    workspace_id: str,
+    email: str,
+    role: str,
+    password: str,
+    *,
+    display_name: str | None = None,
+    language: str = "de",
+) -> User:
+    """Create a user; e-mail addresses are unique across the install."""
+    address = normalise_email(email)
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise AccountError(f"role must be admin, supervisor or agent, not {role!r}") from exc
+    if language not in ("de", "en"):
+        raise AccountError("language must be de or en")
+    check_password(password)
+    taken = await session.scalar(
+        select(func.count()).select_from(User).where(User.email == address)
+    )
+    if taken:
+        raise AccountError(f"a user with the e-mail {address} exists already")
+    user = User(
+        id=new_id(),
+        workspace_id=workspace_id,
+        email=address,
+        display_name=(display_name or address.split("@")[0]).strip()[:200],
+        password_hash=_hasher.hash(password),
+        role=role_value.value,
+        language=language,
+        availability="offline",
+        failed_logins=0,
+        disabled=False,
+        created_at=utcnow(),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def set_password(session: AsyncSession, user_id: str, password: str) -> None:
+    """Set a new password (an admin's reset) and end every session of that user."""
+    check_password(password)
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(password_hash=_hasher.hash(password), failed_logins=0, locked_until=None)
+    )
+    await revoke_all_sessions(session, user_id)
+
+
+async def login(
+    session: AsyncSession, email: str, password: str, now: datetime | None = None
+) -> SignedIn | None:
+    """Check credentials, count failures, lock after too many, and open a fresh session.
+
+    Returns None on refusal, so the caller commits the failure count; the reason is never told.
+    """
+    now = now or utcnow()
+    try:
+        address = normalise_email(email)
+    except AccountError:
+        address = ""
+    user = await session.scalar(select(User).where(User.email == address)) if address else None
+    if user is None or user.disabled:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if not _verify(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED:
+            user.locked_until = now + LOCK_FOR
+            user.failed_logins = 0
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    token = secrets.token_urlsafe(32)
+    session.add(
+        AuthSession(
+            id=_token_key(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    await session.flush()
+    return SignedIn(user=user, token=token)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def user_for_token(
+    session: AsyncSession, token: str, now: datetime | None = None
+) -> User | None:
+    """The user behind a session cookie, or None when unknown, expired, revoked or disabled."""
+    now = now or utcnow()
+    if not token or len(token) > 200:
+        return None
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == _token_key(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    auth, user = row
+    if auth.revoked_at is not None or auth.expires_at <= now or user.disabled:
+        return None
+    return user
+
+
+async def logout(session: AsyncSession, token: str) -> None:
+    """End one session."""
+    await session.execute(
+        update(AuthSession).where(AuthSession.id == _token_key(token)).values(revoked_at=utcnow())
+    )
+
+
+async def revoke_all_sessions(session: AsyncSession, user_id: str) -> None:
+    """End every session of a user (password reset, role change, offboarding)."""
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

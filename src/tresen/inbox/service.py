@@ -1,0 +1,278 @@
+"""What the inbox pages show and do: lists, a conversation's timeline, replies, notes, assignment."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tresen.channels.base import channel_factory
+from tresen.db.tables import (
+    CannedReply,
+    ChannelRow,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+    Note,
+    User,
+    Workspace,
+)
+from tresen.db.types import utcnow
+from tresen.domain.conversation import ConversationStatus, window_open
+from tresen.domain.ids import new_id
+from tresen.domain.message import ContentKind, SenderKind
+from tresen.inbox.permissions import Action, Actor, may, visible
+from tresen.pipeline.outbound import OutboundContent, queue_message
+
+VIEWS = ("mine", "unassigned", "all")
+
+
+class Forbidden(Exception):
+    """The actor may not do this (answered with 403; nothing changes)."""
+
+
+class NotFound(Exception):
+    """No such conversation in the actor's workspace."""
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """One line of the conversation list."""
+
+    id: str
+    name: str | None
+    address: str
+    channel_kind: str
+    last_message_at: datetime | None
+    assignee: str | None
+    preview: str | None
+
+
+@dataclass
+class ConversationView:
+    """Everything the conversation pane shows."""
+
+    conversation: Conversation
+    contact_name: str | None
+    address: str
+    channel_kind: str
+    assignee_name: str | None
+    window_open: bool
+    timeline: list[dict[str, Any]]
+    canned: list[CannedReply]
+    can_reply: bool
+    can_take: bool
+    business: str = ""
+    first_name: str = field(default="")
+
+
+async def conversation_list(
+    session: AsyncSession, actor: Actor, view: str, limit: int = 100
+) -> list[ListRow]:
+    """Conversations the actor may see, newest activity first."""
+    assignee = aliased(User)
+    last_body = (
+        select(Message.body)
+        .where(Message.conversation_id == Conversation.id)
+        .order_by(Message.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            Conversation.id,
+            func.coalesce(ContactIdentity.display_name, Contact.display_name),
+            ContactIdentity.address,
+            ChannelRow.kind,
+            Conversation.last_message_at,
+            assignee.display_name,
+            last_body,
+        )
+        .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .where(visible(actor))
+        .order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc())
+        .limit(limit)
+    )
+    if view == "mine":
+        stmt = stmt.where(Conversation.assignee_id == actor.user.id)
+    elif view == "unassigned":
+        stmt = stmt.where(Conversation.assignee_id.is_(None))
+    if view != "all":
+        stmt = stmt.where(Conversation.status != ConversationStatus.RESOLVED.value)
+    rows = (await session.execute(stmt)).all()
+    return [ListRow(*row) for row in rows]
+
+
+async def load_conversation(
+    session: AsyncSession, actor: Actor, conversation_id: str
+) -> Conversation:
+    """A conversation the actor may see, or NotFound/Forbidden."""
+    conv = await session.scalar(
+        select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.workspace_id == actor.user.workspace_id
+        )
+    )
+    if conv is None:
+        raise NotFound(conversation_id)
+    if not may(actor, Action.VIEW, conv):
+        raise Forbidden("you may not see this conversation")
+    return conv
+
+
+async def conversation_view(
+    session: AsyncSession, actor: Actor, conversation_id: str
+) -> ConversationView:
+    """The conversation pane: contact, window, messages and notes in order, canned replies."""
+    conv = await load_conversation(session, actor, conversation_id)
+    identity = await session.get_one(ContactIdentity, conv.identity_id)
+    contact = await session.get_one(Contact, conv.contact_id)
+    channel = await session.get_one(ChannelRow, conv.channel_id)
+    assignee = await session.get(User, conv.assignee_id) if conv.assignee_id else None
+    messages = list(
+        await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conv.id)
+            .order_by(Message.id.desc())
+            .limit(200)
+        )
+    )
+    notes = (
+        await session.execute(
+            select(Note, User.display_name)
+            .outerjoin(User, User.id == Note.author_id)
+            .where(Note.conversation_id == conv.id)
+            .order_by(Note.id.desc())
+            .limit(200)
+        )
+    ).all()
+    timeline: list[dict[str, Any]] = [
+        {"kind": "message", "message": m, "at": m.created_at} for m in messages
+    ]
+    timeline += [
+        {"kind": "note", "body": n.body, "author": name, "at": n.created_at} for n, name in notes
+    ]
+    timeline.sort(key=lambda item: item["at"])
+    canned = list(
+        await session.scalars(
+            select(CannedReply)
+            .where(CannedReply.workspace_id == actor.user.workspace_id)
+            .order_by(CannedReply.shortcut)
+        )
+    )
+    caps = channel_factory(channel.kind).capabilities
+    workspace = await session.get_one(Workspace, conv.workspace_id)
+    name = identity.display_name or contact.display_name
+    return ConversationView(
+        conversation=conv,
+        contact_name=name,
+        address=identity.address,
+        channel_kind=channel.kind,
+        assignee_name=assignee.display_name if assignee else None,
+        window_open=window_open(conv.last_inbound_at, caps.window, utcnow()),
+        timeline=timeline,
+        canned=canned,
+        can_reply=may(actor, Action.REPLY, conv),
+        can_take=may(actor, Action.TAKE, conv) and conv.assignee_id != actor.user.id,
+        business=workspace.name,
+        first_name=(name or "").split(" ")[0],
+    )
+
+
+_SHORTCUT = re.compile(r"^/([\w-]{1,40})\s*$")
+
+
+async def expand_canned(
+    session: AsyncSession, actor: Actor, body: str, view: ConversationView
+) -> str:
+    """Turn "/shortcut" into its canned reply with the variables filled in."""
+    found = _SHORTCUT.match(body.strip())
+    if not found:
+        return body
+    reply = await session.scalar(
+        select(CannedReply).where(
+            CannedReply.workspace_id == actor.user.workspace_id,
+            CannedReply.shortcut == found.group(1),
+        )
+    )
+    if reply is None:
+        return body
+    values = {
+        "first_name": view.first_name,
+        "name": view.contact_name or "",
+        "agent_name": actor.user.display_name,
+        "business": view.business,
+    }
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), reply.body)
+
+
+async def reply(session: AsyncSession, actor: Actor, conversation_id: str, body: str) -> Message:
+    """Queue an agent's reply (validated and window-checked like every send)."""
+    view = await conversation_view(session, actor, conversation_id)
+    if not view.can_reply:
+        raise Forbidden("you may not reply in this conversation")
+    text = await expand_canned(session, actor, body, view)
+    channel = await session.get_one(ChannelRow, view.conversation.channel_id)
+    return await queue_message(
+        session,
+        view.conversation,
+        channel,
+        OutboundContent(ContentKind.TEXT, text),
+        sender_kind=SenderKind.AGENT,
+    )
+
+
+async def add_note(session: AsyncSession, actor: Actor, conversation_id: str, body: str) -> Note:
+    """A private note; it never reaches the customer."""
+    conv = await load_conversation(session, actor, conversation_id)
+    if not may(actor, Action.NOTE, conv):
+        raise Forbidden("you may not add notes here")
+    text = body.strip()
+    if not text:
+        raise ValueError("a note must not be empty")
+    if len(text) > 4000:
+        raise ValueError("a note has at most 4000 characters")
+    note = Note(
+        id=new_id(),
+        workspace_id=conv.workspace_id,
+        conversation_id=conv.id,
+        author_id=actor.user.id,
+        body=text,
+        created_at=utcnow(),
+    )
+    session.add(note)
+    return note
+
+
+async def take(session: AsyncSession, actor: Actor, conversation_id: str) -> None:
+    """Assign the conversation to the actor."""
+    conv = await load_conversation(session, actor, conversation_id)
+    if not may(actor, Action.TAKE, conv):
+        raise Forbidden("you may not take this conversation")
+    await session.execute(
+        update(Conversation).where(Conversation.id == conv.id).values(assignee_id=actor.user.id)
+    )
+
+
+async def set_status(
+    session: AsyncSession, actor: Actor, conversation_id: str, status: str
+) -> None:
+    """Open, pending, snoozed or resolved."""
+    conv = await load_conversation(session, actor, conversation_id)
+    if not may(actor, Action.SET_STATUS, conv):
+        raise Forbidden("you may not change this conversation")
+    try:
+        value = ConversationStatus(status)
+    except ValueError as exc:
+        raise ValueError(f"unknown status {status!r}") from exc
+    await session.execute(
+        update(Conversation).where(Conversation.id == conv.id).values(status=value.value)
+    )

@@ -1,0 +1,369 @@
+"""The agents' inbox in the browser: login, conversation list and view, replies, notes, live events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Request, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Redirect, Response, ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, Event
+from tresen.inbox import accounts, service
+from tresen.inbox.permissions import Actor, actor_for
+from tresen.pipeline.outbound import OutboundRefused
+from tresen.runtime import Runtime
+from tresen.web import i18n
+from tresen.web.pages import render
+
+COOKIE = "tresen_session"
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+class SignInRequired(Exception):
+    """No valid session: pages redirect to the login, htmx gets 401 with a redirect header."""
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return request.app.state.runtime
+
+
+def _secure(request: Request[Any, Any, Any]) -> bool:
+    return _runtime(request).settings.base_url.startswith("https://")
+
+
+async def current_actor(request: Request[Any, Any, Any]) -> Actor:
+    """The signed-in person, with their language applied to this request."""
+    token = request.cookies.get(COOKIE, "")
+    async with _runtime(request).sessions() as session:
+        user = await accounts.user_for_token(session, token)
+        if user is None:
+            raise SignInRequired()
+        actor = await actor_for(session, user)
+    i18n.current_language.set(i18n.pick_language(user.language, None))
+    return actor
+
+
+def _language_from(request: Request[Any, Any, Any]) -> None:
+    chosen = request.query_params.get("lang") or request.cookies.get("tresen_lang")
+    i18n.current_language.set(i18n.pick_language(chosen, request.headers.get("accept-language")))
+
+
+@get("/inbox/login", include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
+    """The sign-in form."""
+    _language_from(request)
+    response = render(request, "login.html")
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(
+            "tresen_lang", request.query_params["lang"], samesite="lax", httponly=True
+        )
+    return response
+
+
+@post("/inbox/login", include_in_schema=False, status_code=200)
+async def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """Check the credentials; on success a fresh session (never reuse one from before the login)."""
+    _language_from(request)
+    email = str(data.get("email", ""))[:320]
+    password = str(data.get("password", ""))[:1024]
+    async with _runtime(request).sessions() as session, session.begin():
+        signed_in = await accounts.login(session, email, password)
+    if signed_in is None:
+        await asyncio.sleep(0.5)  # slows down guessing on top of the lockout
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            email=email,
+            error=i18n.gettext(
+                "E-mail or password is wrong, or the account is locked for a while."
+            ),
+        )
+    old = request.cookies.get(COOKIE)
+    if old:
+        async with _runtime(request).sessions() as session, session.begin():
+            await accounts.logout(session, old)
+    response: Response[Any] = Redirect("/inbox", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        signed_in.token,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
+        path="/",
+    )
+    return response
+
+
+@post("/inbox/logout", include_in_schema=False, status_code=303)
+async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    """End this session."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        async with _runtime(request).sessions() as session, session.begin():
+            await accounts.logout(session, token)
+    response = Redirect("/inbox/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@get("/inbox/search", include_in_schema=False)
+async def search_page(
+    request: Request[Any, Any, Any],
+    q: FromQuery[str] = "",
+    status: FromQuery[str | None] = None,
+    channel_id: FromQuery[str | None] = None,
+) -> Response[str]:
+    """Full-text search over the messages and contacts the person may see."""
+    from tresen.inbox.permissions import visible
+    from tresen.inbox.search import search
+
+    actor = await current_actor(request)
+    error = None
+    rows: list[service.ListRow] = []
+    try:
+        async with _runtime(request).sessions() as session:
+            page = await search(
+                session,
+                actor.user.workspace_id,
+                q,
+                status=status or None,
+                channel_id=channel_id or None,
+                visible=visible(actor),
+            )
+        rows = [
+            service.ListRow(
+                h.id,
+                h.contact_name,
+                h.address,
+                h.channel_kind,
+                h.last_message_at,
+                None,
+                h.snippet.text,
+            )
+            for h in page.conversations
+        ]
+    except ValueError as exc:
+        error = str(exc)
+    return render(
+        request,
+        "inbox.html",
+        actor=actor,
+        rows=rows,
+        view="all",
+        current=None,
+        query=q,
+        error=error,
+    )
+
+
+def _view(value: str | None) -> str:
+    return value if value in service.VIEWS else "all"
+
+
+@get("/inbox", include_in_schema=False)
+async def inbox(
+    request: Request[Any, Any, Any], view: FromQuery[str | None] = None
+) -> Response[str]:
+    """The inbox with no conversation open."""
+    actor = await current_actor(request)
+    async with _runtime(request).sessions() as session:
+        rows = await service.conversation_list(session, actor, _view(view))
+    return render(request, "inbox.html", actor=actor, rows=rows, view=_view(view), current=None)
+
+
+@get("/inbox/list", include_in_schema=False)
+async def inbox_list(
+    request: Request[Any, Any, Any],
+    view: FromQuery[str | None] = None,
+    c: FromQuery[str | None] = None,
+) -> Response[str]:
+    """The conversation list alone (refreshed live)."""
+    actor = await current_actor(request)
+    async with _runtime(request).sessions() as session:
+        rows = await service.conversation_list(session, actor, _view(view))
+    current = type("Current", (), {"conversation": type("C", (), {"id": c})()})() if c else None
+    return render(request, "_list.html", actor=actor, rows=rows, view=_view(view), current=current)
+
+
+async def _conversation_page(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    conversation_id: str,
+    view: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response[str]:
+    async with _runtime(request).sessions() as session:
+        current = await service.conversation_view(session, actor, conversation_id)
+        rows = (
+            await service.conversation_list(session, actor, view)
+            if not request.headers.get("hx-request")
+            else []
+        )
+    if request.headers.get("hx-request"):
+        return render(
+            request,
+            "_conversation.html",
+            actor=actor,
+            current=current,
+            view=view,
+            error=error,
+            status_code=status_code,
+        )
+    return render(
+        request,
+        "inbox.html",
+        actor=actor,
+        rows=rows,
+        view=view,
+        current=current,
+        error=error,
+        status_code=status_code,
+    )
+
+
+@get("/inbox/c/{conversation_id:str}", include_in_schema=False)
+async def conversation(
+    request: Request[Any, Any, Any],
+    conversation_id: FromPath[str],
+    view: FromQuery[str | None] = None,
+) -> Response[str]:
+    """One conversation next to the list."""
+    actor = await current_actor(request)
+    return await _conversation_page(request, actor, conversation_id, _view(view))
+
+
+async def _changed(
+    request: Request[Any, Any, Any], actor: Actor, conversation_id: str, kind: str
+) -> Redirect:
+    """Tell every open inbox of the workspace (after the commit), then show the conversation."""
+    await _runtime(request).events.publish(
+        Event(actor.user.workspace_id, kind, conversation_id, {})
+    )
+    return Redirect(f"/inbox/c/{conversation_id}", status_code=303)
+
+
+@post("/inbox/c/{conversation_id:str}/reply", include_in_schema=False, status_code=303)
+async def reply(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Send a reply (or a canned reply by its /shortcut)."""
+    actor = await current_actor(request)
+    body = str(data.get("body", ""))
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await service.reply(session, actor, conversation_id, body)
+    except OutboundRefused as refused:
+        return await _conversation_page(
+            request, actor, conversation_id, "all", error=refused.message, status_code=422
+        )
+    _runtime(request).jobs_ready.set()
+    return await _changed(request, actor, conversation_id, MESSAGE_NEW)
+
+
+@post("/inbox/c/{conversation_id:str}/note", include_in_schema=False, status_code=303)
+async def note(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Add a private note."""
+    actor = await current_actor(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await service.add_note(session, actor, conversation_id, str(data.get("body", "")))
+    except ValueError as exc:
+        return await _conversation_page(
+            request, actor, conversation_id, "all", error=str(exc), status_code=422
+        )
+    return await _changed(request, actor, conversation_id, NOTE_NEW)
+
+
+@post("/inbox/c/{conversation_id:str}/take", include_in_schema=False, status_code=303)
+async def take(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> Redirect:
+    """Assign the conversation to me."""
+    actor = await current_actor(request)
+    async with _runtime(request).sessions() as session, session.begin():
+        await service.take(session, actor, conversation_id)
+    return await _changed(request, actor, conversation_id, CONVERSATION_UPDATED)
+
+
+@post("/inbox/c/{conversation_id:str}/status", include_in_schema=False, status_code=303)
+async def status(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Change the conversation's status."""
+    actor = await current_actor(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await service.set_status(session, actor, conversation_id, str(data.get("status", "")))
+    except ValueError as exc:
+        return await _conversation_page(
+            request, actor, conversation_id, "all", error=str(exc), status_code=422
+        )
+    return await _changed(request, actor, conversation_id, CONVERSATION_UPDATED)
+
+
+@post("/inbox/me", include_in_schema=False, status_code=303)
+async def me(request: Request[Any, Any, Any], data: Form) -> Redirect:
+    """Change my availability and language."""
+    from sqlalchemy import update
+
+    from tresen.db.tables import User
+
+    actor = await current_actor(request)
+    values: dict[str, str] = {}
+    if data.get("availability") in ("available", "away", "offline"):
+        values["availability"] = data["availability"]
+    if data.get("language") in i18n.LANGUAGES:
+        values["language"] = data["language"]
+    if values:
+        async with _runtime(request).sessions() as session, session.begin():
+            await session.execute(update(User).where(User.id == actor.user.id).values(**values))
+    return Redirect(request.headers.get("referer") or "/inbox", status_code=303)
+
+
+@get("/inbox/events", include_in_schema=False)
+async def events(request: Request[Any, Any, Any]) -> ServerSentEvent:
+    """Live updates for this person's workspace (which conversation changed; never its content)."""
+    actor = await current_actor(request)
+    runtime = _runtime(request)
+
+    async def stream() -> AsyncIterator[ServerSentEventMessage]:
+        yield ServerSentEventMessage(event="ready", data="")
+        async with runtime.events.subscribe(actor.user.workspace_id) as received:
+            async for event in received:
+                if event.kind == RESYNC or not event.conversation_id:
+                    # Events may have been lost: let the page reload what it shows.
+                    yield ServerSentEventMessage(event="conversation", data="")
+                    yield ServerSentEventMessage(event="resync", data="")
+                    continue
+                yield ServerSentEventMessage(event="conversation", data=event.conversation_id)
+                yield ServerSentEventMessage(event=f"conv-{event.conversation_id}", data=event.kind)
+
+    return ServerSentEvent(stream())
+
+
+inbox_router = Router(
+    path="/",
+    route_handlers=[
+        search_page,
+        login_page,
+        login_submit,
+        logout,
+        inbox,
+        inbox_list,
+        conversation,
+        reply,
+        note,
+        take,
+        status,
+        me,
+        events,
+    ],
+)
