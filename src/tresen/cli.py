@@ -192,6 +192,68 @@ def user_add(
         typer.echo(f"password: {password}   (shown once; change it after the first login)")
 
 
+@user_app.command("set-password")
+def user_set_password(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Reset a person's password (ends their sessions); without --password-stdin one is generated and printed."""
+    import secrets as _secrets
+
+    from sqlalchemy import select
+
+    from tresen.db.tables import User
+    from tresen.inbox.accounts import AccountError, normalise_email, set_password
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else _secrets.token_urlsafe(15)
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None:
+            raise AccountError(f"no user with the e-mail {email}")
+        await set_password(session, user.id, password)
+
+    try:
+        asyncio.run(_with_session(settings, work))
+    except AccountError as exc:
+        _fail(str(exc))
+    if not password_stdin:
+        typer.echo(f"password: {password}   (shown once)")
+
+
+@user_app.command("totp")
+def user_totp(
+    email: str,
+    off: Annotated[
+        bool, typer.Option("--off", help="Turn two-factor sign-in off instead.")
+    ] = False,
+) -> None:
+    """Turn on two-factor sign-in (prints the otpauth:// URI for an authenticator app), or --off."""
+    from sqlalchemy import select
+
+    from tresen.db.tables import User
+    from tresen.inbox.accounts import AccountError, disable_totp, enable_totp, normalise_email
+
+    settings = _settings()
+
+    async def work(session: Any) -> str:
+        user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None:
+            raise AccountError(f"no user with the e-mail {email}")
+        if off:
+            await disable_totp(session, user.id)
+            return "two-factor sign-in is off"
+        return await enable_totp(session, user.id)
+
+    try:
+        typer.echo(asyncio.run(_with_session(settings, work)))
+    except AccountError as exc:
+        _fail(str(exc))
+
+
 @token_app.command("create")
 def token_create(
     name: str,

@@ -82,3 +82,25 @@ async def test_expired_session_is_refused(runtime: Runtime) -> None:
             )
             is None
         )
+
+
+async def test_two_factor_sign_in(runtime: Runtime) -> None:
+    import pyotp
+
+    user = await _user(runtime)
+    async with runtime.sessions() as session, session.begin():
+        uri = await accounts.enable_totp(session, user.id, issuer="Laden")
+    secret = pyotp.parse_uri(uri).secret
+    assert uri.startswith("otpauth://totp/") and "Laden" in uri
+    async with runtime.sessions() as session, session.begin():
+        assert await accounts.login(session, user.email, PASSWORD) is None, "the code is required"
+        assert (
+            await accounts.login(session, user.email, PASSWORD, code="000000") is None
+            or pyotp.TOTP(secret).now() == "000000"
+        )
+        assert (
+            await accounts.login(session, user.email, PASSWORD, code=pyotp.TOTP(secret).now())
+            is not None
+        )
+        await accounts.disable_totp(session, user.id)
+        assert await accounts.login(session, user.email, PASSWORD) is not None

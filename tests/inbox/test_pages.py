@@ -302,3 +302,30 @@ async def test_search_finds_only_what_the_agent_may_see(
     assert f"/inbox/c/{open_conv}" in found.text and f"/inbox/c/{hidden}" not in found.text
     assert too_long.status_code == 200 and "200" in too_long.text
     assert me
+
+
+async def test_admin_resets_a_password_agents_may_not(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    await _user(runtime, channel, "chefin@laden.example", "admin")
+    agent = await _user(runtime, channel, "kim@laden.example", "agent")
+    async with helpers.client_for(runtime) as client:
+        await _login(client, "kim@laden.example")
+        token = _csrf((await client.get("/inbox")).text)
+        assert (await client.get("/inbox/admin/users")).status_code == 403
+        assert (
+            await client.post(f"/inbox/admin/users/{agent}/reset", data={"_csrf_token": token})
+        ).status_code == 403
+    async with helpers.client_for(runtime) as client:
+        await _login(client, "chefin@laden.example")
+        page = await client.get("/inbox/admin/users")
+        assert page.status_code == 200 and "kim@laden.example" in page.text
+        reset = await client.post(
+            f"/inbox/admin/users/{agent}/reset", data={"_csrf_token": _csrf(page.text)}
+        )
+        new_password = re.search(r"<code>([^<]+)</code>", reset.text).group(1)  # type: ignore[union-attr]
+    async with helpers.client_for(runtime) as client:
+        assert (await _login(client, "kim@laden.example")).status_code == 401, (
+            "the old password is gone"
+        )
+        assert (await _login(client, "kim@laden.example", new_password)).status_code == 303

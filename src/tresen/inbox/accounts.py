@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select, update
@@ -118,7 +119,11 @@ async def set_password(session: AsyncSession, user_id: str, password: str) -> No
 
 
 async def login(
-    session: AsyncSession, email: str, password: str, now: datetime | None = None
+    session: AsyncSession,
+    email: str,
+    password: str,
+    now: datetime | None = None,
+    code: str | None = None,
 ) -> SignedIn | None:
     """Check credentials, count failures, lock after too many, and open a fresh session.
 
@@ -136,7 +141,7 @@ async def login(
     if user.locked_until is not None and user.locked_until > now:
         _verify(_DUMMY_HASH, password)
         return None
-    if not _verify(user.password_hash, password):
+    if not _verify(user.password_hash, password) or not _second_factor_ok(user, code, now):
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED:
             user.locked_until = now + LOCK_FOR
@@ -159,6 +164,31 @@ async def login(
     )
     await session.flush()
     return SignedIn(user=user, token=token)
+
+
+def _second_factor_ok(user: User, code: str | None, now: datetime) -> bool:
+    """True without two-factor, else only for the current (or neighbouring) TOTP code."""
+    if not user.totp_secret:
+        return True
+    cleaned = (code or "").replace(" ", "")
+    return cleaned.isdigit() and pyotp.TOTP(user.totp_secret).verify(
+        cleaned, for_time=now, valid_window=1
+    )
+
+
+async def enable_totp(session: AsyncSession, user_id: str, issuer: str = "tresen") -> str:
+    """Turn on two-factor sign-in for a user; returns the otpauth:// URI for their authenticator app."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise AccountError("no such user")
+    user.totp_secret = pyotp.random_base32()
+    await revoke_all_sessions(session, user.id)
+    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
+
+
+async def disable_totp(session: AsyncSession, user_id: str) -> None:
+    """Turn two-factor sign-in off (an admin's decision, e.g. a lost phone)."""
+    await session.execute(update(User).where(User.id == user_id).values(totp_secret=None))
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -208,3 +238,22 @@ async def revoke_all_sessions(session: AsyncSession, user_id: str) -> None:
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+
+
+async def workspace_users(session: AsyncSession, workspace_id: str) -> list[User]:
+    """Everyone of a workspace, by e-mail."""
+    return list(
+        await session.scalars(
+            select(User).where(User.workspace_id == workspace_id).order_by(User.email)
+        )
+    )
+
+
+async def workspace_user(session: AsyncSession, workspace_id: str, user_id: str) -> User:
+    """One person of this workspace, or AccountError (never someone of another workspace)."""
+    user = await session.scalar(
+        select(User).where(User.id == user_id, User.workspace_id == workspace_id)
+    )
+    if user is None:
+        raise AccountError("no such person in this workspace")
+    return user

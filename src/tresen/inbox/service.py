@@ -70,6 +70,9 @@ class ConversationView:
     can_take: bool
     business: str = ""
     first_name: str = field(default="")
+    identities: list[tuple[str, str, bool]] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    earlier: list[tuple[str, str, datetime | None]] = field(default_factory=list)
 
 
 async def conversation_list(
@@ -170,6 +173,25 @@ async def conversation_view(
     )
     caps = channel_factory(channel.kind).capabilities
     workspace = await session.get_one(Workspace, conv.workspace_id)
+    identities = (
+        await session.execute(
+            select(ChannelRow.kind, ContactIdentity.address, ContactIdentity.unreachable)
+            .join(ChannelRow, ChannelRow.id == ContactIdentity.channel_id)
+            .where(ContactIdentity.contact_id == contact.id)
+            .order_by(ChannelRow.kind)
+        )
+    ).all()
+    earlier = (
+        await session.execute(
+            select(Conversation.id, ChannelRow.kind, Conversation.last_message_at)
+            .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
+            .where(
+                Conversation.contact_id == contact.id, Conversation.id != conv.id, visible(actor)
+            )
+            .order_by(Conversation.last_message_at.desc())
+            .limit(20)
+        )
+    ).all()
     name = identity.display_name or contact.display_name
     return ConversationView(
         conversation=conv,
@@ -184,6 +206,9 @@ async def conversation_view(
         can_take=may(actor, Action.TAKE, conv) and conv.assignee_id != actor.user.id,
         business=workspace.name,
         first_name=(name or "").split(" ")[0],
+        identities=[(k, a, u) for k, a, u in identities],
+        attributes=dict(contact.attributes or {}),
+        earlier=[(i, k, t) for i, k, t in earlier],
     )
 
 

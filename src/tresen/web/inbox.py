@@ -14,7 +14,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, Event
 from tresen.inbox import accounts, service
-from tresen.inbox.permissions import Actor, actor_for
+from tresen.inbox.permissions import Action, Actor, actor_for, may
 from tresen.pipeline.outbound import OutboundRefused
 from tresen.runtime import Runtime
 from tresen.web import i18n
@@ -72,7 +72,9 @@ async def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[
     email = str(data.get("email", ""))[:320]
     password = str(data.get("password", ""))[:1024]
     async with _runtime(request).sessions() as session, session.begin():
-        signed_in = await accounts.login(session, email, password)
+        signed_in = await accounts.login(
+            session, email, password, code=str(data.get("code", ""))[:8]
+        )
     if signed_in is None:
         await asyncio.sleep(0.5)  # slows down guessing on top of the lockout
         return render(
@@ -161,6 +163,48 @@ async def search_page(
         query=q,
         error=error,
     )
+
+
+async def _admin(request: Request[Any, Any, Any]) -> Actor:
+    actor = await current_actor(request)
+    if not may(actor, Action.MANAGE_USERS):
+        raise service.Forbidden("only admins manage people")
+    return actor
+
+
+@get("/inbox/admin/users", include_in_schema=False)
+async def admin_users(request: Request[Any, Any, Any]) -> Response[str]:
+    """The people of this workspace (admins only)."""
+    actor = await _admin(request)
+    async with _runtime(request).sessions() as session:
+        users = await accounts.workspace_users(session, actor.user.workspace_id)
+    return render(request, "admin_users.html", actor=actor, users=users, new_password=None)
+
+
+@post("/inbox/admin/users/{user_id:str}/reset", include_in_schema=False, status_code=200)
+async def admin_reset(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[str]:
+    """Give a person a new random password (shown once) and end their sessions."""
+    import secrets
+
+    actor = await _admin(request)
+    password = secrets.token_urlsafe(12)
+    async with _runtime(request).sessions() as session, session.begin():
+        target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
+        await accounts.set_password(session, target.id, password)
+        users = await accounts.workspace_users(session, actor.user.workspace_id)
+    return render(
+        request, "admin_users.html", actor=actor, users=users, new_password=(target.email, password)
+    )
+
+
+@post("/inbox/admin/users/{user_id:str}/totp-off", include_in_schema=False, status_code=303)
+async def admin_totp_off(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Redirect:
+    """Turn a person's two-factor sign-in off (e.g. a lost phone)."""
+    actor = await _admin(request)
+    async with _runtime(request).sessions() as session, session.begin():
+        target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
+        await accounts.disable_totp(session, target.id)
+    return Redirect("/inbox/admin/users", status_code=303)
 
 
 def _view(value: str | None) -> str:
@@ -353,6 +397,9 @@ inbox_router = Router(
     path="/",
     route_handlers=[
         search_page,
+        admin_users,
+        admin_reset,
+        admin_totp_off,
         login_page,
         login_submit,
         logout,
