@@ -76,6 +76,9 @@ async def _truncate(url: str) -> None:
     try:
         async with engine.begin() as conn:
             names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            # Resetting the test database, not product behaviour: the append-only triggers
+            # (consent proof, audit log) are bypassed for this one statement.
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             await conn.execute(text(f"TRUNCATE {names} CASCADE"))
     finally:
         await engine.dispose()

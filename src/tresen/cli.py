@@ -551,6 +551,32 @@ def bench_inbox(
     typer.echo(json.dumps(result))
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute every workspace's hash chain; exit 1 and name the first bad entry on tampering."""
+    from sqlalchemy import select
+
+    from tresen.db.tables import Workspace
+    from tresen.privacy.audit import verify
+
+    settings = _settings()
+
+    async def work(session: Any) -> list[Any]:
+        return [await verify(session, ws) for ws in await session.scalars(select(Workspace.id))]
+
+    results = asyncio.run(_with_session(settings, work))
+    bad = [r for r in results if not r.ok]
+    for r in results:
+        state = "ok" if r.ok else f"TAMPERED at entry {r.first_bad_id}: {r.reason}"
+        typer.echo(f"{r.workspace_id}\t{r.entries} entries\t{state}")
+    if bad:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the `tresen` console script."""
     app()

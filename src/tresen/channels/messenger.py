@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -27,6 +25,7 @@ from tresen.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from tresen.channels.meta import hub_handshake, verify_hub_signature
 from tresen.domain.message import ContentKind, DeliveryState
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
@@ -211,25 +210,11 @@ class MessengerChannel:
 
     def handshake(self, request: WebhookRequest) -> str:
         """Meta's GET verification: echo hub.challenge when the verify token matches."""
-        mode = request.query.get("hub.mode")
-        token = request.query.get("hub.verify_token", "")
-        challenge = request.query.get("hub.challenge")
-        if mode != "subscribe" or challenge is None:
-            raise WebhookRejected(400, "expected hub.mode=subscribe with hub.challenge")
-        if not hmac.compare_digest(token.encode(), self.config.verify_token.encode()):
-            raise WebhookRejected(403, "hub.verify_token does not match")
-        return challenge
+        return hub_handshake(request, self.config.verify_token)
 
     def verify(self, request: WebhookRequest) -> None:
         """Check X-Hub-Signature-256 over the raw body in constant time."""
-        header = request.headers.get("x-hub-signature-256")
-        if not header:
-            raise WebhookRejected(401, "missing X-Hub-Signature-256 header")
-        if not header.startswith("sha256="):
-            raise WebhookRejected(403, "X-Hub-Signature-256 must start with sha256=")
-        expected = hmac.new(self._secret, request.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode()):
-            raise WebhookRejected(403, "X-Hub-Signature-256 does not match the body")
+        verify_hub_signature(request, self._secret)
 
     def parse(self, request: WebhookRequest) -> ParsedWebhook:
         """Parse a Messenger Platform webhook into typed messages and statuses."""

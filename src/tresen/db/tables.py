@@ -294,3 +294,40 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(Base):
+    """Proof of consent: append-only (the database refuses updates and deletes)."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact", "workspace_id", "contact_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(26))
+    contact_id: Mapped[str] = mapped_column(String(26))
+    purpose: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str | None] = mapped_column(String(26))
+    source: Mapped[str] = mapped_column(String(200))
+    text_version: Mapped[str | None] = mapped_column(String(64))
+    text_hash: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    occurred_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEntry(Base):
+    """Who did what: append-only and hash-chained per workspace."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_workspace", "workspace_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(26))
+    actor_id: Mapped[str | None] = mapped_column(String(26))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column()
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -16,6 +16,7 @@ from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, E
 from tresen.inbox import accounts, service
 from tresen.inbox.permissions import Action, Actor, actor_for, may
 from tresen.pipeline.outbound import OutboundRefused
+from tresen.privacy import audit
 from tresen.runtime import Runtime
 from tresen.web import i18n
 from tresen.web.pages import render
@@ -191,6 +192,14 @@ async def admin_reset(request: Request[Any, Any, Any], user_id: FromPath[str]) -
     async with _runtime(request).sessions() as session, session.begin():
         target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
         await accounts.set_password(session, target.id, password)
+        await audit.record(
+            session,
+            actor.user.workspace_id,
+            "user.password_reset",
+            actor_id=actor.user.id,
+            subject_type="user",
+            subject_id=target.id,
+        )
         users = await accounts.workspace_users(session, actor.user.workspace_id)
     return render(
         request, "admin_users.html", actor=actor, users=users, new_password=(target.email, password)
@@ -204,6 +213,14 @@ async def admin_totp_off(request: Request[Any, Any, Any], user_id: FromPath[str]
     async with _runtime(request).sessions() as session, session.begin():
         target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
         await accounts.disable_totp(session, target.id)
+        await audit.record(
+            session,
+            actor.user.workspace_id,
+            "user.totp_off",
+            actor_id=actor.user.id,
+            subject_type="user",
+            subject_id=target.id,
+        )
     return Redirect("/inbox/admin/users", status_code=303)
 
 
@@ -234,6 +251,20 @@ async def inbox_list(
         rows = await service.conversation_list(session, actor, _view(view))
     current = type("Current", (), {"conversation": type("C", (), {"id": c})()})() if c else None
     return render(request, "_list.html", actor=actor, rows=rows, view=_view(view), current=current)
+
+
+async def _audit(
+    request: Request[Any, Any, Any], actor: Actor, action: str, subject_type: str, subject_id: str
+) -> None:
+    async with _runtime(request).sessions() as session, session.begin():
+        await audit.record(
+            session,
+            actor.user.workspace_id,
+            action,
+            actor_id=actor.user.id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+        )
 
 
 async def _conversation_page(
@@ -279,9 +310,11 @@ async def conversation(
     conversation_id: FromPath[str],
     view: FromQuery[str | None] = None,
 ) -> Response[str]:
-    """One conversation next to the list."""
+    """One conversation next to the list (who looked at it goes into the audit log)."""
     actor = await current_actor(request)
-    return await _conversation_page(request, actor, conversation_id, _view(view))
+    page = await _conversation_page(request, actor, conversation_id, _view(view))
+    await _audit(request, actor, "conversation.viewed", "conversation", conversation_id)
+    return page
 
 
 async def _changed(

@@ -1,0 +1,1 @@
+"""Consent records, double opt-in, export, erasure, retention, audit log."""
