@@ -46,7 +46,7 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, http: httpx.AsyncClient | None = None) -> Runtime:
         """Open the engine and the HTTP client the settings describe."""
-        engine = make_engine(settings.effective_database_url)
+        engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
         client = http or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),

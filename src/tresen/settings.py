@@ -27,6 +27,7 @@ class Settings:
     job_lease_seconds: float = 30.0
     send_timeout_seconds: float = 10.0
     max_send_attempts: int = 8
+    database_pool_size: int = 10
 
     @property
     def effective_database_url(self) -> str:
@@ -53,7 +54,7 @@ def normalise_database_url(url: str) -> str:
     )
 
 
-_INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts"}
+_INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts", "database_pool_size"}
 _FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds"}
 
 

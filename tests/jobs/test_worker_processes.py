@@ -66,6 +66,27 @@ async def _queue_messages(stack, n: int) -> list[str]:  # type: ignore[no-untype
     return ids
 
 
+async def _diagnose(runtime: Runtime, stack) -> str:  # type: ignore[no-untyped-def]
+    """For messages that did not reach read: their rows, the simulator's ledger and pending statuses."""
+    from tresen.db.tables import PendingStatus
+
+    async with runtime.sessions() as session:
+        stuck = list(
+            await session.scalars(
+                select(Message).where(Message.direction == "outbound", Message.state != "read")
+            )
+        )
+        pending = list(await session.scalars(select(PendingStatus)))
+    lines = [f"webhooks: {stack.sim.webhook_stats}"]
+    for m in stuck:
+        entries = [
+            (e.wamid, e.status) for e in stack.sim.ledger if e.biz_opaque_callback_data == m.id
+        ]
+        lines.append(f"{m.id} state={m.state} pid={m.provider_message_id} ledger={entries}")
+    lines.append(f"pending: {[(p.provider_message_id, p.state) for p in pending]}")
+    return "\n".join(lines)
+
+
 async def _states(runtime: Runtime) -> dict[str, int]:
     async with runtime.sessions() as session:
         rows = (
@@ -96,7 +117,10 @@ async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: 
             f"nothing left to recover: {at_kill}"
         )
         with worker_process(runtime, tmp_path, "rescuer"):
-            rows = await stack.wait_states(ids, DONE, timeout=90)
+            try:
+                rows = await stack.wait_states(ids, DONE, timeout=90)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{await _diagnose(runtime, stack)}") from exc
         assert all(r.provider_message_id for r in rows.values())
         assert {e.biz_opaque_callback_data for e in stack.sim.ledger} == set(ids)
         assert stack.sim.duplicates() <= in_flight, (stack.sim.duplicates(), in_flight)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from tresen.settings import Settings
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and immediate write transactions."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
@@ -54,4 +54,4 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def engine_for(settings: Settings) -> AsyncEngine:
     """The engine the settings ask for."""
-    return make_engine(settings.effective_database_url)
+    return make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)

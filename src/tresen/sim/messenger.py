@@ -63,7 +63,7 @@ class MessengerSimConfig:
     mps: float = 300.0
     window_seconds: float = 24 * 3600
     human_agent_seconds: float = 7 * 24 * 3600
-    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10)
+    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10, 20, 30)
     seed: int | None = None
 
 

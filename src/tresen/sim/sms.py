@@ -93,7 +93,7 @@ class SmsSimConfig:
     fault_after_accept_share: float = 0.0
     timeout_seconds: float = 15.0
     duplicate_rate: float = 0.0
-    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5)
+    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10, 20, 30)
     seed: int | None = None
 
 

@@ -73,7 +73,7 @@ class TelegramSimConfig:
     fault_kinds: tuple[str, ...] = ("5xx", "timeout", "drop")
     fault_after_accept_share: float = 0.0
     timeout_seconds: float = 15.0
-    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10)
+    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10, 20, 30)
     seed: int | None = None
 
 

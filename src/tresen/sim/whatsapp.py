@@ -103,7 +103,7 @@ class WhatsAppSimConfig:
     pair_limit: tuple[int, float] | None = None
     window_seconds: float = 24 * 3600
     window_violation: str = "response"
-    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10)
+    webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10, 20, 30)
     seed: int | None = None
 
 
