@@ -105,6 +105,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         max_webhook_bytes=256_000,
         job_lease_seconds=5.0,
         send_timeout_seconds=2.0,
+        consent_first=False,  # tests of the consent flow turn it on themselves
     )
 
 

@@ -19,6 +19,7 @@ from litestar.static_files import create_static_files_router
 from tresen import __version__
 from tresen.db.migrate import upgrade_to_head
 from tresen.jobs.worker import Worker
+from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
@@ -36,7 +37,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
-    return Worker(runtime, dict(HANDLERS), on_dead=dict(DEAD_HOOKS), **kwargs)
+    return Worker(runtime, {**HANDLERS, **PROCESS_HANDLERS}, on_dead=dict(DEAD_HOOKS), **kwargs)
 
 
 def create_app(

@@ -28,6 +28,7 @@ class Settings:
     send_timeout_seconds: float = 10.0
     max_send_attempts: int = 8
     database_pool_size: int = 10
+    consent_first: bool = True
 
     @property
     def effective_database_url(self) -> str:
@@ -58,7 +59,16 @@ _INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts", "
 _FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds"}
 
 
+_BOOL_FIELDS = {"consent_first"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def _coerce(name: str, raw: object) -> object:
+    if name in _BOOL_FIELDS:
+        text = str(raw).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise SettingsError(f"setting {name} must be true or false, got {raw!r}")
+        return text in _TRUE
     try:
         if name == "data_dir":
             return Path(str(raw)).expanduser()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message, Workspace
+from tresen.db.types import utcnow
 from tresen.inbox.search import MAX_QUERY_CHARS, SearchPage, parse_query, search, snippet
 from tresen.runtime import Runtime
 
@@ -341,6 +342,50 @@ async def test_paging(shop: Shop) -> None:
         await shop.search("termin", before="garbage")
 
 
+async def _conversation_at_0002(runtime: Runtime, shop: Shop, name: str, body: str) -> str:
+    """Rows written with the columns of revision 0002 (the ORM knows later columns)."""
+    from sqlalchemy import text
+
+    from tresen.domain.ids import new_id
+
+    now = utcnow().replace(tzinfo=None) if runtime.engine.dialect.name == "sqlite" else utcnow()
+    contact, identity, conv, msg = new_id(), new_id(), new_id(), new_id()
+    statements = [
+        (
+            "INSERT INTO contacts (id, workspace_id, display_name, attributes, created_at, updated_at) "
+            "VALUES (:c, :ws, :name, '{}', :now, :now)"
+        ),
+        (
+            "INSERT INTO contact_identities (id, workspace_id, contact_id, channel_id, address, unreachable, created_at) "
+            "VALUES (:i, :ws, :c, :ch, '4917099999999', false, :now)"
+        ),
+        (
+            "INSERT INTO conversations (id, workspace_id, channel_id, contact_id, identity_id, status, last_message_at, created_at) "
+            "VALUES (:conv, :ws, :ch, :c, :i, 'open', :now, :now)"
+        ),
+        (
+            "INSERT INTO messages (id, workspace_id, conversation_id, channel_id, direction, sender_kind, content_kind, body, "
+            "payload, state, created_at, send_attempts) VALUES (:m, :ws, :conv, :ch, 'inbound', 'customer', 'text', :body, "
+            "'{}', 'received', :now, 0)"
+        ),
+    ]
+    params = {
+        "c": contact,
+        "i": identity,
+        "conv": conv,
+        "m": msg,
+        "ws": shop.ws,
+        "ch": shop.wa,
+        "name": name,
+        "body": body,
+        "now": now,
+    }
+    async with runtime.engine.begin() as connection:
+        for statement in statements:
+            await connection.execute(text(statement), params)
+    return conv
+
+
 async def test_migration_backfills_and_downgrades(runtime: Runtime, shop: Shop) -> None:
     from alembic import command
 
@@ -362,7 +407,9 @@ async def test_migration_backfills_and_downgrades(runtime: Runtime, shop: Shop) 
 
     await run("down")
     await runtime.engine.dispose()
-    b = await shop.conversation("Neu", ["Neubestand Größe 41"])  # written while no index exists
+    b = await _conversation_at_0002(
+        runtime, shop, "Neu", "Neubestand Größe 41"
+    )  # written while no index exists
     await run("up")
     await runtime.engine.dispose()
     assert await shop.ids("grosse") == {a, b}

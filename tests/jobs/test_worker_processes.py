@@ -35,6 +35,7 @@ def worker_process(
         "TRESEN_SECRET_KEY": "test",
         "TRESEN_JOB_LEASE_SECONDS": "2",
         "TRESEN_SEND_TIMEOUT_SECONDS": "2",
+        "TRESEN_CONSENT_FIRST": "false",
     }
     log = (tmp_path / f"{name}.log").open("wb")
     proc = subprocess.Popen(

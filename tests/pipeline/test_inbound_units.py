@@ -20,8 +20,14 @@ from tresen.runtime import Runtime
 
 def _msg(pid: str, ack: dict | None = None) -> InboundMessage:  # type: ignore[type-arg]
     return InboundMessage(
-        provider_message_id=pid, sender_address="4915100000001", sender_name="Kim", sent_at=utcnow(),
-        content_kind=ContentKind.TEXT, body="Hallo", payload={}, acknowledgement=ack,
+        provider_message_id=pid,
+        sender_address="4915100000001",
+        sender_name="Kim",
+        sent_at=utcnow(),
+        content_kind=ContentKind.TEXT,
+        body="Hallo",
+        payload={},
+        acknowledgement=ack,
     )
 
 
@@ -35,33 +41,52 @@ async def _setup(runtime: Runtime) -> tuple[ChannelRef, Conversation]:
     return ref, conv
 
 
-async def _sent(runtime: Runtime, ref: ChannelRef, conv: Conversation, n: int, prefix: str = "out") -> list[str]:
+async def _sent(
+    runtime: Runtime, ref: ChannelRef, conv: Conversation, n: int, prefix: str = "out"
+) -> list[str]:
     ids = []
     for i in range(n):
         async with runtime.sessions() as session, session.begin():
             from tresen.db.tables import ChannelRow
 
             channel = await session.get_one(ChannelRow, ref.id)
-            m = await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, f"A{i}"))
+            m = await queue_message(
+                session, conv, channel, OutboundContent(ContentKind.TEXT, f"A{i}")
+            )
             await record_sent(session, m.id, ref.id, f"{prefix}-{i}")
             ids.append(m.id)
     return ids
 
 
-async def test_read_watermark_moves_all_earlier_messages_of_that_recipient(runtime: Runtime) -> None:
+async def test_read_watermark_moves_all_earlier_messages_of_that_recipient(
+    runtime: Runtime,
+) -> None:
     ref, conv = await _setup(runtime)
     ids = await _sent(runtime, ref, conv, 3)
     watermark = utcnow()
     later = await _sent(runtime, ref, conv, 1, prefix="later")
-    status = StatusUpdate(provider_message_id="", state=DeliveryState.READ, occurred_at=watermark,
-                          recipient_address="4915100000001", watermark=watermark)
-    other = StatusUpdate(provider_message_id="", state=DeliveryState.READ, occurred_at=watermark,
-                         recipient_address="4915199999999", watermark=watermark + timedelta(days=1))
+    status = StatusUpdate(
+        provider_message_id="",
+        state=DeliveryState.READ,
+        occurred_at=watermark,
+        recipient_address="4915100000001",
+        watermark=watermark,
+    )
+    other = StatusUpdate(
+        provider_message_id="",
+        state=DeliveryState.READ,
+        occurred_at=watermark,
+        recipient_address="4915199999999",
+        watermark=watermark + timedelta(days=1),
+    )
     async with runtime.sessions() as session, session.begin():
         result = await ingest(session, ref, ParsedWebhook(statuses=[status, other]))
     assert result.applied_statuses == 3
     async with runtime.sessions() as session:
-        states = {m.id: m.state for m in await session.scalars(select(Message).where(Message.direction == "outbound"))}
+        states = {
+            m.id: m.state
+            for m in await session.scalars(select(Message).where(Message.direction == "outbound"))
+        }
     assert [states[i] for i in ids] == ["read"] * 3
     assert states[later[0]] == "sent"
 
@@ -71,16 +96,20 @@ async def test_acknowledgement_becomes_a_job_once(runtime: Runtime) -> None:
     ref = ChannelRef(channel.id, ws, channel.kind)
     for _ in range(2):
         async with runtime.sessions() as session, session.begin():
-            await ingest(session, ref, ParsedWebhook(messages=[_msg("cb-1", {"callback_query_id": "42"})]))
+            await ingest(
+                session, ref, ParsedWebhook(messages=[_msg("cb-1", {"callback_query_id": "42"})])
+            )
     async with runtime.sessions() as session:
         jobs = list(await session.scalars(select(Job).where(Job.kind == ACK_JOB)))
-    assert [j.payload for j in jobs] == [{"channel_id": channel.id, "data": {"callback_query_id": "42"}}]
+    assert [j.payload for j in jobs] == [
+        {"channel_id": channel.id, "data": {"callback_query_id": "42"}}
+    ]
     from tresen.jobs import queue
 
     [claimed] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5), kinds=[ACK_JOB])
     await acknowledge_job(runtime, claimed, "w")
     async with runtime.sessions() as session:
-        assert list(await session.scalars(select(Job))) == []
+        assert list(await session.scalars(select(Job).where(Job.kind == ACK_JOB))) == []
 
 
 async def test_blocked_recipient_marks_identity_unreachable(runtime: Runtime) -> None:
@@ -92,7 +121,7 @@ async def test_blocked_recipient_marks_identity_unreachable(runtime: Runtime) ->
         m = await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, "Hallo?"))
     from tresen.jobs import queue
 
-    [job] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5))
+    [job] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5), kinds=["message.send"])
     error = PermanentError("Forbidden: bot was blocked by the user", code="403", unreachable=True)
     await _record_failure(runtime, job, "w", m.id, error, None)
     async with runtime.sessions() as session:

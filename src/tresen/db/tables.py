@@ -52,6 +52,7 @@ class Workspace(Base):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -76,6 +77,7 @@ class Contact(Base):
     workspace_id: Mapped[str] = _workspace()
     display_name: Mapped[str | None] = mapped_column(String(200))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    consent_state: Mapped[str] = mapped_column(String(12), default="unknown", server_default="unknown")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

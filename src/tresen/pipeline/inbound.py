@@ -27,6 +27,7 @@ from tresen.domain.message import DeliveryState, Direction, SenderKind, states_b
 from tresen.jobs import queue
 
 ACK_JOB = "channel.acknowledge"
+PROCESS_JOB = "inbound.process"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,15 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     for message in parsed.messages:
         stored_before = len(result.new_message_ids)
         await _store_message(session, channel, message, now, result)
+        if len(result.new_message_ids) > stored_before:
+            # Everything slower than storing (consent, bot, routing) happens in this job.
+            queue.enqueue(
+                session,
+                PROCESS_JOB,
+                {"message_id": result.new_message_ids[-1]},
+                workspace_id=channel.workspace_id,
+                max_attempts=5,
+            )
         if message.acknowledgement is not None and len(result.new_message_ids) > stored_before:
             queue.enqueue(
                 session,

@@ -1,0 +1,21 @@
+"""The slower work after a message is stored: consent first (then, later, the bot and routing)."""
+
+from __future__ import annotations
+
+from tresen.jobs import queue
+from tresen.jobs.queue import ClaimedJob
+from tresen.pipeline.inbound import PROCESS_JOB
+from tresen.privacy import consent
+from tresen.runtime import Runtime
+
+
+async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
+    """Handle one new inbound message; messages it queues are sent by the send jobs."""
+    async with runtime.sessions() as session, session.begin():
+        if runtime.settings.consent_first:
+            await consent.process(session, str(job.payload.get("message_id", "")))
+        await queue.finish(session, job.id, worker_id)
+    runtime.jobs_ready.set()
+
+
+HANDLERS = {PROCESS_JOB: process_job}
