@@ -394,6 +394,8 @@ def _loadgen_main() -> None:
     except ImportError:
         pass
     result = asyncio.run(_loadgen(cfg))
+    # The event loop may have left stdout non-blocking; a large result must not be cut short.
+    os.set_blocking(sys.stdout.fileno(), True)
     sys.stdout.write(json.dumps(result))
     sys.stdout.flush()
 
