@@ -329,3 +329,19 @@ async def test_admin_resets_a_password_agents_may_not(
             "the old password is gone"
         )
         assert (await _login(client, "kim@laden.example", new_password)).status_code == 303
+
+
+async def test_sms_reply_shows_encoding_and_parts(runtime: Runtime, channel: ChannelRow) -> None:
+    await _user(runtime, channel, "kim@laden.example", "agent")
+    async with helpers.client_for(runtime) as client:
+        conv = await _seed(runtime, channel, client)
+        await _login(client, "kim@laden.example")
+        token = _csrf((await client.get(f"/inbox/c/{conv}")).text)
+        gsm = await client.post(
+            f"/inbox/c/{conv}/segments", data={"body": "Grüße aus Köln " * 12, "_csrf_token": token}
+        )
+        emoji = await client.post(
+            f"/inbox/c/{conv}/segments", data={"body": "Danke 🚲", "_csrf_token": token}
+        )
+    assert gsm.text == "2 Teile · GSM-7 · 180"
+    assert emoji.text == "1 Teil · UCS-2 · 7"

@@ -345,6 +345,21 @@ async def reply(
     return await _changed(request, actor, conversation_id, MESSAGE_NEW)
 
 
+@post("/inbox/c/{conversation_id:str}/segments", include_in_schema=False, status_code=200)
+async def sms_segments(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> Response[str]:
+    """How the reply being typed will travel as SMS: encoding and number of parts."""
+    from tresen.channels.sms import segments
+
+    await current_actor(request)
+    info = segments(str(data.get("body", ""))[:5000])
+    text = i18n.ngettext("{n} part", "{n} parts", info.segments).format(n=info.segments)
+    return Response(
+        f"{text} · {info.encoding} · {info.characters}", media_type="text/plain; charset=utf-8"
+    )
+
+
 @post("/inbox/c/{conversation_id:str}/note", include_in_schema=False, status_code=303)
 async def note(
     request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
@@ -429,6 +444,7 @@ async def events(request: Request[Any, Any, Any]) -> ServerSentEvent:
 inbox_router = Router(
     path="/",
     route_handlers=[
+        sms_segments,
         search_page,
         admin_users,
         admin_reset,
