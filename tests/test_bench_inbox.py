@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 from tresen.bench.inbox import run_inbox_bench
 
 
 async def test_bench_inbox_tiny() -> None:
-    t0 = time.perf_counter()
     result = await run_inbox_bench(conversations=200, messages=2000, database_url="", queries=3)
-    assert time.perf_counter() - t0 < 20
     json.dumps(result)
     assert result["bench"] == "inbox"
     assert result["config"]["database"] == "sqlite"
