@@ -106,6 +106,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         job_lease_seconds=5.0,
         send_timeout_seconds=2.0,
         consent_first=False,  # tests of the consent flow turn it on themselves
+        mailbox_poll_seconds=0,  # e-mail tests poll explicitly
     )
 
 

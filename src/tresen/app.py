@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from tresen import __version__
 from tresen.db.migrate import upgrade_to_head
+from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
@@ -37,6 +38,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
+    kwargs.setdefault("pollers", [poll_mailboxes])
     return Worker(runtime, {**HANDLERS, **PROCESS_HANDLERS}, on_dead=dict(DEAD_HOOKS), **kwargs)
 
 

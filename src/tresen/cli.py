@@ -30,7 +30,7 @@ app.add_typer(channel_app, name="channel")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
 
-for _sim_module in ("messenger", "telegram", "sms"):
+for _sim_module in ("messenger", "telegram", "sms", "email"):
     importlib.import_module(f"tresen.sim.{_sim_module}").add_cli(sim_app)
 app.add_typer(bot_app, name="bot")
 
@@ -333,6 +333,9 @@ def channel_add(
     messenger / instagram: --page-id --app-secret --verify-token --page-access-token [--api-base URL]
 
     sms: --account-sid --auth-token --from-number|--messaging-service-sid [--api-base URL]
+
+    email: --address --smtp-host --smtp-username --smtp-password --imap-host --imap-username
+    --imap-password [--smtp-port 587] [--imap-port 993] (polled, no webhook)
 
     A wrong option is named with the list of the kind's options.
     """

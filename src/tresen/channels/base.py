@@ -210,6 +210,7 @@ CHANNEL_CLASSES: dict[str, str] = {
     "instagram": "tresen.channels.instagram:InstagramChannel",
     "telegram": "tresen.channels.telegram:TelegramChannel",
     "sms": "tresen.channels.sms:SmsChannel",
+    "email": "tresen.channels.email:EmailChannel",
 }
 """Every channel kind tresen knows, in one explicit list (imported on first use)."""
 

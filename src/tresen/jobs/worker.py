@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Runtime, ClaimedJob, str], Awaitable[None]]
 DeadHook = Callable[[Runtime, ClaimedJob, str], Awaitable[None]]
+Poller = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Worker:
@@ -33,6 +35,7 @@ class Worker:
         lease_seconds: float | None = None,
         poll_seconds: float = 0.5,
         worker_id: str | None = None,
+        pollers: list[Poller] | None = None,
     ):
         self.runtime = runtime
         self.handlers = handlers
@@ -43,6 +46,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
+        self.pollers = pollers or []
 
     def stop(self) -> None:
         """Ask the loop to finish the jobs it holds and return."""
@@ -52,6 +56,7 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until stopped."""
         beat = asyncio.create_task(self._heartbeat())
+        pollers = [asyncio.create_task(p(self.runtime, self._stopping)) for p in self.pollers]
         try:
             while not self._stopping.is_set():
                 claimed = await self._claim_some()
@@ -64,6 +69,8 @@ class Worker:
                 await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         finally:
             beat.cancel()
+            for task in pollers:
+                task.cancel()
 
     async def _claim_some(self) -> int:
         free = self.concurrency - len(self._inflight)

@@ -169,6 +169,14 @@ async def queue_message(
     """Validate, then add the message and its send job to the caller's transaction."""
     factory = channel_factory(channel.kind)
     caps = factory.capabilities
+    if channel.kind == "email":
+        # Replies thread under the customer's last mail (subject, In-Reply-To, References).
+        from tresen.channels.email import thread_payload
+
+        threading = await thread_payload(session, conversation.id)
+        content = OutboundContent(
+            content.kind, content.body, {**threading, **(content.payload or {})}
+        )
     validate_content(content, caps, channel.kind)
     check_window(caps, channel.kind, conversation, content, sender_kind)
     now = utcnow()

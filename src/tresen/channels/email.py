@@ -1,0 +1,670 @@
+"""E-mail channel: SMTP submission out (STARTTLS, AUTH), IMAP polling in."""
+
+from __future__ import annotations
+
+import asyncio
+import email.errors
+import email.policy
+import hashlib
+import imaplib
+import logging
+import re
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any, ClassVar, Protocol
+
+import aiosmtplib
+import httpx
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.channels.base import (
+    AuthError,
+    Capabilities,
+    ConfigError,
+    InboundMessage,
+    OutboundMessage,
+    ParsedWebhook,
+    PermanentError,
+    RateLimited,
+    SendResult,
+    StatusUpdate,
+    TransientError,
+    WebhookRejected,
+    WebhookRequest,
+)
+from tresen.db.tables import Message as MessageRow
+from tresen.domain.message import ContentKind, DeliveryState
+from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
+from tresen.pipeline.inbound import ChannelRef, ingest
+
+logger = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 256
+POLL_BATCH = 50
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+_NETWORK_TIMEOUT = 30.0
+# What the stdlib email package raises on broken input (unknown charsets, bad headers, bad MIME).
+_MAIL_ERRORS = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    AssertionError,
+    email.errors.MessageError,
+)
+
+_AUTO_PRECEDENCE = {"bulk", "auto_reply", "list", "junk"}
+_DAEMON_SENDERS = {"mailer-daemon", "postmaster"}
+_QUOTE_HEADER = re.compile(
+    r"^(On\s.+\swrote|Am\s.+\sschrieb(\s[^:]*)?|Le\s.+\sa\s+écrit)\s*:\s*$", re.IGNORECASE
+)
+_ORIGINAL_MARKER = re.compile(
+    r"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Forwarded message|"
+    r"Weitergeleitete Nachricht)\s*-{2,}\s*$",
+    re.IGNORECASE,
+)
+_OUTLOOK_FROM = re.compile(r"^(From|Von):\s.+$")
+_OUTLOOK_NEXT = re.compile(r"^(Sent|Gesendet|Date|Datum|To|An):\s", re.IGNORECASE)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+class EmailConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Stored configuration of one mailbox."""
+
+    address: str
+    smtp_host: str
+    imap_host: str
+    display_name: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: str = ""
+    imap_port: int = 993
+    imap_tls: bool = True
+    imap_username: str = ""
+    imap_password: str = ""
+    imap_folder: str = "INBOX"
+    messages_per_second: float = 5.0
+    tls_ca_file: str | None = None
+    """A CA bundle (PEM) for mail servers with a private certificate authority."""
+
+
+class _HtmlText(HTMLParser):
+    """Collects the visible text of an HTML document; nothing is rendered or fetched."""
+
+    _SKIP: ClassVar[set[str]] = {"script", "style", "head", "title", "template", "noscript"}
+    _BLOCK: ClassVar[set[str]] = {
+        "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+        "blockquote", "section", "article", "table", "ul", "ol", "hr", "pre",
+    }  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.quote_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+            if tag == "li":
+                self.parts.append("- ")
+        if tag == "blockquote":
+            self.quote_depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+        if tag == "blockquote":
+            self.quote_depth = max(0, self.quote_depth - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping:
+            return
+        text = re.sub(r"[ \t\r\f\v]+", " ", data.replace("\n", " "))
+        if self.quote_depth and text.strip():
+            text = "> " + text.strip()
+        self.parts.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML mail part: tags, scripts and styles dropped, entities decoded."""
+    parser = _HtmlText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (ValueError, AssertionError):  # HTMLParser is lenient; else: no usable text
+        return ""
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    # A quoted line that starts mid-paragraph gets its own line so the quote stripper sees it.
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def strip_quoted(text: str) -> str:
+    """The new part of a reply: quoted lines and the quoted history below a reply header cut."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if _ORIGINAL_MARKER.match(stripped):
+            break
+        if _OUTLOOK_FROM.match(stripped) and any(
+            _OUTLOOK_NEXT.match(n.strip()) for n in lines[i + 1 : i + 3]
+        ):
+            break
+        # Mail clients wrap long "On <date>, <name> wrote:" headers over up to three lines.
+        if any(
+            _QUOTE_HEADER.match(" ".join(part.strip() for part in lines[i : i + k]))
+            for k in (1, 2, 3)
+        ) and (stripped.lower().startswith(("on ", "am ", "le "))):
+            break
+        if stripped.startswith(">"):
+            continue
+        kept.append(line.rstrip())
+    return _BLANK_RUNS.sub("\n\n", "\n".join(kept)).strip()
+
+
+def _msg_id(raw: str | None) -> str | None:
+    """The first <msg-id> of a header value, normalised; None when there is none."""
+    if not raw:
+        return None
+    found = re.search(r"<[^<>\s]+>", str(raw))
+    value = found.group(0) if found else str(raw).strip()
+    if not value or any(c.isspace() for c in value):
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        return "<sha256." + hashlib.sha256(value.encode()).hexdigest() + "@long-id.tresen>"
+    return value
+
+
+def _msg_ids(raw: str | None) -> list[str]:
+    """Every <msg-id> of a References-like header."""
+    return [v for v in re.findall(r"<[^<>\s]+>", str(raw or "")) if len(v) <= MAX_ID_LENGTH]
+
+
+def _header(msg: Any, name: str) -> str | None:
+    """A header as text, or None when missing or unreadable."""
+    try:
+        value = msg.get(name)
+    except _MAIL_ERRORS:  # a header the policy cannot parse
+        value = None
+    return None if value is None else str(value)
+
+
+def _sent_at(msg: Message) -> datetime:
+    try:
+        when = parsedate_to_datetime(_header(msg, "date") or "")
+    except (TypeError, ValueError, IndexError):
+        return datetime.now(UTC)
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _sender(msg: Message) -> tuple[str, str | None]:
+    """The From address (lower-cased) and display name."""
+    pairs = getaddresses([_header(msg, "from") or ""])
+    for name, addr in pairs:
+        if "@" in addr:
+            return addr.strip().lower(), (name.strip() or None)
+    return "", None
+
+
+def _is_automatic(msg: Message, sender: str) -> str | None:
+    """Why a mail is an auto-reply or a bounce (RFC 3834, RFC 3464), or None."""
+    auto = (_header(msg, "auto-submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto.split(';')[0]}"
+    precedence = (_header(msg, "precedence") or "").strip().lower()
+    if precedence in _AUTO_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    for name in ("x-autoreply", "x-autorespond"):
+        if msg.get(name) is not None:
+            return name
+    if msg.get_content_type() == "multipart/report":
+        return "delivery report"
+    if sender.split("@", 1)[0] in _DAEMON_SENDERS:
+        return "mailer daemon"
+    return None
+
+
+def _bounce_statuses(msg: Message, when: datetime) -> list[StatusUpdate]:
+    """FAILED statuses for the original messages a delivery report (RFC 3464) names."""
+    original: str | None = None
+    failures: list[tuple[str | None, str | None, str | None]] = []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "text/rfc822-headers") and original is None:
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                original = _msg_id(_header(inner[0], "message-id"))
+            elif isinstance(inner, str):
+                head = BytesParser(policy=email.policy.default).parsebytes(
+                    inner.encode("utf-8", "replace"), headersonly=True
+                )
+                original = _msg_id(_header(head, "message-id"))
+        elif ctype == "message/delivery-status":
+            blocks = part.get_payload()
+            for block in blocks[1:] if isinstance(blocks, list) else []:
+                action = (_header(block, "action") or "").strip().lower()
+                if action != "failed":
+                    continue
+                final = (_header(block, "final-recipient") or "").split(";")[-1].strip()
+                failures.append(
+                    (
+                        final.lower() or None,
+                        (_header(block, "status") or "").strip() or None,
+                        (_header(block, "diagnostic-code") or "").split(";")[-1].strip() or None,
+                    )
+                )
+    if original is None or not failures:
+        return []
+    recipient, code, reason = failures[0]
+    return [
+        StatusUpdate(
+            provider_message_id=original,
+            state=DeliveryState.FAILED,
+            occurred_at=when,
+            recipient_address=recipient,
+            error_code=code,
+            error_reason=reason or "the receiving mail server refused the message",
+        )
+    ]
+
+
+def _attachments(msg: Message) -> list[dict[str, Any]]:
+    """Name, type and size of every attachment (the bytes are not stored)."""
+    found: list[dict[str, Any]] = []
+    if not isinstance(msg, EmailMessage):
+        return found
+    for part in msg.iter_attachments():
+        try:
+            data = part.get_payload(decode=True)
+        except _MAIL_ERRORS:
+            data = None
+        found.append(
+            {
+                "name": part.get_filename() or None,
+                "type": part.get_content_type(),
+                "size": len(data) if isinstance(data, bytes) else None,
+            }
+        )
+    return found
+
+
+def _text_of(msg: Message) -> tuple[str, bool]:
+    """The readable text of a mail (text/plain preferred) and whether it came from HTML."""
+    if not isinstance(msg, EmailMessage):
+        return "", False
+    part = msg.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return "", False
+    content = part.get_content()
+    if not isinstance(content, str):
+        return "", False
+    if part.get_content_subtype() == "html":
+        return html_to_text(content), True
+    return content.replace("\r\n", "\n").strip(), False
+
+
+def parse_mail(raw: bytes) -> ParsedWebhook:
+    """One RFC 822 message as typed events: a customer message, a bounce status, or an error."""
+    fallback_id = "<sha256." + hashlib.sha256(raw).hexdigest()[:40] + "@no-message-id.tresen>"
+    try:
+        msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    except _MAIL_ERRORS as exc:
+        return ParsedWebhook(errors=[f"{fallback_id}: unreadable mail ({type(exc).__name__})"])
+    message_id = _msg_id(_header(msg, "message-id")) or fallback_id
+    sender, name = _sender(msg)
+    when = _sent_at(msg)
+    automatic = _is_automatic(msg, sender)
+    if automatic is not None:
+        statuses = _bounce_statuses(msg, when) if automatic != "Precedence: list" else []
+        return ParsedWebhook(
+            statuses=statuses, errors=[f"{message_id}: ignored automatic mail ({automatic})"]
+        )
+    if not sender:
+        return ParsedWebhook(errors=[f"{message_id}: mail without a From address"])
+    defects = [type(d).__name__ for d in getattr(msg, "defects", [])]
+    try:
+        full_text, from_html = _text_of(msg)
+        attachments = _attachments(msg)
+    except _MAIL_ERRORS as exc:  # broken MIME the policy let through
+        full_text, from_html, attachments = "", False, []
+        defects.append(type(exc).__name__)
+    body = strip_quoted(full_text) or full_text
+    subject = (_header(msg, "subject") or "").strip()
+    in_reply_to = _msg_id(_header(msg, "in-reply-to"))
+    if body:
+        kind: ContentKind = ContentKind.TEXT
+    elif attachments:
+        kind = ContentKind.MEDIA
+    elif subject and not defects:
+        kind, body = ContentKind.TEXT, subject
+    else:
+        kind = ContentKind.UNSUPPORTED
+    payload: dict[str, Any] = {
+        "subject": subject,
+        "message_id": message_id,
+        "in_reply_to": in_reply_to,
+        "references": _msg_ids(_header(msg, "references")),
+        "text": full_text,
+        "from_html": from_html,
+        "attachments": attachments,
+    }
+    if defects:
+        payload["defects"] = sorted(set(defects))
+    return ParsedWebhook(
+        messages=[
+            InboundMessage(
+                provider_message_id=message_id,
+                sender_address=sender,
+                sender_name=name,
+                sent_at=when,
+                content_kind=kind,
+                body=body or None,
+                payload=payload,
+                reply_to_provider_id=in_reply_to,
+            )
+        ]
+    )
+
+
+def _smtp_error(exc: Exception) -> Exception:
+    """Map an SMTP failure to the pipeline's four error kinds."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return AuthError(f"SMTP login refused ({exc.code})", code=str(exc.code))
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        first = exc.recipients[0] if exc.recipients else None
+        if first is not None:
+            return _smtp_error(first)
+        return PermanentError("every recipient was refused", code="550")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, text = exc.code, (exc.message or "").strip()
+        reason = f"{code} {text}"[:500]
+        # Enhanced status codes, RFC 3463: x.7.x policy; 4.7.x/451/452 often mean "too fast".
+        if 400 <= code < 500:
+            if code in (421, 450, 451, 452) and re.search(
+                r"\b4\.7\.\d+\b|rate|too many|try again later", text, re.IGNORECASE
+            ):
+                return RateLimited(reason, code=str(code), retry_after=60.0)
+            return TransientError(reason, code=str(code))
+        if code in (550, 551, 553) and re.search(
+            r"\b5\.1\.[0-3]\b|unknown|no such|does not exist", text, re.IGNORECASE
+        ):
+            return PermanentError(reason, code=str(code), unreachable=True)
+        if code == 535:
+            return AuthError(reason, code=str(code))
+        return PermanentError(reason, code=str(code))
+    if isinstance(exc, aiosmtplib.SMTPException | OSError | asyncio.TimeoutError):
+        return TransientError(f"mail server not reachable ({type(exc).__name__})")
+    return TransientError(f"sending failed ({type(exc).__name__})")
+
+
+class EmailChannel:
+    """One mailbox: sends replies over SMTP and reads customer mail over IMAP."""
+
+    kind: ClassVar[str] = "email"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_length=100_000,
+        window=None,
+        templates=False,
+        media=False,
+        interactive=False,
+        messages_per_second=5.0,
+    )
+    config_type: ClassVar[type[EmailConfig]] = EmailConfig
+
+    def __init__(self, config: Mapping[str, Any], http: httpx.AsyncClient) -> None:
+        self.config = msgspec.convert(dict(config), EmailConfig)
+        self.http = http
+
+    @staticmethod
+    def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and normalise a mailbox configuration."""
+        try:
+            cfg = msgspec.convert(dict(config), EmailConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"email channel: {exc}") from exc
+        address = cfg.address.strip()
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
+            raise ConfigError("email channel: address must look like shop@example.com")
+        for name in ("smtp_host", "imap_host"):
+            if not getattr(cfg, name).strip():
+                raise ConfigError(f"email channel: {name} is required")
+        for name in ("smtp_port", "imap_port"):
+            if not 0 < getattr(cfg, name) < 65536:
+                raise ConfigError(f"email channel: {name} must be a TCP port (1-65535)")
+        if not cfg.imap_folder.strip():
+            raise ConfigError("email channel: imap_folder must not be empty")
+        if cfg.messages_per_second <= 0:
+            raise ConfigError("email channel: messages_per_second must be positive")
+        out = msgspec.to_builtins(cfg)
+        out["address"] = address
+        out["smtp_username"] = cfg.smtp_username or address
+        out["imap_username"] = cfg.imap_username or address
+        return dict(out)
+
+    def handshake(self, request: WebhookRequest) -> str:
+        """E-mail has no webhook."""
+        raise WebhookRejected(404, "the email channel has no webhook; mail is read over IMAP")
+
+    def verify(self, request: WebhookRequest) -> None:
+        """E-mail has no webhook: every call is refused."""
+        raise WebhookRejected(405, "the email channel has no webhook; mail is read over IMAP")
+
+    def parse(self, request: WebhookRequest) -> ParsedWebhook:
+        """Parse one raw RFC 822 message (the body) into typed events."""
+        return parse_mail(request.body)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A verifying TLS context (with the configured private CA, if any)."""
+        return ssl.create_default_context(cafile=self.config.tls_ca_file)
+
+    @property
+    def domain(self) -> str:
+        """The domain of the shop's address (right-hand side of our Message-IDs)."""
+        return self.config.address.rsplit("@", 1)[-1].strip().lower()
+
+    def build(self, message: OutboundMessage) -> EmailMessage:
+        """The MIME message for one outbound text, with threading headers."""
+        if message.content_kind != ContentKind.TEXT or not message.body:
+            raise PermanentError(
+                f"email can carry text only, not {message.content_kind.value}", code="unsupported"
+            )
+        p = message.payload
+        mail = EmailMessage()
+        mail["From"] = formataddr((self.config.display_name, self.config.address))
+        mail["To"] = message.to
+        subject = str(p.get("subject") or "").strip()
+        if not subject:
+            subject = f"Ihre Nachricht an {self.config.display_name or self.config.address}"
+        elif not re.match(r"^(re|aw|antw)\s*:", subject, re.IGNORECASE):
+            subject = f"Re: {subject}"
+        mail["Subject"] = subject
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = f"<tresen.{message.client_reference}@{self.domain}>"
+        in_reply_to = _msg_id(p.get("in_reply_to"))
+        references = [r for r in p.get("references") or [] if isinstance(r, str)]
+        if in_reply_to:
+            mail["In-Reply-To"] = in_reply_to
+            refs = [*_msg_ids(" ".join(references)), in_reply_to]
+            mail["References"] = " ".join(dict.fromkeys(refs))
+        if message.sender_kind == "bot":
+            # RFC 3834: automatic answers say so, so other autoresponders do not answer back.
+            mail["Auto-Submitted"] = "auto-replied"
+        mail.set_content(message.body)
+        return mail
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Submit one reply to the SMTP server."""
+        mail = self.build(message)
+        cfg = self.config
+        implicit_tls = cfg.smtp_port == 465
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=cfg.smtp_host,
+                port=cfg.smtp_port,
+                username=cfg.smtp_username or None,
+                password=cfg.smtp_password or None,
+                use_tls=implicit_tls,
+                start_tls=cfg.smtp_starttls if not implicit_tls else False,
+                tls_context=self.tls_context(),
+                timeout=_NETWORK_TIMEOUT,
+            )
+        except Exception as exc:
+            raise _smtp_error(exc) from exc
+        return SendResult(provider_message_id=str(mail["Message-ID"]))
+
+    async def acknowledge(self, data: dict[str, Any]) -> None:
+        """Nothing to confirm: mail is marked seen by the poller after the commit."""
+
+    def _imap(self) -> imaplib.IMAP4:
+        cfg = self.config
+        if cfg.imap_tls:
+            conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                cfg.imap_host,
+                cfg.imap_port,
+                ssl_context=self.tls_context(),
+                timeout=_NETWORK_TIMEOUT,
+            )
+        else:
+            conn = imaplib.IMAP4(cfg.imap_host, cfg.imap_port, timeout=_NETWORK_TIMEOUT)
+            conn.starttls(ssl_context=self.tls_context())
+        try:
+            conn.login(cfg.imap_username or cfg.address, cfg.imap_password)
+        except imaplib.IMAP4.error as exc:
+            conn.shutdown()
+            raise AuthError("IMAP login refused") from exc
+        status, _ = conn.select(_quote(cfg.imap_folder))
+        if status != "OK":
+            conn.logout()
+            raise PermanentError(f"IMAP folder {cfg.imap_folder!r} cannot be opened")
+        return conn
+
+    def fetch_unseen(self, limit: int = POLL_BATCH) -> list[tuple[str, bytes]]:
+        """UIDs and raw bytes of up to `limit` unseen mails, left unseen (blocking)."""
+        conn = self._imap()
+        try:
+            status, data = conn.uid("SEARCH", "UNSEEN")
+            if status != "OK":
+                raise TransientError("IMAP search failed")
+            uids = [u.decode() for u in (data[0] or b"").split()[:limit]]
+            found: list[tuple[str, bytes]] = []
+            for uid in uids:
+                status, sizes = conn.uid("FETCH", uid, "(RFC822.SIZE)")
+                size = re.search(rb"RFC822\.SIZE (\d+)", sizes[0] or b"") if sizes else None
+                part = "BODY.PEEK[HEADER]" if size and int(size[1]) > MAX_MESSAGE_BYTES else None
+                status, fetched = conn.uid("FETCH", uid, f"({part or 'BODY.PEEK[]'})")
+                raw = next((item[1] for item in fetched if isinstance(item, tuple)), None)
+                if status == "OK" and isinstance(raw, bytes):
+                    found.append((uid, raw))
+            return found
+        finally:
+            conn.logout()
+
+    def mark_seen(self, uids: list[str]) -> None:
+        """Set \\Seen on the given UIDs (blocking)."""
+        if not uids:
+            return
+        conn = self._imap()
+        try:
+            conn.uid("STORE", ",".join(uids), "+FLAGS.SILENT", "(\\Seen)")
+        finally:
+            conn.logout()
+
+
+def _quote(folder: str) -> str:
+    """An IMAP quoted string for a folder name."""
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _RuntimeLike(Protocol):
+    async def channel(self, channel_id: str) -> Any: ...
+
+    @property
+    def sessions(self) -> Any: ...
+
+    @property
+    def events(self) -> Any: ...
+
+
+async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
+    """Read unseen mail of one email channel, store it, then mark it seen; returns new messages."""
+    loaded = await runtime_like.channel(channel_id)
+    if loaded is None or loaded.ref.kind != "email" or not loaded.enabled:
+        return 0
+    adapter: EmailChannel = loaded.adapter
+    ref: ChannelRef = loaded.ref
+    try:
+        fetched = await asyncio.to_thread(adapter.fetch_unseen)
+    except (imaplib.IMAP4.error, OSError, TimeoutError) as exc:
+        raise TransientError(f"IMAP not reachable ({type(exc).__name__})") from exc
+    if not fetched:
+        return 0
+    batch = [(uid, parse_mail(raw)) for uid, raw in fetched]
+    done: list[str] = [uid for uid, _ in batch]
+    try:
+        async with runtime_like.sessions() as session, session.begin():
+            results = [await ingest(session, ref, parsed) for _, parsed in batch]
+    except SQLAlchemyError:
+        # One mail the database refuses must not hold back the others: each alone; a failing
+        # one stays unseen and is tried again next round.
+        results, done = [], []
+        for uid, parsed in batch:
+            try:
+                async with runtime_like.sessions() as session, session.begin():
+                    results.append(await ingest(session, ref, parsed))
+                done.append(uid)
+            except SQLAlchemyError:
+                logger.warning("email channel %s: one mail could not be stored", ref.id)
+    # Only after the commit: a crash before this line re-reads the mails, dedupe absorbs them.
+    try:
+        await asyncio.to_thread(adapter.mark_seen, done)
+    except (imaplib.IMAP4.error, OSError, TimeoutError) as exc:
+        raise TransientError(f"IMAP not reachable ({type(exc).__name__})") from exc
+    stored = 0
+    for result in results:
+        stored += len(result.new_message_ids)
+        new: dict[str, list[str]] = {}
+        for message_id, conversation_id in result.message_conversations.items():
+            new.setdefault(conversation_id, []).append(message_id)
+        for conversation_id, ids in new.items():
+            await runtime_like.events.publish(
+                Event(ref.workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": ids})
+            )
+        for conversation_id in result.conversation_ids - new.keys():
+            await runtime_like.events.publish(
+                Event(ref.workspace_id, MESSAGE_STATUS, conversation_id, {})
+            )
+    return stored
+
+
+async def thread_payload(session: AsyncSession, conversation_id: str) -> dict[str, Any]:
+    """Subject and threading headers for a reply: from the conversation's last inbound mail."""
+    last = await session.scalar(
+        select(MessageRow)
+        .where(MessageRow.conversation_id == conversation_id, MessageRow.direction == "inbound")
+        .order_by(MessageRow.created_at.desc())
+        .limit(1)
+    )
+    if last is None or not last.provider_message_id:
+        return {}
+    p = last.payload or {}
+    refs = [r for r in p.get("references") or [] if isinstance(r, str)]
+    return {
+        "subject": p.get("subject") or "",
+        "in_reply_to": last.provider_message_id,
+        "references": [*refs, last.provider_message_id][-20:],
+    }
