@@ -21,6 +21,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 
+from tresen.sim.common import TokenBucket
 from tresen.sim.server import serve_asgi
 from tresen.sim.whatsapp import encode_webhook, sign_body
 
@@ -114,25 +115,6 @@ def _invalid(message: str, subcode: int | None = None) -> SendError:
     return SendError(100, f"(#100) {message}", subcode)
 
 
-class _Bucket:
-    """A token bucket on the monotonic clock."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = self.burst = max(1.0, rate)
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class MessengerSimulator:
     """A simulated Send API and webhook sender for one Page or Instagram account."""
 
@@ -152,7 +134,7 @@ class MessengerSimulator:
         self.blocked: set[str] = set()
         self._last_inbound: dict[str, float] = {}
         self._rng = random.Random(self.config.seed)
-        self._bucket = _Bucket(self.config.mps)
+        self._bucket = TokenBucket(self.config.mps)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))

@@ -27,6 +27,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tresen.channels.sms import segments
+from tresen.sim.common import TokenBucket, WebhookStats
 from tresen.sim.server import serve_asgi
 
 __all__ = [
@@ -117,17 +118,6 @@ class LedgerEntry:
         return asdict(self)
 
 
-@dataclass
-class WebhookStats:
-    """Counts of webhook deliveries."""
-
-    posted: int = 0
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-    duplicated: int = 0
-
-
 class TwilioError(Exception):
     """A REST API error answer."""
 
@@ -164,24 +154,6 @@ def _segments(body: str) -> int:
     return max(1, segments(body).segments)
 
 
-class _TokenBucket:
-    """A token bucket on the monotonic clock."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens = rate, burst, burst
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class SmsSimulator:
     """A simulated Twilio Messaging API for one account and sender."""
 
@@ -199,7 +171,7 @@ class SmsSimulator:
         self.faults: Counter[str] = Counter()
         self.faults_after_accept = 0
         self._rng = random.Random(self.config.seed)
-        self._bucket = _TokenBucket(self.config.mps, self.config.burst or max(1.0, self.config.mps))
+        self._bucket = TokenBucket(self.config.mps, self.config.burst or max(1.0, self.config.mps))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))

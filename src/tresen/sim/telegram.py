@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from tresen.sim.common import TokenBucket, WebhookStats
 from tresen.sim.server import serve_asgi
 
 __all__ = [
@@ -92,17 +93,6 @@ class LedgerEntry:
         return asdict(self)
 
 
-@dataclass
-class WebhookStats:
-    """Counts of webhook deliveries."""
-
-    posted: int = 0
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-    duplicated: int = 0
-
-
 class ApiError(Exception):
     """A Bot API error answer."""
 
@@ -126,26 +116,6 @@ class ApiError(Exception):
 
 def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
-
-
-class _TokenBucket:
-    """A token bucket on the monotonic clock."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 def _chat_id(value: Any) -> int:
@@ -226,8 +196,8 @@ class TelegramSimulator:
         self._message_ids: dict[int, int] = {}
         self._callbacks: dict[str, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
-        self._bucket = _TokenBucket(self.config.mps, max(1.0, self.config.mps))
-        self._chat_buckets: dict[int, _TokenBucket] = {}
+        self._bucket = TokenBucket(self.config.mps, max(1.0, self.config.mps))
+        self._chat_buckets: dict[int, TokenBucket] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
@@ -406,7 +376,7 @@ class TelegramSimulator:
         bucket = self._chat_buckets.get(chat_id)
         if bucket is None:
             burst, rate = cfg.per_chat
-            bucket = self._chat_buckets[chat_id] = _TokenBucket(rate, float(burst))
+            bucket = self._chat_buckets[chat_id] = TokenBucket(rate, float(burst))
         if not bucket.take():
             raise ApiError(
                 429, f"Too Many Requests: retry after {cfg.retry_after}", cfg.retry_after

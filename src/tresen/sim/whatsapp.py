@@ -23,6 +23,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from tresen.sim.common import TokenBucket, WebhookStats
 from tresen.sim.server import serve_asgi
 
 __all__ = [
@@ -123,17 +124,6 @@ class LedgerEntry:
     def to_json(self) -> dict[str, Any]:
         """Return the entry as a JSON-ready dict."""
         return asdict(self)
-
-
-@dataclass
-class WebhookStats:
-    """Counts of webhook deliveries."""
-
-    posted: int = 0
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-    duplicated: int = 0
 
 
 class SendError(Exception):
@@ -474,26 +464,6 @@ def reply_options(mtype: str, payload: dict[str, Any]) -> list[dict[str, str]]:
     return []
 
 
-class _TokenBucket:
-    """A token bucket on the monotonic clock."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 def _load_phone_page() -> str:
     """Return the HTML of the simulated customer phone."""
     return (
@@ -524,8 +494,8 @@ class WhatsAppSimulator:
         self._windows: dict[str, float] = {}
         self._conversations: dict[str, tuple[str, float]] = {}
         burst = max(1.0, self.config.mps)
-        self._bucket = _TokenBucket(self.config.mps, burst)
-        self._pair_buckets: dict[str, _TokenBucket] = {}
+        self._bucket = TokenBucket(self.config.mps, burst)
+        self._pair_buckets: dict[str, TokenBucket] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
@@ -621,7 +591,7 @@ class WhatsAppSimulator:
             burst, seconds = cfg.pair_limit
             bucket = self._pair_buckets.get(wa_id)
             if bucket is None:
-                bucket = self._pair_buckets[wa_id] = _TokenBucket(1.0 / seconds, float(burst))
+                bucket = self._pair_buckets[wa_id] = TokenBucket(1.0 / seconds, float(burst))
             if not bucket.take():
                 raise SendError(
                     131056,
@@ -1077,7 +1047,15 @@ class WhatsAppSimulator:
             return sim.stats()
 
         return Litestar(
-            route_handlers=[messages_endpoint, phone, inbound, ledger, messages, sent_by_customer, stats],
+            route_handlers=[
+                messages_endpoint,
+                phone,
+                inbound,
+                ledger,
+                messages,
+                sent_by_customer,
+                stats,
+            ],
             openapi_config=None,
         )
 
