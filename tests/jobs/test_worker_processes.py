@@ -135,6 +135,9 @@ async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path:
     async with running_stack(runtime, config, worker=False, channel_mps=500) as stack:
         ids = await _queue_messages(stack, 200)
         with worker_process(runtime, tmp_path, "w1"), worker_process(runtime, tmp_path, "w2"):
-            await stack.wait_states(ids, DONE, timeout=90)
+            try:
+                await stack.wait_states(ids, DONE, timeout=90)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{await _diagnose(runtime, stack)}") from exc
         assert len(stack.sim.ledger) == 200
         assert stack.sim.duplicates() == 0
