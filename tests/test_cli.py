@@ -169,3 +169,40 @@ async def test_channel_add_telegram_registers_its_webhook(env: dict[str, str]) -
             None, lambda: runner.invoke(app, [*args[:6], "123:nope", *args[7:]])
         )
     assert wrong.exit_code == 2 and "Telegram refused the bot token" in wrong.output
+
+
+def test_teams_routes_and_limits_from_the_command_line(env: dict[str, str]) -> None:
+    channel_id = re.search(  # type: ignore[union-attr]
+        r"channel id:\s+(\S+)", runner.invoke(app, WA_ARGS).output
+    ).group(1)
+    assert runner.invoke(app, ["user", "add", "ana@laden.example", "--role", "agent"]).exit_code == 0
+    assert runner.invoke(app, ["team", "add", "Verkauf"]).exit_code == 0
+    member = runner.invoke(app, ["team", "member", "Verkauf", "ana@laden.example"])
+    assert member.exit_code == 0, member.output
+    assert runner.invoke(app, ["team", "list"]).output.split("\t")[1:] == [
+        "Verkauf",
+        "ana@laden.example\n",
+    ]
+    routed = runner.invoke(app, ["route", "set", channel_id, "Verkauf", "--mode", "least_busy"])
+    assert routed.exit_code == 0, routed.output
+    assert runner.invoke(app, ["route", "list"]).output.strip().split("\t") == [
+        channel_id,
+        "Laden",
+        "Verkauf",
+        "least_busy",
+    ]
+    assert runner.invoke(app, ["user", "limit", "ana@laden.example", "3"]).exit_code == 0
+
+    bad_mode = runner.invoke(app, ["route", "set", channel_id, "Verkauf", "--mode", "random"])
+    assert bad_mode.exit_code == 2 and "unknown mode 'random'" in bad_mode.output
+    no_team = runner.invoke(app, ["route", "set", channel_id, "Einkauf"])
+    assert no_team.exit_code == 2 and "no team 'Einkauf'" in no_team.output
+    no_channel = runner.invoke(app, ["route", "set", "nope", "Verkauf"])
+    assert no_channel.exit_code == 2 and "no channel 'nope'" in no_channel.output
+    bad_limit = runner.invoke(app, ["user", "limit", "ana@laden.example", "viele"])
+    assert bad_limit.exit_code == 2 and "whole number" in bad_limit.output
+    nobody = runner.invoke(app, ["team", "member", "Verkauf", "bob@laden.example"])
+    assert nobody.exit_code == 2 and "no user" in nobody.output
+
+    assert runner.invoke(app, ["route", "remove", channel_id]).exit_code == 0
+    assert runner.invoke(app, ["route", "list"]).output.strip() == ""

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from tresen import __version__
 from tresen.db.migrate import upgrade_to_head
+from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
 from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
@@ -30,6 +31,7 @@ from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.security import security_headers
+from tresen.web.webchat import webchat_router
 from tresen.web.webhooks import receive_webhook, verify_webhook
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from tresen.bot.cli import bot_app
-from tresen.settings import Settings, SettingsError, ensure_secret_key, load_settings
+from tresen.clitools import cli_settings, fail, setup_logging, with_session
+from tresen.inbox.cli import route_app, team_app, user_limit
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="tresen: every messenger in one team inbox."
@@ -33,43 +33,14 @@ app.add_typer(bench_app, name="bench")
 for _sim_module in ("messenger", "telegram", "sms", "email"):
     importlib.import_module(f"tresen.sim.{_sim_module}").add_cli(sim_app)
 app.add_typer(bot_app, name="bot")
+app.add_typer(team_app, name="team")
+app.add_typer(route_app, name="route")
 
 
-def _settings(data_dir: Path | None = None) -> Settings:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-    if data_dir is not None:
-        settings = settings.with_overrides(data_dir=data_dir)
-    return ensure_secret_key(settings)
-
-
-def _fail(message: str, code: int = 2) -> Any:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # httpx logs full URLs at INFO; some providers put credentials in URLs (Telegram bot tokens).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
-async def _with_session(settings: Settings, work: Any) -> Any:
-    from tresen.db.migrate import upgrade_to_head
-    from tresen.runtime import Runtime
-
-    runtime = Runtime.create(settings)
-    try:
-        await upgrade_to_head(runtime.engine)
-        async with runtime.sessions() as session, session.begin():
-            return await work(session)
-    finally:
-        await runtime.close()
+_settings = cli_settings
+_fail = fail
+_logging = setup_logging
+_with_session = with_session
 
 
 @app.command()
@@ -148,6 +119,7 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 32) -> N
 
 user_app = typer.Typer(no_args_is_help=True, help="People who work in the inbox.")
 app.add_typer(user_app, name="user")
+user_app.command("limit")(user_limit)
 
 
 @user_app.command("add")

@@ -77,7 +77,9 @@ class Contact(Base):
     workspace_id: Mapped[str] = _workspace()
     display_name: Mapped[str | None] = mapped_column(String(200))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    consent_state: Mapped[str] = mapped_column(String(12), default="unknown", server_default="unknown")
+    consent_state: Mapped[str] = mapped_column(
+        String(12), default="unknown", server_default="unknown"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -130,6 +132,7 @@ class Conversation(Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column()
     last_message_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column()  # waiting for an agent since
 
 
 class Message(Base):
@@ -238,6 +241,7 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    max_open: Mapped[int | None] = mapped_column(Integer)  # routing limit; None: no limit
 
 
 class AuthSession(Base):
@@ -245,7 +249,9 @@ class AuthSession(Base):
 
     __tablename__ = "auth_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(26), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
@@ -261,14 +267,19 @@ class Team(Base):
     workspace_id: Mapped[str] = _workspace()
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rr_cursor: Mapped[str | None] = mapped_column(String(26))  # last user round-robin picked
 
 
 class TeamMember(Base):
     """Who belongs to which team."""
 
     __tablename__ = "team_members"
-    team_id: Mapped[str] = mapped_column(String(26), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(26), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class Note(Base):
@@ -280,7 +291,9 @@ class Note(Base):
     conversation_id: Mapped[str] = mapped_column(
         String(26), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    author_id: Mapped[str | None] = mapped_column(String(26), ForeignKey("users.id", ondelete="SET NULL"))
+    author_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("users.id", ondelete="SET NULL")
+    )
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -303,7 +316,9 @@ class ConsentEvent(Base):
 
     __tablename__ = "consent_events"
     __table_args__ = (Index("ix_consent_events_contact", "workspace_id", "contact_id", "id"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     workspace_id: Mapped[str] = mapped_column(String(26))
     contact_id: Mapped[str] = mapped_column(String(26))
     purpose: Mapped[str] = mapped_column(String(64))
@@ -323,7 +338,9 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_workspace", "workspace_id", "id"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     workspace_id: Mapped[str] = mapped_column(String(26))
     actor_id: Mapped[str | None] = mapped_column(String(26))
     action: Mapped[str] = mapped_column(String(64))
@@ -333,3 +350,21 @@ class AuditEntry(Base):
     occurred_at: Mapped[datetime] = mapped_column()
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+Index("ix_conversations_queue", Conversation.workspace_id, Conversation.queued_at)
+
+
+class RoutingRule(Base):
+    """Conversations of a channel go to a team, assigned manually, round-robin or least-busy."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (UniqueConstraint("channel_id"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
+    team_id: Mapped[str] = mapped_column(String(26), ForeignKey("teams.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,6 +27,7 @@ from tresen.db.types import utcnow
 from tresen.domain.conversation import ConversationStatus, window_open
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
+from tresen.inbox import routing
 from tresen.inbox.permissions import Action, Actor, may, visible
 from tresen.pipeline.outbound import OutboundContent, queue_message
 
@@ -283,14 +284,16 @@ async def take(session: AsyncSession, actor: Actor, conversation_id: str) -> Non
     if not may(actor, Action.TAKE, conv):
         raise Forbidden("you may not take this conversation")
     await session.execute(
-        update(Conversation).where(Conversation.id == conv.id).values(assignee_id=actor.user.id)
+        update(Conversation)
+        .where(Conversation.id == conv.id)
+        .values(assignee_id=actor.user.id, queued_at=None)
     )
 
 
 async def set_status(
     session: AsyncSession, actor: Actor, conversation_id: str, status: str
-) -> None:
-    """Open, pending, snoozed or resolved."""
+) -> list[str]:
+    """Open, pending, snoozed or resolved; the conversations routing gave out in the freed slot."""
     conv = await load_conversation(session, actor, conversation_id)
     if not may(actor, Action.SET_STATUS, conv):
         raise Forbidden("you may not change this conversation")
@@ -298,6 +301,14 @@ async def set_status(
         value = ConversationStatus(status)
     except ValueError as exc:
         raise ValueError(f"unknown status {status!r}") from exc
+    active = value.value in routing.ACTIVE
+    held_a_slot = conv.assignee_id is not None and conv.status in routing.ACTIVE
+    assignee_id = conv.assignee_id
     await session.execute(
-        update(Conversation).where(Conversation.id == conv.id).values(status=value.value)
+        update(Conversation)
+        .where(Conversation.id == conv.id)
+        .values(status=value.value, **({} if active else {"queued_at": None}))
     )
+    if active or not held_a_slot or assignee_id is None:
+        return []
+    return await routing.fill(session, assignee_id)

@@ -27,7 +27,9 @@ async def poll_mailboxes(runtime: Runtime, stopping: asyncio.Event) -> None:
             async with runtime.sessions() as session:
                 ids = list(
                     await session.scalars(
-                        select(ChannelRow.id).where(ChannelRow.kind == "email", ChannelRow.enabled.is_(True))
+                        select(ChannelRow.id).where(
+                            ChannelRow.kind == "email", ChannelRow.enabled.is_(True)
+                        )
                     )
                 )
             for channel_id in ids:

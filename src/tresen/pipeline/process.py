@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tresen.events import CONVERSATION_UPDATED, Event
+from tresen.inbox import routing
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline.inbound import PROCESS_JOB
@@ -14,8 +16,11 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
     async with runtime.sessions() as session, session.begin():
         if runtime.settings.consent_first:
             await consent.process(session, str(job.payload.get("message_id", "")))
+        routed = await routing.route_for_message(session, str(job.payload.get("message_id", "")))
         await queue.finish(session, job.id, worker_id)
     runtime.jobs_ready.set()
+    if routed is not None and job.workspace_id:
+        await runtime.events.publish(Event(job.workspace_id, CONVERSATION_UPDATED, routed))
 
 
 HANDLERS = {PROCESS_JOB: process_job}

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Response, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, Event
-from tresen.inbox import accounts, service
+from tresen.inbox import accounts, routing, service
 from tresen.inbox.permissions import Action, Actor, actor_for, may
 from tresen.pipeline.outbound import OutboundRefused
 from tresen.privacy import audit
@@ -393,10 +393,16 @@ async def status(
     actor = await current_actor(request)
     try:
         async with _runtime(request).sessions() as session, session.begin():
-            await service.set_status(session, actor, conversation_id, str(data.get("status", "")))
+            routed = await service.set_status(
+                session, actor, conversation_id, str(data.get("status", ""))
+            )
     except ValueError as exc:
         return await _conversation_page(
             request, actor, conversation_id, "all", error=str(exc), status_code=422
+        )
+    for other in routed:
+        await _runtime(request).events.publish(
+            Event(actor.user.workspace_id, CONVERSATION_UPDATED, other, {})
         )
     return await _changed(request, actor, conversation_id, CONVERSATION_UPDATED)
 
@@ -414,10 +420,35 @@ async def me(request: Request[Any, Any, Any], data: Form) -> Redirect:
         values["availability"] = data["availability"]
     if data.get("language") in i18n.LANGUAGES:
         values["language"] = data["language"]
+    changed: list[str] = []
     if values:
         async with _runtime(request).sessions() as session, session.begin():
             await session.execute(update(User).where(User.id == actor.user.id).values(**values))
+            if values.get("availability", actor.user.availability) != actor.user.availability:
+                changed = await routing.on_availability_change(
+                    session, actor.user, values["availability"]
+                )
+    _runtime(request).jobs_ready.set()
+    for conversation_id in changed:
+        await _runtime(request).events.publish(
+            Event(actor.user.workspace_id, CONVERSATION_UPDATED, conversation_id, {})
+        )
     return Redirect(request.headers.get("referer") or "/inbox", status_code=303)
+
+
+@get("/inbox/queue", include_in_schema=False)
+async def waiting_queue(request: Request[Any, Any, Any]) -> Response[str]:
+    """Who is waiting for an agent, longest first, with how long (a fragment for the list)."""
+    from babel.dates import format_timedelta
+
+    from tresen.inbox.permissions import visible
+
+    actor = await current_actor(request)
+    async with _runtime(request).sessions() as session:
+        waiting = await routing.queue(session, actor.user.workspace_id, where=visible(actor))
+    lang = i18n.current_language.get()
+    rows = [(w, format_timedelta(w.wait, threshold=1, locale=lang)) for w in waiting]
+    return render(request, "_queue.html", actor=actor, waiting=rows)
 
 
 @get("/inbox/events", include_in_schema=False)
@@ -460,6 +491,7 @@ inbox_router = Router(
         take,
         status,
         me,
+        waiting_queue,
         events,
     ],
 )
