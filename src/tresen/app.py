@@ -41,7 +41,12 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
     kwargs.setdefault("pollers", [poll_mailboxes])
-    return Worker(runtime, {**HANDLERS, **PROCESS_HANDLERS}, on_dead=dict(DEAD_HOOKS), **kwargs)
+    return Worker(
+        runtime,
+        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS},
+        on_dead=dict(DEAD_HOOKS),
+        **kwargs,
+    )
 
 
 def create_app(
@@ -89,6 +94,7 @@ def create_app(
             verify_webhook,
             receive_webhook,
             api_router,
+            webchat_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -114,7 +120,15 @@ def create_app(
             cookie_secure=settings.base_url.startswith("https://"),
             cookie_samesite="lax",
             header_name="x-csrftoken",
-            exclude=["/webhooks/", "/api/", "/healthz", "/metrics", "/ping", "/static/"],
+            exclude=[
+                "/webhooks/",
+                "/api/",
+                "/healthz",
+                "/metrics",
+                "/ping",
+                "/static/",
+                "^/(chat/|widget\\.js$)",
+            ],
         ),
         middleware=[security_headers],
     )

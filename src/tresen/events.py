@@ -26,6 +26,8 @@ MESSAGE_NEW = "message.new"
 MESSAGE_STATUS = "message.status"
 CONVERSATION_UPDATED = "conversation.updated"
 NOTE_NEW = "note.new"
+TYPING = "conversation.typing"
+"""An agent is typing in a conversation (data: {"typing": bool}); for the web chat widget."""
 RESYNC = "bus.resync"
 """Delivered locally when events may have been lost (dropped for a slow subscriber, Redis outage)."""
 

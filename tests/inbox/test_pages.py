@@ -187,16 +187,19 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("mine_team", "note"): {"admin", "supervisor", "agent"},
     ("mine_team", "take"): {"admin", "supervisor", "agent"},
     ("mine_team", "status"): {"admin", "supervisor", "agent"},
+    ("mine_team", "typing"): {"admin", "supervisor", "agent"},
     ("other_team", "view"): {"admin"},
     ("other_team", "reply"): {"admin"},
     ("other_team", "note"): {"admin"},
     ("other_team", "take"): {"admin"},
     ("other_team", "status"): {"admin"},
+    ("other_team", "typing"): {"admin"},
     ("someone_elses", "view"): {"admin", "supervisor"},
     ("someone_elses", "reply"): {"admin", "supervisor"},
     ("someone_elses", "note"): {"admin", "supervisor"},
     ("someone_elses", "take"): {"admin", "supervisor"},
     ("someone_elses", "status"): {"admin", "supervisor"},
+    ("someone_elses", "typing"): {"admin", "supervisor"},
 }
 
 
@@ -345,3 +348,25 @@ async def test_sms_reply_shows_encoding_and_parts(runtime: Runtime, channel: Cha
         )
     assert gsm.text == "2 Teile · GSM-7 · 180"
     assert emoji.text == "1 Teil · UCS-2 · 7"
+
+
+async def test_typing_reaches_the_bus_but_not_the_inbox_stream(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    """An agent typing publishes a typing hint for the widget; the inbox lists ignore it."""
+    from tresen.events import TYPING
+
+    await _user(runtime, channel, "kim@laden.example", "agent")
+    async with helpers.client_for(runtime) as client:
+        conv = await _seed(runtime, channel, client)
+        await _login(client, "kim@laden.example")
+        token = _csrf((await client.get(f"/inbox/c/{conv}")).text)
+        async with runtime.events.subscribe(channel.workspace_id) as received:
+            answer = await client.post(
+                f"/inbox/c/{conv}/typing", data={"typing": "1", "_csrf_token": token}
+            )
+            assert answer.status_code == 204
+            event = await received.get()
+        assert (event.kind, event.conversation_id, event.data) == (TYPING, conv, {"typing": True})
+        refused = await client.post(f"/inbox/c/{conv}/typing", data={"typing": "1"})
+        assert refused.status_code == 403, "no CSRF token, no typing hint"

@@ -211,6 +211,7 @@ CHANNEL_CLASSES: dict[str, str] = {
     "telegram": "tresen.channels.telegram:TelegramChannel",
     "sms": "tresen.channels.sms:SmsChannel",
     "email": "tresen.channels.email:EmailChannel",
+    "webchat": "tresen.channels.webchat:WebchatChannel",
 }
 """Every channel kind tresen knows, in one explicit list (imported on first use)."""
 

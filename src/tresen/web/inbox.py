@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, Event
+from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, TYPING, Event
 from tresen.inbox import accounts, routing, service
 from tresen.inbox.permissions import Action, Actor, actor_for, may
 from tresen.pipeline.outbound import OutboundRefused
@@ -376,6 +376,23 @@ async def note(
     return await _changed(request, actor, conversation_id, NOTE_NEW)
 
 
+@post("/inbox/c/{conversation_id:str}/typing", include_in_schema=False, status_code=204)
+async def typing(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> None:
+    """Tell the customer's web chat that an agent is (or stopped) typing."""
+    actor = await current_actor(request)
+    async with _runtime(request).sessions() as session:
+        conv = await service.load_conversation(session, actor, conversation_id)
+    if not may(actor, Action.REPLY, conv):
+        raise service.Forbidden("you may not reply in this conversation")
+    await _runtime(request).events.publish(
+        Event(
+            actor.user.workspace_id, TYPING, conversation_id, {"typing": data.get("typing") == "1"}
+        )
+    )
+
+
 @post("/inbox/c/{conversation_id:str}/take", include_in_schema=False, status_code=303)
 async def take(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> Redirect:
     """Assign the conversation to me."""
@@ -461,6 +478,8 @@ async def events(request: Request[Any, Any, Any]) -> ServerSentEvent:
         yield ServerSentEventMessage(event="ready", data="")
         async with runtime.events.subscribe(actor.user.workspace_id) as received:
             async for event in received:
+                if event.kind == TYPING:
+                    continue
                 if event.kind == RESYNC or not event.conversation_id:
                     # Events may have been lost: let the page reload what it shows.
                     yield ServerSentEventMessage(event="conversation", data="")
@@ -489,6 +508,7 @@ inbox_router = Router(
         reply,
         note,
         take,
+        typing,
         status,
         me,
         waiting_queue,

@@ -1,4 +1,4 @@
-// Small glue for the inbox: CSRF header on htmx requests, auto-submitting selects.
+// Small glue for the inbox: CSRF header on htmx requests, auto-submitting selects, typing hints.
 document.addEventListener("htmx:configRequest", (event) => {
   event.detail.headers["x-csrftoken"] = document.body.dataset.csrf || "";
 });
@@ -8,3 +8,23 @@ document.addEventListener("change", (event) => {
     el.form.requestSubmit();
   }
 });
+
+// While an agent types a web chat reply, tell the customer (at most every 3 s; off after 5 s idle).
+let typingSentAt = 0;
+let typingTimer = 0;
+function sendTyping(url, on) {
+  const body = new URLSearchParams({ typing: on ? "1" : "0" });
+  fetch(url, { method: "POST", body, headers: { "x-csrftoken": document.body.dataset.csrf || "" } })
+    .catch(() => {});
+}
+document.addEventListener("input", (event) => {
+  const url = event.target instanceof HTMLElement && event.target.dataset.typingUrl;
+  if (!url) return;
+  if (Date.now() - typingSentAt > 3000) {
+    typingSentAt = Date.now();
+    sendTyping(url, true);
+  }
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { typingSentAt = 0; sendTyping(url, false); }, 5000);
+});
+document.addEventListener("submit", () => { clearTimeout(typingTimer); typingSentAt = 0; });

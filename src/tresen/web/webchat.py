@@ -1,0 +1,535 @@
+"""The web chat's HTTP side: the widget script, visitor sessions, messages, live replies, files."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import gzip
+import hashlib
+import html
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+from litestar import Request, Response, Router, get, post, route
+from litestar.enums import HttpMethod
+from litestar.params import FromPath
+from litestar.response import Stream
+from sqlalchemy import or_, select
+
+from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate, WebhookRejected
+from tresen.channels.webchat import (
+    EXTENSIONS,
+    TOKEN_RE,
+    SessionRequest,
+    WebchatChannel,
+    new_visitor_token,
+    normalise_origin,
+    sniff_type,
+    visitor_address,
+)
+from tresen.db.tables import ContactIdentity, Conversation, Message
+from tresen.db.types import utcnow
+from tresen.domain.message import DeliveryState, Direction
+from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, RESYNC, TYPING, Event
+from tresen.pipeline.inbound import apply_status
+from tresen.runtime import LoadedChannel, Runtime
+from tresen.web.errors import error_response
+from tresen.web.webhooks import GroupCommit, read_body
+
+WIDGET_FILE = Path(__file__).parent / "static" / "widget.js"
+VISITOR_HEADER = "x-tresen-visitor"
+HISTORY_LIMIT = 200
+HEARTBEAT_SECONDS = 15.0
+MAX_JSON_BYTES = 16_000
+UPLOAD_HARD_LIMIT = 50 * 1024 * 1024
+_VISIBLE = (DeliveryState.SENT.value, DeliveryState.DELIVERED.value, DeliveryState.READ.value)
+_CORS_BASE = {
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+    "access-control-allow-headers": f"content-type, {VISITOR_HEADER}, x-file-name",
+    "access-control-max-age": "600",
+    "vary": "Origin",
+}
+
+
+class RateWindow:
+    """At most `limit` events per `seconds` per key (sliding window, in this process)."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._hits: dict[str, collections.deque[float]] = {}
+
+    def check(self, key: str) -> float | None:
+        """None when allowed (and counted), else the seconds until the next one is allowed."""
+        now = time.monotonic()
+        hits = self._hits.setdefault(key, collections.deque())
+        while hits and now - hits[0] > self.seconds:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return self.seconds - (now - hits[0])
+        hits.append(now)
+        if len(self._hits) > 50_000:
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.seconds}
+        return None
+
+
+class Limits:
+    """The web chat's per-session rate limits of one app."""
+
+    def __init__(self) -> None:
+        self.messages = RateWindow(10, 10.0)
+        self.uploads = RateWindow(5, 60.0)
+        self.sessions = RateWindow(30, 60.0)
+
+
+def _limits(request: Request[Any, Any, Any]) -> Limits:
+    found = getattr(request.app.state, "webchat_limits", None)
+    if found is None:
+        found = Limits()
+        request.app.state.webchat_limits = found
+    return found
+
+
+class Widget:
+    """The widget script with its gzip form and ETag, read once."""
+
+    def __init__(self, path: Path) -> None:
+        self.body = path.read_bytes()
+        self.gzipped = gzip.compress(self.body, 9, mtime=0)
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+
+
+_widget: Widget | None = None
+
+
+def widget() -> Widget:
+    """The widget, loaded on first use."""
+    global _widget
+    if _widget is None:
+        _widget = Widget(WIDGET_FILE)
+    return _widget
+
+
+@get("/widget.js", include_in_schema=False)
+async def widget_js(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The embeddable widget (cached for a day, revalidated by ETag, gzip when accepted)."""
+    w = widget()
+    headers = {
+        "cache-control": "public, max-age=86400, stale-while-revalidate=604800",
+        "etag": w.etag,
+        "vary": "Accept-Encoding",
+        "x-widget-bytes": str(len(w.body)),
+    }
+    if request.headers.get("if-none-match") == w.etag:
+        return Response(b"", status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["content-encoding"] = "gzip"
+        return Response(w.gzipped, media_type="text/javascript", headers=headers)
+    return Response(w.body, media_type="text/javascript", headers=headers)
+
+
+class Visitor:
+    """An authorised call: the channel, the visitor's token and the CORS headers to answer with."""
+
+    def __init__(self, loaded: LoadedChannel, token: str, cors: dict[str, str]) -> None:
+        self.loaded = loaded
+        self.token = token
+        self.address = visitor_address(token)
+        self.cors = cors
+
+    @property
+    def adapter(self) -> WebchatChannel:
+        """The channel's adapter."""
+        adapter = self.loaded.adapter
+        assert isinstance(adapter, WebchatChannel)
+        return adapter
+
+
+def _own_origins(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[str, ...]:
+    found = [normalise_origin(runtime.settings.base_url)]
+    host = request.headers.get("host")
+    if host:
+        found.append(normalise_origin(f"{request.url.scheme}://{host}"))
+    return tuple(o for o in found if o)
+
+
+async def _channel(runtime: Runtime, channel_id: str) -> LoadedChannel:
+    loaded = await runtime.channel(channel_id) if len(channel_id) <= 64 else None
+    if loaded is None or loaded.ref.kind != "webchat" or not loaded.enabled:
+        raise WebhookRejected(404, "no active web chat with this id")
+    return loaded
+
+
+async def _cors(
+    request: Request[Any, Any, Any], channel_id: str
+) -> tuple[LoadedChannel, dict[str, str]]:
+    """The channel and CORS headers; 403 for an Origin that may not embed this chat."""
+    runtime: Runtime = request.app.state.runtime
+    loaded = await _channel(runtime, channel_id)
+    adapter = loaded.adapter
+    assert isinstance(adapter, WebchatChannel)
+    origin = request.headers.get("origin")
+    if origin is None:
+        return loaded, {}  # same-origin GET or not a browser: no CORS needed
+    if not adapter.origin_allowed(origin, _own_origins(request, runtime)):
+        raise WebhookRejected(403, "this site may not embed the chat (allowed_origins)")
+    return loaded, {**_CORS_BASE, "access-control-allow-origin": origin}
+
+
+async def _visitor(request: Request[Any, Any, Any], channel_id: str) -> Visitor:
+    """The channel and the visitor whose token the widget sent."""
+    loaded, cors = await _cors(request, channel_id)
+    token = request.headers.get(VISITOR_HEADER, "")
+    if not TOKEN_RE.match(token):
+        raise WebhookRejected(401, "start a session first (POST /chat/{channel_id}/session)")
+    return Visitor(loaded, token, cors)
+
+
+async def _answer(
+    request: Request[Any, Any, Any], work: Callable[[], Awaitable[Response[Any]]]
+) -> Response[Any]:
+    """Run a handler; errors become JSON that the widget can read (CORS headers kept)."""
+    try:
+        return await work()
+    except WebhookRejected as exc:
+        codes = {400: "malformed", 401: "no_session", 403: "forbidden", 404: "not_found"}
+        codes.update({413: "too_large", 415: "unsupported_type", 429: "rate_limited"})
+        resp = error_response(exc.status_code, codes.get(exc.status_code, "rejected"), exc.message)
+        cors = getattr(exc, "cors", None)
+        if cors is None:
+            with contextlib.suppress(WebhookRejected):
+                _, cors = await _cors(request, request.path_params.get("channel_id", ""))
+        for name, value in (cors or {}).items():
+            resp.headers[name] = value
+        retry = getattr(exc, "retry_after", None)
+        if retry is not None:
+            resp.headers["retry-after"] = str(max(1, round(retry)))
+        return resp
+
+
+def _rate_limited(seconds: float) -> WebhookRejected:
+    exc = WebhookRejected(429, "too many messages; please wait a moment")
+    exc.retry_after = seconds  # type: ignore[attr-defined]
+    return exc
+
+
+async def _store(
+    request: Request[Any, Any, Any], loaded: LoadedChannel, msg: InboundMessage
+) -> None:
+    """Store a visitor's message like any inbound message, then tell live inboxes."""
+    runtime: Runtime = request.app.state.runtime
+    result = await GroupCommit.for_app(request, runtime).store(loaded.ref, ParsedWebhook([msg]))
+    for message_id, conversation_id in result.message_conversations.items():
+        await runtime.events.publish(
+            Event(
+                loaded.ref.workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": [message_id]}
+            )
+        )
+
+
+@route(
+    [
+        "/chat/{channel_id:str}/session",
+        "/chat/{channel_id:str}/messages",
+        "/chat/{channel_id:str}/events",
+        "/chat/{channel_id:str}/upload",
+        "/chat/{channel_id:str}/offline",
+    ],
+    http_method=[HttpMethod.OPTIONS],
+    include_in_schema=False,
+)
+async def preflight(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[Any]:
+    """CORS preflight: allowed only for the channel's allowed_origins."""
+
+    async def work() -> Response[Any]:
+        _, cors = await _cors(request, channel_id)
+        return Response(b"", status_code=204, headers=cors)
+
+    return await _answer(request, work)
+
+
+@post("/chat/{channel_id:str}/session", status_code=200, include_in_schema=False)
+async def start_session(
+    request: Request[Any, Any, Any], channel_id: FromPath[str]
+) -> Response[Any]:
+    """Start (or resume with the stored token) a visitor session; returns what the widget shows."""
+
+    async def work() -> Response[Any]:
+        loaded, cors = await _cors(request, channel_id)
+        client = request.client.host if request.client else "?"
+        wait = _limits(request).sessions.check(f"{channel_id}:{client}")
+        if wait is not None:
+            raise _rate_limited(wait)
+        body = await read_body(request, MAX_JSON_BYTES)
+        try:
+            data = msgspec.json.decode(body or b"{}", type=SessionRequest)
+        except msgspec.DecodeError as exc:
+            raise WebhookRejected(400, f"malformed session request: {exc}") from exc
+        resumed = data.token is not None and bool(TOKEN_RE.match(data.token))
+        token = data.token if resumed and data.token else new_visitor_token()
+        adapter = loaded.adapter
+        assert isinstance(adapter, WebchatChannel)
+        out = {"token": token, "resumed": resumed, **adapter.public_config()}
+        return Response(out, headers={**cors, "cache-control": "no-store"})
+
+    return await _answer(request, work)
+
+
+@post("/chat/{channel_id:str}/messages", status_code=201, include_in_schema=False)
+async def visitor_message(
+    request: Request[Any, Any, Any], channel_id: FromPath[str]
+) -> Response[Any]:
+    """A visitor's text: stored like any inbound message (a retry with the same id once)."""
+
+    async def work() -> Response[Any]:
+        visitor = await _visitor(request, channel_id)
+        wait = _limits(request).messages.check(visitor.address)
+        if wait is not None:
+            raise _rate_limited(wait)
+        body = await read_body(request, MAX_JSON_BYTES)
+        msg = visitor.adapter.visitor_text(visitor.token, body)
+        await _store(request, visitor.loaded, msg)
+        return Response({"ok": True}, status_code=201, headers=visitor.cors)
+
+    return await _answer(request, work)
+
+
+@post("/chat/{channel_id:str}/offline", status_code=201, include_in_schema=False)
+async def offline_form(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[Any]:
+    """The after-hours form: becomes a message in the visitor's conversation."""
+
+    async def work() -> Response[Any]:
+        visitor = await _visitor(request, channel_id)
+        wait = _limits(request).uploads.check("offline:" + visitor.address)
+        if wait is not None:
+            raise _rate_limited(wait)
+        body = await read_body(request, MAX_JSON_BYTES)
+        msg = visitor.adapter.offline_form(visitor.token, body)
+        await _store(request, visitor.loaded, msg)
+        return Response({"ok": True}, status_code=201, headers=visitor.cors)
+
+    return await _answer(request, work)
+
+
+@post(
+    "/chat/{channel_id:str}/upload",
+    status_code=201,
+    include_in_schema=False,
+    request_max_body_size=UPLOAD_HARD_LIMIT,
+)
+async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[Any]:
+    """A visitor's file (raw body, Content-Type = the file's type): size and type checked here."""
+
+    async def work() -> Response[Any]:
+        visitor = await _visitor(request, channel_id)
+        adapter = visitor.adapter
+        limit = adapter.config.max_upload_bytes
+        mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if mime not in adapter.upload_types:
+            raise WebhookRejected(
+                415,
+                f"files of type {mime or 'unknown'} are not accepted; allowed: "
+                + ", ".join(adapter.upload_types),
+            )
+        wait = _limits(request).uploads.check(visitor.address)
+        if wait is not None:
+            raise _rate_limited(wait)
+        try:
+            data = await read_body(request, limit)
+        except WebhookRejected as exc:
+            if exc.status_code == 413:
+                raise WebhookRejected(413, f"the file is larger than {limit // 1024} KB") from exc
+            raise
+        if not data:
+            raise WebhookRejected(400, "the file is empty")
+        if not sniff_type(data[:16], mime):
+            raise WebhookRejected(415, f"the file's content is not {mime}")
+        runtime: Runtime = request.app.state.runtime
+        name = secrets.token_hex(16) + EXTENSIONS[mime]
+        folder = runtime.settings.data_dir / "media"
+        await asyncio.to_thread(_write, folder / name, data)
+        filename = unquote(request.headers.get("x-file-name", ""))[:200]
+        msg = adapter.visitor_file(visitor.token, name, mime, len(data), filename)
+        await _store(request, visitor.loaded, msg)
+        return Response({"ok": True, "size": len(data)}, status_code=201, headers=visitor.cors)
+
+    return await _answer(request, work)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("xb") as f:
+        f.write(data)
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    media = (m.payload or {}).get("media") if m.content_kind == "media" else None
+    return {
+        "id": m.id,
+        "from": "visitor" if m.direction == Direction.INBOUND.value else "agent",
+        "text": m.body or "",
+        "file": {"name": media.get("filename"), "type": media.get("mime_type")} if media else None,
+        "at": _iso(m.created_at),
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+async def _visible(
+    runtime: Runtime, channel_id: str, address: str
+) -> tuple[list[Message], set[str]]:
+    """The visitor's history (own messages and sent replies, oldest first) and conversation ids."""
+    async with runtime.sessions() as session:
+        conversations = set(
+            await session.scalars(
+                select(Conversation.id)
+                .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                .where(ContactIdentity.channel_id == channel_id, ContactIdentity.address == address)
+            )
+        )
+        if not conversations:
+            return [], conversations
+        rows = list(
+            await session.scalars(
+                select(Message)
+                .where(
+                    Message.conversation_id.in_(conversations),
+                    or_(
+                        Message.direction == Direction.INBOUND.value,
+                        Message.state.in_(_VISIBLE),
+                    ),
+                )
+                .order_by(Message.created_at.desc(), Message.id.desc())
+                .limit(HISTORY_LIMIT)
+            )
+        )
+    rows.reverse()
+    return rows, conversations
+
+
+async def _mark_delivered(runtime: Runtime, loaded: LoadedChannel, rows: list[Message]) -> None:
+    """Replies handed to the live widget count as delivered."""
+    sent = [m for m in rows if m.state == DeliveryState.SENT.value and m.provider_message_id]
+    if not sent:
+        return
+    async with runtime.sessions() as session, session.begin():
+        for m in sent:
+            await apply_status(
+                session,
+                loaded.ref.id,
+                StatusUpdate(m.provider_message_id or "", DeliveryState.DELIVERED, utcnow()),
+            )
+    for conversation_id in {m.conversation_id for m in sent}:
+        await runtime.events.publish(
+            Event(loaded.ref.workspace_id, MESSAGE_STATUS, conversation_id, {"webchat": True})
+        )
+
+
+def _sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+@get("/chat/{channel_id:str}/events", include_in_schema=False)
+async def events(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[Any]:
+    """Server-sent events for one visitor: the history first, then replies as they are sent."""
+    try:
+        visitor = await _visitor(request, channel_id)
+    except WebhookRejected as exc:
+        return await _answer(request, _raiser(exc))
+    runtime: Runtime = request.app.state.runtime
+
+    async def stream() -> AsyncIterator[bytes]:
+        seen: set[str] = set()
+        ref = visitor.loaded.ref
+        async with runtime.events.subscribe(ref.workspace_id) as sub:
+            rows, conversations = await _visible(runtime, ref.id, visitor.address)
+            yield b"retry: 2000\n\n"
+            while True:
+                fresh = [m for m in rows if m.id not in seen]
+                await _mark_delivered(runtime, visitor.loaded, fresh)
+                for m in fresh:
+                    seen.add(m.id)
+                    yield _sse("message", _message_json(m), m.id)
+                while True:
+                    try:
+                        event = await asyncio.wait_for(sub.get(), HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        yield b": ping\n\n"
+                        continue
+                    if event.kind == TYPING and event.conversation_id in conversations:
+                        yield _sse("typing", {"typing": bool(event.data.get("typing"))})
+                        continue
+                    mine = event.conversation_id in conversations
+                    new_conversation = event.kind == MESSAGE_NEW and not mine
+                    if event.kind == RESYNC or mine or new_conversation:
+                        break
+                rows, found = await _visible(runtime, ref.id, visitor.address)
+                conversations = found
+
+    headers = {
+        **visitor.cors,
+        "cache-control": "no-store",
+        "x-accel-buffering": "no",
+    }
+    return Stream(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _raiser(exc: WebhookRejected) -> Callable[[], Awaitable[Response[Any]]]:
+    async def work() -> Response[Any]:
+        raise exc
+
+    return work
+
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} – web chat demo</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>{title}</h1><p>This page embeds the web chat widget exactly as a shop page
+would: <code>&lt;script src="{origin}/widget.js" data-channel="{channel}" defer&gt;&lt;/script&gt;</code></p>
+</main><script src="/widget.js" data-channel="{channel}" defer></script></body></html>
+"""
+
+
+@get("/chat/{channel_id:str}/demo", include_in_schema=False)
+async def demo(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Response[Any]:
+    """A test page that embeds the widget (same origin, strict CSP)."""
+
+    async def work() -> Response[Any]:
+        runtime: Runtime = request.app.state.runtime
+        loaded = await _channel(runtime, channel_id)
+        adapter = loaded.adapter
+        assert isinstance(adapter, WebchatChannel)
+        page = DEMO_PAGE.format(
+            title=html.escape(adapter.config.title),
+            channel=html.escape(loaded.ref.id),
+            origin=html.escape(runtime.settings.base_url.rstrip("/")),
+        )
+        return Response(page, media_type="text/html")
+
+    return await _answer(request, work)
+
+
+webchat_router = Router(
+    path="/",
+    route_handlers=[
+        widget_js,
+        preflight,
+        start_session,
+        visitor_message,
+        offline_form,
+        upload,
+        events,
+        demo,
+    ],
+)
