@@ -137,13 +137,54 @@ async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
 
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(
-            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "4915100000007", "--body", "Hallo!"])
+            None,
+            lambda: runner.invoke(
+                app,
+                [
+                    "sim",
+                    "whatsapp-send",
+                    "--sim-url",
+                    sim.base_url,
+                    "--from",
+                    "4915100000007",
+                    "--body",
+                    "Hallo!",
+                ],
+            ),
         )
         loc = await loop.run_in_executor(
-            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "4915100000007", "--type", "location", "--body", '{"latitude": 52.5, "longitude": 13.4}'])
+            None,
+            lambda: runner.invoke(
+                app,
+                [
+                    "sim",
+                    "whatsapp-send",
+                    "--sim-url",
+                    sim.base_url,
+                    "--from",
+                    "4915100000007",
+                    "--type",
+                    "location",
+                    "--body",
+                    '{"latitude": 52.5, "longitude": 13.4}',
+                ],
+            ),
         )
         bad = await loop.run_in_executor(
-            None, lambda: runner.invoke(app, ["sim", "whatsapp-send", "--sim-url", sim.base_url, "--from", "49", "--body", "{oops"])
+            None,
+            lambda: runner.invoke(
+                app,
+                [
+                    "sim",
+                    "whatsapp-send",
+                    "--sim-url",
+                    sim.base_url,
+                    "--from",
+                    "49",
+                    "--body",
+                    "{oops",
+                ],
+            ),
         )
         await asyncio.sleep(0.1)
     assert text.exit_code == 0 and text.output.startswith("wamid."), text.output
@@ -159,8 +200,19 @@ async def test_channel_add_telegram_registers_its_webhook(env: dict[str, str]) -
 
     async with run_telegram_simulator(TelegramSimConfig()) as sim:
         config = sim.config
-        args = ["channel", "add", "telegram", "--name", "Bot", "--bot-token", config.bot_token,
-                "--secret-token", "geheim_123", "--api-base", sim.base_url]
+        args = [
+            "channel",
+            "add",
+            "telegram",
+            "--name",
+            "Bot",
+            "--bot-token",
+            config.bot_token,
+            "--secret-token",
+            "geheim_123",
+            "--api-base",
+            sim.base_url,
+        ]
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(None, lambda: runner.invoke(app, args))
         assert ok.exit_code == 0, ok.output
@@ -175,7 +227,9 @@ def test_teams_routes_and_limits_from_the_command_line(env: dict[str, str]) -> N
     channel_id = re.search(  # type: ignore[union-attr]
         r"channel id:\s+(\S+)", runner.invoke(app, WA_ARGS).output
     ).group(1)
-    assert runner.invoke(app, ["user", "add", "ana@laden.example", "--role", "agent"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["user", "add", "ana@laden.example", "--role", "agent"]).exit_code == 0
+    )
     assert runner.invoke(app, ["team", "add", "Verkauf"]).exit_code == 0
     member = runner.invoke(app, ["team", "member", "Verkauf", "ana@laden.example"])
     assert member.exit_code == 0, member.output

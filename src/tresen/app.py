@@ -31,6 +31,7 @@ from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.security import security_headers
+from tresen.web.settings import settings_router
 from tresen.web.webchat import webchat_router
 from tresen.web.webhooks import receive_webhook, verify_webhook
 
@@ -95,6 +96,7 @@ def create_app(
             receive_webhook,
             api_router,
             webchat_router,
+            settings_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

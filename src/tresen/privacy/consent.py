@@ -127,7 +127,8 @@ def notice_for(workspace: Workspace, language: str) -> Notice:
     return Notice(lang, str(configured["version"]), text, hashlib.sha256(text.encode()).hexdigest())
 
 
-def _language(text: str | None) -> str:
+def message_language(text: str | None) -> str:
+    """German or English, as a message reads (German when unsure)."""
     from tresen.bot.language import detect_language
 
     guess = detect_language(text or "", default="de")
@@ -149,7 +150,7 @@ async def process(session: AsyncSession, message_id: str) -> str:
     if row is None:
         return "gone"
     message, conversation, contact, channel, workspace = row
-    language = _language(message.body)
+    language = message_language(message.body)
     if contact.consent_state == "unknown":
         await _ask(session, workspace, conversation, channel, contact, language)
         return "asked"
