@@ -368,6 +368,14 @@ async def _register_telegram_webhook(config: dict[str, Any], url: str) -> None:
             ) from exc
 
 
+@channel_app.command("capabilities")
+def channel_capabilities() -> None:
+    """Print the capability matrix of every channel kind (Markdown)."""
+    from tresen.channels.matrix import markdown
+
+    typer.echo(markdown())
+
+
 @channel_app.command("list")
 def channel_list() -> None:
     """Print id, kind, name and webhook URL of every channel."""

@@ -208,13 +208,45 @@ async def test_longer_than_1600_characters_is_refused_by_the_api(runtime: Runtim
         response = await stack.reply(conv, {"kind": "text", "body": "x" * 1601})
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "too_long"
-        buttons = await stack.reply(
+        assert stack.sim.ledger == []
+
+
+async def test_buttons_become_numbered_options_and_a_number_answers_them(
+    runtime: Runtime,
+) -> None:
+    async with sms_stack(runtime) as stack:
+        conv = await stack.customer_writes("Habt ihr Schuhe in 42?")
+        response = await stack.reply(
             conv,
             {
                 "kind": "interactive",
-                "body": "?",
-                "payload": {"buttons": [{"id": "a", "title": "A"}]},
+                "body": "Welche Größe?",
+                "payload": {
+                    "buttons": [{"id": "s41", "title": "41"}, {"id": "s42", "title": "42"}]
+                },
             },
         )
-        assert buttons.status_code == 422
-        assert stack.sim.ledger == []
+        assert response.status_code == 202, response.text
+        await stack.wait_states([response.json()["id"]], {"delivered"})
+        [entry] = stack.sim.ledger
+        assert entry.body == "Welche Größe?\n\n1) 41\n2) 42"
+        await stack.customer_writes("2")
+        await _until(lambda: _button_of_last_inbound(runtime), "s42")
+
+
+async def _button_of_last_inbound(runtime: Runtime) -> str | None:
+    async with runtime.sessions() as session:
+        payload = await session.scalar(
+            select(Message.payload)
+            .where(Message.direction == "inbound")
+            .order_by(Message.created_at.desc())
+            .limit(1)
+        )
+    return ((payload or {}).get("interactive") or {}).get("button_reply", {}).get("id")
+
+
+async def _until(probe: Any, expected: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (value := await probe()) != expected:
+        assert time.monotonic() < deadline, f"still {value!r}, expected {expected!r}"
+        await asyncio.sleep(0.05)

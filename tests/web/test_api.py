@@ -124,7 +124,7 @@ async def test_workspaces_see_nothing_of_each_other(runtime: Runtime) -> None:
             {
                 "kind": "interactive",
                 "body": "Wähle",
-                "payload": {"buttons": [{"id": str(i), "title": "t"} for i in range(4)]},
+                "payload": {"buttons": [{"id": str(i)} for i in range(4)]},
             },
             422,
             "buttons",
@@ -133,10 +133,10 @@ async def test_workspaces_see_nothing_of_each_other(runtime: Runtime) -> None:
             {
                 "kind": "interactive",
                 "body": "Wähle",
-                "payload": {"buttons": [{"id": "1", "title": "x" * 21}]},
+                "payload": {"buttons": [{"id": str(i), "title": str(i)} for i in range(21)]},
             },
             422,
-            "button_title",
+            "buttons",
         ),
         ({"kind": "media", "payload": {"link": "javascript:alert(1)"}}, 422, "media_link"),
     ],

@@ -12,6 +12,8 @@ import httpx
 
 from tresen.domain.message import ContentKind, DeliveryState
 
+DEFAULT_OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPP", "ABMELDEN", "ABBESTELLEN", "UNSUBSCRIBE"})
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -27,6 +29,8 @@ class Capabilities:
     max_button_title: int = 20
     human_agent_window: timedelta | None = None
     """A longer window for replies a person writes (Messenger's HUMAN_AGENT tag), if any."""
+    opt_out_keywords: frozenset[str] = DEFAULT_OPT_OUT_KEYWORDS
+    """Words (upper case) a customer writes to stop all messages on this channel."""
 
 
 @dataclass(frozen=True)

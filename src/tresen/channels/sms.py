@@ -238,6 +238,7 @@ class SmsChannel:
         media=True,
         interactive=False,
         messages_per_second=1.0,
+        opt_out_keywords=OPT_OUT_WORDS,
     )
 
     def __init__(self, config: Mapping[str, Any], http: httpx.AsyncClient):

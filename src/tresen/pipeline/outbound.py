@@ -49,6 +49,20 @@ class OutboundContent:
     payload: dict[str, Any] | None = None
 
 
+def adapt_content(content: OutboundContent, caps: Capabilities) -> OutboundContent:
+    """Buttons the channel cannot show become numbered options in the text (remembered)."""
+    from tresen.pipeline.options import as_numbered_text, fits
+
+    payload = content.payload or {}
+    if content.kind != ContentKind.INTERACTIVE or fits(payload, caps):
+        return content
+    numbered = as_numbered_text(content.body or "", payload)
+    if numbered is None:
+        return content
+    body, remembered = numbered
+    return OutboundContent(ContentKind.TEXT, body, remembered)
+
+
 def validate_content(content: OutboundContent, caps: Capabilities, channel_kind: str) -> None:
     """Refuse content the channel cannot carry, naming the limit."""
     p = content.payload or {}
@@ -177,6 +191,7 @@ async def queue_message(
         content = OutboundContent(
             content.kind, content.body, {**threading, **(content.payload or {})}
         )
+    content = adapt_content(content, caps)
     validate_content(content, caps, channel.kind)
     check_window(caps, channel.kind, conversation, content, sender_kind)
     now = utcnow()

@@ -9,6 +9,7 @@ from tresen.events import CONVERSATION_UPDATED, Event
 from tresen.inbox import autoreply, routing
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
+from tresen.pipeline import options
 from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.privacy import consent
 from tresen.runtime import Runtime
@@ -18,6 +19,7 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     message_id = str(job.payload.get("message_id", ""))
     async with runtime.sessions() as session, session.begin():
+        await options.resolve_numbered_reply(session, message_id)
         outcome = (
             await consent.process(session, message_id)
             if runtime.settings.consent_first
