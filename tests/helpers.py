@@ -130,6 +130,18 @@ async def client_for(runtime: Runtime, *, worker: bool = False) -> AsyncIterator
             await asyncio.wait_for(task, 10)
 
 
+@asynccontextmanager
+async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
+    """Run a worker with every handler while the context is open."""
+    w = make_worker(runtime, poll_seconds=0.05)
+    task = asyncio.create_task(w.run())
+    try:
+        yield
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, 10)
+
+
 async def count_rows(runtime: Runtime) -> dict[str, int]:
     """Row counts of every table."""
     counts = {}

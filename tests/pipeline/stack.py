@@ -86,6 +86,7 @@ async def running_stack(
             access_token=config.access_token,
             app_secret=config.app_secret,
             phone_number_id=config.phone_number_id,
+            waba_id=config.waba_id,
             messages_per_second=channel_mps,
         )
         sim.config.webhook_url = webhook_url(base_url, channel)

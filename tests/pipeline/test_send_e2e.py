@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from tests import helpers
 from tests.pipeline.stack import running_stack
 from tresen.db.tables import Conversation
 from tresen.db.types import utcnow
@@ -137,13 +138,16 @@ async def test_provider_window_violation_shows_code_and_reason(runtime: Runtime,
 
 async def test_rate_limited_by_provider_retries_until_sent(runtime: Runtime) -> None:
     config = WhatsAppSimConfig(status_delays=FAST, mps=10)
-    async with running_stack(runtime, config, channel_mps=200) as stack:
+    # All 30 are queued before a worker starts, so the sends outrun the cap however slow the
+    # machine is at taking API calls.
+    async with running_stack(runtime, config, channel_mps=200, worker=False) as stack:
         conv = await stack.customer_writes()
         ids = []
         for i in range(30):
             response = await stack.reply(conv, {"kind": "text", "body": f"Nachricht {i}"})
             ids.append(response.json()["id"])
-        await stack.wait_states(ids, DONE, timeout=60)
+        async with helpers.worker_running(runtime):
+            await stack.wait_states(ids, DONE, timeout=60)
         assert stack.sim.stats()["rejected"].get("130429", 0) > 0, (
             "the cap was never hit; the test proves nothing"
         )

@@ -81,11 +81,15 @@ class SmsStack:
 
 @asynccontextmanager
 async def sms_stack(
-    runtime: Runtime, sim_config: SmsSimConfig | None = None, *, channel_mps: float = 50.0
+    runtime: Runtime,
+    sim_config: SmsSimConfig | None = None,
+    *,
+    channel_mps: float = 50.0,
+    worker: bool = True,
 ) -> AsyncIterator[SmsStack]:
     """Start tresen with its worker and the SMS simulator, wired together."""
     config = sim_config or SmsSimConfig(status_delays=FAST, mps=100, webhook_retry_delays=(0.1,))
-    app = create_app(runtime.settings, runtime=runtime, embedded_worker=True, migrate=False)
+    app = create_app(runtime.settings, runtime=runtime, embedded_worker=worker, migrate=False)
     async with serve_asgi(app) as base_url, run_sms_simulator(config) as sim:
         # Twilio signs the URL it was given, so tresen's public base URL must be the real one.
         runtime.settings = runtime.settings.with_overrides(base_url=base_url)
@@ -191,13 +195,14 @@ async def test_undelivered_shows_the_carrier_reason(runtime: Runtime) -> None:
 
 async def test_rate_limited_by_provider_retries_until_delivered(runtime: Runtime) -> None:
     config = SmsSimConfig(status_delays=FAST, mps=4, burst=2)
-    async with sms_stack(runtime, config, channel_mps=50) as stack:
+    async with sms_stack(runtime, config, channel_mps=50, worker=False) as stack:
         conv = await stack.customer_writes("Hallo")
         ids = [
             (await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"]
             for i in range(10)
         ]
-        await stack.wait_states(ids, {"delivered"}, timeout=60)
+        async with helpers.worker_running(runtime):  # all queued first: the sends outrun the cap
+            await stack.wait_states(ids, {"delivered"}, timeout=60)
         assert stack.sim.stats()["rejected"].get("20429", 0) > 0, "the cap was never hit"
         assert len(stack.sim.ledger) == 10 and stack.sim.duplicates() == 0
 

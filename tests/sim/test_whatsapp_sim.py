@@ -185,12 +185,14 @@ async def test_text_send_produces_signed_status_webhooks(receiver: Receiver) -> 
             expected = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
             assert hmac.compare_digest(signature, f"sha256={expected}")
         statuses = receiver.statuses()
-        assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
+        # Sent in this order after growing delays; on a loaded machine they may arrive in another.
+        by_state = {s["status"]: s for s in statuses}
+        assert sorted(by_state) == ["delivered", "read", "sent"]
         for s in statuses:
             assert s["id"] == wamid and s["recipient_id"] == CUSTOMER
             assert s["timestamp"].isdigit()
             assert s["biz_opaque_callback_data"] == "job-1"
-        assert "origin" in statuses[0]["conversation"] and "pricing" in statuses[1]
+        assert "origin" in by_state["sent"]["conversation"] and "pricing" in by_state["delivered"]
         envelope = receiver.payloads()[0]
         assert envelope["object"] == "whatsapp_business_account"
         value = envelope["entry"][0]["changes"][0]["value"]
@@ -198,6 +200,10 @@ async def test_text_send_produces_signed_status_webhooks(receiver: Receiver) -> 
         assert value["metadata"]["phone_number_id"] == PHONE_ID
         assert [e.wamid for e in sim.ledger] == [wamid]
         assert sim.ledger[0].status == "read"
+        for _ in range(100):  # the simulator counts a webhook once it has read the answer
+            if sim.webhook_stats.delivered == 3:
+                break
+            await asyncio.sleep(0.02)
         assert sim.webhook_stats.delivered == 3
 
 
@@ -303,15 +309,16 @@ async def test_window_closed(receiver: Receiver, mode: str) -> None:
 
 async def test_throughput_cap() -> None:
     async with run_whatsapp_simulator(make_config(mps=5)) as sim:
-        codes = []
-        for i in range(8):
-            response = await send(sim, template_payload(to=f"4917000000{i:02d}"))
-            codes.append(response.status_code)
+        # 20 at once against a bucket of 5: whatever the machine's speed, most must wait.
+        responses = await asyncio.gather(
+            *(send(sim, template_payload(to=f"4917000000{i:02d}")) for i in range(20))
+        )
+        codes = [r.status_code for r in responses]
+        for response in responses:
             if response.status_code != 200:
                 assert response.status_code == 429 and error_code(response) == 130429
-        assert codes[:5] == [200] * 5
-        assert 429 in codes[5:]
-        assert sim.stats()["rejected"]["130429"] >= 1
+        assert 5 <= codes.count(200) < 20
+        assert sim.stats()["rejected"]["130429"] == codes.count(429)
 
 
 async def test_pair_limit() -> None:
@@ -507,9 +514,14 @@ async def test_sim_http_endpoints(receiver: Receiver) -> None:
 
 
 async def test_phone_page_lists_what_the_customer_sent() -> None:
-    async with run_whatsapp_simulator(WhatsAppSimConfig()) as sim, httpx.AsyncClient(base_url=sim.base_url) as client:
+    async with (
+        run_whatsapp_simulator(WhatsAppSimConfig()) as sim,
+        httpx.AsyncClient(base_url=sim.base_url) as client,
+    ):
         await sim.customer_sends("4915100000001", body="Hallo <b>da</b>")
-        await sim.customer_sends("4915100000001", type="interactive", body={"button_reply": {"id": "ja", "title": "Ja"}})
+        await sim.customer_sends(
+            "4915100000001", type="interactive", body={"button_reply": {"id": "ja", "title": "Ja"}}
+        )
         await sim.customer_sends("4915100000002", body="andere Person")
         sent = (await client.get("/_sim/sent", params={"wa_id": "4915100000001"})).json()
         page = (await client.get("/")).text

@@ -150,6 +150,8 @@ class WhatsAppConfig(msgspec.Struct, forbid_unknown_fields=True):
     api_base: str = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
     messages_per_second: float = 80.0
+    waba_id: str = ""
+    """The WhatsApp Business Account id; needed to manage message templates."""
 
 
 def _timestamp(raw: str | int | None) -> datetime:
@@ -253,6 +255,10 @@ class WhatsAppChannel:
     def messages_per_second(self) -> float:
         """This number's throughput tier."""
         return self.config.messages_per_second
+
+    def templates(self) -> WhatsAppTemplates:
+        """Template management of this number's business account."""
+        return WhatsAppTemplates(self)
 
     def handshake(self, request: WebhookRequest) -> str:
         """Meta's GET verification: echo hub.challenge when the verify token matches."""
@@ -404,6 +410,79 @@ class WhatsAppChannel:
                     return SendResult(provider_message_id=wamid)
             raise TransientError("WhatsApp answered 200 without a message id")
         raise _map_error(response.status_code, data)
+
+
+class WhatsAppTemplates:
+    """Message template management of a WhatsApp Business Account (list and submit)."""
+
+    def __init__(self, channel: WhatsAppChannel) -> None:
+        self.config = channel.config
+        self.http = channel.http
+        if not self.config.waba_id.strip():
+            raise ConfigError("this WhatsApp channel has no waba_id; add it to manage templates")
+        self._url = (
+            f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/"
+            f"{self.config.waba_id}/message_templates"
+        )
+
+    async def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = await self.http.request(
+                method,
+                self._url,
+                json=body,
+                headers={"Authorization": f"Bearer {self.config.access_token}"},
+            )
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code == 200 and isinstance(data, dict):
+            return data
+        raise _map_error(response.status_code, data)
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every template of the account: name, language, category, status, body text."""
+        data = await self._call("GET")
+        found = []
+        for item in data.get("data") or []:
+            if not isinstance(item, dict):
+                continue
+            body = next(
+                (
+                    c.get("text")
+                    for c in item.get("components") or []
+                    if isinstance(c, dict) and c.get("type") == "BODY"
+                ),
+                "",
+            )
+            found.append(
+                {
+                    "provider_id": str(item.get("id", "")),
+                    "name": str(item.get("name", "")),
+                    "language": str(item.get("language", "")),
+                    "category": str(item.get("category", "")).lower(),
+                    "status": str(item.get("status", "")).lower(),
+                    "rejected_reason": item.get("rejected_reason"),
+                    "body": str(body or ""),
+                }
+            )
+        return found
+
+    async def submit(self, name: str, language: str, category: str, body: str) -> str:
+        """Submit a template for review; its provider id."""
+        data = await self._call(
+            "POST",
+            {
+                "name": name,
+                "language": language,
+                "category": category.upper(),
+                "components": [{"type": "BODY", "text": body}],
+            },
+        )
+        return str(data.get("id", ""))
 
 
 def _map_error(status: int, data: Any) -> Exception:

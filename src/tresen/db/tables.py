@@ -368,3 +368,23 @@ class RoutingRule(Base):
     team_id: Mapped[str] = mapped_column(String(26), ForeignKey("teams.id", ondelete="CASCADE"))
     mode: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageTemplate(Base):
+    """A provider-approved message template (WhatsApp) with its review state, per channel."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("channel_id", "name", "language"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    rejected_reason: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,6 +19,7 @@ from tresen.db.tables import (
     ContactIdentity,
     Conversation,
     Message,
+    MessageTemplate,
     Note,
     User,
     Workspace,
@@ -29,7 +30,8 @@ from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.inbox import routing
 from tresen.inbox.permissions import Action, Actor, may, visible
-from tresen.pipeline.outbound import OutboundContent, queue_message
+from tresen.pipeline import templates
+from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
 
 VIEWS = ("mine", "unassigned", "all")
 
@@ -74,6 +76,8 @@ class ConversationView:
     identities: list[tuple[str, str, bool]] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
     earlier: list[tuple[str, str, datetime | None]] = field(default_factory=list)
+    templates: list[tuple[MessageTemplate, int]] = field(default_factory=list)
+    """Approved templates of the channel with how many values each needs (window closed)."""
 
 
 async def conversation_list(
@@ -210,7 +214,16 @@ async def conversation_view(
         identities=[(k, a, u) for k, a, u in identities],
         attributes=dict(contact.attributes or {}),
         earlier=[(i, k, t) for i, k, t in earlier],
+        templates=await _templates_offered(session, channel, caps, conv),
     )
+
+
+async def _templates_offered(
+    session: AsyncSession, channel: ChannelRow, caps: Any, conv: Conversation
+) -> list[tuple[MessageTemplate, int]]:
+    if not caps.templates or window_open(conv.last_inbound_at, caps.window, utcnow()):
+        return []
+    return [(t, templates.variables(t.body)) for t in await templates.approved(session, channel.id)]
 
 
 _SHORTCUT = re.compile(r"^/([\w-]{1,40})\s*$")
@@ -253,6 +266,22 @@ async def reply(session: AsyncSession, actor: Actor, conversation_id: str, body:
         channel,
         OutboundContent(ContentKind.TEXT, text),
         sender_kind=SenderKind.AGENT,
+    )
+
+
+async def send_template(
+    session: AsyncSession, actor: Actor, conversation_id: str, template_id: str, values: list[str]
+) -> Message:
+    """Queue an approved template with the agent's values (the way back in a closed window)."""
+    conv = await load_conversation(session, actor, conversation_id)
+    if not may(actor, Action.REPLY, conv):
+        raise Forbidden("you may not reply in this conversation")
+    template = await session.get(MessageTemplate, template_id)
+    if template is None or template.channel_id != conv.channel_id:
+        raise OutboundRefused("template_unknown", "this channel has no such template")
+    channel = await session.get_one(ChannelRow, conv.channel_id)
+    return await queue_message(
+        session, conv, channel, templates.content(template, values), sender_kind=SenderKind.AGENT
     )
 
 

@@ -18,13 +18,15 @@ from importlib import resources
 from typing import Any
 
 import httpx
-from litestar import Litestar, MediaType, Request, get, post
+from litestar import Litestar, MediaType, Request, get, post, route
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tresen.sim.common import TokenBucket, WebhookStats
 from tresen.sim.server import serve_asgi
+from tresen.sim.whatsapp_templates import TemplateError, TemplateStore
 
 __all__ = [
     "LedgerEntry",
@@ -106,6 +108,7 @@ class WhatsAppSimConfig:
     window_violation: str = "response"
     webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1, 2, 5, 10, 20, 30)
     seed: int | None = None
+    template_review_seconds: float = 0.2
 
 
 @dataclass
@@ -485,6 +488,7 @@ class WhatsAppSimulator:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         self.base_url: str | None = None
         self.ledger: list[LedgerEntry] = []
+        self.templates = TemplateStore(review_seconds=self.config.template_review_seconds)
         self.inbound: list[dict[str, Any]] = []
         self.webhook_stats = WebhookStats()
         self.rejected: Counter[int] = Counter()
@@ -729,6 +733,12 @@ class WhatsAppSimulator:
             except (ValueError, UnicodeDecodeError):
                 raise SendError(100, "Invalid parameter", "The body is not valid JSON.") from None
             to, mtype = validate_send(payload)
+            if mtype == "template":
+                template = payload["template"]
+                try:
+                    self.templates.check_send(template["name"], template["language"]["code"])
+                except TemplateError as exc:
+                    raise SendError(exc.code, "Template name does not exist", exc.details) from None
             fault = self._decide_fault()
             if fault is not None:
                 self.faults[fault] += 1
@@ -771,6 +781,37 @@ class WhatsAppSimulator:
                 await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
             return _json_app(500, unavailable)
         return _dropping_app()
+
+    async def templates_endpoint(
+        self, version: str, waba_id: str, request: Request[Any, Any, Any]
+    ) -> ASGIApp:
+        """Handle GET and POST /{version}/{waba_id}/message_templates."""
+        fbtrace = self._new_id("", 9)
+        auth = request.headers.get("authorization") or ""
+        token = auth.removeprefix("Bearer ").strip()
+        if not auth.startswith("Bearer ") or not hmac.compare_digest(
+            token.encode(), self.config.access_token.encode()
+        ):
+            body = error_body(
+                190, "Invalid OAuth access token", "Invalid OAuth access token", fbtrace
+            )
+            return _json_app(401, body)
+        if not _VERSION_RE.match(version) or waba_id != self.config.waba_id:
+            details = (
+                f"Object with ID '{waba_id}' does not exist or does not support this operation."
+            )
+            return _json_app(400, error_body(100, "Invalid parameter", details, fbtrace))
+        if request.method == "GET":
+            return _json_app(200, self.templates.listing())
+        try:
+            payload = json.loads(await request.body())
+            return _json_app(200, self.templates.submit(payload))
+        except ValueError:
+            return _json_app(
+                400, error_body(100, "Invalid parameter", "The body is not JSON.", fbtrace)
+            )
+        except TemplateError as exc:
+            return _json_app(400, error_body(exc.code, "Invalid parameter", exc.details, fbtrace))
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -995,6 +1036,15 @@ class WhatsAppSimulator:
             auth = request.headers.get("authorization")
             return await sim.send_endpoint(version, phone_number_id, auth, raw)
 
+        @route(
+            "/{version:str}/{waba_id:str}/message_templates",
+            http_method=[HttpMethod.GET, HttpMethod.POST],
+        )
+        async def message_templates(
+            version: FromPath[str], waba_id: FromPath[str], request: Request[Any, Any, Any]
+        ) -> ASGIApp:
+            return await sim.templates_endpoint(version, waba_id, request)
+
         @get("/", media_type=MediaType.HTML, sync_to_thread=False)
         def phone() -> str:
             return sim.phone_page()
@@ -1049,6 +1099,7 @@ class WhatsAppSimulator:
         return Litestar(
             route_handlers=[
                 messages_endpoint,
+                message_templates,
                 phone,
                 inbound,
                 ledger,

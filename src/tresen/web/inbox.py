@@ -360,6 +360,27 @@ async def sms_segments(
     )
 
 
+@post("/inbox/c/{conversation_id:str}/template", include_in_schema=False, status_code=303)
+async def send_template(
+    request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Send an approved template with the values the agent filled in."""
+    actor = await current_actor(request)
+    numbered = [k for k in data if k.startswith("value_") and k[6:].isdigit() and len(k) < 9]
+    values = [data[k] for k in sorted(numbered, key=lambda k: int(k[6:]))]
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await service.send_template(
+                session, actor, conversation_id, str(data.get("template_id", "")), values
+            )
+    except OutboundRefused as refused:
+        return await _conversation_page(
+            request, actor, conversation_id, "all", error=refused.message, status_code=422
+        )
+    _runtime(request).jobs_ready.set()
+    return await _changed(request, actor, conversation_id, MESSAGE_NEW)
+
+
 @post("/inbox/c/{conversation_id:str}/note", include_in_schema=False, status_code=303)
 async def note(
     request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
@@ -506,6 +527,7 @@ inbox_router = Router(
         inbox_list,
         conversation,
         reply,
+        send_template,
         note,
         take,
         typing,
