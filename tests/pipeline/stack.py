@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tests import helpers
 from tresen.app import create_app
 from tresen.channels.manage import webhook_url
-from tresen.db.tables import ChannelRow, Conversation, Message
+from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Message
 from tresen.runtime import Runtime
 from tresen.sim.server import serve_asgi
 from tresen.sim.whatsapp import WhatsAppSimConfig, WhatsAppSimulator, run_whatsapp_simulator
@@ -38,7 +38,9 @@ class Stack:
         await self.sim.customer_sends(wa_id, name="Jana Müller", body=text)
         async with self.runtime.sessions() as session:
             conv = await session.scalar(
-                select(Conversation).where(Conversation.channel_id == self.channel.id)
+                select(Conversation)
+                .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                .where(Conversation.channel_id == self.channel.id, ContactIdentity.address == wa_id)
             )
         assert conv is not None, "the inbound message was not stored"
         return conv.id

@@ -137,22 +137,23 @@ async def test_provider_window_violation_shows_code_and_reason(runtime: Runtime,
 
 
 async def test_rate_limited_by_provider_retries_until_sent(runtime: Runtime) -> None:
-    config = WhatsAppSimConfig(status_delays=FAST, mps=10)
-    # All 30 are queued before a worker starts, so the sends outrun the cap however slow the
-    # machine is at taking API calls.
+    config = WhatsAppSimConfig(status_delays=FAST, mps=3)  # low, so even a slow machine outruns it
+    # All 20 are queued before a worker starts, in ten conversations (the messages of one
+    # conversation go out one after the other), so the first wave alone exceeds the cap.
     async with running_stack(runtime, config, channel_mps=200, worker=False) as stack:
-        conv = await stack.customer_writes()
         ids = []
-        for i in range(30):
-            response = await stack.reply(conv, {"kind": "text", "body": f"Nachricht {i}"})
-            ids.append(response.json()["id"])
+        for customer in range(10):
+            conv = await stack.customer_writes(wa_id=f"49151000020{customer:02d}")
+            for i in range(2):
+                response = await stack.reply(conv, {"kind": "text", "body": f"Nachricht {i}"})
+                ids.append(response.json()["id"])
         async with helpers.worker_running(runtime):
             await stack.wait_states(ids, DONE, timeout=60)
         assert stack.sim.stats()["rejected"].get("130429", 0) > 0, (
             "the cap was never hit; the test proves nothing"
         )
         assert stack.sim.duplicates() == 0
-        assert len(stack.sim.ledger) == 30
+        assert len(stack.sim.ledger) == 20
 
 
 async def test_own_rate_limit_keeps_under_the_cap(runtime: Runtime) -> None:
@@ -202,11 +203,15 @@ async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runti
     await runtime.http.aclose()
     runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(3.0))
     async with running_stack(runtime, config) as stack:
-        conv = await stack.customer_writes()
-        ids = [
-            (await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"]
-            for i in range(60)
-        ]
+        # Six customers, ten messages each: each conversation's messages go out one after the
+        # other (in order), the conversations in parallel.
+        ids = []
+        for customer in range(6):
+            conv = await stack.customer_writes(wa_id=f"49151000010{customer:02d}")
+            ids += [
+                (await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"]
+                for i in range(10)
+            ]
         rows = await stack.wait_states(ids, DONE, timeout=120)
         faults = sum(stack.sim.stats()["faults"].values())
         assert faults >= 10, "not enough faults were injected to prove anything"
@@ -215,3 +220,20 @@ async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runti
         after_accept = stack.sim.stats().get("faults_after_accept", faults)
         assert stack.sim.duplicates() <= after_accept, (stack.sim.duplicates(), stack.sim.stats())
         assert all(r.provider_message_id for r in rows.values())
+
+
+async def test_messages_of_one_conversation_reach_the_provider_in_order(runtime: Runtime) -> None:
+    """Quick replies with failing sends in between still arrive in the order they were written."""
+    config = WhatsAppSimConfig(status_delays=FAST, fault_rate=0.3, fault_kinds=("5xx",), seed=3)
+    async with running_stack(runtime, config, worker=False) as stack:
+        conv = await stack.customer_writes()
+        ids = [
+            (await stack.reply(conv, {"kind": "text", "body": f"Satz {i}"})).json()["id"]
+            for i in range(15)
+        ]
+        async with helpers.worker_running(runtime):  # 15 jobs due at once, claimed together
+            await stack.wait_states(ids, DONE, timeout=90)
+        assert sum(stack.sim.stats()["faults"].values()) >= 2, "no failures to reorder around"
+        assert [e.payload["text"]["body"] for e in stack.sim.ledger] == [
+            f"Satz {i}" for i in range(15)
+        ]

@@ -47,6 +47,8 @@ class IngestResult:
     duplicate_messages: int = 0
     applied_statuses: int = 0
     pending_statuses: int = 0
+    pending_ids: list[str] = field(default_factory=list)
+    """Provider ids of the statuses kept as pending (looked at again after the commit)."""
     stale_statuses: int = 0
     conversation_ids: set[str] = field(default_factory=set)
     message_conversations: dict[str, str] = field(default_factory=dict)
@@ -208,6 +210,13 @@ async def apply_pending_statuses(
     session: AsyncSession, channel_id: str, provider_message_id: str
 ) -> int:
     """Apply statuses that arrived before the send completed; returns how many."""
+    known = await session.scalar(
+        select(Message.id).where(
+            Message.channel_id == channel_id, Message.provider_message_id == provider_message_id
+        )
+    )
+    if known is None:
+        return 0  # still no message with this provider id: the statuses stay pending
     rows = (
         (
             await session.execute(
@@ -499,12 +508,16 @@ def _apply_status_sync(
             status.error_reason or "the provider reported the message as failed"
         )
     rows = conn.execute(q.advance[status.state], params).all()
+    if not rows and conn.execute(q.count_message, key).scalar():
+        # The message may have got its provider id (a concurrent commit) between the two
+        # statements; a third, with a newer snapshot, tells "stale" from "just arrived".
+        rows = conn.execute(q.advance[status.state], params).all()
+        if not rows:
+            result.stale_statuses += 1
+            return True
     if rows:
         result.applied_statuses += 1
         result.conversation_ids.update(r[0] for r in rows)
-        return True
-    if conn.execute(q.count_message, key).scalar():
-        result.stale_statuses += 1
         return True
     if status.client_reference:
         return False
@@ -536,3 +549,4 @@ def _keep_pending_sync(
         },
     )
     result.pending_statuses += 1
+    result.pending_ids.append(status.provider_message_id)

@@ -216,7 +216,7 @@ async def queue_message(
     queue.enqueue(
         session,
         SEND_JOB,
-        {"message_id": message.id, "channel_id": channel.id},
+        {"message_id": message.id, "channel_id": channel.id, "conversation_id": conversation.id},
         workspace_id=conversation.workspace_id,
         max_attempts=max_attempts,
     )

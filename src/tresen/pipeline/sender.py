@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.channels.base import (
@@ -14,10 +14,10 @@ from tresen.channels.base import (
     RateLimited,
     channel_factory,
 )
-from tresen.db.tables import ContactIdentity, Conversation, Message
+from tresen.db.tables import ContactIdentity, Conversation, Job, Message
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
-from tresen.domain.message import ContentKind, DeliveryState, SenderKind
+from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderKind
 from tresen.events import MESSAGE_STATUS, Event
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
@@ -36,6 +36,40 @@ from tresen.runtime import LoadedChannel, Runtime
 log = logging.getLogger(__name__)
 
 _UNSENT = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
+ORDER_RECHECK_SECONDS = 2.0
+"""A message waiting for an earlier one looks again this late, unless that one wakes it first."""
+
+
+async def _earlier_unsent(session: AsyncSession, message: Message) -> bool:
+    """Whether an earlier message of the conversation has not reached the provider yet."""
+    earlier = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == message.conversation_id,
+            Message.direction == Direction.OUTBOUND.value,
+            Message.state.in_(_UNSENT),
+            Message.provider_message_id.is_(None),
+            or_(
+                Message.created_at < message.created_at,
+                and_(Message.created_at == message.created_at, Message.id < message.id),
+            ),
+        )
+        .limit(1)
+    )
+    return earlier is not None
+
+
+async def wake_waiting(session: AsyncSession, conversation_id: str) -> None:
+    """Make the conversation's waiting send jobs due now (its earlier message is settled)."""
+    await session.execute(
+        update(Job)
+        .where(
+            Job.kind == SEND_JOB,
+            Job.state == queue.PENDING,
+            Job.payload["conversation_id"].as_string() == conversation_id,
+        )
+        .values(run_at=utcnow())
+    )
 
 
 async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
@@ -63,6 +97,17 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
                 await apply_pending_statuses(session, channel_row.id, message.provider_message_id)
             await queue.finish(session, job.id, worker_id)
             return
+        if message.state == DeliveryState.QUEUED.value and await _earlier_unsent(session, message):
+            # Messages of one conversation reach the provider in the order they were written.
+            await queue.retry_later(
+                session,
+                job,
+                worker_id,
+                "waiting for an earlier message of the conversation",
+                ORDER_RECHECK_SECONDS,
+                count_attempt=False,
+            )
+            return
         caps = channel_factory(channel_row.kind).capabilities
         try:
             check_window(
@@ -78,6 +123,7 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
                 .where(Message.id == message.id)
                 .values(**failure_values(refused, DeliveryState.FAILED))
             )
+            await wake_waiting(session, message.conversation_id)
             await queue.finish(session, job.id, worker_id)
             return
         await session.execute(
@@ -103,7 +149,12 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
         return
     async with runtime.sessions() as session, session.begin():
         await record_sent(session, message.id, channel_row.id, result.provider_message_id)
+        await wake_waiting(session, message.conversation_id)
         await queue.finish(session, job.id, worker_id)
+    async with runtime.sessions() as session, session.begin():
+        # Statuses kept as pending by a webhook that committed while we did: apply them now.
+        await apply_pending_statuses(session, channel_row.id, result.provider_message_id)
+    runtime.jobs_ready.set()
     await _status_event(runtime, message)
 
 
@@ -165,6 +216,7 @@ async def _record_failure(
             )
             if error.unreachable:
                 await _mark_unreachable(session, message_id)
+            await _wake_after(session, message_id)
             await queue.finish(session, job.id, worker_id)
             return
         if isinstance(error, RateLimited):
@@ -179,11 +231,20 @@ async def _record_failure(
         if job.attempts >= job.max_attempts:
             await queue.bury(session, job.id, _describe(error))
             await _mark_dead(session, message_id, error)
+            await _wake_after(session, message_id)
             return
         delay = queue.backoff_seconds(
             job.attempts, base=2.0 if isinstance(error, AuthError) else 1.0
         )
         await queue.retry_later(session, job, worker_id, _describe(error), delay)
+
+
+async def _wake_after(session: AsyncSession, message_id: str) -> None:
+    conversation_id = await session.scalar(
+        select(Message.conversation_id).where(Message.id == message_id)
+    )
+    if conversation_id is not None:
+        await wake_waiting(session, conversation_id)
 
 
 async def _mark_unreachable(session: AsyncSession, message_id: str) -> None:
@@ -226,6 +287,7 @@ async def on_send_dead(runtime: Runtime, job: ClaimedJob, error: str) -> None:
     """Show the agent a message whose job went to the dead letters."""
     async with runtime.sessions() as session, session.begin():
         await _mark_dead(session, str(job.payload.get("message_id", "")), error)
+        await _wake_after(session, str(job.payload.get("message_id", "")))
 
 
 def _describe(error: ChannelError) -> str:

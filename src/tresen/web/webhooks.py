@@ -11,7 +11,7 @@ from litestar.response import Response as PlainResponse
 
 from tresen.channels.base import ParsedWebhook, WebhookRejected, WebhookRequest
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
-from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest
+from tresen.pipeline.inbound import ChannelRef, IngestResult, apply_pending_statuses, ingest
 from tresen.runtime import Runtime
 from tresen.web import metrics
 
@@ -167,6 +167,12 @@ async def receive_webhook(
         metrics.WEBHOOKS.labels(kind=kind, outcome="malformed").inc()
         raise
     result = await GroupCommit.for_app(request, runtime).store(loaded.ref, parsed)
+    if result.pending_ids:
+        # The send may have recorded its provider id while this webhook's transaction ran;
+        # looked at after both commits, one of the two sides always sees the other.
+        async with runtime.sessions() as session, session.begin():
+            for provider_message_id in result.pending_ids:
+                await apply_pending_statuses(session, loaded.ref.id, provider_message_id)
     metrics.WEBHOOKS.labels(kind=kind, outcome="stored").inc()
     metrics.INBOUND_MESSAGES.labels(kind=kind).inc(len(result.new_message_ids))
     await _publish(runtime, loaded.ref.workspace_id, result)
