@@ -5,7 +5,7 @@ database next to the one `database_url` names), seeds one channel of the chosen 
 from its `Traffic` in `tresen.bench.traffic`), contacts and, where the provider reports
 deliveries, outbound messages; starts `tresen serve` as a subprocess and runs the load
 generator in another process (`python -m tresen.bench.ingest --loadgen`, config on stdin, one
-JSON result on stdout). The generator speaks HTTP/1.1 keep-alive on raw asyncio transports;
+JSON result in a file). The generator speaks HTTP/1.1 keep-alive on raw asyncio transports;
 every body is built and signed before its phase starts. The server parses them with the
 channel's own code. After the load the parent checks in the database that every webhook
 answered 200 left its mark (each request carries its checks) and that no provider id was
@@ -293,10 +293,8 @@ def _loadgen_main() -> None:
     except ImportError:
         pass
     result = asyncio.run(_loadgen(cfg))
-    # The event loop may have left stdout non-blocking; a large result must not be cut short.
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(json.dumps(result))
-    sys.stdout.flush()
+    # A file, not stdout: a pipe cut the result short after 64 KiB now and then.
+    Path(cfg["result_path"]).write_text(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,8 +662,10 @@ async def run_ingest_bench(
         _log(f"starting server on port {port} with {web_processes} web process(es)")
         proc = await _start_server(url, tmp, port, web_processes, tmp / "server.log")
         server_pids = [proc.pid, *_children(proc.pid)]
+        result_path = tmp / "loadgen.json"
         cfg = {
             **base_cfg,
+            "result_path": str(result_path),
             "channel_id": channel_id,
             "seconds": seconds,
             "hello_seconds": hello_seconds,
@@ -680,12 +680,12 @@ async def run_ingest_bench(
             "tresen.bench.ingest",
             "--loadgen",
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,  # stdout is the parent's one JSON line
         )
-        out, _ = await child.communicate(json.dumps(cfg).encode())
+        await child.communicate(json.dumps(cfg).encode())
         if child.returncode != 0:
             raise RuntimeError(f"load generator failed with exit code {child.returncode}")
-        gen = json.loads(out)
+        gen = json.loads(result_path.read_text())
         _stop_server(proc)
         hello, ingest, warm = gen["hello"], gen["ingest"], gen["warmup_ingest"]
         acked = [tuple(a) for a in warm["acked"] + ingest["acked"]]
@@ -767,7 +767,8 @@ if __name__ == "__main__":
         _loadgen_main()
     else:
         print(
-            "usage: python -m tresen.bench.ingest --loadgen  (config JSON on stdin)",
+            "usage: python -m tresen.bench.ingest --loadgen  (config JSON on stdin, "
+            "result JSON to cfg['result_path'])",
             file=sys.stderr,
         )
         sys.exit(2)

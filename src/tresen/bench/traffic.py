@@ -130,7 +130,7 @@ class Traffic:
         return out
 
     def out_index(self, w: int, u: int, lag: int) -> int | None:
-        """The outbound message whose status connection w reports `lag` units after unit u-lag."""
+        """The outbound message of connection w's unit u-lag (None before the first unit)."""
         return None if u < lag else (u - lag) * self.concurrency + w
 
 
