@@ -1,6 +1,6 @@
-"""Ingest benchmark: signed WhatsApp webhooks against a real `tresen serve`.
+"""Ingest benchmark: signed provider webhooks of one channel kind against a real `tresen serve`.
 
-    python benchmarks/ingest.py --seconds 20 --concurrency 64 [--database-url postgresql://...] [--web-processes 2]
+    python benchmarks/ingest.py --seconds 20 --concurrency 64 [--database-url postgresql://...] [--web-processes 2] [--channel sms]
 
 Same as `tresen bench ingest`: progress on stderr, ONE JSON line last on stdout.
 """
@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 
-from tresen.bench.ingest import run_ingest_bench
+from tresen.bench.ingest import CHANNELS, run_ingest_bench
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
         help="PostgreSQL server to create a fresh database on; default SQLite",
     )
     parser.add_argument("--web-processes", type=int, default=1)
+    parser.add_argument("--channel", choices=CHANNELS, default="whatsapp")
     parser.add_argument(
         "--hello-seconds", type=float, default=None, help="default: min(seconds, 10)"
     )
@@ -35,6 +36,7 @@ def main() -> None:
             seconds=args.seconds,
             concurrency=args.concurrency,
             database_url=args.database_url,
+            channel=args.channel,
             web_processes=args.web_processes,
             hello_seconds=args.hello_seconds,
         )

@@ -494,19 +494,23 @@ def bench_ingest(
     seconds: Annotated[float, typer.Option(min=1.0)] = 20.0,
     concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 64,
     database_url: Annotated[str, typer.Option(help="Default: a fresh SQLite file.")] = "",
-    channel: str = "whatsapp",
+    channel: Annotated[
+        str,
+        typer.Option(help="Channel kind: whatsapp, telegram, messenger, instagram or sms."),
+    ] = "whatsapp",
     web_processes: Annotated[int, typer.Option(min=1, max=16)] = 1,
 ) -> None:
     """Post signed webhooks at a fixed concurrency and print the figures as one JSON line."""
-    from tresen.bench.ingest import run_ingest_bench
+    from tresen.bench.ingest import CHANNELS, run_ingest_bench
 
-    if channel != "whatsapp":
-        _fail("only --channel whatsapp exists so far")
+    if channel not in CHANNELS:
+        _fail(f"no ingest benchmark for --channel {channel!r}; choose one of {', '.join(CHANNELS)}")
     result = asyncio.run(
         run_ingest_bench(
             seconds=seconds,
             concurrency=concurrency,
             database_url=database_url,
+            channel=channel,
             web_processes=web_processes,
         )
     )

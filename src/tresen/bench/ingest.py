@@ -1,30 +1,28 @@
-"""`tresen bench ingest`: signed WhatsApp webhooks against a real server, at a fixed concurrency.
+"""`tresen bench ingest`: signed provider webhooks of one channel kind against a real server.
 
 The parent process prepares a fresh database (a SQLite file in a temp dir, or a new PostgreSQL
-database next to the one `database_url` names), seeds one WhatsApp channel, contacts and outbound
-messages, starts `tresen serve` as a subprocess and runs the load generator in another process
-(`python -m tresen.bench.ingest --loadgen`, config on stdin, one JSON result on stdout). The
-generator speaks HTTP/1.1 keep-alive on raw asyncio transports; every body is built and signed
-before its phase starts. After the load the parent checks in the database that every webhook
-answered 200 left its mark, and that no inbound message was stored twice.
+database next to the one `database_url` names), seeds one channel of the chosen kind (config
+from its `Traffic` in `tresen.bench.traffic`), contacts and, where the provider reports
+deliveries, outbound messages; starts `tresen serve` as a subprocess and runs the load
+generator in another process (`python -m tresen.bench.ingest --loadgen`, config on stdin, one
+JSON result in a file). The generator speaks HTTP/1.1 keep-alive on raw asyncio transports;
+every body is built and signed before its phase starts. The server parses them with the
+channel's own code. After the load the parent checks in the database that every webhook
+answered 200 left its mark (each request carries its checks) and that no provider id was
+stored twice.
 
-Traffic mix, per generator connection and "unit" u (one outbound message per unit, like Meta
-sends it): one inbound text message (unique wamid, sender drawn from `SENDERS` addresses of
-which `KNOWN_SENDERS` exist before the run) plus the `sent` status of outbound message u, the
-`delivered` status of message u-1 and the `read` status of message u-2 -- so the statuses of one
-message always arrive in order (on one connection) and spaced apart, as from Meta. Outbound
-messages are pre-inserted in state `sent` (what tresen records when the Cloud API accepted a
-send), so `sent` webhooks are no-ops (stale), `delivered`/`read` move the message forward.
-Statuses for messages beyond the pre-inserted ones land as pending statuses. Every
-`REDELIVER_EVERY`th unit re-posts another connection's inbound webhook (Meta retries), which
-must be acknowledged and not stored twice.
+Traffic, per generator connection and "unit" u (one outbound message per unit): one inbound
+text message (unique id, sender drawn from `SENDERS` addresses of which `KNOWN_SENDERS` exist
+before the run) plus that channel's reports on outbound messages u, u-1, u-2 (see
+`tresen.bench.traffic`), so the statuses of one message arrive in order on one connection and
+spaced apart. Outbound messages are pre-inserted in state `sent`; statuses for messages beyond
+them land as pending statuses. Every `REDELIVER_EVERY`th unit re-posts another connection's
+inbound webhook (a provider retry), which must be acknowledged and not stored twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -35,98 +33,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-SENDERS = 3000
-KNOWN_SENDERS = 2000
-REDELIVER_EVERY = 50
-PHONE_NUMBER_ID = "100000000000001"
-WABA_ID = "102290129340398"
-APP_SECRET = "bench-app-secret"
+from tresen.bench.traffic import (
+    KNOWN_SENDERS,
+    REDELIVER_EVERY,
+    SENDERS,
+    TRAFFIC,
+    Request,
+    Traffic,
+    traffic_for,
+)
+
 MAX_PREBUILT_REQUESTS = 200_000
 OUTBOUND_PER_SECOND = (
     2500  # pre-inserted outbound messages per benchmark second (up to 10k webhooks/s)
 )
+CHANNELS = tuple(TRAFFIC)
 
 
 def _log(msg: str) -> None:
     print(f"[bench ingest] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Webhook bodies (shared by parent and generator)
-
-
-def _address(n: int) -> str:
-    return f"49170{n:08d}"
-
-
-def _name(n: int) -> str:
-    return f"Kunde {n}"
-
-
-def _out_wamid(run: str, o: int) -> str:
-    return f"wamid.{run}.out.{o:09d}"
-
-
-def _in_wamid(run: str, w: int, u: int) -> str:
-    return f"wamid.{run}.in.{w:04d}.{u:07d}"
-
-
-def _envelope(value: dict[str, Any]) -> bytes:
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "4930123456", "phone_number_id": PHONE_NUMBER_ID},
-        **value,
-    }
-    envelope = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}],
-    }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _inbound_body(wamid: str, sender: int, ts: int) -> bytes:
-    addr = _address(sender)
-    return _envelope(
-        {
-            "contacts": [{"profile": {"name": _name(sender)}, "wa_id": addr}],
-            "messages": [
-                {
-                    "from": addr,
-                    "id": wamid,
-                    "timestamp": str(ts),
-                    "type": "text",
-                    "text": {
-                        "body": f"Hallo, ist meine Bestellung schon unterwegs? Nummer {wamid[-7:]}"
-                    },
-                }
-            ],
-        }
-    )
-
-
-def _status_body(wamid: str, state: str, recipient: int, ts: int) -> bytes:
-    status: dict[str, Any] = {
-        "id": wamid,
-        "status": state,
-        "timestamp": str(ts),
-        "recipient_id": _address(recipient),
-    }
-    if state != "read":
-        status["conversation"] = {"id": f"c0ffee{wamid[-9:]}", "origin": {"type": "service"}}
-        status["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service"}
-    return _envelope({"statuses": [status]})
-
-
-def _http_post(path: str, body: bytes, secret: bytes) -> bytes:
-    digest = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: facebookexternalua\r\n"
-        f"Accept: */*\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256={digest}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,53 +114,22 @@ class _Conn(asyncio.Protocol):
 class _Stream:
     """The requests of one generator connection: prebuilt, extended on the fly if exhausted."""
 
-    def __init__(self, cfg: dict[str, Any], w: int) -> None:
-        self.cfg = cfg
+    def __init__(self, traffic: Traffic, w: int) -> None:
+        self.traffic = traffic
         self.w = w
-        self.requests: list[tuple[str, Any, bytes]] = []
+        self.requests: list[Request] = []
         self.pos = 0
         self.next_unit = 0
-        self.path = f"/webhooks/whatsapp/{cfg['channel_id']}"
-        self.secret = cfg["app_secret"].encode()
 
     def build_unit(self) -> None:
-        cfg, w, u = self.cfg, self.w, self.next_unit
+        self.requests += self.traffic.unit(self.w, self.next_unit, int(time.time()))
         self.next_unit += 1
-        run, c = cfg["run"], cfg["concurrency"]
-        now = int(time.time())
-        out = self.requests
-        wamid = _in_wamid(run, w, u)
-        sender = ((u * c + w) * 7919) % SENDERS
-        out.append(
-            ("in", wamid, _http_post(self.path, _inbound_body(wamid, sender, now), self.secret))
-        )
-        for lag, state in ((0, "sent"), (1, "delivered"), (2, "read")):
-            if u - lag < 0:
-                continue
-            o = (u - lag) * c + w
-            key = [_out_wamid(run, o), state]
-            out.append(
-                (
-                    "st",
-                    key,
-                    _http_post(
-                        self.path, _status_body(key[0], state, o % SENDERS, now), self.secret
-                    ),
-                )
-            )
-        if u % REDELIVER_EVERY == REDELIVER_EVERY - 1 and c > 1:
-            other = (w + 1) % c
-            again = _in_wamid(run, other, u)
-            sender = ((u * c + other) * 7919) % SENDERS
-            out.append(
-                ("in", again, _http_post(self.path, _inbound_body(again, sender, now), self.secret))
-            )
 
     def prebuild(self, n: int) -> None:
         while len(self.requests) - self.pos < n:
             self.build_unit()
 
-    def next(self) -> tuple[str, Any, bytes]:
+    def next(self) -> Request:
         if self.pos >= len(self.requests):
             self.build_unit()
         item = self.requests[self.pos]
@@ -286,11 +184,11 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 async def _phase(
     cfg: dict[str, Any], seconds: float, next_request: Any, record: bool
 ) -> dict[str, Any]:
-    """Run `concurrency` connections for `seconds`; next_request(w) gives (kind, key, bytes)."""
+    """Run `concurrency` connections for `seconds`; next_request(w) gives (label, checks, bytes)."""
     loop = asyncio.get_running_loop()
     concurrency = cfg["concurrency"]
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    acked: list[tuple[str, Any]] = []
+    acked: list[tuple[str, list[Any]]] = []
     statuses: dict[int, int] = {}
     errors = 0
     ends: list[float] = []
@@ -312,7 +210,7 @@ async def _phase(
             t0 = perf()
             if t0 >= deadline:
                 break
-            kind, key, data = next_request(w)
+            label, checks, data = next_request(w)
             try:
                 status = await conn.request(data)
             except ConnectionError:
@@ -323,7 +221,7 @@ async def _phase(
             lat.append(t1 - t0)
             if status == 200:
                 if record:
-                    acked.append((kind, key))
+                    acked.append((label, checks))
             else:
                 errors += 1
                 statuses[status] = statuses.get(status, 0) + 1
@@ -353,7 +251,8 @@ async def _phase(
 async def _loadgen(cfg: dict[str, Any]) -> dict[str, Any]:
     concurrency = cfg["concurrency"]
     ping = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n"
-    streams = [_Stream(cfg, w) for w in range(concurrency)]
+    traffic = traffic_for(cfg)
+    streams = [_Stream(traffic, w) for w in range(concurrency)]
     budget = min(
         MAX_PREBUILT_REQUESTS, int(cfg["prebuild_rate"] * (cfg["seconds"] + cfg["warmup_seconds"]))
     )
@@ -362,10 +261,10 @@ async def _loadgen(cfg: dict[str, Any]) -> dict[str, Any]:
     _log(f"prebuilt {sum(len(s.requests) for s in streams)} signed webhooks")
     server_pids, pg = cfg["server_pids"], cfg["postgres"]
 
-    def hello(_w: int) -> tuple[str, Any, bytes]:
-        return ("ping", None, ping)
+    def hello(_w: int) -> Request:
+        return ("ping", [], ping)
 
-    def webhook(w: int) -> tuple[str, Any, bytes]:
+    def webhook(w: int) -> Request:
         return streams[w].next()
 
     result: dict[str, Any] = {}
@@ -394,10 +293,8 @@ def _loadgen_main() -> None:
     except ImportError:
         pass
     result = asyncio.run(_loadgen(cfg))
-    # The event loop may have left stdout non-blocking; a large result must not be cut short.
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(json.dumps(result))
-    sys.stdout.flush()
+    # A file, not stdout: a pipe cut the result short after 64 KiB now and then.
+    Path(cfg["result_path"]).write_text(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,14 +319,14 @@ async def _admin(url: str, sql: str) -> None:
         await engine.dispose()
 
 
-async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
+async def _seed(url: str, traffic: Traffic, n_outbound: int) -> tuple[str, str]:
     """Migrate, add the channel, known contacts with conversations and outbound messages."""
-    from sqlalchemy import Table
+    from sqlalchemy import Table, update
 
-    from tresen.channels.manage import add_channel, default_workspace
+    from tresen.channels.manage import add_channel, default_workspace, webhook_url
     from tresen.db.engine import make_engine, make_sessionmaker
     from tresen.db.migrate import upgrade_to_head
-    from tresen.db.tables import Contact, ContactIdentity, Conversation, Message
+    from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message
     from tresen.db.types import utcnow
     from tresen.domain.ids import new_id
 
@@ -440,20 +337,16 @@ async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
         async with sessions() as session, session.begin():
             ws = await default_workspace(session, "Benchladen")
             row = await add_channel(
-                session,
-                ws.id,
-                "whatsapp",
-                "Bench WhatsApp",
-                {
-                    "phone_number_id": PHONE_NUMBER_ID,
-                    "app_secret": APP_SECRET,
-                    "verify_token": "bench",
-                    "access_token": "bench",
-                    "api_base": "http://127.0.0.1:9",
-                    "messages_per_second": 1000.0,
-                },
+                session, ws.id, traffic.kind, f"Bench {traffic.kind}", traffic.channel_config()
             )
             channel_id, workspace_id = row.id, ws.id
+            extra = traffic.config_after_add(webhook_url(f"http://127.0.0.1:{traffic.port}", row))
+            if extra:
+                await session.execute(
+                    update(ChannelRow)
+                    .where(ChannelRow.id == channel_id)
+                    .values(config={**row.config, **extra})
+                )
         now = utcnow()
         contacts, identities, conversations = [], [], []
         for n in range(KNOWN_SENDERS):
@@ -462,7 +355,7 @@ async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
                 {
                     "id": cid,
                     "workspace_id": workspace_id,
-                    "display_name": _name(n),
+                    "display_name": traffic.name(n),
                     "attributes": {},
                     "created_at": now,
                     "updated_at": now,
@@ -474,8 +367,8 @@ async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
                     "workspace_id": workspace_id,
                     "contact_id": cid,
                     "channel_id": channel_id,
-                    "address": _address(n),
-                    "display_name": _name(n),
+                    "address": traffic.address(n),
+                    "display_name": traffic.name(n),
                     "unreachable": False,
                     "created_at": now,
                 }
@@ -499,25 +392,27 @@ async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
             await session.execute(cast(Table, Conversation.__table__).insert(), conversations)
         chunk = 10_000
         for start in range(0, n_outbound, chunk):
-            rows = [
-                {
-                    "id": new_id(),
-                    "workspace_id": workspace_id,
-                    "conversation_id": conversations[o % KNOWN_SENDERS]["id"],
-                    "channel_id": channel_id,
-                    "direction": "outbound",
-                    "sender_kind": "agent",
-                    "content_kind": "text",
-                    "body": "Ihre Bestellung ist unterwegs.",
-                    "payload": {},
-                    "provider_message_id": _out_wamid(run, o),
-                    "state": "sent",
-                    "created_at": now,
-                    "sent_at": now,
-                    "send_attempts": 1,
-                }
-                for o in range(start, min(n_outbound, start + chunk))
-            ]
+            rows = []
+            for o in range(start, min(n_outbound, start + chunk)):
+                sent = datetime.fromtimestamp(traffic.out_sent_ms(o) / 1000, UTC)
+                rows.append(
+                    {
+                        "id": traffic.out_ref(o),
+                        "workspace_id": workspace_id,
+                        "conversation_id": conversations[traffic.recipient(o)]["id"],
+                        "channel_id": channel_id,
+                        "direction": "outbound",
+                        "sender_kind": "agent",
+                        "content_kind": "text",
+                        "body": "Ihre Bestellung ist unterwegs.",
+                        "payload": {},
+                        "provider_message_id": traffic.out_id(o),
+                        "state": "sent",
+                        "created_at": sent,
+                        "sent_at": sent,
+                        "send_attempts": 1,
+                    }
+                )
             async with sessions() as session, session.begin():
                 await session.execute(cast(Table, Message.__table__).insert(), rows)
         return channel_id, workspace_id
@@ -525,8 +420,13 @@ async def _seed(url: str, run: str, n_outbound: int) -> tuple[str, str]:
         await engine.dispose()
 
 
-async def _verify(url: str, channel_id: str, acked: list[tuple[str, Any]]) -> dict[str, Any]:
-    """How many acked webhooks the database reflects; inbound messages stored twice."""
+_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+async def _verify(
+    url: str, channel_id: str, traffic: Traffic, n_outbound: int, acked: list[tuple[str, Any]]
+) -> dict[str, Any]:
+    """How many acked webhooks the database reflects (every check of each); ids stored twice."""
     from sqlalchemy import text
 
     from tresen.db.engine import make_engine
@@ -545,10 +445,10 @@ async def _verify(url: str, channel_id: str, acked: list[tuple[str, Any]]) -> di
                 )
             }
             outbound = {
-                r[0]: (r[1] is not None, r[2] is not None, r[3] is not None)
+                r[0]: _RANK.get(r[1], -1)
                 for r in await conn.execute(
                     text(
-                        "SELECT provider_message_id, sent_at, delivered_at, read_at FROM messages "
+                        "SELECT provider_message_id, state FROM messages "
                         "WHERE channel_id = :c AND direction = 'outbound'"
                     ),
                     {"c": channel_id},
@@ -574,24 +474,48 @@ async def _verify(url: str, channel_id: str, acked: list[tuple[str, Any]]) -> di
             ).scalar_one()
     finally:
         await engine.dispose()
-    column = {"sent": 0, "delivered": 1, "read": 2}
+    # Per (recipient address, state): the earliest send time (ms) of a pre-inserted message to
+    # that recipient not yet in that state; a watermark holds when it lies before that time.
+    behind: dict[tuple[str, str], int] = {}
+    if any(c[0] == "wm" for _, checks in acked for c in checks):
+        for o in range(n_outbound):
+            rank = outbound.get(traffic.out_id(o), -1)
+            addr, sent = traffic.address(traffic.recipient(o)), traffic.out_sent_ms(o)
+            for state in ("delivered", "read"):
+                if rank < _RANK[state]:
+                    key = (addr, state)
+                    behind[key] = min(behind.get(key, sent), sent)
     stored = 0
-    kinds = {"inbound": 0, "status_noop": 0, "status_applied": 0, "status_pending": 0, "missing": 0}
-    for kind, key in acked:
-        if kind == "in":
-            ok = key in inbound
-            kinds["inbound"] += ok
-        else:
-            wamid, state = key
-            marks = outbound.get(wamid)
-            if marks is not None:
-                ok = marks[column[state]]
-                kinds["status_noop" if state == "sent" else "status_applied"] += ok
+    kinds = {
+        "inbound": 0,
+        "status_noop": 0,
+        "status_applied": 0,
+        "status_pending": 0,
+        "watermark": 0,
+        "missing": 0,
+    }
+    for _label, checks in acked:
+        all_ok = True
+        for check in checks:
+            if check[0] == "in":
+                ok = check[1] in inbound
+                kinds["inbound"] += ok
+            elif check[0] == "st":
+                pmid, state = check[1], check[2]
+                if pmid in outbound:
+                    ok = outbound[pmid] >= _RANK[state]
+                    noop = _RANK[state] <= _RANK["sent"]  # pre-inserted as sent
+                    kinds["status_noop" if noop else "status_applied"] += ok
+                else:
+                    ok = (pmid, state) in pending
+                    kinds["status_pending"] += ok
             else:
-                ok = (wamid, state) in pending
-                kinds["status_pending"] += ok
-        stored += ok
-        kinds["missing"] += not ok
+                addr, state, mark = check[1], check[2], check[3]
+                ok = mark < behind.get((addr, state), mark + 1)
+                kinds["watermark"] += ok
+            kinds["missing"] += not ok
+            all_ok = all_ok and ok
+        stored += all_ok
     return {
         "stored": stored,
         "duplicates": int(dup_rows),
@@ -686,13 +610,19 @@ async def run_ingest_bench(
     seconds: float,
     concurrency: int,
     database_url: str,
+    channel: str = "whatsapp",
     web_processes: int = 1,
     hello_seconds: float | None = None,
     warmup_seconds: float = 1.0,
+    redeliver_every: int = REDELIVER_EVERY,
 ) -> dict[str, Any]:
-    """Run the ingest benchmark and return its figures (one JSON-able dict)."""
+    """Run the ingest benchmark for one channel kind and return its figures (one JSON-able dict)."""
     from tresen.settings import normalise_database_url
 
+    if channel not in TRAFFIC:
+        raise ValueError(
+            f"no benchmark traffic for channel {channel!r}; one of {', '.join(CHANNELS)}"
+        )
     run = secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix="tresen-bench-ingest-"))
     admin_url = db_name = ""
@@ -707,21 +637,36 @@ async def run_ingest_bench(
         url = f"sqlite+aiosqlite:///{tmp / 'tresen.db'}"
         kind = "sqlite"
     hello_seconds = hello_seconds if hello_seconds is not None else min(seconds, 10.0)
-    n_outbound = int(OUTBOUND_PER_SECOND * (seconds + warmup_seconds))
+    port = _free_port()
+    base_cfg = {
+        "run": run,
+        "channel": channel,
+        "port": port,
+        "concurrency": concurrency,
+        "redeliver_every": redeliver_every,
+        # Pre-inserted outbound messages count as sent an hour ago, one millisecond apart.
+        "t0_ms": int(time.time() * 1000) - 3_600_000,
+    }
+    traffic = traffic_for(base_cfg)
+    n_outbound = (
+        int(OUTBOUND_PER_SECOND * (seconds + warmup_seconds)) if traffic.has_statuses else 0
+    )
     proc = None
     try:
-        _log(f"seeding {kind} database ({KNOWN_SENDERS} contacts, {n_outbound} outbound messages)")
-        channel_id, _ = await _seed(url, run, n_outbound)
-        port = _free_port()
+        _log(
+            f"seeding {kind} database for {channel} "
+            f"({KNOWN_SENDERS} contacts, {n_outbound} outbound messages)"
+        )
+        channel_id, _ = await _seed(url, traffic, n_outbound)
+        traffic = traffic_for({**base_cfg, "channel_id": channel_id})
         _log(f"starting server on port {port} with {web_processes} web process(es)")
         proc = await _start_server(url, tmp, port, web_processes, tmp / "server.log")
         server_pids = [proc.pid, *_children(proc.pid)]
+        result_path = tmp / "loadgen.json"
         cfg = {
-            "run": run,
-            "port": port,
+            **base_cfg,
+            "result_path": str(result_path),
             "channel_id": channel_id,
-            "app_secret": APP_SECRET,
-            "concurrency": concurrency,
             "seconds": seconds,
             "hello_seconds": hello_seconds,
             "warmup_seconds": warmup_seconds,
@@ -735,17 +680,17 @@ async def run_ingest_bench(
             "tresen.bench.ingest",
             "--loadgen",
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,  # stdout is the parent's one JSON line
         )
-        out, _ = await child.communicate(json.dumps(cfg).encode())
+        await child.communicate(json.dumps(cfg).encode())
         if child.returncode != 0:
             raise RuntimeError(f"load generator failed with exit code {child.returncode}")
-        gen = json.loads(out)
+        gen = json.loads(result_path.read_text())
         _stop_server(proc)
         hello, ingest, warm = gen["hello"], gen["ingest"], gen["warmup_ingest"]
         acked = [tuple(a) for a in warm["acked"] + ingest["acked"]]
         _log(f"verifying {len(acked)} acknowledged webhooks in the database")
-        check = await _verify(url, channel_id, acked)
+        check = await _verify(url, channel_id, traffic, n_outbound, acked)
     finally:
         if proc is not None:
             _stop_server(proc)
@@ -754,9 +699,14 @@ async def run_ingest_bench(
             _log(f"dropped database {db_name}")
         shutil.rmtree(tmp, ignore_errors=True)
     stored_ratio = check["stored"] / len(acked) if acked else 0.0
+    by_label: dict[str, int] = {}
+    for label, _ in acked:
+        by_label[label] = by_label.get(label, 0) + 1
+    inbound_share = (by_label.get("in", 0) + by_label.get("redelivery", 0)) / max(1, len(acked))
     accepted = ingest["rps"]
     return {
         "bench": "ingest",
+        "channel": channel,
         "accepted_per_s": round(accepted, 1),
         "p50_ms": round(ingest["p50_ms"], 2),
         "p99_ms": round(ingest["p99_ms"], 2),
@@ -770,6 +720,7 @@ async def run_ingest_bench(
         "errors": ingest["errors"] + warm["errors"],
         "bad_status": ingest["bad_status"],
         "stored_by_kind": check["stored_by_kind"],
+        "inbound_rows": check["inbound_rows"],
         "cpu_s": {
             "ingest": {
                 **ingest["cpu_s"],
@@ -788,16 +739,22 @@ async def run_ingest_bench(
             "warmup_seconds": warmup_seconds,
             "concurrency": concurrency,
             "database": kind,
+            "channel": channel,
             "web_processes": web_processes,
             "cpu_count": os.cpu_count(),
             "mix": {
-                "per_unit": "1 inbound text + sent/delivered/read statuses (3 per outbound message)",
-                "inbound_share": 0.25,
-                "redeliver_every_units": REDELIVER_EVERY,
+                "per_unit": traffic.mix,
+                "acked_by_label": by_label,
+                "inbound_share": round(inbound_share, 3),
+                "redeliver_every_units": redeliver_every,
                 "senders": SENDERS,
                 "known_senders": KNOWN_SENDERS,
                 "outbound_preinserted": n_outbound,
-                "statuses_for": "pre-inserted outbound messages (state sent); beyond them: pending statuses",
+                "statuses_for": (
+                    "pre-inserted outbound messages (state sent); beyond them: pending statuses"
+                    if traffic.has_statuses
+                    else None
+                ),
             },
             "loadgen": "1 process, raw asyncio/uvloop HTTP/1.1 keep-alive, bodies pre-signed",
             "server": f"tresen serve --no-worker --workers {web_processes} (uvicorn)",
@@ -810,7 +767,8 @@ if __name__ == "__main__":
         _loadgen_main()
     else:
         print(
-            "usage: python -m tresen.bench.ingest --loadgen  (config JSON on stdin)",
+            "usage: python -m tresen.bench.ingest --loadgen  (config JSON on stdin, "
+            "result JSON to cfg['result_path'])",
             file=sys.stderr,
         )
         sys.exit(2)
