@@ -168,7 +168,9 @@ async def _apply_watermark(
         .scalar_subquery()
     )
     conversations = (
-        select(Conversation.id).where(Conversation.identity_id == identity).scalar_subquery()
+        select(Conversation.id)
+        .where(Conversation.channel_id == channel_id, Conversation.identity_id == identity)
+        .scalar_subquery()
     )
     values: dict[str, object] = {"state": status.state.value}
     if status.state in _TIME_COLUMN:
@@ -177,7 +179,7 @@ async def _apply_watermark(
         update(Message)
         .where(
             Message.channel_id == channel_id,
-            Message.conversation_id.in_(conversations),
+            Message.conversation_id == conversations,  # one: unique (channel, identity)
             Message.direction == Direction.OUTBOUND.value,
             Message.provider_message_id.is_not(None),
             Message.sent_at <= status.watermark,
