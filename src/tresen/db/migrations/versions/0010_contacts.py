@@ -7,6 +7,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,11 +20,11 @@ branch_labels = None
 depends_on = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> Any:
     return sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 
 
-def _when(name: str, nullable: bool = False) -> sa.Column[object]:
+def _when(name: str, nullable: bool = False) -> Any:
     return sa.Column(name, tresen.db.types.UTCDateTime(timezone=True), nullable=nullable)
 
 
@@ -86,9 +88,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("conversation_id", "label_id", name=op.f("pk_conversation_labels")),
     )
     for column in ("label_id", "workspace_id"):
-        op.create_index(
-            op.f(f"ix_conversation_labels_{column}"), "conversation_labels", [column]
-        )
+        op.create_index(op.f(f"ix_conversation_labels_{column}"), "conversation_labels", [column])
 
 
 def downgrade() -> None:
