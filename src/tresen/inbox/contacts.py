@@ -209,7 +209,6 @@ async def merge(
             **({"token_id": token_id} if token_id else {}),
         },
     )
-    session.expire_all()
     return record
 
 
@@ -328,9 +327,7 @@ async def undo_merge(
             **({"token_id": token_id} if token_id else {}),
         },
     )
-    session.expire_all()
-    merged = await session.get_one(ContactMerge, record.id)
-    return merged
+    return await session.get_one(ContactMerge, merge_id, populate_existing=True)
 
 
 # ---------------------------------------------------------------- finding merge candidates
