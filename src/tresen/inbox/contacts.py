@@ -511,6 +511,7 @@ class ReplyOption:
     last_inbound_at: datetime | None
     can_send: bool
     reason: str | None
+    code: str | None = None  # why not: forbidden, disabled, unreachable or window_closed
 
 
 def _window_reason(channel: ChannelRow, last_inbound_at: datetime | None) -> str | None:
@@ -545,14 +546,19 @@ async def reply_options(
     out: list[ReplyOption] = []
     for identity, channel, conv in rows:
         reason: str | None = None
+        code: str | None = None
         if conv is not None and not may(actor, Action.REPLY, conv):
-            reason = "another agent or team handles this channel's conversation"
+            code, reason = "forbidden", "another agent or team handles this channel's conversation"
         elif not channel.enabled:
-            reason = "this channel is switched off"
+            code, reason = "disabled", "this channel is switched off"
         elif identity.unreachable:
-            reason = "the customer cannot be reached here (e.g. blocked the bot)"
+            code, reason = (
+                "unreachable",
+                "the customer cannot be reached here (e.g. blocked the bot)",
+            )
         else:
             reason = _window_reason(channel, conv.last_inbound_at if conv else None)
+            code = "window_closed" if reason else None
         out.append(
             ReplyOption(
                 identity_id=identity.id,
@@ -563,6 +569,7 @@ async def reply_options(
                 last_inbound_at=conv.last_inbound_at if conv else None,
                 can_send=reason is None,
                 reason=reason,
+                code=code,
             )
         )
     return out
@@ -594,11 +601,11 @@ async def reply_target(
         chosen = found
     if chosen.identity_id == conversation.identity_id:
         return conversation
+    if chosen.code == "forbidden":
+        raise Forbidden("you may not reply in that channel's conversation")
+    if chosen.code == "window_closed":
+        raise OutboundRefused("window_closed", chosen.reason or "the channel's window is closed")
     if not chosen.can_send:
-        if chosen.conversation_id is not None:
-            target = await session.get_one(Conversation, chosen.conversation_id)
-            if not may(actor, Action.REPLY, target):
-                raise Forbidden("you may not reply in that channel's conversation")
         raise OutboundRefused("channel_unavailable", f"{chosen.channel_kind}: {chosen.reason}")
     if chosen.conversation_id is not None:
         return await session.get_one(Conversation, chosen.conversation_id)
