@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from tests import helpers
@@ -470,6 +472,8 @@ async def test_api_merge_and_undo(shop: Shop) -> None:
         assert (body["identity_ids"], body["conversation_ids"]) == ([b_ident], [b_conv])
         contact = (await client.get(f"/api/v1/contacts/{a}", headers=auth)).json()
         assert {i["address"] for i in contact["identities"]} == {"4915100000001", "777002"}
+        away = (await client.get(f"/api/v1/contacts/{b}", headers=auth)).json()
+        assert away["merged_into_id"] == a and away["identities"] == []
         undone = await client.post(f"/api/v1/contact-merges/{body['id']}/undo", headers=auth)
         assert undone.status_code == 200 and undone.json()["undone_at"] is not None
         again = await client.post(f"/api/v1/contact-merges/{body['id']}/undo", headers=auth)
@@ -531,3 +535,25 @@ async def test_supervisor_team_scope_for_merge(shop: Shop) -> None:
     async with shop.runtime.sessions() as s, s.begin():
         with pytest.raises(service.Forbidden):
             await contacts.merge(s, shop.ws, a, b, actor=actor)
+
+
+# ---------------------------------------------------------------- input cleaning, fuzzed
+
+
+@given(st.text(max_size=80))
+def test_label_names_are_clean_or_refused(name: str) -> None:
+    try:
+        cleaned = labels.clean_name(name)
+    except labels.LabelError:
+        return
+    assert 0 < len(cleaned) <= labels.MAX_NAME and cleaned == cleaned.strip()
+    assert "  " not in cleaned
+
+
+@given(st.text(max_size=60), st.text(max_size=600))
+def test_attributes_are_clean_or_refused(key: str, value: str) -> None:
+    try:
+        k, v = contacts._clean_attribute(key, value)
+    except contacts.ContactRefused:
+        return
+    assert 0 < len(k) <= contacts.MAX_KEY and len(v) <= contacts.MAX_VALUE
