@@ -458,6 +458,8 @@ async def test_api_merge_and_undo(shop: Shop) -> None:
             headers={"Authorization": f"Bearer {read_only}"},
         )
         assert denied.status_code == 403 and "contacts:write" in denied.text
+        ghost = await client.post("/api/v1/contacts/0/merge", json={"other": "0"}, headers=auth)
+        assert ghost.status_code == 404, "an unknown contact is not found, even merged with itself"
         itself = await client.post(f"/api/v1/contacts/{a}/merge", json={"other": a}, headers=auth)
         assert itself.status_code == 422 and itself.json()["error"]["code"] == "merge_refused"
         missing = await client.post(

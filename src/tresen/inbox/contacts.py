@@ -118,8 +118,6 @@ async def merge(
     token_id: str | None = None,
 ) -> ContactMerge:
     """Merge contact `source_id` into `target_id`; `actor` None means a workspace API token."""
-    if target_id == source_id:
-        raise ContactRefused("a contact cannot be merged with itself")
     # Lock both rows in id order, so two merges of the same pair cannot interleave.
     first, second = sorted((target_id, source_id))
     locked = {
@@ -129,6 +127,8 @@ async def merge(
             await _contact(session, workspace_id, second, lock=True),
         ]
     }
+    if target_id == source_id:
+        raise ContactRefused("a contact cannot be merged with itself")
     target, source = locked[target_id], locked[source_id]
     for contact in (target, source):
         if contact.merged_into_id is not None:
