@@ -138,6 +138,16 @@ async def test_a_new_conversation_opens_on_a_windowless_channel(runtime: Runtime
             session.add(identity)
             await session.flush()
             identity_id = identity.id
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == wa_conv)
+                .values(last_inbound_at=utcnow() - timedelta(days=2))
+            )
+        async with runtime.sessions() as session:
+            view = await service.conversation_view(session, agent, wa_conv)
+        assert view.reply_open and view.reply_default == identity_id, (
+            "WhatsApp's window is closed: the reply box offers Telegram first"
+        )
         async with runtime.sessions() as session, session.begin():
             sent = await service.reply(
                 session, agent, wa_conv, "Wir schreiben per Telegram", identity_id=identity_id

@@ -583,6 +583,16 @@ def default_option(options: list[ReplyOption], conversation: Conversation) -> Re
     return next((o for o in options if o.identity_id == conversation.identity_id), None)
 
 
+def preselected_option(
+    options: list[ReplyOption], conversation: Conversation
+) -> ReplyOption | None:
+    """What the reply box offers first: the default, or else a channel that can send now."""
+    chosen = default_option(options, conversation)
+    if chosen is not None and chosen.can_send:
+        return chosen
+    return next((o for o in options if o.can_send), chosen)
+
+
 async def reply_target(
     session: AsyncSession, actor: Actor, conversation: Conversation, identity_id: str | None
 ) -> Conversation:

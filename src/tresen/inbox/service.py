@@ -251,7 +251,7 @@ async def _contact_extras(session: AsyncSession, actor: Actor, view: Conversatio
     view.labels = (await labels.labels_for(session, [conv.id])).get(conv.id, [])
     view.workspace_labels = await labels.workspace_labels(session, conv.workspace_id)
     view.reply_options = await contacts.reply_options(session, actor, conv)
-    chosen = contacts.default_option(view.reply_options, conv)
+    chosen = contacts.preselected_option(view.reply_options, conv)
     view.reply_default = chosen.identity_id if chosen else None
     view.reply_open = any(o.can_send for o in view.reply_options) or view.window_open
 
