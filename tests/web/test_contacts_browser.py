@@ -51,6 +51,9 @@ async def test_merge_timeline_and_reply_channel_in_the_browser(
             await page.locator(".timeline >> text=Hallo per Telegram").wait_for()
             badges = await page.locator(".timeline .channel-badge").all_inner_texts()
             assert badges == ["whatsapp", "telegram"]
+            await page.wait_for_timeout(500)  # the page is connected to the live stream
+            await tg.customer_sends(CHAT, first_name="Jana", body="Noch eine Frage")
+            await page.locator(".timeline >> text=Noch eine Frage").wait_for(timeout=5000)
             selected = await page.eval_on_selector(
                 "#reply-identity", "s => s.selectedOptions[0].text"
             )
