@@ -26,6 +26,7 @@ from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
+from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
@@ -97,6 +98,7 @@ def create_app(
             api_router,
             webchat_router,
             settings_router,
+            contacts_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

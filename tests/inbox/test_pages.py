@@ -201,9 +201,16 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("someone_elses", "status"): {"admin", "supervisor"},
     ("someone_elses", "typing"): {"admin", "supervisor"},
 }
+# Contact and label actions on a conversation follow the same rule as viewing and replying.
+for _situation in ("mine_team", "other_team", "someone_elses"):
+    MATRIX[(_situation, "all-channels")] = MATRIX[(_situation, "view")]
+    for _action in ("label", "unlabel", "attributes"):
+        MATRIX[(_situation, _action)] = MATRIX[(_situation, "reply")]
 
 
-async def _count(runtime: Runtime) -> tuple[int, int, Any]:
+async def _count(runtime: Runtime) -> tuple[int, int, Any, int, Any]:
+    from tresen.db.tables import Contact, ConversationLabel
+
     async with runtime.sessions() as session:
         messages = await session.scalar(select(func.count()).select_from(Message))
         notes = await session.scalar(select(func.count()).select_from(Note))
@@ -214,7 +221,9 @@ async def _count(runtime: Runtime) -> tuple[int, int, Any]:
                 )
             ).all()
         )
-    return messages or 0, notes or 0, convs
+        labelled = await session.scalar(select(func.count()).select_from(ConversationLabel))
+        attributes = tuple(await session.scalars(select(Contact.attributes).order_by(Contact.id)))
+    return messages or 0, notes or 0, convs, labelled or 0, attributes
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -223,10 +232,14 @@ async def test_permission_matrix(runtime: Runtime, channel: ChannelRow, role: st
     colleague = await _user(runtime, channel, "kollege@laden.example", "agent")
     ws = channel.workspace_id
     async with runtime.sessions() as session, session.begin():
+        from tresen.db.tables import Label
+
+        label = Label(id=new_id(), workspace_id=ws, name="VIP", colour="red", created_at=utcnow())
         mine, other = (
             Team(id=new_id(), workspace_id=ws, name="Werkstatt"),
             Team(id=new_id(), workspace_id=ws, name="Verkauf"),
         )
+        session.add(label)
         session.add_all([mine, other])
         await session.flush()
         session.add_all(
@@ -265,8 +278,17 @@ async def test_permission_matrix(runtime: Runtime, channel: ChannelRow, role: st
             before = await _count(runtime)
             if action == "view":
                 response = await client.get(f"/inbox/c/{conv}")
+            elif action == "all-channels":
+                response = await client.get(f"/inbox/c/{conv}/all-channels")
             else:
-                data = {"_csrf_token": token, "body": "Test", "status": "pending"}
+                data = {
+                    "_csrf_token": token,
+                    "body": "Test",
+                    "status": "pending",
+                    "label_id": label.id,
+                    "key": "Kundennr",
+                    "value": f"{role}-{situation}",
+                }
                 response = await client.post(f"/inbox/c/{conv}/{action}", data=data)
             expected = role in allowed
             assert (response.status_code < 400) == expected, (

@@ -82,6 +82,8 @@ class Contact(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set while this contact is merged into another (its row stays so an undo can restore it).
+    merged_into_id: Mapped[str | None] = mapped_column(String(26), index=True)
 
 
 class ContactIdentity(Base):
@@ -388,3 +390,51 @@ class MessageTemplate(Base):
     rejected_reason: Mapped[str | None] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+class ContactMerge(Base):
+    """Contact `source` merged into `target`: exactly what moved, so an undo can restore it."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    target_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    source_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[str | None] = mapped_column(String(26))  # a user; None for an API token
+    identity_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ids": [...]}
+    conversation_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ids": [...]}
+    target_before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # attributes, consent
+    source_before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # attributes, consent
+    filled_keys: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {key: value from source}
+    consent_state: Mapped[str] = mapped_column(String(12))  # what the merge gave the target
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column()
+    undone_by: Mapped[str | None] = mapped_column(String(26))
+
+
+class Label(Base):
+    """A workspace label for conversations (name and a colour from a fixed palette)."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(40))
+    colour: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationLabel(Base):
+    """A label on a conversation."""
+
+    __tablename__ = "conversation_labels"
+    conversation_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    workspace_id: Mapped[str] = _workspace()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

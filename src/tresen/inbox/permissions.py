@@ -22,6 +22,9 @@ class Action(StrEnum):
     TAKE = "take"
     ASSIGN_OTHERS = "assign_others"
     SET_STATUS = "set_status"
+    LABEL = "label"
+    EDIT_CONTACT = "edit_contact"
+    MANAGE_LABELS = "manage_labels"
     MANAGE_CANNED = "manage_canned"
     VIEW_REPORTS = "view_reports"
     MANAGE_USERS = "manage_users"
@@ -30,10 +33,23 @@ class Action(StrEnum):
 
 _WORKSPACE_ACTIONS = {
     Role.ADMIN: set(Action),
-    Role.SUPERVISOR: {Action.MANAGE_CANNED, Action.VIEW_REPORTS, Action.ASSIGN_OTHERS},
+    Role.SUPERVISOR: {
+        Action.MANAGE_CANNED,
+        Action.VIEW_REPORTS,
+        Action.ASSIGN_OTHERS,
+        Action.MANAGE_LABELS,
+    },
     Role.AGENT: set(),
 }
-_CONVERSATION_ACTIONS = {Action.VIEW, Action.REPLY, Action.NOTE, Action.TAKE, Action.SET_STATUS}
+_CONVERSATION_ACTIONS = {
+    Action.VIEW,
+    Action.REPLY,
+    Action.NOTE,
+    Action.TAKE,
+    Action.SET_STATUS,
+    Action.LABEL,
+    Action.EDIT_CONTACT,
+}
 
 
 @dataclass(frozen=True)

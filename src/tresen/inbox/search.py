@@ -10,7 +10,14 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message
+from tresen.db.tables import (
+    ChannelRow,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationLabel,
+    Message,
+)
 
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 200
@@ -220,8 +227,11 @@ def _conversation_filters(
         else:
             ignored.append(name)
     if label is not None:
-        # Labels have no storage yet; see docs/search.md for the clause migration 0003 enables.
-        ignored.append("label")
+        clauses.append(
+            Conversation.id.in_(
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == label)
+            )
+        )
     return clauses, tuple(ignored)
 
 
@@ -268,24 +278,30 @@ async def search(
     """Conversations with a matching message (newest activity first) and matching contacts.
 
     `visible` is an extra WHERE clause on conversations, e.g. `permissions.visible(actor)`.
+    A label alone (no words) lists the conversations carrying it, with their latest message.
     """
     terms = parse_query(query)
-    if not terms:
+    if not terms and label is None:
         return SearchPage(query=query)
     limit = max(1, min(limit, MAX_LIMIT))
-    matcher = _Matcher(session.get_bind().dialect.name, terms)
+    matcher = _Matcher(session.get_bind().dialect.name, terms) if terms else None
     filters, ignored = _conversation_filters(
         channel_id=channel_id, status=status, assignee_id=assignee_id, team_id=team_id, label=label
     )
 
-    message_where: list[ColumnElement[bool]] = [
-        Message.workspace_id == workspace_id,
-        matcher.messages(),
-    ]
+    message_where: list[ColumnElement[bool]] = [Message.workspace_id == workspace_id]
+    if matcher is not None:
+        message_where.append(matcher.messages())
     if since is not None:
         message_where.append(Message.created_at >= since)
     if until is not None:
         message_where.append(Message.created_at < until)
+    if matcher is None:  # a label alone: the messages of the labelled conversations
+        message_where.append(
+            Message.conversation_id.in_(
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == label)
+            )
+        )
     matching = select(Message.conversation_id).where(*message_where)
     # Few matches: take their conversation ids (an index lookup each). Many: let the database
     # walk conversations newest first and stop after a page. PostgreSQL's estimate for a rare
@@ -344,7 +360,7 @@ async def search(
             )
         )
     contacts = []
-    if not before:
+    if not before and matcher is not None:
         contacts = await _contacts(session, workspace_id, matcher, channel_id)
     next_before = _encode_cursor(rows[-1][8], rows[-1][0]) if more and rows else None
     return SearchPage(
@@ -392,7 +408,11 @@ async def _contacts(
     """Contacts whose name or addresses match, at most CONTACT_LIMIT."""
     stmt = (
         select(Contact.id, Contact.display_name)
-        .where(Contact.workspace_id == workspace_id, matcher.contacts())
+        .where(
+            Contact.workspace_id == workspace_id,
+            Contact.merged_into_id.is_(None),
+            matcher.contacts(),
+        )
         .order_by(Contact.display_name, Contact.id)
         .limit(CONTACT_LIMIT)
     )
@@ -414,6 +434,16 @@ async def _contacts(
     for contact_id, address in rows:
         addresses.setdefault(contact_id, []).append(address)
     return [ContactHit(c[0], c[1], tuple(addresses.get(c[0], ()))) for c in found]
+
+
+async def find_contacts(session: AsyncSession, workspace_id: str, query: str) -> list[ContactHit]:
+    """Contacts (not merged away) whose name or an address matches, at most CONTACT_LIMIT."""
+    terms = parse_query(query)
+    if not terms:
+        return []
+    return await _contacts(
+        session, workspace_id, _Matcher(session.get_bind().dialect.name, terms), None
+    )
 
 
 async def rebuild_sqlite_index(session: AsyncSession) -> None:

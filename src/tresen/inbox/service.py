@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,10 @@ from tresen.inbox.permissions import Action, Actor, may, visible
 from tresen.pipeline import templates
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
 
+if TYPE_CHECKING:
+    from tresen.inbox.contacts import ContactPanel, ReplyOption
+    from tresen.inbox.labels import LabelView
+
 VIEWS = ("mine", "unassigned", "all")
 
 
@@ -55,6 +59,7 @@ class ListRow:
     last_message_at: datetime | None
     assignee: str | None
     preview: str | None
+    labels: tuple[LabelView, ...] = ()
 
 
 @dataclass
@@ -78,6 +83,13 @@ class ConversationView:
     earlier: list[tuple[str, str, datetime | None]] = field(default_factory=list)
     templates: list[tuple[MessageTemplate, int]] = field(default_factory=list)
     """Approved templates of the channel with how many values each needs (window closed)."""
+    panel: ContactPanel | None = None
+    labels: list[LabelView] = field(default_factory=list)
+    workspace_labels: list[LabelView] = field(default_factory=list)
+    reply_options: list[ReplyOption] = field(default_factory=list)
+    reply_default: str | None = None  # the identity a reply goes to unless the agent picks
+    reply_open: bool = False  # some channel of the contact can take a free reply now
+    all_channels: bool = False  # the timeline shows every conversation of the contact
 
 
 async def conversation_list(
@@ -117,7 +129,22 @@ async def conversation_list(
     if view != "all":
         stmt = stmt.where(Conversation.status != ConversationStatus.RESOLVED.value)
     rows = (await session.execute(stmt)).all()
-    return [ListRow(*row) for row in rows]
+    from tresen.inbox.labels import labels_for
+
+    labelled = await labels_for(session, [row[0] for row in rows])
+    return [
+        ListRow(
+            id=cid,
+            name=name,
+            address=address,
+            channel_kind=kind,
+            last_message_at=at,
+            assignee=assignee_name,
+            preview=preview,
+            labels=tuple(labelled.get(cid, ())),
+        )
+        for cid, name, address, kind, at, assignee_name, preview in rows
+    ]
 
 
 async def load_conversation(
@@ -198,7 +225,7 @@ async def conversation_view(
         )
     ).all()
     name = identity.display_name or contact.display_name
-    return ConversationView(
+    view = ConversationView(
         conversation=conv,
         contact_name=name,
         address=identity.address,
@@ -216,6 +243,22 @@ async def conversation_view(
         earlier=[(i, k, t) for i, k, t in earlier],
         templates=await _templates_offered(session, channel, caps, conv),
     )
+    await _contact_extras(session, actor, view)
+    return view
+
+
+async def _contact_extras(session: AsyncSession, actor: Actor, view: ConversationView) -> None:
+    """The contact panel, labels and reply channels of a conversation view."""
+    from tresen.inbox import contacts, labels
+
+    conv = view.conversation
+    view.panel = await contacts.contact_panel(session, actor, conv)
+    view.labels = (await labels.labels_for(session, [conv.id])).get(conv.id, [])
+    view.workspace_labels = await labels.workspace_labels(session, conv.workspace_id)
+    view.reply_options = await contacts.reply_options(session, actor, conv)
+    chosen = contacts.preselected_option(view.reply_options, conv)
+    view.reply_default = chosen.identity_id if chosen else None
+    view.reply_open = any(o.can_send for o in view.reply_options) or view.window_open
 
 
 async def _templates_offered(
@@ -253,16 +296,29 @@ async def expand_canned(
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), reply.body)
 
 
-async def reply(session: AsyncSession, actor: Actor, conversation_id: str, body: str) -> Message:
-    """Queue an agent's reply (validated and window-checked like every send)."""
+async def reply(
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: str,
+    body: str,
+    identity_id: str | None = None,
+) -> Message:
+    """Queue an agent's reply (validated and window-checked like every send).
+
+    It goes out on the identity the agent picked (another channel of the same contact: its
+    conversation is found or opened), else on the channel the customer last wrote on.
+    """
+    from tresen.inbox.contacts import reply_target
+
     view = await conversation_view(session, actor, conversation_id)
     if not view.can_reply:
         raise Forbidden("you may not reply in this conversation")
     text = await expand_canned(session, actor, body, view)
-    channel = await session.get_one(ChannelRow, view.conversation.channel_id)
+    target = await reply_target(session, actor, view.conversation, identity_id)
+    channel = await session.get_one(ChannelRow, target.channel_id)
     return await queue_message(
         session,
-        view.conversation,
+        target,
         channel,
         OutboundContent(ContentKind.TEXT, text),
         sender_kind=SenderKind.AGENT,

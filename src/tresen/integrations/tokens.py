@@ -17,6 +17,7 @@ from tresen.domain.ids import new_id
 SCOPES = (
     "conversations:read",
     "contacts:read",
+    "contacts:write",
     "messages:send",
     "channels:read",
     "jobs:manage",

@@ -107,6 +107,7 @@ class ContactOut(msgspec.Struct):
     attributes: dict[str, Any]
     identities: list[IdentityOut]
     created_at: datetime
+    merged_into_id: str | None = None  # set while this contact is merged into another
 
 
 class ChannelOut(msgspec.Struct):
@@ -458,6 +459,7 @@ async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str
             IdentityOut(i.channel_id, i.address, i.display_name, i.unreachable) for i in identities
         ],
         created_at=contact.created_at,
+        merged_into_id=contact.merged_into_id,
     )
 
 

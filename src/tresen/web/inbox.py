@@ -14,6 +14,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, TYPING, Event
 from tresen.inbox import accounts, routing, service
+from tresen.inbox.contacts import ContactRefused
 from tresen.inbox.permissions import Action, Actor, actor_for, may
 from tresen.pipeline.outbound import OutboundRefused
 from tresen.privacy import audit
@@ -122,14 +123,17 @@ async def search_page(
     q: FromQuery[str] = "",
     status: FromQuery[str | None] = None,
     channel_id: FromQuery[str | None] = None,
+    label: FromQuery[str | None] = None,
 ) -> Response[str]:
     """Full-text search over the messages and contacts the person may see."""
+    from tresen.inbox.labels import labels_for, workspace_labels
     from tresen.inbox.permissions import visible
     from tresen.inbox.search import search
 
     actor = await current_actor(request)
     error = None
     rows: list[service.ListRow] = []
+    search_labels: list[Any] = []
     try:
         async with _runtime(request).sessions() as session:
             page = await search(
@@ -138,8 +142,11 @@ async def search_page(
                 q,
                 status=status or None,
                 channel_id=channel_id or None,
+                label=label or None,
                 visible=visible(actor),
             )
+            labelled = await labels_for(session, [h.id for h in page.conversations])
+            search_labels = await workspace_labels(session, actor.user.workspace_id)
         rows = [
             service.ListRow(
                 h.id,
@@ -149,6 +156,7 @@ async def search_page(
                 h.last_message_at,
                 None,
                 h.snippet.text,
+                tuple(labelled.get(h.id, ())),
             )
             for h in page.conversations
         ]
@@ -163,6 +171,8 @@ async def search_page(
         current=None,
         query=q,
         error=error,
+        search_labels=search_labels,
+        label=label,
     )
 
 
@@ -334,15 +344,16 @@ async def reply(
     """Send a reply (or a canned reply by its /shortcut)."""
     actor = await current_actor(request)
     body = str(data.get("body", ""))
+    identity_id = str(data.get("identity_id", ""))[:64] or None
     try:
         async with _runtime(request).sessions() as session, session.begin():
-            await service.reply(session, actor, conversation_id, body)
-    except OutboundRefused as refused:
+            sent = await service.reply(session, actor, conversation_id, body, identity_id)
+    except (OutboundRefused, ContactRefused) as refused:
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=refused.message, status_code=422
+            request, actor, conversation_id, "all", error=str(refused), status_code=422
         )
     _runtime(request).jobs_ready.set()
-    return await _changed(request, actor, conversation_id, MESSAGE_NEW)
+    return await _changed(request, actor, sent.conversation_id, MESSAGE_NEW)
 
 
 @post("/inbox/c/{conversation_id:str}/segments", include_in_schema=False, status_code=200)
