@@ -396,7 +396,8 @@ class BotFaq(Base):
     id: Mapped[str] = _id()
     workspace_id: Mapped[str] = _workspace()
     key: Mapped[str] = mapped_column(String(100))
-    content: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"questions", "answers", "flow"}
+    # {"questions": [...], "answers": {"de": ..., "en": ...}, "flow": id (optional)}
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

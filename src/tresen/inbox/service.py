@@ -309,6 +309,10 @@ async def set_status(
         .where(Conversation.id == conv.id)
         .values(status=value.value, **({} if active else {"queued_at": None}))
     )
+    if value == ConversationStatus.RESOLVED:
+        from tresen.bot.live import reset
+
+        await reset(session, conv.id)
     if active or not held_a_slot or assignee_id is None:
         return []
     return await routing.fill(session, assignee_id)

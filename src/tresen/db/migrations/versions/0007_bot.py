@@ -7,6 +7,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,11 +20,11 @@ branch_labels = None
 depends_on = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> Any:
     return sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 
 
-def _time(name: str, nullable: bool = False) -> sa.Column[object]:
+def _time(name: str, nullable: bool = False) -> Any:
     return sa.Column(name, tresen.db.types.UTCDateTime(timezone=True), nullable=nullable)
 
 
