@@ -174,8 +174,8 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
     message, conversation, channel = row
     if bot is None or message.direction != Direction.INBOUND.value:
         return Outcome(route=True)
-    if conversation.assignee_id is not None:
-        return Outcome(route=True)  # a person has it: the bot stays silent
+    if conversation.assignee_id is not None or conversation.queued_at is not None:
+        return Outcome(route=True)  # a person has it, or it waits for one: the bot stays silent
     memory = await session.get(BotConversation, conversation.id)
     if memory is not None and memory.handed_over_at is not None:
         return Outcome(route=True)  # handed over and not resolved since

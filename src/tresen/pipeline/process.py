@@ -34,7 +34,11 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
             )
             await consent.process(session, message_id)
             allowed = before == "granted"
-        outcome = await live.handle(session, bot if allowed else None, message_id)
+        if allowed:
+            outcome = await live.handle(session, bot, message_id)
+        else:
+            # With a bot, a conversation waits for the customer's yes, not for an agent.
+            outcome = live.Outcome(route=bot is None)
         routed = None
         if outcome.route:
             routed = await routing.route_for_message(session, message_id)
