@@ -227,6 +227,7 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
             conversation_id=conversation.id,
             message_id=message.id,
             outcome="handover" if reason else turn.outcome,
+            reason=reason,
             faq_key=turn.faq_key,
             score=turn.score,
             occurred_at=now,

@@ -433,7 +433,8 @@ class BotTurn(Base):
     message_id: Mapped[str | None] = mapped_column(
         String(26), ForeignKey("messages.id", ondelete="CASCADE")
     )
-    outcome: Mapped[str] = mapped_column(String(16))  # answered | fallback | handover | flow
+    outcome: Mapped[str] = mapped_column(String(16))  # answered | fallback | handover | flow | ...
+    reason: Mapped[str | None] = mapped_column(String(32))  # why it handed over
     faq_key: Mapped[str | None] = mapped_column(String(100))
     score: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

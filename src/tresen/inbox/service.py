@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from tresen.channels.base import channel_factory
 from tresen.db.tables import (
+    BotConversation,
     CannedReply,
     ChannelRow,
     Contact,
@@ -74,6 +75,8 @@ class ConversationView:
     identities: list[tuple[str, str, bool]] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
     earlier: list[tuple[str, str, datetime | None]] = field(default_factory=list)
+    bot_handover: tuple[str, str, datetime] | None = None
+    """(reason, summary, when) while the bot has handed this conversation over."""
 
 
 async def conversation_list(
@@ -194,6 +197,12 @@ async def conversation_view(
         )
     ).all()
     name = identity.display_name or contact.display_name
+    memory = await session.get(BotConversation, conv.id)
+    handover = (
+        (memory.handover_reason or "", memory.handover_summary or "", memory.handed_over_at)
+        if memory is not None and memory.handed_over_at is not None
+        else None
+    )
     return ConversationView(
         conversation=conv,
         contact_name=name,
@@ -210,6 +219,7 @@ async def conversation_view(
         identities=[(k, a, u) for k, a, u in identities],
         attributes=dict(contact.attributes or {}),
         earlier=[(i, k, t) for i, k, t in earlier],
+        bot_handover=handover,
     )
 
 

@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.String(length=26), nullable=False),
         sa.Column("message_id", sa.String(length=26), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=True),
         sa.Column("faq_key", sa.String(length=100), nullable=True),
         sa.Column("score", sa.Float(), nullable=True),
         _time("occurred_at"),
