@@ -32,6 +32,35 @@ HANDOVER_WORDS = (
     "operator",
     "representative",
 )
+GREETING_WORDS = frozenset(
+    [
+        "hallo",
+        "hi",
+        "hey",
+        "hello",
+        "moin",
+        "servus",
+        "gruss",
+        "grussgott",
+        "gott",
+        "guten",
+        "tag",
+        "morgen",
+        "abend",
+        "hallochen",
+        "huhu",
+        "good",
+        "morning",
+        "evening",
+        "afternoon",
+        "there",
+        "liebes",
+        "team",
+        "ihr",
+        "zusammen",
+        "leute",
+    ]
+)
 FRUSTRATION_WORDS = (
     "scheisse",
     "scheiss",
@@ -98,6 +127,12 @@ def frustrated(text: str) -> bool:
     return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.8
 
 
+def greeting_only(text: str) -> bool:
+    """A message that only says hello ("Hallo!", "Guten Tag", "hi there")."""
+    words = re.findall(r"\w+", fold(clean(text)))
+    return 0 < len(words) <= 4 and all(w in GREETING_WORDS for w in words)
+
+
 @dataclass
 class Bot:
     """A workspace's bot, built once per KB version."""
@@ -139,6 +174,8 @@ class Bot:
         turn = self._flow_turn(new, text, now, lang, supports_buttons)
         if turn is not None:
             return turn
+        if greeting_only(text):
+            return self._finish(Turn("greeting", (self.persona.greeting(lang),), new, lang))
         return self._faq_turn(new, text, now, lang, supports_buttons, conversation)
 
     # --- pieces -----------------------------------------------------------------------------

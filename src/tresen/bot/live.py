@@ -176,7 +176,8 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
         return Outcome(route=True)
     if conversation.assignee_id is not None or conversation.queued_at is not None:
         return Outcome(route=True)  # a person has it, or it waits for one: the bot stays silent
-    memory = await session.get(BotConversation, conversation.id)
+    # Two messages of one conversation processed at once: the second waits for the first's state.
+    memory = await session.get(BotConversation, conversation.id, with_for_update=True)
     if memory is not None and memory.handed_over_at is not None:
         return Outcome(route=True)  # handed over and not resolved since
     caps = channel_factory(channel.kind).capabilities

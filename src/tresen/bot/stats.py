@@ -47,7 +47,7 @@ class Unanswered:
     last_at: datetime
 
 
-ANSWERED = ("answered", "flow", "blacklisted")
+ANSWERED = ("answered", "flow", "blacklisted", "greeting")
 
 
 async def per_day(
