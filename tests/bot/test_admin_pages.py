@@ -127,9 +127,7 @@ async def test_learning_loop_counts_and_teaches(runtime: Runtime, channel: Chann
     async with helpers.client_for(runtime) as client:
         cid = await _writes(runtime, client, channel, "Was kostet der Versand?")
         await _writes(runtime, client, channel, "Macht ihr auch Leasing?")
-        other = await _writes(
-            runtime, client, channel, "Macht ihr auch Leasing?", "4915100000098"
-        )
+        other = await _writes(runtime, client, channel, "Macht ihr auch Leasing?", "4915100000098")
         token = await _admin(client)
         page = await client.get("/inbox/admin/bot")
         assert "Macht ihr auch Leasing?" in page.text

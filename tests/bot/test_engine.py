@@ -102,3 +102,17 @@ def test_summary_names_reason_matches_and_slots(bot: Bot) -> None:
 def test_any_text_gets_a_turn_and_never_the_blacklisted_term(bot: Bot, text: str) -> None:
     turn = bot.respond(text + f" {BLACKLISTED}", {}, 0.0)
     assert turn.texts and all(fold(BLACKLISTED) not in fold(t) for t in turn.texts)
+
+
+def test_one_message_per_turn_with_buttons_or_numbered_options() -> None:
+    from tresen.bot.engine import Turn
+    from tresen.bot.live import _contents
+    from tresen.channels.base import channel_factory
+    from tresen.domain.message import ContentKind
+
+    turn = Turn("answered", ("Antwort.", "Welche Farbe?"), {}, "de", ("Rot", "Blau"))
+    [wa] = _contents(turn, channel_factory("whatsapp").capabilities)
+    assert wa.kind == ContentKind.INTERACTIVE and wa.body == "Antwort.\n\nWelche Farbe?"
+    assert [b["title"] for b in (wa.payload or {})["buttons"]] == ["Rot", "Blau"]
+    [sms] = _contents(turn, channel_factory("sms").capabilities)
+    assert sms.kind == ContentKind.TEXT and sms.body == "Antwort.\n\nWelche Farbe?\n1. Rot\n2. Blau"

@@ -152,8 +152,7 @@ async def test_mitarbeiter_hands_over_with_reason_and_summary(
     async with helpers.client_for(runtime) as client:
         cid = await _writes(runtime, client, channel, "Habt ihr die Radschuhe in 42?")
         assert await _bot_said(runtime, cid) == [
-            "Unsere Radschuhe gibt es in vielen Größen.",
-            "Größe 42 haben wir vorrätig.",
+            "Unsere Radschuhe gibt es in vielen Größen.\n\nGröße 42 haben wir vorrätig."
         ]
         await _writes(runtime, client, channel, "und in 43?")
         assert (await _bot_said(runtime, cid))[-1] == "Größe 43 haben wir vorrätig."

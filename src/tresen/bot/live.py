@@ -38,6 +38,7 @@ from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_mes
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 64
+INTERACTIVE_BODY_MAX = 1024  # WhatsApp's limit for the body of a button message
 _cache: OrderedDict[str, tuple[int, Bot]] = OrderedDict()
 _locks: dict[str, asyncio.Lock] = {}
 
@@ -136,27 +137,27 @@ async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str)
 
 
 def _contents(turn: Turn, caps: Capabilities) -> list[OutboundContent]:
-    contents: list[OutboundContent] = []
-    for i, text in enumerate(turn.texts):
-        last = i == len(turn.texts) - 1
-        buttons = turn.buttons if last else ()
-        fits = (
-            caps.interactive
-            and 0 < len(buttons) <= caps.max_buttons
-            and all(len(b) <= caps.max_button_title for b in buttons)
-        )
-        if buttons and fits:
-            payload = {
-                "buttons": [{"id": f"bot_choice_{n}", "title": b} for n, b in enumerate(buttons, 1)]
-            }
-            contents.append(OutboundContent(ContentKind.INTERACTIVE, text, payload))
-            continue
-        if buttons:
-            text += "\n" + "\n".join(f"{n}. {b}" for n, b in enumerate(buttons, start=1))
-        if len(text) > caps.max_text_length:
-            text = text[: caps.max_text_length - 1] + "…"
-        contents.append(OutboundContent(ContentKind.TEXT, text))
-    return contents
+    """The turn as one message: separate send jobs could deliver two parts out of order."""
+    if not turn.texts:
+        return []
+    text = "\n\n".join(turn.texts)
+    buttons = turn.buttons
+    fits = (
+        caps.interactive
+        and 0 < len(buttons) <= caps.max_buttons
+        and all(len(b) <= caps.max_button_title for b in buttons)
+        and len(text) <= INTERACTIVE_BODY_MAX
+    )
+    if fits:
+        payload = {
+            "buttons": [{"id": f"bot_choice_{n}", "title": b} for n, b in enumerate(buttons, 1)]
+        }
+        return [OutboundContent(ContentKind.INTERACTIVE, text, payload)]
+    if buttons:
+        text += "\n" + "\n".join(f"{n}. {b}" for n, b in enumerate(buttons, start=1))
+    if len(text) > caps.max_text_length:
+        text = text[: caps.max_text_length - 1] + "…"
+    return [OutboundContent(ContentKind.TEXT, text)]
 
 
 async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Outcome:
