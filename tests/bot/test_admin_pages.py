@@ -160,3 +160,41 @@ async def test_the_conversation_shows_the_hand_over(runtime: Runtime, channel: C
     assert "Vom Bot übergeben" in page.text
     assert "die Kundin oder der Kunde wollte einen Menschen" in page.text
     assert "Matched questions: versand (Was kostet der Versand?)" in page.text
+
+
+async def test_tone_blacklist_and_switching_the_bot_off(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    from tresen.bot.persona import DEFAULT_TEXTS, strip_emoji
+
+    async with helpers.client_for(runtime) as client:
+        token = await _admin(client)
+        saved = await client.post(
+            "/inbox/admin/bot/settings",
+            data={
+                "_csrf_token": token,
+                "enabled": "1",
+                "name": "Radla",
+                "form": "du",
+                "blacklist": "Fahrradkette24\nPayPal\n",
+            },
+        )
+        assert saved.status_code == 303
+        page = await client.get("/inbox/admin/bot")
+        assert 'value="Radla"' in page.text and "PayPal" in page.text
+        cid = await _writes(runtime, client, channel, "Wie ist das Wetter morgen in Berlin?")
+        await _writes(runtime, client, channel, "Welche Zahlungsarten gibt es?")
+        bad = await client.post(
+            "/inbox/admin/bot/settings", data={"_csrf_token": token, "name": "", "form": "ihr"}
+        )
+        assert bad.status_code == 422
+        off = await client.post(
+            "/inbox/admin/bot/settings", data={"_csrf_token": token, "name": "Radla", "form": "du"}
+        )
+        assert off.status_code == 303
+        await _writes(runtime, client, channel, "Was kostet der Versand?")
+    said = await _bot_said(runtime, cid)
+    du = [strip_emoji(t) for t in DEFAULT_TEXTS["de"]["fallback"]["du"]]
+    assert said[0] in du, "du, without emoji"
+    assert "PayPal" not in said[1] and said[1].startswith("Sie können mit")
+    assert len(said) == 2, "switched off: no answer"

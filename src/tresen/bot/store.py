@@ -256,3 +256,30 @@ async def add_phrasing(session: AsyncSession, workspace_id: str, entry_id: str, 
     await save_entry(
         session, workspace_id, row.id, row.key, questions, dict(row.content.get("answers", {}))
     )
+
+
+async def save_settings(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    enabled: bool,
+    name: str,
+    form: str,
+    emoji: bool,
+    blacklist: list[str],
+) -> None:
+    """The bot on or off, its name, du or Sie, emoji, and the blacklist; ValueError when invalid."""
+    name = name.strip()
+    if not name or len(name) > 60:
+        raise ValueError("the bot's name has 1 to 60 characters")
+    if form not in ("du", "sie"):
+        raise ValueError("the form of address is 'du' or 'sie'")
+    terms = list(dict.fromkeys(t.strip() for t in blacklist if t.strip()))
+    if len(terms) > 200 or any(len(t) > 100 for t in terms):
+        raise ValueError("at most 200 blacklist terms of at most 100 characters")
+    config = await config_for(session, workspace_id)
+    config.enabled = enabled
+    config.persona = {**(config.persona or {}), "name": name, "form": form, "emoji": emoji}
+    config.blacklist = {"terms": terms}
+    await session.flush()
+    await bump(session, workspace_id)

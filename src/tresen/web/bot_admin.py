@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Response
 
 from tresen.bot import stats, store
-from tresen.db.tables import BotFaq
+from tresen.db.tables import BotConfig, BotFaq
 from tresen.inbox import service
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.privacy import audit
@@ -57,6 +57,7 @@ async def _overview(
     workspace_id = actor.user.workspace_id
     async with _runtime(request).sessions() as session:
         rows = await store.entries(session, workspace_id)
+        config = await session.get(BotConfig, workspace_id)
         days = await stats.per_day(session, workspace_id)
         unanswered = await stats.unanswered(session, workspace_id)
     return render(
@@ -70,6 +71,9 @@ async def _overview(
         languages=list(LANGUAGES),
         error=error,
         form=form or {},
+        persona=(config.persona if config else None) or {},
+        enabled=config.enabled if config else True,
+        terms=((config.blacklist if config else None) or {}).get("terms", []),
     )
 
 
@@ -203,7 +207,28 @@ async def teach(
     return Redirect("/inbox/admin/bot", status_code=303)
 
 
+@post("/inbox/admin/bot/settings", include_in_schema=False, status_code=303)
+async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """The bot on or off, its name, du or Sie, emoji, and the blacklist."""
+    actor = await _admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await store.save_settings(
+                session,
+                actor.user.workspace_id,
+                enabled=data.get("enabled") == "1",
+                name=str(data.get("name", ""))[:100],
+                form=str(data.get("form", "")),
+                emoji=data.get("emoji") == "1",
+                blacklist=str(data.get("blacklist", ""))[:25_000].splitlines(),
+            )
+    except ValueError as exc:
+        return await _overview(request, actor, error=str(exc), status_code=422)
+    await _audit(request, actor, "bot.settings_changed", actor.user.workspace_id)
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
 bot_admin_router = Router(
     path="/",
-    route_handlers=[bot_overview, faq_add, faq_edit, faq_save, faq_delete, teach],
+    route_handlers=[bot_overview, bot_settings, faq_add, faq_edit, faq_save, faq_delete, teach],
 )
