@@ -13,7 +13,7 @@ from tests.bot.kbdata import import_kb
 from tests.bot.test_live import _bot_said, _writes
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tresen.bot import store
-from tresen.db.tables import BotFaq, ChannelRow
+from tresen.db.tables import BotFaq, BotTurn, ChannelRow
 from tresen.inbox import accounts
 from tresen.runtime import Runtime
 
@@ -198,3 +198,43 @@ async def test_tone_blacklist_and_switching_the_bot_off(
     assert said[0] in du, "du, without emoji"
     assert "PayPal" not in said[1] and said[1].startswith("Sie können mit")
     assert len(said) == 2, "switched off: no answer"
+
+
+async def test_another_workspace_sees_and_changes_nothing(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    from tresen.db.tables import Workspace
+    from tresen.domain.ids import new_id
+
+    async with runtime.sessions() as session, session.begin():
+        other = Workspace(id=new_id(), name="Anderer Laden")
+        session.add(other)
+        await session.flush()
+        await accounts.add_user(session, other.id, "fremd@example.com", "admin", PASSWORD)
+    versand = await _entry_id(runtime, "versand")
+    async with helpers.client_for(runtime) as client:
+        cid = await _writes(runtime, client, channel, "Wie ist das Wetter morgen in Berlin?")
+        await _login(client, "fremd@example.com")
+        page = await client.get("/inbox/admin/bot")
+        assert page.status_code == 200
+        assert "versand" not in page.text and "Wetter" not in page.text
+        token = _csrf(page.text)
+        assert (await client.get(f"/inbox/admin/bot/faq/{versand}")).status_code == 404
+        changed = await client.post(
+            f"/inbox/admin/bot/faq/{versand}",
+            data={"_csrf_token": token, "key": "versand", "questions": "x", "answer_de": "y"},
+        )
+        deleted = await client.post(
+            f"/inbox/admin/bot/faq/{versand}/delete", data={"_csrf_token": token}
+        )
+        assert changed.status_code == 404 and deleted.status_code == 404
+        async with runtime.sessions() as session:
+            turn_id = await session.scalar(select(BotTurn.id).where(BotTurn.conversation_id == cid))
+        taught = await client.post(
+            f"/inbox/admin/bot/teach/{turn_id}", data={"_csrf_token": token, "entry_id": versand}
+        )
+        assert taught.status_code == 404
+    async with runtime.sessions() as session:
+        row = await session.get_one(BotFaq, versand)
+    assert row.content["answers"]["de"].startswith("Der Versand kostet")
+    assert "Wie ist das Wetter morgen in Berlin?" not in row.content["questions"]

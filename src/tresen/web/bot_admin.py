@@ -83,14 +83,20 @@ async def bot_overview(request: Request[Any, Any, Any]) -> Response[str]:
     return await _overview(request, await _admin(request))
 
 
-async def _audit(request: Request[Any, Any, Any], actor: Actor, action: str, subject: str) -> None:
+async def _audit(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    action: str,
+    subject: str,
+    subject_type: str = "bot_faq",
+) -> None:
     async with _runtime(request).sessions() as session, session.begin():
         await audit.record(
             session,
             actor.user.workspace_id,
             action,
             actor_id=actor.user.id,
-            subject_type="bot_faq",
+            subject_type=subject_type,
             subject_id=subject,
         )
 
@@ -224,7 +230,9 @@ async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[
             )
     except ValueError as exc:
         return await _overview(request, actor, error=str(exc), status_code=422)
-    await _audit(request, actor, "bot.settings_changed", actor.user.workspace_id)
+    await _audit(
+        request, actor, "bot.settings_changed", actor.user.workspace_id, subject_type="workspace"
+    )
     return Redirect("/inbox/admin/bot", status_code=303)
 
 
