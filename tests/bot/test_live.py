@@ -333,3 +333,35 @@ async def test_consent_first_the_bot_waits_for_a_yes(runtime: Runtime, channel: 
         assert await _bot_said(runtime, cid) == [], "the yes itself is not a question"
         await _writes(runtime, client, channel, "Was kostet der Versand?")
     assert await _bot_said(runtime, cid) == ["Der Versand kostet 4,90 €, ab 50 € ist er kostenlos."]
+
+
+async def test_a_reaction_gets_no_reply(runtime: Runtime, channel: ChannelRow) -> None:
+    async with helpers.client_for(runtime) as client:
+        cid = await _writes(runtime, client, channel, "Was kostet der Versand?")
+        async with runtime.sessions() as session:
+            answer = await session.scalar(
+                select(Message.id).where(
+                    Message.sender_kind == "bot", Message.conversation_id == cid
+                )
+            )
+        reaction = {
+            "from": CUSTOMER,
+            "id": new_id(),
+            "timestamp": "1764650000",
+            "type": "reaction",
+            "reaction": {"message_id": str(answer), "emoji": "👍"},
+        }
+        body = helpers.dumps(helpers.wa_envelope(messages=[reaction]))
+        response = await client.post(
+            f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+        )
+        assert response.status_code == 200
+        await _process(runtime)
+    async with runtime.sessions() as session:
+        kinds = list(
+            await session.scalars(
+                select(Message.content_kind).where(Message.conversation_id == cid)
+            )
+        )
+    assert "reaction" in kinds
+    assert len(await _bot_said(runtime, cid)) == 1

@@ -175,6 +175,8 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
     message, conversation, channel = row
     if bot is None or message.direction != Direction.INBOUND.value:
         return Outcome(route=True)
+    if message.content_kind == ContentKind.REACTION.value:
+        return Outcome(route=False)  # a 👍 to the bot's answer needs no reply
     if conversation.assignee_id is not None or conversation.queued_at is not None:
         return Outcome(route=True)  # a person has it, or it waits for one: the bot stays silent
     # Two messages of one conversation processed at once: the second waits for the first's state.
