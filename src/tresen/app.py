@@ -26,6 +26,7 @@ from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
+from tresen.web.bot_admin import bot_admin_router
 from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
@@ -88,6 +89,7 @@ def create_app(
             healthz,
             ping,
             inbox_router,
+            bot_admin_router,
             create_static_files_router(
                 path="/static", directories=[STATIC_DIR], include_in_schema=False
             ),

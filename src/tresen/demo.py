@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tresen.app import create_app
+from tresen.bot import store as bot_store
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
 from tresen.db.migrate import upgrade_to_head
 from tresen.db.tables import CannedReply, ChannelRow
@@ -25,6 +26,7 @@ from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
 DEMO_BUSINESS = "Radhaus Demo"
 DEMO_CHANNEL = "Radhaus WhatsApp (Simulator)"
+DEMO_FAQ = Path(__file__).parent / "bot" / "data" / "demo_faq.yaml"
 DEMO_CUSTOMER = (
     "4915112345678",
     "Jana Müller",
@@ -58,6 +60,8 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
         elif row.config.get("api_base") != sim_base:
             row.config = {**row.config, "api_base": sim_base}
         token = await create_token(session, ws.id, "demo", ["all"])
+        if not await bot_store.entries(session, ws.id):
+            await bot_store.import_file(session, ws.id, bot_store.read_import(DEMO_FAQ))
     runtime.forget_channel(row.id)
     return row, token
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tresen.cli import app
@@ -122,3 +123,49 @@ def test_split_is_deterministic_and_stratified(tmp_path: Path) -> None:
         assert _last_json(result.stdout) == {"train": 24, "test": 6, "labels": 3, "seed": 13}
         outs.append(te.read_text(encoding="utf-8"))
     assert outs[0] == outs[1]
+
+
+def test_import_faq_imports_and_a_bad_file_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from tests.bot.kbdata import KB_YAML
+
+    monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
+    good = tmp_path / "faq.yaml"
+    good.write_text(KB_YAML, encoding="utf-8")
+    result = runner.invoke(app, ["bot", "import-faq", str(good)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["imported"] == 5
+
+    def keys() -> list[str]:
+        with sqlite3.connect(tmp_path / "data" / "tresen.db") as db:
+            return [k for (k,) in db.execute("SELECT key FROM bot_faqs ORDER BY position")]
+
+    before = keys()
+    assert before == ["oeffnungszeiten", "versand", "rueckgabe", "schuhe", "zahlung"]
+    broken = KB_YAML.replace('      de: "Der Versand kostet', '      xx1: "Der Versand kostet')
+    cases = {
+        "bad_answer.yaml": (broken, "entry 2 (id 'versand'): answer language 'xx1'"),
+        "not_yaml.yaml": ("faqs: [unclosed", "not valid YAML"),
+        "no_faqs.yaml": ("business: x\n", "'faqs' must be a non-empty list"),
+        "bad_flow.yaml": (
+            KB_YAML.replace("flow: groesse", "flow: fehlt"),
+            "entry 4 (id 'schuhe'): unknown flow 'fehlt'",
+        ),
+        "latin1.yaml": (None, "cannot read"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        if text is None:
+            path.write_bytes("faqs: [Größe]".encode("latin-1"))
+        else:
+            path.write_text(text, encoding="utf-8")
+        failed = runner.invoke(app, ["bot", "import-faq", str(path)])
+        assert failed.exit_code == 2, (name, failed.output)
+        assert expected in failed.output and "nothing was imported" in failed.output, name
+        assert keys() == before, f"{name} must not change the knowledge base"
+    missing = runner.invoke(app, ["bot", "import-faq", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output

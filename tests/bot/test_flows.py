@@ -85,7 +85,7 @@ def test_ask_validate_reask_and_done(specs) -> None:
     turn = run.handle(turn.state, "blau", now=4)
     assert turn.status == "done"
     assert turn.slots == {"product": "Pegasus 41", "size": 42.5, "color": "blau"}
-    assert turn.reply == "Ich schaue nach Pegasus 41 in 42.5."
+    assert turn.reply == "Ich schaue nach Pegasus 41 in 42,5."  # German decimal comma
 
 
 def test_numbered_options_without_buttons(specs) -> None:

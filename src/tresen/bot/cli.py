@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 # Heavy modules (scikit-learn, scipy) load inside the commands so that `tresen` starts fast.
 BACKENDS = ("default", "minilm")
-bot_app = typer.Typer(no_args_is_help=True, help="The chatbot: evaluation and data tools.")
+bot_app = typer.Typer(
+    no_args_is_help=True, help="The chatbot: knowledge base, evaluation and data tools."
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -107,3 +109,41 @@ def latency_command(
     except (DataError, BackendUnavailable, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(result))
+
+
+@bot_app.command("import-faq")
+def import_faq_command(
+    source: Annotated[
+        Path, typer.Argument(help="FAQ YAML (business, language, faqs; optional flows, blacklist).")
+    ],
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", help="Workspace id (default: the install's first).")
+    ] = None,
+) -> None:
+    """Replace the workspace's knowledge base with the file's entries; the bot uses them at once."""
+    import asyncio
+
+    from tresen.bot.kb import KnowledgeBaseError
+    from tresen.bot.store import import_file, read_import
+    from tresen.clitools import cli_settings, fail, with_session
+
+    try:
+        parsed = read_import(source)
+    except KnowledgeBaseError as exc:
+        fail(f"{exc}; nothing was imported")
+    settings = cli_settings()
+
+    async def work(session: Any) -> dict[str, Any]:
+        from tresen.channels.manage import default_workspace
+        from tresen.db.tables import Workspace
+
+        if workspace:
+            ws = await session.get(Workspace, workspace)
+            if ws is None:
+                fail(f"no workspace with id {workspace!r}; nothing was imported")
+        else:
+            ws = await default_workspace(session)
+        count = await import_file(session, ws.id, parsed)
+        return {"imported": count, "workspace": ws.id, "language": parsed.kb.language}
+
+    typer.echo(json.dumps(asyncio.run(with_session(settings, work))))

@@ -240,6 +240,14 @@ def load_flows(text: str, source: str = "flows") -> dict[str, FlowSpec]:
 # --- running ------------------------------------------------------------------------------------
 
 
+def _show(value: Any, language: str) -> Any:
+    """A slot value as the customer reads it: 42.0 → "42", 42.5 → "42,5" in German."""
+    if isinstance(value, float):
+        text = f"{value:g}"
+        return text.replace(".", ",") if language == "de" else text
+    return value
+
+
 def _has_word(text: str, words: tuple[str, ...]) -> bool:
     folded = fold(clean(text))
     return any(re.search(rf"(?<!\w){re.escape(fold(w))}(?!\w)", folded) for w in words)
@@ -372,5 +380,6 @@ class FlowRunner:
             return FlowTurn("asking", turn.reply, state, turn.buttons, state["slots"], changed)
         state["status"] = "done"
         state.pop("pending", None)
-        reply = self._local(self.spec.done).format(**state["slots"]) if self.spec.done else ""
+        shown = {k: _show(v, self.language) for k, v in state["slots"].items()}
+        reply = self._local(self.spec.done).format(**shown) if self.spec.done else ""
         return FlowTurn("done", reply, state, (), state["slots"], changed)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -438,3 +439,70 @@ class ConversationLabel(Base):
     )
     workspace_id: Mapped[str] = _workspace()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+class BotConfig(Base):
+    """A workspace's bot: on or off, its language, tone, blacklist, flows and KB version."""
+
+    __tablename__ = "bot_configs"
+    workspace_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    business: Mapped[str] = mapped_column(String(200), default="")
+    kb_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every KB edit
+    persona: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blacklist: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"terms": [...]}
+    flows: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"flows": [flow YAML as data]}
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotFaq(Base):
+    """One FAQ entry: phrasings of a question, an answer per language, optionally a flow."""
+
+    __tablename__ = "bot_faqs"
+    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    key: Mapped[str] = mapped_column(String(100))
+    # {"questions": [...], "answers": {"de": ..., "en": ...}, "flow": id (optional)}
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotConversation(Base):
+    """The bot's memory of one conversation: slots, flow, misses, hand-over."""
+
+    __tablename__ = "bot_conversations"
+    conversation_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[str] = _workspace()
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    handed_over_at: Mapped[datetime | None] = mapped_column()
+    handover_reason: Mapped[str | None] = mapped_column(String(32))
+    handover_summary: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotTurn(Base):
+    """What the bot did with one inbound message (for the learning loop)."""
+
+    __tablename__ = "bot_turns"
+    __table_args__ = (Index("ix_bot_turns_workspace_at", "workspace_id", "occurred_at"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    workspace_id: Mapped[str] = mapped_column(String(26))
+    conversation_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    outcome: Mapped[str] = mapped_column(String(16))  # answered | fallback | handover | flow | ...
+    reason: Mapped[str | None] = mapped_column(String(32))  # why it handed over
+    faq_key: Mapped[str | None] = mapped_column(String(100))
+    score: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -64,7 +64,12 @@ async def _sent_before(
 
 
 async def run(
-    session: AsyncSession, message_id: str, language: str, *, now: datetime | None = None
+    session: AsyncSession,
+    message_id: str,
+    language: str,
+    *,
+    welcome: bool = True,
+    now: datetime | None = None,
 ) -> str | None:
     """After consent: welcome a new conversation, or say when the business opens; what was sent."""
     now = now or utcnow()
@@ -88,10 +93,10 @@ async def run(
         return await _send(
             session, conversation, channel, AFTER_HOURS, after_hours_text(profile, lang, now)
         )
-    welcome = profile.welcome.get(lang, "").strip()
-    if not welcome or await _sent_before(session, conversation.id, WELCOME):
+    text = profile.welcome.get(lang, "").strip() if welcome else ""
+    if not text or await _sent_before(session, conversation.id, WELCOME):
         return None
-    return await _send(session, conversation, channel, WELCOME, welcome)
+    return await _send(session, conversation, channel, WELCOME, text)
 
 
 async def _send(

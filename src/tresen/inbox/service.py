@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from tresen.channels.base import channel_factory
 from tresen.db.tables import (
+    BotConversation,
     CannedReply,
     ChannelRow,
     Contact,
@@ -90,6 +91,8 @@ class ConversationView:
     reply_default: str | None = None  # the identity a reply goes to unless the agent picks
     reply_open: bool = False  # some channel of the contact can take a free reply now
     all_channels: bool = False  # the timeline shows every conversation of the contact
+    bot_handover: tuple[str, str, datetime] | None = None
+    """(reason, summary, when) while the bot has handed this conversation over."""
 
 
 async def conversation_list(
@@ -225,6 +228,12 @@ async def conversation_view(
         )
     ).all()
     name = identity.display_name or contact.display_name
+    memory = await session.get(BotConversation, conv.id)
+    handover = (
+        (memory.handover_reason or "", memory.handover_summary or "", memory.handed_over_at)
+        if memory is not None and memory.handed_over_at is not None
+        else None
+    )
     view = ConversationView(
         conversation=conv,
         contact_name=name,
@@ -242,6 +251,7 @@ async def conversation_view(
         attributes=dict(contact.attributes or {}),
         earlier=[(i, k, t) for i, k, t in earlier],
         templates=await _templates_offered(session, channel, caps, conv),
+        bot_handover=handover,
     )
     await _contact_extras(session, actor, view)
     return view
@@ -394,6 +404,10 @@ async def set_status(
         .where(Conversation.id == conv.id)
         .values(status=value.value, **({} if active else {"queued_at": None}))
     )
+    if value == ConversationStatus.RESOLVED:
+        from tresen.bot.live import reset
+
+        await reset(session, conv.id)
     if active or not held_a_slot or assignee_id is None:
         return []
     return await routing.fill(session, assignee_id)

@@ -1,11 +1,12 @@
-"""The slower work after a message is stored: consent first, then auto-replies and routing."""
+"""The slower work after a message is stored: consent first, then the bot or auto-replies, routing."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from tresen.db.tables import Message
-from tresen.events import CONVERSATION_UPDATED, Event
+from tresen.bot import live
+from tresen.db.tables import Contact, Conversation, Message
+from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
 from tresen.inbox import autoreply, routing
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
@@ -18,21 +19,51 @@ from tresen.runtime import Runtime
 async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     message_id = str(job.payload.get("message_id", ""))
+    # Built (or taken from the cache) before the transaction: fitting must not hold a write lock.
+    bot = await live.bot_for(runtime.sessions, job.workspace_id) if job.workspace_id else None
+    conversation_id: str | None = None
     async with runtime.sessions() as session, session.begin():
         await options.resolve_numbered_reply(session, message_id)
-        outcome = (
-            await consent.process(session, message_id)
-            if runtime.settings.consent_first
-            else "granted"
-        )
-        if outcome == "granted":
+        allowed, consent_now = True, "granted"
+        if runtime.settings.consent_first:
+            # Only a contact who had consented before this message gets the bot; the message
+            # that asks or answers the consent question is the consent step's alone.
+            before = await session.scalar(
+                select(Contact.consent_state)
+                .join(Conversation, Conversation.contact_id == Contact.id)
+                .join(Message, Message.conversation_id == Conversation.id)
+                .where(Message.id == message_id)
+            )
+            consent_now = await consent.process(session, message_id)
+            allowed = before == "granted"
+        if allowed:
+            outcome = await live.handle(session, bot, message_id)
+        else:
+            # With a bot, a conversation waits for the customer's yes, not for an agent.
+            outcome = live.Outcome(route=bot is None)
+        if consent_now == "granted" and (bot is None or outcome.handover):
+            # Without a bot (or once it handed over), the business profile's texts answer:
+            # a welcome for a new conversation, or when the business opens again.
             body = await session.scalar(select(Message.body).where(Message.id == message_id))
-            await autoreply.run(session, message_id, consent.message_language(body))
-        routed = await routing.route_for_message(session, message_id)
+            await autoreply.run(
+                session, message_id, consent.message_language(body), welcome=bot is None
+            )
+        routed = None
+        if outcome.route:
+            routed = await routing.route_for_message(session, message_id)
+        if outcome.sent or outcome.handover:
+            conversation_id = await session.scalar(
+                select(Message.conversation_id).where(Message.id == message_id)
+            )
         await queue.finish(session, job.id, worker_id)
     runtime.jobs_ready.set()
-    if routed is not None and job.workspace_id:
+    if not job.workspace_id:
+        return
+    if routed is not None:
         await runtime.events.publish(Event(job.workspace_id, CONVERSATION_UPDATED, routed))
+    elif conversation_id is not None:
+        kind = CONVERSATION_UPDATED if outcome.handover else MESSAGE_NEW
+        await runtime.events.publish(Event(job.workspace_id, kind, conversation_id))
 
 
 HANDLERS = {PROCESS_JOB: process_job}

@@ -1,0 +1,285 @@
+"""The knowledge base in the database: import, read, edit; every change bumps the KB version."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.bot.flows import FlowError, parse_flow
+from tresen.bot.kb import FaqEntry, KnowledgeBase, KnowledgeBaseError, parse_kb
+from tresen.db.tables import BotConfig, BotFaq
+from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_LANG = re.compile(r"^[a-z]{2}$")
+MAX_PHRASINGS = 50
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class ImportFile:
+    """A validated import: the FAQ, flows by id, which entry starts which flow, blacklist terms."""
+
+    kb: KnowledgeBase
+    flows: list[dict[str, Any]]
+    entry_flows: dict[str, str]
+    blacklist: list[str] | None
+
+
+def parse_import(data: Any, source: str) -> ImportFile:
+    """Validate a whole import file (FAQ as in the spec, plus optional flows and blacklist)."""
+    kb = parse_kb(data, source)
+    raw_flows = data.get("flows") or []
+    if not isinstance(raw_flows, list):
+        raise KnowledgeBaseError(f"{source}: 'flows' must be a list")
+    flow_ids: set[str] = set()
+    for n, raw in enumerate(raw_flows, start=1):
+        try:
+            flow_ids.add(parse_flow(raw, f"{source}: flow {n}").id)
+        except FlowError as exc:
+            raise KnowledgeBaseError(str(exc)) from exc
+    entry_flows: dict[str, str] = {}
+    for n, item in enumerate(data["faqs"], start=1):
+        flow = item.get("flow")
+        if flow is None:
+            continue
+        if flow not in flow_ids:
+            raise KnowledgeBaseError(
+                f"{source}: entry {n} (id {item['id']!r}): unknown flow {flow!r}"
+            )
+        entry_flows[item["id"]] = flow
+    blacklist = data.get("blacklist")
+    if blacklist is not None and (
+        not isinstance(blacklist, list) or not all(isinstance(t, str) for t in blacklist)
+    ):
+        raise KnowledgeBaseError(f"{source}: 'blacklist' must be a list of terms")
+    return ImportFile(kb, list(raw_flows), entry_flows, blacklist)
+
+
+def read_import(path: str | Path) -> ImportFile:
+    """Read and validate an import file; KnowledgeBaseError names the problem."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KnowledgeBaseError(f"{path}: cannot read: {exc}") from exc
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_import(data, str(path))
+
+
+async def config_for(session: AsyncSession, workspace_id: str) -> BotConfig:
+    """The workspace's bot configuration, created (enabled, German) on first use."""
+    config = await session.get(BotConfig, workspace_id)
+    if config is None:
+        config = BotConfig(
+            workspace_id=workspace_id,
+            enabled=True,
+            language="de",
+            business="",
+            kb_version=0,
+            persona={},
+            blacklist={},
+            flows={},
+            updated_at=utcnow(),
+        )
+        session.add(config)
+        await session.flush()
+    return config
+
+
+async def bump(session: AsyncSession, workspace_id: str) -> None:
+    """Mark the KB changed: every process rebuilds its matcher on its next message."""
+    await config_for(session, workspace_id)
+    await session.execute(
+        update(BotConfig)
+        .where(BotConfig.workspace_id == workspace_id)
+        .values(kb_version=BotConfig.kb_version + 1, updated_at=utcnow())
+    )
+
+
+async def import_file(session: AsyncSession, workspace_id: str, parsed: ImportFile) -> int:
+    """Replace the workspace's FAQ with the file's entries (in the caller's transaction)."""
+    config = await config_for(session, workspace_id)
+    config.language = parsed.kb.language
+    config.business = parsed.kb.business
+    config.flows = {"flows": parsed.flows}
+    if parsed.blacklist is not None:
+        config.blacklist = {"terms": parsed.blacklist}
+    await session.execute(delete(BotFaq).where(BotFaq.workspace_id == workspace_id))
+    now = utcnow()
+    for position, entry in enumerate(parsed.kb.entries):
+        content: dict[str, Any] = {
+            "questions": list(entry.questions),
+            "answers": dict(entry.answers),
+        }
+        if entry.id in parsed.entry_flows:
+            content["flow"] = parsed.entry_flows[entry.id]
+        session.add(
+            BotFaq(
+                id=new_id(),
+                workspace_id=workspace_id,
+                key=entry.id,
+                content=content,
+                position=position,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await session.flush()
+    await bump(session, workspace_id)
+    return len(parsed.kb.entries)
+
+
+async def entries(session: AsyncSession, workspace_id: str) -> list[BotFaq]:
+    """The workspace's FAQ rows in order."""
+    return list(
+        await session.scalars(
+            select(BotFaq)
+            .where(BotFaq.workspace_id == workspace_id)
+            .order_by(BotFaq.position, BotFaq.key)
+        )
+    )
+
+
+def to_kb(config: BotConfig, rows: list[BotFaq]) -> KnowledgeBase:
+    """The rows as the matcher's knowledge base."""
+    faq = tuple(
+        FaqEntry(
+            row.key,
+            tuple(row.content.get("questions", [])),
+            dict(row.content.get("answers", {})),
+        )
+        for row in rows
+        if row.content.get("questions") and row.content.get("answers")
+    )
+    return KnowledgeBase(config.business, config.language, faq, {e.id: e for e in faq})
+
+
+def check_entry(key: str, questions: list[str], answers: dict[str, str]) -> None:
+    """Raise ValueError naming what is wrong with an edited entry."""
+    if not _KEY.match(key) or key == "oos":
+        raise ValueError("the id uses letters, digits, '_', '-' or '.' (and is not 'oos')")
+    if not questions:
+        raise ValueError("an entry needs at least one phrasing")
+    if len(questions) > MAX_PHRASINGS:
+        raise ValueError(f"an entry has at most {MAX_PHRASINGS} phrasings")
+    if not answers:
+        raise ValueError("an entry needs an answer in at least one language")
+    for lang, text in answers.items():
+        if not _LANG.match(lang):
+            raise ValueError(f"{lang!r} is not a two-letter language code")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"an answer has at most {MAX_TEXT} characters")
+    if any(len(q) > MAX_TEXT for q in questions):
+        raise ValueError(f"a phrasing has at most {MAX_TEXT} characters")
+
+
+async def save_entry(
+    session: AsyncSession,
+    workspace_id: str,
+    entry_id: str | None,
+    key: str,
+    questions: list[str],
+    answers: dict[str, str],
+) -> BotFaq:
+    """Add (entry_id None) or change an entry; ValueError when invalid or the id is taken."""
+    questions = [q.strip() for q in questions if q.strip()]
+    answers = {lang.strip(): a.strip() for lang, a in answers.items() if a.strip()}
+    key = key.strip()
+    check_entry(key, questions, answers)
+    taken = await session.scalar(
+        select(BotFaq.id).where(BotFaq.workspace_id == workspace_id, BotFaq.key == key)
+    )
+    if taken is not None and taken != entry_id:
+        raise ValueError(f"another entry already has the id {key!r}")
+    now = utcnow()
+    if entry_id is None:
+        position = await session.scalar(
+            select(func.coalesce(func.max(BotFaq.position), -1)).where(
+                BotFaq.workspace_id == workspace_id
+            )
+        )
+        row = BotFaq(
+            id=new_id(),
+            workspace_id=workspace_id,
+            key=key,
+            content={"questions": questions, "answers": answers},
+            position=int(position or 0) + 1,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+    else:
+        found = await entry(session, workspace_id, entry_id)
+        content = {**found.content, "questions": questions, "answers": answers}
+        found.key, found.content, found.updated_at = key, content, now
+        row = found
+    await session.flush()
+    await bump(session, workspace_id)
+    return row
+
+
+async def entry(session: AsyncSession, workspace_id: str, entry_id: str) -> BotFaq:
+    """One entry of the workspace; LookupError when there is none."""
+    row = await session.scalar(
+        select(BotFaq).where(BotFaq.workspace_id == workspace_id, BotFaq.id == entry_id)
+    )
+    if row is None:
+        raise LookupError(entry_id)
+    return row
+
+
+async def delete_entry(session: AsyncSession, workspace_id: str, entry_id: str) -> None:
+    """Remove an entry."""
+    row = await entry(session, workspace_id, entry_id)
+    await session.delete(row)
+    await session.flush()
+    await bump(session, workspace_id)
+
+
+async def add_phrasing(session: AsyncSession, workspace_id: str, entry_id: str, text: str) -> None:
+    """Teach an entry one more phrasing (from the learning loop)."""
+    row = await entry(session, workspace_id, entry_id)
+    questions = list(row.content.get("questions", []))
+    if text.strip() and text.strip() not in questions:
+        questions.append(text.strip()[:MAX_TEXT])
+    await save_entry(
+        session, workspace_id, row.id, row.key, questions, dict(row.content.get("answers", {}))
+    )
+
+
+async def save_settings(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    enabled: bool,
+    name: str,
+    form: str,
+    emoji: bool,
+    blacklist: list[str],
+) -> None:
+    """The bot on or off, its name, du or Sie, emoji, and the blacklist; ValueError when invalid."""
+    name = name.strip()
+    if not name or len(name) > 60:
+        raise ValueError("the bot's name has 1 to 60 characters")
+    if form not in ("du", "sie"):
+        raise ValueError("the form of address is 'du' or 'sie'")
+    terms = list(dict.fromkeys(t.strip() for t in blacklist if t.strip()))
+    if len(terms) > 200 or any(len(t) > 100 for t in terms):
+        raise ValueError("at most 200 blacklist terms of at most 100 characters")
+    config = await config_for(session, workspace_id)
+    config.enabled = enabled
+    config.persona = {**(config.persona or {}), "name": name, "form": form, "emoji": emoji}
+    config.blacklist = {"terms": terms}
+    await session.flush()
+    await bump(session, workspace_id)

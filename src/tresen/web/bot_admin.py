@@ -1,0 +1,242 @@
+"""Admin pages of the bot: the FAQ (list, add, edit, delete) and the learning loop."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, Router, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Response
+
+from tresen.bot import stats, store
+from tresen.db.tables import BotConfig, BotFaq
+from tresen.inbox import service
+from tresen.inbox.permissions import Action, Actor, may
+from tresen.privacy import audit
+from tresen.web.inbox import Form, current_actor
+from tresen.web.pages import render
+
+LANGUAGES = ("de", "en")
+_ANSWER_FIELD = re.compile(r"^answer_([a-z]{2})$")
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.runtime
+
+
+async def _admin(request: Request[Any, Any, Any]) -> Actor:
+    actor = await current_actor(request)
+    if not may(actor, Action.MANAGE_SETTINGS):
+        raise service.Forbidden("only admins edit the bot")
+    return actor
+
+
+def _form_entry(data: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
+    questions = [line.strip() for line in str(data.get("questions", "")).splitlines()]
+    answers = {
+        m.group(1): str(value)
+        for name, value in data.items()
+        if (m := _ANSWER_FIELD.match(name)) is not None
+    }
+    return str(data.get("key", ""))[:100], [q for q in questions if q], answers
+
+
+def _languages(row: BotFaq | None) -> list[str]:
+    extra = sorted(set((row.content.get("answers") or {}) if row else ()) - set(LANGUAGES))
+    return [*LANGUAGES, *extra]
+
+
+async def _overview(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response[str]:
+    workspace_id = actor.user.workspace_id
+    async with _runtime(request).sessions() as session:
+        rows = await store.entries(session, workspace_id)
+        config = await session.get(BotConfig, workspace_id)
+        days = await stats.per_day(session, workspace_id)
+        unanswered = await stats.unanswered(session, workspace_id)
+    return render(
+        request,
+        "admin_bot.html",
+        status_code=status_code,
+        actor=actor,
+        rows=rows,
+        days=days,
+        unanswered=unanswered,
+        languages=list(LANGUAGES),
+        error=error,
+        form=form or {},
+        persona=(config.persona if config else None) or {},
+        enabled=config.enabled if config else True,
+        terms=((config.blacklist if config else None) or {}).get("terms", []),
+    )
+
+
+@get("/inbox/admin/bot", include_in_schema=False)
+async def bot_overview(request: Request[Any, Any, Any]) -> Response[str]:
+    """The FAQ entries, a form for a new one, and what the bot did per day."""
+    return await _overview(request, await _admin(request))
+
+
+async def _audit(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    action: str,
+    subject: str,
+    subject_type: str = "bot_faq",
+) -> None:
+    async with _runtime(request).sessions() as session, session.begin():
+        await audit.record(
+            session,
+            actor.user.workspace_id,
+            action,
+            actor_id=actor.user.id,
+            subject_type=subject_type,
+            subject_id=subject,
+        )
+
+
+@post("/inbox/admin/bot/faq", include_in_schema=False, status_code=303)
+async def faq_add(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """Add an entry; the bot knows it with the next message."""
+    actor = await _admin(request)
+    key, questions, answers = _form_entry(data)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            row = await store.save_entry(
+                session, actor.user.workspace_id, None, key, questions, answers
+            )
+            row_id = row.id
+    except ValueError as exc:
+        return await _overview(request, actor, error=str(exc), form=dict(data), status_code=422)
+    await _audit(request, actor, "bot.faq_added", row_id)
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
+async def _edit_page(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    entry_id: str,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response[str]:
+    async with _runtime(request).sessions() as session:
+        try:
+            row = await store.entry(session, actor.user.workspace_id, entry_id)
+        except LookupError as exc:
+            raise service.NotFound(entry_id) from exc
+    return render(
+        request,
+        "admin_bot_entry.html",
+        status_code=status_code,
+        actor=actor,
+        row=row,
+        languages=_languages(row),
+        error=error,
+        form=form,
+    )
+
+
+@get("/inbox/admin/bot/faq/{entry_id:str}", include_in_schema=False)
+async def faq_edit(request: Request[Any, Any, Any], entry_id: FromPath[str]) -> Response[str]:
+    """One entry: its id, phrasings and answers per language."""
+    return await _edit_page(request, await _admin(request), entry_id)
+
+
+@post("/inbox/admin/bot/faq/{entry_id:str}", include_in_schema=False, status_code=303)
+async def faq_save(
+    request: Request[Any, Any, Any], entry_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Save an edited entry."""
+    actor = await _admin(request)
+    key, questions, answers = _form_entry(data)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await store.save_entry(
+                session, actor.user.workspace_id, entry_id, key, questions, answers
+            )
+    except LookupError as exc:
+        raise service.NotFound(entry_id) from exc
+    except ValueError as exc:
+        return await _edit_page(
+            request, actor, entry_id, error=str(exc), form=dict(data), status_code=422
+        )
+    await _audit(request, actor, "bot.faq_changed", entry_id)
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
+@post("/inbox/admin/bot/faq/{entry_id:str}/delete", include_in_schema=False, status_code=303)
+async def faq_delete(request: Request[Any, Any, Any], entry_id: FromPath[str]) -> Redirect:
+    """Remove an entry."""
+    actor = await _admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await store.delete_entry(session, actor.user.workspace_id, entry_id)
+    except LookupError as exc:
+        raise service.NotFound(entry_id) from exc
+    await _audit(request, actor, "bot.faq_deleted", entry_id)
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
+@post("/inbox/admin/bot/teach/{turn_id:int}", include_in_schema=False, status_code=303)
+async def teach(
+    request: Request[Any, Any, Any], turn_id: FromPath[int], data: Form
+) -> Response[Any]:
+    """Turn an unanswered question into a phrasing of an entry (or the start of a new one)."""
+    actor = await _admin(request)
+    workspace_id = actor.user.workspace_id
+    target = str(data.get("entry_id", ""))
+    error: str | None = None
+    async with _runtime(request).sessions() as session, session.begin():
+        try:
+            text = await stats.turn_text(session, workspace_id, turn_id)
+        except LookupError as exc:
+            raise service.NotFound(str(turn_id)) from exc
+        if target:
+            try:
+                await store.add_phrasing(session, workspace_id, target, text)
+            except LookupError as exc:
+                raise service.NotFound(target) from exc
+            except ValueError as exc:
+                error = str(exc)
+    if not target:
+        return await _overview(request, actor, form={"questions": text})
+    if error:
+        return await _overview(request, actor, error=error, status_code=422)
+    await _audit(request, actor, "bot.faq_taught", target)
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
+@post("/inbox/admin/bot/settings", include_in_schema=False, status_code=303)
+async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """The bot on or off, its name, du or Sie, emoji, and the blacklist."""
+    actor = await _admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await store.save_settings(
+                session,
+                actor.user.workspace_id,
+                enabled=data.get("enabled") == "1",
+                name=str(data.get("name", ""))[:100],
+                form=str(data.get("form", "")),
+                emoji=data.get("emoji") == "1",
+                blacklist=str(data.get("blacklist", ""))[:25_000].splitlines(),
+            )
+    except ValueError as exc:
+        return await _overview(request, actor, error=str(exc), status_code=422)
+    await _audit(
+        request, actor, "bot.settings_changed", actor.user.workspace_id, subject_type="workspace"
+    )
+    return Redirect("/inbox/admin/bot", status_code=303)
+
+
+bot_admin_router = Router(
+    path="/",
+    route_handlers=[bot_overview, bot_settings, faq_add, faq_edit, faq_save, faq_delete, teach],
+)

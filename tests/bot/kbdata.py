@@ -1,0 +1,83 @@
+"""A small bilingual knowledge base for the live bot tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tresen.bot import store
+from tresen.runtime import Runtime
+
+BLACKLISTED = "Fahrradkette24"
+
+KB_YAML = f"""
+business: Radladen Test
+language: de
+blacklist: ["{BLACKLISTED}"]
+flows:
+  - id: groesse
+    slots:
+      - name: size
+        type: shoe_size
+        ask: {{de: "Welche Größe brauchen Sie?", en: "Which size do you need?"}}
+    done: {{de: "Größe {{size}} haben wir vorrätig.", en: "We have size {{size}} in stock."}}
+faqs:
+  - id: oeffnungszeiten
+    questions:
+      - Wann haben Sie geöffnet?
+      - Wie sind Ihre Öffnungszeiten?
+      - Habt ihr samstags offen?
+      - When are you open?
+      - What are your opening hours?
+    answer:
+      de: "Wir haben Montag bis Freitag von 9 bis 18 Uhr geöffnet."
+      en: "We are open Monday to Friday from 9 am to 6 pm."
+  - id: versand
+    questions:
+      - Was kostet der Versand?
+      - Wie hoch sind die Versandkosten?
+      - How much is shipping?
+      - What are the shipping costs?
+    answer:
+      de: "Der Versand kostet 4,90 €, ab 50 € ist er kostenlos."
+      en: "Shipping costs 4.90 €, free from 50 €."
+  - id: rueckgabe
+    questions:
+      - Kann ich etwas zurückgeben?
+      - Wie funktioniert die Rücksendung?
+      - Can I return an item?
+      - How do returns work?
+    answer:
+      de: "Sie können Artikel 30 Tage lang zurückgeben, anders als bei {BLACKLISTED} kostenlos."
+      en: "You can return items within 30 days, free of charge unlike {BLACKLISTED}."
+  - id: schuhe
+    flow: groesse
+    questions:
+      - Habt ihr den Radschuh in meiner Größe?
+      - Gibt es die Radschuhe auch in anderen Größen?
+      - Do you have the cycling shoe in my size?
+    answer:
+      de: "Unsere Radschuhe gibt es in vielen Größen."
+      en: "Our cycling shoes come in many sizes."
+  - id: zahlung
+    questions:
+      - Welche Zahlungsarten gibt es?
+      - Kann ich mit PayPal bezahlen?
+      - Which payment methods do you accept?
+    answer:
+      de: "Sie können mit PayPal, Karte oder auf Rechnung bezahlen."
+      en: "You can pay with PayPal, card or by invoice."
+"""
+
+
+def kb_data() -> Any:
+    """The test knowledge base as parsed YAML."""
+    return yaml.safe_load(KB_YAML)
+
+
+async def import_kb(runtime: Runtime, workspace_id: str, data: Any = None) -> int:
+    """Import the test knowledge base (or `data`) into a workspace."""
+    parsed = store.parse_import(data if data is not None else kb_data(), "test kb")
+    async with runtime.sessions() as session, session.begin():
+        return await store.import_file(session, workspace_id, parsed)
