@@ -627,7 +627,7 @@ async def test_wrong_password_and_untrusted_certificate_do_not_connect(
             XmppConfig(SHOP, "falsch", "127.0.0.1", prosody.port, tls_ca_file=str(tls.ca_file)),
             "login refused",
         ),
-        (XmppConfig(SHOP, "shop-secret", "127.0.0.1", prosody.port), "closed"),
+        (XmppConfig(SHOP, "shop-secret", "127.0.0.1", prosody.port), "certificate is not trusted"),
     ):
         link = XmppLink(cfg, sink, reconnect_min=60, connect_timeout=10)
         stopping = asyncio.Event()
@@ -640,3 +640,34 @@ async def test_wrong_password_and_untrusted_certificate_do_not_connect(
         assert why in (link.last_error or "") and link.sessions == 0
         stopping.set()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.slow
+async def test_plain_stream_only_when_allowed(prosody_ready: None, tmp_path: Path) -> None:
+    from tresen.channels.xmpp import XmppConfig, XmppLink
+
+    server = make_prosody(tmp_path / "plain", None)
+    server.register("shop", "shop-secret")
+    server.start()
+    try:
+
+        async def sink(_parsed: Any) -> None:
+            return None
+
+        for allow, connects in ((False, False), (True, True)):
+            cfg = XmppConfig(SHOP, "shop-secret", "127.0.0.1", server.port, allow_plain=allow)
+            link = XmppLink(cfg, sink, reconnect_min=60, connect_timeout=10)
+            stopping = asyncio.Event()
+            task = asyncio.create_task(link.run(stopping))
+
+            async def settled(link: XmppLink = link) -> bool:
+                return link.connected.is_set() or link.last_error is not None
+
+            await eventually(settled, what="the plain link to settle")
+            assert link.connected.is_set() is connects, link.last_error
+            if not connects:
+                assert "TLS" in (link.last_error or "")
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+    finally:
+        server.stop()

@@ -364,6 +364,12 @@ class XmppLink:
                 except TransientError as exc:
                     self.last_error = exc.reason
                     established = False
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    # An unreadable CA file, a broken address: say so and keep trying.
+                    self.last_error = f"cannot connect: {type(exc).__name__}"
+                    logger.warning("XMPP link: %s", self.last_error)
+                    established = False
+                    failures = max(failures, 4)
                 failures = 0 if established else failures + 1
                 if stopping.is_set():
                     break
@@ -378,7 +384,7 @@ class XmppLink:
     async def _drain_then_stop(self, consumer: asyncio.Task[None]) -> None:
         """Give the consumer a moment to store what arrived, then end it."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._inbox.join(), 10)
+            await asyncio.wait_for(self._inbox.join(), 3)
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
@@ -396,9 +402,9 @@ class XmppLink:
         client.enable_starttls = not cfg.direct_tls
         client.enable_plaintext = cfg.allow_plain
         if cfg.allow_plain:
-            mechs = client.plugin.config.setdefault("feature_mechanisms", {})  # type: ignore[attr-defined]
-            mechs["unencrypted_plain"] = True
-            mechs["unencrypted_scram"] = True
+            mechanisms = client.plugin["feature_mechanisms"]
+            mechanisms.config["unencrypted_plain"] = True
+            mechanisms.config["unencrypted_scram"] = True
         # Customers may see whether the shop is online; the shop does not ask for their presence.
         client.auto_authorize = True
         client.auto_subscribe = False
@@ -423,7 +429,8 @@ class XmppLink:
                 started.set_exception(exc)
 
         def on_end(_event: Any) -> None:
-            fail(TransientError("the XMPP server closed the connection"))
+            # A moment's grace: a precise reason (certificate, login) may follow the close.
+            loop.call_later(0.5, fail, TransientError("the XMPP server closed the connection"))
             if not ended.done():
                 ended.set_result(None)
 
@@ -435,9 +442,20 @@ class XmppLink:
         client.add_event_handler(
             "connection_failed", lambda _e: fail(TransientError("XMPP server not reachable"))
         )
-        client.add_event_handler(
-            "failed_all_auth", lambda _e: fail(AuthError("XMPP login refused"))
-        )
+
+        def on_auth_failed(_event: Any) -> None:
+            transport = client.transport
+            if transport is None or transport.get_extra_info("ssl_object") is None:
+                # slixmpp never sends the password over a stream without TLS unless allowed.
+                fail(TransientError("the XMPP server offers no TLS (allow_plain is off)"))
+            else:
+                fail(AuthError("XMPP login refused"))
+
+        def on_bad_certificate(_event: Any) -> None:
+            fail(TransientError("the XMPP server's TLS certificate is not trusted (tls_ca_file?)"))
+
+        client.add_event_handler("failed_all_auth", on_auth_failed)
+        client.add_event_handler("ssl_invalid_chain", on_bad_certificate)
         client.add_event_handler("disconnected", on_end)
         if self.config.host:
             client.connect(self.config.host, self.config.port)

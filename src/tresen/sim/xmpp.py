@@ -53,6 +53,7 @@ class Prosody:
     def write_config(self) -> None:
         """Write a config: loopback only, no s2s, no HTTP, plain-stored passwords (tests)."""
         (self.directory / "data").mkdir(exist_ok=True)
+        modules = ["roster", "saslauth", "disco", "offline", "ping"] + (["tls"] if self.tls else [])
         lines = [
             f"pidfile = {_lua(self.directory / 'prosody.pid')}",
             f"data_path = {_lua(self.directory / 'data')}",
@@ -66,7 +67,7 @@ class Prosody:
             'authentication = "internal_plain"',
             'storage = "internal"',
             f'log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {_lua(self.log_file)} }} }}',
-            'modules_enabled = { "roster", "saslauth", "tls", "disco", "offline", "ping" }',
+            f"modules_enabled = {{ {', '.join(repr(m) for m in modules)} }}",
             'modules_disabled = { "s2s" }',
             f"c2s_require_encryption = {'true' if self.tls else 'false'}",
             "allow_unencrypted_plain_auth = true" if not self.tls else "",
