@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from slixmpp import ClientXMPP
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from tresen.app import make_worker
@@ -39,7 +39,14 @@ from tresen.channels.xmpp import (
     parse_stanza,
     parse_stanza_text,
 )
-from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Job, Message
+from tresen.db.tables import (
+    ChannelRow,
+    ContactIdentity,
+    Conversation,
+    Job,
+    Message,
+    PendingStatus,
+)
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.jobs.xmpp import poll_xmpp
 from tresen.pipeline.outbound import OutboundContent, queue_message
@@ -499,6 +506,43 @@ async def _reply(runtime: Runtime, channel_id: str, text: str) -> str:
         message_id = row.id
     runtime.jobs_ready.set()
     return message_id
+
+
+async def test_stored_once_and_a_receipt_overtaking_the_send_record(runtime: Runtime) -> None:
+    from tresen.jobs.xmpp import make_sink
+    from tresen.pipeline.inbound import ChannelRef
+
+    async with runtime.sessions() as session, session.begin():
+        ws = await default_workspace(session)
+        row = await add_channel(session, ws.id, "xmpp", "Jabber", config())
+        ref = ChannelRef(row.id, row.workspace_id, "xmpp")
+    sink = make_sink(runtime, ref)
+    hello = stanza("<body>Hallo</body>", **{"from": "kunde@example.org/a"})
+    await sink(parse_stanza(hello, SHOP))
+    # The same stanza again, as a second worker's session receives it.
+    await sink(parse_stanza(hello, SHOP))
+    async with runtime.sessions() as session:
+        inbound = list(await session.scalars(select(Message).where(Message.direction == "inbound")))
+    assert len(inbound) == 1
+    reply_id = await _reply(runtime, row.id, "Ja")
+    # The customer's receipt is stored before the send job recorded its outcome.
+    receipt = stanza(f'<received xmlns="urn:xmpp:receipts" id="tresen-{reply_id}"/>', id="r1")
+    await sink(parse_stanza(receipt, SHOP))
+    reply = await _message(runtime, reply_id)
+    assert reply is not None and reply.state == DeliveryState.DELIVERED.value
+    assert reply.provider_message_id == f"tresen-{reply_id}"
+    # A receipt naming a message we never sent is dropped, not kept as waiting.
+    stray = stanza('<received xmlns="urn:xmpp:receipts" id="tresen-UNKNOWN"/>', id="r2")
+    await sink(parse_stanza(stray, SHOP))
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PendingStatus)) == 0
+    async with runtime.sessions() as session:
+        assert (
+            await session.scalar(
+                select(Message).where(Message.provider_message_id.like("%UNKNOWN"))
+            )
+            is None
+        )
 
 
 @pytest.mark.slow
