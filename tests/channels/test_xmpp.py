@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import ssl
 import time
 import xml.etree.ElementTree as ET
@@ -715,3 +716,39 @@ async def test_plain_stream_only_when_allowed(prosody_ready: None, tmp_path: Pat
             await asyncio.wait_for(task, 10)
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+async def test_a_server_that_stops_answering_is_noticed_and_reconnected(
+    prosody: Prosody, tls: TlsFiles
+) -> None:
+    from tresen.channels.xmpp import XmppConfig, XmppLink
+
+    async def sink(_parsed: Any) -> None:
+        return None
+
+    cfg = XmppConfig(SHOP, "shop-secret", "127.0.0.1", prosody.port, tls_ca_file=str(tls.ca_file))
+    link = XmppLink(cfg, sink, reconnect_min=0.5, connect_timeout=3, confirm_timeout=1, keepalive=1)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(link.run(stopping))
+    assert prosody.process is not None
+    try:
+
+        async def up(n: int) -> bool:
+            return link.connected.is_set() and link.sessions == n
+
+        await eventually(functools.partial(up, 1), what="the first session")
+        # The server hangs (the TCP connection stays open, nothing answers), then recovers.
+        prosody.process.send_signal(signal.SIGSTOP)
+
+        async def down() -> bool:
+            return not link.connected.is_set()
+
+        await eventually(down, what="the hang to be noticed")
+        prosody.process.send_signal(signal.SIGCONT)
+        await eventually(functools.partial(up, 2), timeout=30, what="the reconnect")
+    finally:
+        if prosody.process is not None:
+            prosody.process.send_signal(signal.SIGCONT)
+        stopping.set()
+        await asyncio.wait_for(task, 15)

@@ -299,6 +299,15 @@ def merge(parsed: list[ParsedWebhook]) -> ParsedWebhook:
     return out
 
 
+def _parse_safely(xml: ET.Element, own_jid: str) -> ParsedWebhook:
+    """`parse_stanza`, and a stanza it cannot handle is skipped instead of stopping the link."""
+    try:
+        return parse_stanza(xml, own_jid)
+    except Exception:
+        logger.exception("an XMPP stanza could not be parsed; skipped")
+        return ParsedWebhook(errors=["unparseable stanza"])
+
+
 # ---------------------------------------------------------------------------------------------
 # The live connection.
 
@@ -326,6 +335,7 @@ class XmppLink:
         reconnect_max: float = 60.0,
         connect_timeout: float = 30.0,
         confirm_timeout: float = 10.0,
+        keepalive: float = 60.0,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -334,6 +344,7 @@ class XmppLink:
         self.reconnect_max = reconnect_max
         self.connect_timeout = connect_timeout
         self.confirm_timeout = confirm_timeout
+        self.keepalive = keepalive
         self.client: ClientXMPP | None = None
         self.sessions = 0
         """How many sessions were established so far (a reconnect adds one)."""
@@ -483,7 +494,7 @@ class XmppLink:
             self.last_error = None
             self.connected.set()
             logger.info("XMPP account connected (session %d)", self.sessions)
-            await asyncio.wait({ended, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            await self._keep_alive(client, ended, stop_wait)
             if not ended.done():
                 await client.disconnect(wait=2.0)
             return True
@@ -496,7 +507,28 @@ class XmppLink:
             self.connected.clear()
             self.client = None
             self._ended = None
+            # slixmpp's send loop of this client would otherwise wait forever (one per attempt).
+            sender = getattr(client, "_run_out_filters", None)
+            if sender is not None:
+                sender.cancel()
             logger.info("XMPP account disconnected")
+
+    async def _keep_alive(
+        self, client: ClientXMPP, ended: asyncio.Future[Any], stop_wait: asyncio.Future[Any]
+    ) -> None:
+        """Wait for the end of the session, pinging the server now and then to notice a dead link."""
+        while True:
+            done, _ = await asyncio.wait(
+                {ended, stop_wait}, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                return
+            try:
+                await self._confirm(client, ended)
+            except TransientError:
+                logger.warning("the XMPP server stopped answering; reconnecting")
+                client.abort()
+                return
 
     # -- inbound
 
@@ -507,7 +539,7 @@ class XmppLink:
             batch = [await self._inbox.get()]
             while not self._inbox.empty() and len(batch) < 50:
                 batch.append(self._inbox.get_nowait())
-            parsed = merge([parse_stanza(x, self.bare) for x in batch])
+            parsed = merge([_parse_safely(x, self.bare) for x in batch])
             while True:
                 try:
                     if parsed.messages or parsed.statuses:
