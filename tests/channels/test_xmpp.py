@@ -551,7 +551,7 @@ async def test_round_trip_receipts_restart_offline_and_retry(
     runtime: Runtime, prosody: Prosody, tls: TlsFiles, customers: list[Customer]
 ) -> None:
     channel_id = await _seed_channel(runtime, prosody, tls)
-    poller = functools.partial(poll_xmpp, scan_seconds=0.2, reconnect_min=3.0)
+    poller = functools.partial(poll_xmpp, scan_seconds=0.2, reconnect_min=6.0)
     worker = make_worker(runtime, pollers=[poller], poll_seconds=0.1)
     worker_task = asyncio.create_task(worker.run())
     try:

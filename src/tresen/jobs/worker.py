@@ -72,7 +72,9 @@ class Worker:
         finally:
             beat.cancel()
             if pollers:
-                # Pollers watch the stop event; a moment lets them store what they hold.
+                # Pollers watch the stop event (set here too when the loop was cancelled); a
+                # moment lets them store what they hold.
+                self._stopping.set()
                 _, pending = await asyncio.wait(pollers, timeout=self.poller_grace)
                 for task in pending:
                     task.cancel()

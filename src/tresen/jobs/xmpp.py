@@ -83,8 +83,6 @@ async def poll_xmpp(
     reconnect_max: float = 60.0,
 ) -> None:
     """Run one link per enabled XMPP channel; start, restart and stop them as channels change."""
-    from tresen.channels.xmpp import XmppConfig, XmppLink, bare_jid
-
     running: dict[str, _Running] = {}
 
     async def stop(channel_id: str) -> None:
@@ -110,6 +108,13 @@ async def poll_xmpp(
                 for channel_id, entry in list(running.items()):
                     if entry.config != wanted[channel_id].config or entry.task.done():
                         await stop(channel_id)
+                if not rows and not running:
+                    # slixmpp is imported only where an XMPP channel exists.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), scan_seconds)
+                    continue
+                from tresen.channels.xmpp import XmppConfig, XmppLink, bare_jid
+
                 accounts = {bare_jid(str(e.config.get("jid", ""))) for e in running.values()}
                 for row in rows:
                     if row.id in running:
