@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,9 @@ async def poll_xmpp(
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), scan_seconds)
                     continue
-                from tresen.channels.xmpp import XmppConfig, XmppLink, bare_jid
+                # Imported in a thread: loading slixmpp must not stall the worker's event loop.
+                xmpp = await asyncio.to_thread(importlib.import_module, "tresen.channels.xmpp")
+                XmppConfig, XmppLink, bare_jid = xmpp.XmppConfig, xmpp.XmppLink, xmpp.bare_jid
 
                 accounts = {bare_jid(str(e.config.get("jid", ""))) for e in running.values()}
                 for row in rows:
