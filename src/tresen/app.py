@@ -21,6 +21,7 @@ from tresen.db.migrate import upgrade_to_head
 from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
 from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
+from tresen.jobs.xmpp import poll_xmpp
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
@@ -43,7 +44,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
-    kwargs.setdefault("pollers", [poll_mailboxes])
+    kwargs.setdefault("pollers", [poll_mailboxes, poll_xmpp])
     return Worker(
         runtime,
         {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS},

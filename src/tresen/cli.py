@@ -311,6 +311,9 @@ def channel_add(
     email: --address --smtp-host --smtp-username --smtp-password --imap-host --imap-username
     --imap-password [--smtp-port 587] [--imap-port 993] (polled, no webhook)
 
+    xmpp: --jid --password [--host H --port 5222] [--direct-tls true] [--tls-ca-file PEM]
+    (the worker stays connected, no webhook)
+
     A wrong option is named with the list of the kind's options.
     """
     import msgspec

@@ -216,6 +216,7 @@ CHANNEL_CLASSES: dict[str, str] = {
     "sms": "tresen.channels.sms:SmsChannel",
     "email": "tresen.channels.email:EmailChannel",
     "webchat": "tresen.channels.webchat:WebchatChannel",
+    "xmpp": "tresen.channels.xmpp:XmppChannel",
 }
 """Every channel kind tresen knows, in one explicit list (imported on first use)."""
 

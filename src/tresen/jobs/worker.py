@@ -36,6 +36,7 @@ class Worker:
         poll_seconds: float = 0.5,
         worker_id: str | None = None,
         pollers: list[Poller] | None = None,
+        poller_grace: float = 5.0,
     ):
         self.runtime = runtime
         self.handlers = handlers
@@ -47,6 +48,7 @@ class Worker:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self.pollers = pollers or []
+        self.poller_grace = poller_grace
 
     def stop(self) -> None:
         """Ask the loop to finish the jobs it holds and return."""
@@ -69,8 +71,13 @@ class Worker:
                 await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         finally:
             beat.cancel()
-            for task in pollers:
-                task.cancel()
+            if pollers:
+                # Pollers watch the stop event (set here too when the loop was cancelled); a
+                # moment lets them store what they hold.
+                self._stopping.set()
+                _, pending = await asyncio.wait(pollers, timeout=self.poller_grace)
+                for task in pending:
+                    task.cancel()
 
     async def _claim_some(self) -> int:
         free = self.concurrency - len(self._inflight)

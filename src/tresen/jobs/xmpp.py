@@ -1,0 +1,150 @@
+"""Keep every enabled XMPP channel connected while a worker runs; store what its link receives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from tresen.channels.base import ParsedWebhook
+from tresen.db.tables import ChannelRow, Message
+from tresen.domain.message import Direction
+from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
+from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest
+from tresen.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Running:
+    config: dict[str, Any]
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    link: Any
+
+
+def make_sink(runtime: Runtime, ref: ChannelRef) -> Any:
+    """Store a batch of parsed stanzas in one transaction, then tell live inboxes and the worker."""
+
+    async def sink(parsed: ParsedWebhook) -> None:
+        async with runtime.sessions() as session, session.begin():
+            refs = {s.client_reference for s in parsed.statuses if s.client_reference}
+            if refs:
+                # Customers can send receipts for any id: keep only those naming our messages,
+                # so nobody fills the table of statuses waiting for their message.
+                known = set(
+                    await session.scalars(
+                        select(Message.id).where(
+                            Message.id.in_(refs),
+                            Message.channel_id == ref.id,
+                            Message.direction == Direction.OUTBOUND.value,
+                        )
+                    )
+                )
+                parsed = ParsedWebhook(
+                    parsed.messages,
+                    [s for s in parsed.statuses if s.client_reference in known],
+                    parsed.errors,
+                )
+            result = await ingest(session, ref, parsed)
+        if result.new_message_ids:
+            log.info("xmpp channel %s: %d new messages", ref.id, len(result.new_message_ids))
+        await _publish(runtime, ref.workspace_id, result)
+        runtime.jobs_ready.set()
+
+    return sink
+
+
+async def _publish(runtime: Runtime, workspace_id: str, result: IngestResult) -> None:
+    """One live event per changed conversation, after the commit (ids only)."""
+    new: dict[str, list[str]] = {}
+    for message_id, conversation_id in result.message_conversations.items():
+        new.setdefault(conversation_id, []).append(message_id)
+    for conversation_id, ids in new.items():
+        await runtime.events.publish(
+            Event(workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": ids})
+        )
+    for conversation_id in result.conversation_ids - new.keys():
+        await runtime.events.publish(Event(workspace_id, MESSAGE_STATUS, conversation_id, {}))
+
+
+async def poll_xmpp(
+    runtime: Runtime,
+    stopping: asyncio.Event,
+    *,
+    scan_seconds: float = 10.0,
+    reconnect_min: float = 1.0,
+    reconnect_max: float = 60.0,
+) -> None:
+    """Run one link per enabled XMPP channel; start, restart and stop them as channels change."""
+    running: dict[str, _Running] = {}
+
+    async def stop(channel_id: str) -> None:
+        entry = running.pop(channel_id)
+        entry.stop.set()
+        with contextlib.suppress(Exception):
+            await entry.task
+
+    try:
+        while not stopping.is_set():
+            try:
+                async with runtime.sessions() as session:
+                    rows = list(
+                        await session.scalars(
+                            select(ChannelRow)
+                            .where(ChannelRow.kind == "xmpp", ChannelRow.enabled.is_(True))
+                            .order_by(ChannelRow.created_at)
+                        )
+                    )
+                wanted = {row.id: row for row in rows}
+                for channel_id in [c for c in running if c not in wanted]:
+                    await stop(channel_id)
+                for channel_id, entry in list(running.items()):
+                    if entry.config != wanted[channel_id].config or entry.task.done():
+                        await stop(channel_id)
+                if not rows and not running:
+                    # slixmpp is imported only where an XMPP channel exists.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), scan_seconds)
+                    continue
+                # Imported in a thread: loading slixmpp must not stall the worker's event loop.
+                xmpp = await asyncio.to_thread(importlib.import_module, "tresen.channels.xmpp")
+                XmppConfig, XmppLink, bare_jid = xmpp.XmppConfig, xmpp.XmppLink, xmpp.bare_jid
+
+                accounts = {bare_jid(str(e.config.get("jid", ""))) for e in running.values()}
+                for row in rows:
+                    if row.id in running:
+                        continue
+                    config = msgspec.convert(dict(row.config), XmppConfig)
+                    account = bare_jid(config.jid)
+                    if account in accounts:
+                        log.warning(
+                            "xmpp channel %s: its account is used by another channel", row.id
+                        )
+                        continue
+                    accounts.add(account)
+                    ref = ChannelRef(id=row.id, workspace_id=row.workspace_id, kind=row.kind)
+                    link = XmppLink(
+                        config,
+                        make_sink(runtime, ref),
+                        reconnect_min=reconnect_min,
+                        reconnect_max=reconnect_max,
+                    )
+                    link_stop = asyncio.Event()
+                    running[row.id] = _Running(
+                        dict(row.config), link_stop, asyncio.create_task(link.run(link_stop)), link
+                    )
+            except Exception:
+                log.exception("starting XMPP links failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), scan_seconds)
+    finally:
+        for channel_id in list(running):
+            await stop(channel_id)
