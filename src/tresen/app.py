@@ -21,6 +21,8 @@ from tresen.db.migrate import upgrade_to_head
 from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
 from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
+from tresen.media.fetch import DEAD_HOOKS as MEDIA_DEAD_HOOKS
+from tresen.media.fetch import HANDLERS as MEDIA_HANDLERS
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
@@ -44,8 +46,8 @@ def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     kwargs.setdefault("pollers", [poll_mailboxes])
     return Worker(
         runtime,
-        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS},
-        on_dead=dict(DEAD_HOOKS),
+        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS, **MEDIA_HANDLERS},
+        on_dead={**DEAD_HOOKS, **MEDIA_DEAD_HOOKS},
         **kwargs,
     )
 

@@ -30,6 +30,7 @@ from tresen.channels.base import (
     Capabilities,
     ConfigError,
     InboundMessage,
+    NoMedia,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -411,7 +412,7 @@ def _smtp_error(exc: Exception) -> Exception:
     return TransientError(f"sending failed ({type(exc).__name__})")
 
 
-class EmailChannel:
+class EmailChannel(NoMedia):
     """One mailbox: sends replies over SMTP and reads customer mail over IMAP."""
 
     kind: ClassVar[str] = "email"

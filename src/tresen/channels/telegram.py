@@ -16,7 +16,10 @@ from tresen.channels.base import (
     Capabilities,
     ChannelError,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
+    MediaTooLarge,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -25,6 +28,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.domain.message import ContentKind
 
@@ -33,6 +37,8 @@ DEFAULT_API_BASE = "https://api.telegram.org"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 MAX_CALLBACK_DATA_BYTES = 64
+_MEDIA_KIND = {"photo": "image", "sticker": "image", "voice": "audio", "video_note": "video"}
+_FILE_PATH_RE = re.compile(r"^[A-Za-z0-9_./-]{1,256}$")
 MAX_CAPTION = 1024
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,200}$")
@@ -453,6 +459,42 @@ class TelegramChannel:
                 f"{chat_id if chat_id is not None else message.to}:{result['message_id']}"
             )
         raise TransientError("Telegram answered ok without a message_id")
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The file the parsed message names (its largest photo size, or the document...)."""
+        media = payload.get("media")
+        if not isinstance(media, dict) or not isinstance(media.get("file_id"), str):
+            return []
+        kind = str(media.get("type", "document"))
+        mime, name = media.get("mime_type"), media.get("file_name")
+        return [
+            MediaRef(
+                kind=_MEDIA_KIND.get(kind, kind if kind in ("audio", "video") else "document"),
+                ref={"file_id": media["file_id"]},
+                mime_type=mime if isinstance(mime, str) else None,
+                filename=name if isinstance(name, str) else None,
+            )
+        ]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """getFile for the file path, then download it from the bot's file URL."""
+        result = await self._call("getFile", {"file_id": str(ref.ref.get("file_id", ""))})
+        if not isinstance(result, dict):
+            raise PermanentError("Telegram answered getFile without a file", code="get_file")
+        size = result.get("file_size")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaTooLarge(
+                f"the file is {size} bytes; at most {max_bytes} are accepted", code="too_large"
+            )
+        path = result.get("file_path")
+        if not isinstance(path, str) or not _FILE_PATH_RE.match(path) or ".." in path:
+            raise PermanentError("Telegram gave no usable file_path", code="file_path")
+        url = f"{self.config.api_base.rstrip('/')}/file/bot{self.config.bot_token}/{path}"
+        fetched = await download(self.http, url, max_bytes, provider="Telegram")
+        return FetchedMedia(
+            fetched.content, ref.mime_type or fetched.content_type, ref.filename
+        )
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Answer a callback query so the customer's button stops spinning."""
