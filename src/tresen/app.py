@@ -31,6 +31,7 @@ from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
+from tresen.web.media import media_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.security import security_headers
 from tresen.web.settings import settings_router
@@ -99,6 +100,7 @@ def create_app(
             api_router,
             webchat_router,
             settings_router,
+            media_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -18,6 +18,7 @@ from tresen.db.tables import (
     Contact,
     ContactIdentity,
     Conversation,
+    Media,
     Message,
     Note,
     User,
@@ -132,6 +133,18 @@ async def load_conversation(
     return conv
 
 
+async def media_of(session: AsyncSession, message_ids: list[str]) -> dict[str, list[Media]]:
+    """The files of these messages, per message, in arrival order."""
+    found: dict[str, list[Media]] = {}
+    if not message_ids:
+        return found
+    for row in await session.scalars(
+        select(Media).where(Media.message_id.in_(message_ids)).order_by(Media.id)
+    ):
+        found.setdefault(row.message_id, []).append(row)
+    return found
+
+
 async def conversation_view(
     session: AsyncSession, actor: Actor, conversation_id: str
 ) -> ConversationView:
@@ -158,8 +171,10 @@ async def conversation_view(
             .limit(200)
         )
     ).all()
+    files = await media_of(session, [m.id for m in messages if m.content_kind == "media"])
     timeline: list[dict[str, Any]] = [
-        {"kind": "message", "message": m, "at": m.created_at} for m in messages
+        {"kind": "message", "message": m, "at": m.created_at, "media": files.get(m.id, [])}
+        for m in messages
     ]
     timeline += [
         {"kind": "note", "body": n.body, "author": name, "at": n.created_at} for n, name in notes
