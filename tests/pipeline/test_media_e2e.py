@@ -280,3 +280,29 @@ async def test_upload_over_the_limit_is_refused_before_anything_is_sent(runtime:
             assert (
                 await session.scalar(select(Message).where(Message.direction == "outbound")) is None
             )
+
+
+async def test_sms_media_urls_are_fetched_with_the_account_credentials(runtime: Runtime) -> None:
+    from tests.pipeline.test_sms_e2e import sms_stack
+
+    async with sms_stack(runtime) as stack:
+        await stack.customer_writes(
+            "Foto vom Schaden",
+            media=[(PNG, "image/png"), (b"%PDF-1.4\n%%EOF\n", "application/pdf")],
+        )
+        rows = await _settled(runtime, 2)
+        assert [(r.state, r.kind, r.content_type) for r in rows] == [
+            (store.STORED, "image", "image/png"),
+            (store.STORED, "document", "application/pdf"),
+        ]
+        assert stack.sim.media_downloads == 2
+
+
+async def test_messenger_attachment_is_fetched_from_its_url(runtime: Runtime) -> None:
+    from tests.pipeline.test_messenger_e2e import PSID, meta_stack
+
+    async with meta_stack(runtime, "messenger") as stack:
+        await stack.sim.customer_sends(PSID, type="image", media=(PNG, "image/png"))
+        [media] = await _settled(runtime)
+        assert media.state == store.STORED and media.content_type == "image/png"
+        assert stack.sim.media_downloads == 1
