@@ -306,3 +306,31 @@ async def test_messenger_attachment_is_fetched_from_its_url(runtime: Runtime) ->
         [media] = await _settled(runtime)
         assert media.state == store.STORED and media.content_type == "image/png"
         assert stack.sim.media_downloads == 1
+
+
+async def test_email_attachments_are_kept_checked_and_stored(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from tests.pipeline.test_email_e2e import FIXTURES, mail_stack
+
+    html_attachment = (
+        b"From: Jana <jana@example.org>\r\nTo: shop@example.com\r\nMessage-ID: <html.att@x>\r\n"
+        b"Subject: Link\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nSiehe Anhang\r\n--B\r\n"
+        b'Content-Type: text/html\r\nContent-Disposition: attachment; filename="x.html"\r\n\r\n'
+        b"<script>alert(1)</script>\r\n--B--\r\n"
+    )
+    async with mail_stack(runtime, tmp_path) as stack:
+        stack.imap.deliver((FIXTURES / "attachment.eml").read_bytes())
+        stack.imap.deliver(html_attachment)
+        assert await stack.poll() == 2
+        rows = await _settled(runtime, 3)
+        by_name = {r.filename: r for r in rows}
+        assert by_name["schaden.jpg"].state == store.STORED
+        assert by_name["schaden.jpg"].content_type == "image/jpeg"
+        assert by_name["rechnung.pdf"].content_type == "application/pdf"
+        assert by_name["x.html"].state == store.UNAVAILABLE
+        assert "text/html" in str(by_name["x.html"].reason)
+        staging = runtime.settings.data_dir / store.STAGING
+        assert not any(staging.iterdir()), "staged attachments are removed once handled"

@@ -171,7 +171,7 @@ async def conversation_view(
             .limit(200)
         )
     ).all()
-    files = await media_of(session, [m.id for m in messages if m.content_kind == "media"])
+    files = await media_of(session, [m.id for m in messages])
     timeline: list[dict[str, Any]] = [
         {"kind": "message", "message": m, "at": m.created_at, "media": files.get(m.id, [])}
         for m in messages

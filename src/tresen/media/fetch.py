@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tresen.jobs.queue import ClaimedJob
 from tresen.media import store
 from tresen.media.schedule import FETCH_JOB
 from tresen.media.sniff import MediaRefused
+from tresen.media.store import STAGING
 from tresen.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,10 @@ async def fetch_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     async with runtime.sessions() as session, session.begin():
         await session.execute(update(Media).where(Media.id == media.id).values(**values))
         await queue.finish(session, job.id, worker_id)
+    staged = ref.ref.get("local")
+    if isinstance(staged, str) and staged.startswith(STAGING + "/"):
+        with contextlib.suppress(OSError):
+            (settings.data_dir / staged).unlink()
     log.info("media %s of message %s: %s", media.id, media.message_id, values["state"])
     await runtime.events.publish(
         Event(media.workspace_id, MESSAGE_STATUS, conversation_id, {"media": media.id})

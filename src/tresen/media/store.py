@@ -17,6 +17,9 @@ PENDING, STORED, UNAVAILABLE = "pending", "stored", "unavailable"
 PUBLIC_LINK_SECONDS = 7 * 24 * 3600
 """How long a signed link to an outbound file works (sends are retried well within it)."""
 
+STAGING = "media/incoming"
+"""Files waiting for the media.fetch job (e-mail attachments), removed once it ran."""
+
 _UNSAFE = re.compile(r"[^\w .()+,-]")
 
 

@@ -81,7 +81,8 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
                 workspace_id=channel.workspace_id,
                 max_attempts=5,
             )
-            if message.content_kind == ContentKind.MEDIA:
+            if message.content_kind in (ContentKind.MEDIA, ContentKind.TEXT):
+                # Files may come with text too (an e-mail with attachments).
                 media_schedule.schedule(
                     session,
                     channel.workspace_id,
