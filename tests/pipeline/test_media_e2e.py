@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 from contextlib import aclosing
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -334,3 +335,52 @@ async def test_email_attachments_are_kept_checked_and_stored(
         assert "text/html" in str(by_name["x.html"].reason)
         staging = runtime.settings.data_dir / store.STAGING
         assert not any(staging.iterdir()), "staged attachments are removed once handled"
+
+
+async def test_a_failed_download_is_retried_by_the_job_queue(runtime: Runtime) -> None:
+    async with running_stack(runtime) as stack:
+        stack.sim.media_failures = 1
+        await _customer_sends_image(stack, PNG)
+        [media] = await _settled(runtime, timeout=30)
+        assert media.state == store.STORED and stack.sim.media_failures == 0
+        assert stack.sim.media_downloads == 1
+
+
+async def test_a_download_failing_on_the_last_attempt_is_unavailable(runtime: Runtime) -> None:
+    from tresen.jobs import queue
+    from tresen.jobs.queue import ClaimedJob
+    from tresen.media.fetch import fetch_job
+
+    async with running_stack(runtime, worker=False) as stack:
+        stack.sim.media_failures = 100
+        await _customer_sends_image(stack, PNG)
+        [media] = await _media_rows(runtime)
+        [job] = await queue.claim(runtime.engine, "w1", 10, timedelta(seconds=30), ["media.fetch"])
+        last = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts, None)
+        await fetch_job(runtime, last, "w1")
+        [media] = await _media_rows(runtime)
+        assert media.state == store.UNAVAILABLE
+        assert (
+            media.reason == "could not be fetched: WhatsApp answered HTTP 503 to the file download"
+        )
+
+
+async def test_web_chat_upload_becomes_a_stored_media_row(runtime: Runtime) -> None:
+    from tests.channels.test_webchat import SHOP, running_chat
+
+    async with running_chat(runtime) as chat:
+        token = await chat.session()
+        ok = await chat.web.post(
+            f"/chat/{chat.channel.id}/upload",
+            content=PNG,
+            headers={
+                "origin": SHOP,
+                "x-tresen-visitor": token,
+                "content-type": "image/png",
+                "x-file-name": "rad%20vorne.png",
+            },
+        )
+        assert ok.status_code == 201, ok.text
+        [media] = await _settled(runtime)
+        assert media.state == store.STORED and media.filename == "rad vorne.png"
+        assert (runtime.settings.data_dir / str(media.path)).read_bytes() == PNG

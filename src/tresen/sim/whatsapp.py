@@ -510,6 +510,8 @@ class WhatsAppSimulator:
         self._phone_page: str | None = None
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_downloads = 0
+        self.media_failures = 0
+        """How many of the next media downloads answer 503 (a CDN hiccup)."""
         self.fetched_links: dict[str, tuple[int, bytes, str]] = {}
         self.app = self._build_app()
 
@@ -1075,6 +1077,9 @@ class WhatsAppSimulator:
             found = sim.media.get(media_id)
             if found is None:
                 return Response(b"", status_code=404)
+            if sim.media_failures > 0:
+                sim.media_failures -= 1
+                return Response(b"", status_code=503)
             sim.media_downloads += 1
             return Response(found[0], media_type=found[1] or "application/octet-stream")
 
