@@ -384,3 +384,59 @@ async def test_web_chat_upload_becomes_a_stored_media_row(runtime: Runtime) -> N
         [media] = await _settled(runtime)
         assert media.state == store.STORED and media.filename == "rad vorne.png"
         assert (runtime.settings.data_dir / str(media.path)).read_bytes() == PNG
+
+
+async def test_agent_upload_goes_to_telegram_as_multipart(runtime: Runtime) -> None:
+    async with telegram_stack(runtime) as stack:
+        conv_id = await stack.customer_writes("Haben Sie ein Foto?")
+        async with runtime.sessions() as session:
+            conv = await session.get_one(Conversation, conv_id)
+        base_url = str(stack.api.base_url).rstrip("/")
+        agent = await _signed_in(base_url, runtime, conv.workspace_id, "a@laden.test", "admin")
+        async with aclosing(agent):
+            token = _csrf((await agent.get(f"/inbox/c/{conv_id}")).text)
+            sent = await agent.post(
+                f"/inbox/c/{conv_id}/media",
+                files={"file": ("rad.png", PNG, "image/png")},
+                data={"_csrf_token": token, "caption": "So sieht es aus"},
+            )
+            assert sent.status_code == 303, sent.text
+        [message] = [m for m in await stack.messages() if m.direction == "outbound"]
+        await stack.wait_states([message.id], {"sent"})
+        [upload] = stack.sim.uploads
+        assert (upload["method"], upload["field"], upload["filename"]) == (
+            "sendPhoto",
+            "photo",
+            "rad.png",
+        )
+        assert upload["content"] == PNG and upload["content_type"] == "image/png"
+        [entry] = stack.sim.ledger
+        assert entry.payload["caption"] == "So sieht es aus"
+        assert entry.payload["photo"] == f"upload:rad.png:{len(PNG)}"
+
+
+async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -> None:
+    from tresen.channels.base import OutboundMessage
+    from tresen.domain.message import ContentKind
+    from tresen.media.outbound import with_attachment
+
+    async with running_stack(runtime) as stack:
+        await _customer_sends_image(stack, PNG)
+        [media] = await _settled(runtime)
+        forged = OutboundMessage(
+            to=CUSTOMER,
+            content_kind=ContentKind.MEDIA,
+            body=None,
+            payload={"media_id": media.id, "link": "https://x.example/a"},
+            client_reference="01SOMEOTHERMESSAGE00000000",
+        )
+        assert (await with_attachment(runtime, forged)).attachment is None
+        own = OutboundMessage(
+            to=CUSTOMER,
+            content_kind=ContentKind.MEDIA,
+            body=None,
+            payload={"media_id": media.id},
+            client_reference=media.message_id,
+        )
+        attached = await with_attachment(runtime, own)
+        assert attached.attachment is not None and attached.attachment.path.read_bytes() == PNG

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -86,6 +87,15 @@ class ParsedWebhook:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A checked file under the data dir that goes out with a media message."""
+
+    path: Path
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """What the pipeline asks a channel to send."""
 
@@ -97,6 +107,8 @@ class OutboundMessage:
     sender_kind: str = "agent"
     last_inbound_at: datetime | None = None
     """When the customer last wrote (channels with windows choose message types by it)."""
+    attachment: Attachment | None = None
+    """The stored file of a media message an agent uploaded (channels may upload it directly)."""
 
 
 @dataclass(frozen=True)

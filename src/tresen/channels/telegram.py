@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ import httpx
 import msgspec
 
 from tresen.channels.base import (
+    Attachment,
     AuthError,
     Capabilities,
     ChannelError,
@@ -432,10 +435,18 @@ class TelegramChannel:
             return method, body
         raise PermanentError(f"telegram cannot send content kind {kind}", code="unsupported_kind")
 
-    async def _call(self, method: str, body: dict[str, Any]) -> Any:
-        """POST one Bot API method; return `result` or raise a ChannelError."""
+    async def _call(
+        self, method: str, body: dict[str, Any], upload: Attachment | None = None, field: str = ""
+    ) -> Any:
+        """POST one Bot API method (JSON, or multipart with a file); return `result` or raise."""
         try:
-            response = await self.http.post(f"{self._base}/{method}", json=body)
+            if upload is None:
+                response = await self.http.post(f"{self._base}/{method}", json=body)
+            else:
+                content = await asyncio.to_thread(upload.path.read_bytes)
+                form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+                files = {field: (upload.filename, content, upload.content_type)}
+                response = await self.http.post(f"{self._base}/{method}", data=form, files=files)
         except httpx.TimeoutException as exc:
             raise TransientError(f"timeout talking to Telegram: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
@@ -451,7 +462,13 @@ class TelegramChannel:
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send through the Bot API and map errors to the four kinds."""
         method, body = self.build_request(message)
-        result = await self._call(method, body)
+        upload, field = None, ""
+        if message.attachment is not None and message.content_kind == ContentKind.MEDIA:
+            # An agent's file goes up with the request (multipart), no public URL needed.
+            field = _SEND_MEDIA[str(message.payload.get("media_type", "image"))][1]
+            body.pop(field, None)
+            upload = message.attachment
+        result = await self._call(method, body, upload, field)
         if isinstance(result, dict) and isinstance(result.get("message_id"), int):
             chat = result.get("chat")
             chat_id = chat.get("id") if isinstance(chat, dict) else None

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import httpx
 import typer
 from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -212,6 +213,7 @@ class TelegramSimulator:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self.files: dict[str, tuple[bytes, str]] = {}
         self.file_downloads = 0
+        self.uploads: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -767,9 +769,27 @@ class TelegramSimulator:
             if not bot_token.startswith("bot"):
                 return _json_app(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             token = bot_token[3:]
-            raw = await request.body()
             ctype = request.headers.get("content-type", "")
             params: Any
+            if ctype.startswith("multipart/form-data"):
+                params = {}
+                for name, value in (await request.form()).multi_items():
+                    if isinstance(value, UploadFile):
+                        content = await value.read()
+                        sim.uploads.append(
+                            {
+                                "method": method,
+                                "field": name,
+                                "filename": value.filename,
+                                "content_type": value.content_type,
+                                "content": content,
+                            }
+                        )
+                        params[name] = f"upload:{value.filename}:{len(content)}"
+                    else:
+                        params[name] = value
+                return await sim.api_endpoint(token, method, params)
+            raw = await request.body()
             if "json" in ctype:
                 try:
                     params = json.loads(raw) if raw else {}
