@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -10,6 +12,7 @@ import httpx
 import msgspec
 
 from tresen.channels.base import (
+    Attachment,
     AuthError,
     Capabilities,
     ConfigError,
@@ -369,7 +372,9 @@ class WhatsAppChannel:
             base |= {"type": "interactive", "interactive": _interactive(message.body or "", p)}
         elif kind == ContentKind.MEDIA:
             media_type = p.get("media_type", "image")
-            media: dict[str, Any] = {"link": p["link"]}
+            media: dict[str, Any] = (
+                {"id": p["uploaded_id"]} if p.get("uploaded_id") else {"link": p["link"]}
+            )
             if message.body and media_type != "audio" and media_type != "sticker":
                 media["caption"] = message.body
             if media_type == "document" and p.get("filename"):
@@ -437,8 +442,37 @@ class WhatsAppChannel:
             ref.filename,
         )
 
+    async def upload(self, attachment: Attachment) -> str:
+        """POST a file to /{phone_number_id}/media; returns the media id to send it by."""
+        content = await asyncio.to_thread(attachment.path.read_bytes)
+        try:
+            response = await self.http.post(
+                self._url.removesuffix("/messages") + "/media",
+                data={"messaging_product": "whatsapp", "type": attachment.content_type},
+                files={"file": (attachment.filename, content, attachment.content_type)},
+                headers={"Authorization": f"Bearer {self.config.access_token}"},
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout uploading to WhatsApp: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"upload to WhatsApp failed: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        media_id = data.get("id") if isinstance(data, dict) else None
+        if response.status_code == 200 and isinstance(media_id, str) and media_id:
+            return media_id
+        raise _map_error(response.status_code, data)
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to the Cloud API and map errors to the four kinds."""
+        if message.attachment is not None and message.content_kind == ContentKind.MEDIA:
+            # An agent's file is uploaded first and sent by its media id (no public URL needed).
+            uploaded = await self.upload(message.attachment)
+            message = dataclasses.replace(
+                message, payload={**message.payload, "uploaded_id": uploaded}
+            )
         try:
             response = await self.http.post(
                 self._url,

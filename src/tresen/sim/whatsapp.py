@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -513,6 +514,7 @@ class WhatsAppSimulator:
         self.media_failures = 0
         """How many of the next media downloads answer 503 (a CDN hiccup)."""
         self.fetched_links: dict[str, tuple[int, bytes, str]] = {}
+        self.uploads: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     # -- windows -----------------------------------------------------------------------
@@ -1060,6 +1062,48 @@ class WhatsAppSimulator:
             auth = request.headers.get("authorization")
             return await sim.send_endpoint(version, phone_number_id, auth, raw)
 
+        @post("/{version:str}/{phone_number_id:str}/media", status_code=200)
+        async def media_upload(
+            version: FromPath[str],
+            phone_number_id: FromPath[str],
+            request: Request[Any, Any, Any],
+        ) -> Response[Any]:
+            fbtrace = sim._new_id("A", 8)
+            if not sim._authorised(request.headers.get("authorization")):
+                return Response(
+                    error_body(190, "Invalid OAuth access token", "", fbtrace), status_code=401
+                )
+            if phone_number_id != sim.config.phone_number_id:
+                return Response(
+                    error_body(100, "Invalid parameter", "Unknown phone number id.", fbtrace),
+                    status_code=400,
+                )
+            if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+                return Response(
+                    error_body(100, "Invalid parameter", "Upload as multipart/form-data.", fbtrace),
+                    status_code=400,
+                )
+            form = await request.form()
+            upload = form.get("file")
+            if form.get("messaging_product") != "whatsapp" or not isinstance(upload, UploadFile):
+                return Response(
+                    error_body(
+                        100,
+                        "Invalid parameter",
+                        "messaging_product=whatsapp and a file are required.",
+                        fbtrace,
+                    ),
+                    status_code=400,
+                )
+            content = await upload.read()
+            media_id = str(sim._rng.randrange(10**15, 10**16))
+            mime = str(form.get("type") or upload.content_type)
+            sim.add_media(media_id, content, mime)
+            sim.uploads.append(
+                {"id": media_id, "filename": upload.filename, "type": mime, "content": content}
+            )
+            return Response({"id": media_id})
+
         @get("/{version:str}/{media_id:str}", sync_to_thread=False)
         def media_endpoint(
             version: FromPath[str], media_id: FromPath[str], request: Request[Any, Any, Any]
@@ -1137,6 +1181,7 @@ class WhatsAppSimulator:
         return Litestar(
             route_handlers=[
                 messages_endpoint,
+                media_upload,
                 media_endpoint,
                 media_download,
                 phone,
