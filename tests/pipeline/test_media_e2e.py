@@ -445,3 +445,55 @@ async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -
         )
         attached = await with_attachment(runtime, own)
         assert attached.attachment is not None and attached.attachment.path.read_bytes() == PNG
+
+
+async def test_messenger_gets_a_signed_link_and_web_chat_refuses_files(runtime: Runtime) -> None:
+    from tests.pipeline.test_messenger_e2e import meta_stack
+
+    async with meta_stack(runtime, "messenger") as stack:
+        base_url = str(stack.api.base_url).rstrip("/")
+        runtime.settings = runtime.settings.with_overrides(base_url=base_url)
+        conv_id = await stack.customer_writes("Foto bitte")
+        async with runtime.sessions() as session:
+            conv = await session.get_one(Conversation, conv_id)
+        agent = await _signed_in(base_url, runtime, conv.workspace_id, "a@laden.test", "admin")
+        async with aclosing(agent):
+            token = _csrf((await agent.get(f"/inbox/c/{conv_id}")).text)
+            sent = await agent.post(
+                f"/inbox/c/{conv_id}/media",
+                files={"file": ("rad.png", PNG, "image/png")},
+                data={"_csrf_token": token},
+            )
+            assert sent.status_code == 303, sent.text
+            deadline = time.monotonic() + 20
+            while not stack.sim.ledger:
+                assert time.monotonic() < deadline, "nothing reached the simulator"
+                await asyncio.sleep(0.05)
+            attachment = stack.sim.ledger[0].payload["message"]["attachment"]
+            assert attachment["type"] == "image"
+            url = attachment["payload"]["url"]
+            assert url.startswith(f"{base_url}/media/public/")
+            async with httpx.AsyncClient() as provider:
+                fetched = await provider.get(url)
+            assert fetched.status_code == 200 and fetched.content == PNG
+
+
+async def test_web_chat_refuses_agent_files_clearly(runtime: Runtime) -> None:
+    from tests.channels.test_webchat import running_chat
+
+    async with running_chat(runtime) as chat:
+        visitor = await chat.session()
+        assert (await chat.say(visitor, "Hallo")).status_code in (200, 201)
+        conv_id = await chat.conversation(visitor)
+        agent = await _signed_in(
+            chat.base_url, runtime, chat.channel.workspace_id, "a@x.test", "admin"
+        )
+        async with aclosing(agent):
+            token = _csrf((await agent.get(f"/inbox/c/{conv_id}")).text)
+            refused = await agent.post(
+                f"/inbox/c/{conv_id}/media",
+                files={"file": ("rad.png", PNG, "image/png")},
+                data={"_csrf_token": token},
+            )
+        assert refused.status_code == 422 and "webchat cannot send files" in refused.text
+        assert await _media_rows(runtime) == []
