@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import WA_CONFIG
 from tresen.channels.base import (
@@ -22,6 +24,7 @@ from tresen.channels.email import EmailChannel
 from tresen.channels.messenger import MessengerChannel
 from tresen.channels.sms import SmsChannel
 from tresen.channels.telegram import TelegramChannel
+from tresen.channels.webchat import WebchatChannel
 from tresen.channels.whatsapp import WhatsAppChannel
 
 
@@ -159,3 +162,63 @@ def test_media_refs_per_channel() -> None:
     ]
     for channel in (WhatsAppChannel, TelegramChannel, MessengerChannel, SmsChannel, EmailChannel):
         assert channel.media_refs({}) == []
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "image",
+                    "document",
+                    "id",
+                    "media",
+                    "file_id",
+                    "message",
+                    "attachments",
+                    "payload",
+                    "url",
+                    "content_type",
+                    "mime_type",
+                    "filename",
+                    "file_name",
+                    "name",
+                    "staged",
+                    "refused",
+                    "path",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.dictionaries(
+        st.sampled_from(["type", "image", "document", "media", "message", "attachments"]),
+        _json,
+        max_size=4,
+    )
+)
+def test_fuzz_media_refs_never_raise(payload: dict[str, object]) -> None:
+    """Whatever a stored payload holds, every channel names only well-formed refs or none."""
+    for channel in (
+        WhatsAppChannel,
+        TelegramChannel,
+        MessengerChannel,
+        SmsChannel,
+        EmailChannel,
+        WebchatChannel,
+    ):
+        for ref in channel.media_refs(payload):  # type: ignore[arg-type]
+            assert ref.kind in ("image", "audio", "video", "document")
+            url = ref.ref.get("url")
+            assert url is None or (isinstance(url, str) and url.startswith(("http://", "https://")))

@@ -538,7 +538,8 @@ class EmailChannel:
     def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
         """Attachments the poller kept under the data dir (or why one was not kept)."""
         refs: list[MediaRef] = []
-        for item in payload.get("attachments") or []:
+        attachments = payload.get("attachments")
+        for item in attachments if isinstance(attachments, list) else []:
             if not isinstance(item, dict):
                 continue
             staged, refused = item.get("staged"), item.get("refused")
@@ -548,7 +549,8 @@ class EmailChannel:
                 ref = {"refused": refused}
             else:
                 continue
-            ctype = str(item.get("type") or "")
+            raw_type = item.get("type")
+            ctype = raw_type if isinstance(raw_type, str) else ""
             top = ctype.split("/", 1)[0]
             refs.append(
                 MediaRef(

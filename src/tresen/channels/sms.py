@@ -476,7 +476,8 @@ class SmsChannel:
     def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
         """MediaUrl0..N with their MediaContentType."""
         refs: list[MediaRef] = []
-        for item in payload.get("media") or []:
+        media = payload.get("media")
+        for item in media if isinstance(media, list) else []:
             url = item.get("url") if isinstance(item, dict) else None
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 continue

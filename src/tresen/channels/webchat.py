@@ -309,12 +309,13 @@ class WebchatChannel:
         path = media.get("path")
         if not isinstance(path, str) or not path.startswith("media/"):
             return []
+        mime, name = media.get("mime_type"), media.get("filename")
         return [
             MediaRef(
-                kind=str(media.get("type") or "document"),
+                kind="image" if media.get("type") == "image" else "document",
                 ref={"local": path},
-                mime_type=media.get("mime_type"),
-                filename=media.get("filename"),
+                mime_type=mime if isinstance(mime, str) else None,
+                filename=name if isinstance(name, str) else None,
             )
         ]
 
