@@ -144,6 +144,7 @@ def test_media_refs_per_channel() -> None:
                 {"type": "file", "payload": {"url": "https://cdn.example/a"}},
                 {"type": "location", "payload": {"coordinates": {}}},
                 {"type": "image", "payload": {"url": "javascript:alert(1)"}},
+                {"type": ["image"], "payload": {"url": "https://cdn.example/b"}},
             ]
         }
     }

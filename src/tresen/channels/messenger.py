@@ -460,7 +460,7 @@ class MessengerChannel:
             a_type = item.get("type") if isinstance(item, dict) else None
             body = item.get("payload") if isinstance(item, dict) else None
             url = body.get("url") if isinstance(body, dict) else None
-            if a_type not in _IN_MEDIA or not isinstance(url, str):
+            if not isinstance(a_type, str) or a_type not in _IN_MEDIA or not isinstance(url, str):
                 continue
             if not url.startswith(("http://", "https://")):
                 continue
