@@ -22,6 +22,8 @@ from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
 from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
 from tresen.jobs.xmpp import poll_xmpp
+from tresen.media.fetch import DEAD_HOOKS as MEDIA_DEAD_HOOKS
+from tresen.media.fetch import HANDLERS as MEDIA_HANDLERS
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
 from tresen.runtime import Runtime
@@ -32,6 +34,7 @@ from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
+from tresen.web.media import media_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.security import security_headers
 from tresen.web.settings import settings_router
@@ -47,8 +50,8 @@ def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     kwargs.setdefault("pollers", [poll_mailboxes, poll_xmpp])
     return Worker(
         runtime,
-        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS},
-        on_dead=dict(DEAD_HOOKS),
+        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS, **MEDIA_HANDLERS},
+        on_dead={**DEAD_HOOKS, **MEDIA_DEAD_HOOKS},
         **kwargs,
     )
 
@@ -102,6 +105,7 @@ def create_app(
             webchat_router,
             settings_router,
             contacts_router,
+            media_router,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

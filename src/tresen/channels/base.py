@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -90,6 +91,15 @@ class ParsedWebhook:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A checked file under the data dir that goes out with a media message."""
+
+    path: Path
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """What the pipeline asks a channel to send."""
 
@@ -101,6 +111,8 @@ class OutboundMessage:
     sender_kind: str = "agent"
     last_inbound_at: datetime | None = None
     """When the customer last wrote (channels with windows choose message types by it)."""
+    attachment: Attachment | None = None
+    """The stored file of a media message an agent uploaded (channels may upload it directly)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,27 @@ class SendResult:
     """The provider accepted the message under this id."""
 
     provider_message_id: str
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """Where a provider keeps one file of an inbound message (fetched later by a job)."""
+
+    kind: str
+    """image, audio, video, document or sticker."""
+    ref: dict[str, Any]
+    """Provider-specific: a media id, a file id or a URL."""
+    mime_type: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    """A file's bytes as the provider served them (checked and stored by tresen.media)."""
+
+    content: bytes
+    content_type: str | None
+    filename: str | None = None
 
 
 class ChannelError(Exception):
@@ -155,6 +188,10 @@ class TransientError(ChannelError):
     kind = "transient"
 
 
+class MediaTooLarge(PermanentError):
+    """A file is larger than TRESEN_MAX_MEDIA_BYTES; its download was stopped."""
+
+
 class WebhookRejected(Exception):
     """A webhook call that must not be processed, with the HTTP status to answer."""
 
@@ -194,6 +231,79 @@ class Channel(Protocol):
         """Confirm receipt to the provider where it expects that (data from InboundMessage)."""
         ...
 
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The files a stored inbound message payload names (empty when none)."""
+        ...
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Download one file (at most max_bytes) or raise a ChannelError (MediaTooLarge)."""
+        ...
+
+
+async def download(
+    http: httpx.AsyncClient,
+    url: str,
+    max_bytes: int,
+    *,
+    provider: str,
+    headers: Mapping[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+) -> FetchedMedia:
+    """GET a file, streaming, and stop as soon as it grows over max_bytes."""
+    try:
+        async with http.stream(
+            "GET", url, headers=headers, auth=auth, follow_redirects=True
+        ) as response:
+            status = response.status_code
+            if status != 200:
+                await response.aread()
+                raise _download_error(provider, status)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise MediaTooLarge(
+                    f"the file is {int(declared)} bytes; at most {max_bytes} are accepted",
+                    code="too_large",
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLarge(
+                        f"the file is larger than {max_bytes} bytes", code="too_large"
+                    )
+                chunks.append(chunk)
+            return FetchedMedia(b"".join(chunks), response.headers.get("content-type"))
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"timeout downloading from {provider}: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"download from {provider} failed: {type(exc).__name__}") from exc
+
+
+def _download_error(provider: str, status: int) -> ChannelError:
+    reason = f"{provider} answered HTTP {status} to the file download"
+    if status in (401, 403):
+        return AuthError(reason, code=str(status))
+    if status == 429:
+        return RateLimited(reason, code=str(status), retry_after=30.0)
+    if status >= 500 or status == 408:
+        return TransientError(reason, code=str(status))
+    return PermanentError(reason, code=str(status))
+
+
+class NoMedia:
+    """Mixin for channels whose inbound messages carry no files to fetch."""
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """No files."""
+        return []
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Nothing to fetch from this provider."""
+        raise PermanentError("this channel has no files to fetch", code="no_media")
+
 
 class ChannelFactory(Protocol):
     """How the registry builds a channel from its stored configuration (the channel's class)."""
@@ -206,6 +316,9 @@ class ChannelFactory(Protocol):
 
     @staticmethod
     def check_config(config: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]: ...
 
 
 CHANNEL_CLASSES: dict[str, str] = {

@@ -16,6 +16,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import aiosmtplib
@@ -29,7 +30,9 @@ from tresen.channels.base import (
     AuthError,
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -43,6 +46,7 @@ from tresen.channels.base import (
 from tresen.db.tables import Message as MessageRow
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
+from tresen.media.store import STAGING as MEDIA_STAGING
 from tresen.pipeline.inbound import ChannelRef, ingest
 
 logger = logging.getLogger(__name__)
@@ -530,6 +534,38 @@ class EmailChannel:
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Nothing to confirm: mail is marked seen by the poller after the commit."""
 
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """Attachments the poller kept under the data dir (or why one was not kept)."""
+        refs: list[MediaRef] = []
+        attachments = payload.get("attachments")
+        for item in attachments if isinstance(attachments, list) else []:
+            if not isinstance(item, dict):
+                continue
+            staged, refused = item.get("staged"), item.get("refused")
+            if isinstance(staged, str):
+                ref: dict[str, Any] = {"local": staged}
+            elif isinstance(refused, str):
+                ref = {"refused": refused}
+            else:
+                continue
+            raw_type = item.get("type")
+            ctype = raw_type if isinstance(raw_type, str) else ""
+            top = ctype.split("/", 1)[0]
+            refs.append(
+                MediaRef(
+                    kind=top if top in ("image", "audio", "video") else "document",
+                    ref=ref,
+                    mime_type=ctype or None,
+                    filename=item.get("name") if isinstance(item.get("name"), str) else None,
+                )
+            )
+        return refs
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Attachments arrive inside the mail: one that was not kept stays unavailable."""
+        raise PermanentError(str(ref.ref.get("refused") or "the attachment was not kept"))
+
     def _imap(self) -> imaplib.IMAP4:
         cfg = self.config
         if cfg.imap_tls:
@@ -590,6 +626,34 @@ def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def stage_attachments(raw: bytes, parsed: ParsedWebhook, data_dir: Path, max_bytes: int) -> None:
+    """Write each attachment of a parsed mail under data_dir/media/incoming, noting where."""
+    if not parsed.messages or not parsed.messages[0].payload.get("attachments"):
+        return
+    payload = parsed.messages[0].payload
+    try:
+        msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+        parts = list(msg.iter_attachments()) if isinstance(msg, EmailMessage) else []
+    except _MAIL_ERRORS:
+        return
+    stem = hashlib.sha256(str(payload.get("message_id", "")).encode()).hexdigest()[:24]
+    for index, (item, part) in enumerate(zip(payload["attachments"], parts, strict=False)):
+        try:
+            data = part.get_payload(decode=True)
+        except _MAIL_ERRORS:
+            data = None
+        if not isinstance(data, bytes) or not data:
+            item["refused"] = "the attachment could not be decoded"
+        elif len(data) > max_bytes:
+            item["refused"] = f"the file is {len(data)} bytes; at most {max_bytes} are accepted"
+        else:
+            relative = f"{MEDIA_STAGING}/{stem}-{index}"
+            target = data_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            item["staged"] = relative
+
+
 class _RuntimeLike(Protocol):
     async def channel(self, channel_id: str) -> Any: ...
 
@@ -614,6 +678,12 @@ async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
     if not fetched:
         return 0
     batch = [(uid, parse_mail(raw)) for uid, raw in fetched]
+    settings = getattr(runtime_like, "settings", None)
+    if settings is not None:
+        for (_, parsed), (_, raw) in zip(batch, fetched, strict=True):
+            await asyncio.to_thread(
+                stage_attachments, raw, parsed, settings.data_dir, settings.max_media_bytes
+            )
     done: list[str] = [uid for uid, _ in batch]
     try:
         async with runtime_like.sessions() as session, session.begin():

@@ -14,7 +14,9 @@ from tresen.channels.base import (
     Capabilities,
     ChannelError,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -24,6 +26,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.channels.meta import hub_handshake, verify_hub_signature
 from tresen.domain.message import ContentKind, DeliveryState
@@ -41,6 +44,13 @@ MAX_QUICK_REPLY_TITLE = 20
 MEDIA_ATTACHMENTS = frozenset(
     {"image", "video", "audio", "file", "sticker", "ig_reel", "reel", "story_mention"}
 )
+_IN_MEDIA = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "file": "document",
+    "sticker": "image",
+}
 _OUT_MEDIA = {"image": "image", "audio": "audio", "video": "video", "document": "file"}
 
 # Codes from https://developers.facebook.com/docs/messenger-platform/error-codes
@@ -439,6 +449,30 @@ class MessengerChannel:
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Messenger needs no acknowledgement beyond the webhook's 200."""
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """Every file attachment with a payload.url (image, video, audio, file, sticker)."""
+        message = payload.get("message")
+        attachments = message.get("attachments") if isinstance(message, dict) else None
+        refs: list[MediaRef] = []
+        for item in attachments if isinstance(attachments, list) else []:
+            a_type = item.get("type") if isinstance(item, dict) else None
+            body = item.get("payload") if isinstance(item, dict) else None
+            url = body.get("url") if isinstance(body, dict) else None
+            if not isinstance(a_type, str) or a_type not in _IN_MEDIA or not isinstance(url, str):
+                continue
+            if not url.startswith(("http://", "https://")):
+                continue
+            refs.append(MediaRef(kind=_IN_MEDIA[a_type], ref={"url": url}))
+        return refs
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Download the attachment's CDN URL (signed by the platform; no token needed)."""
+        url = str(ref.ref.get("url", ""))
+        if not url.startswith(("http://", "https://")):
+            raise PermanentError("the attachment has no http(s) URL", code="media_url")
+        return await download(self.http, url, max_bytes, provider=self.provider)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to the Send API and map errors to the four kinds."""

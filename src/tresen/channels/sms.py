@@ -20,7 +20,9 @@ from tresen.channels.base import (
     AuthError,
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -30,6 +32,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.domain.message import ContentKind, DeliveryState
 
@@ -469,6 +472,40 @@ class SmsChannel:
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Twilio needs no acknowledgement beyond the webhook's 200."""
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """MediaUrl0..N with their MediaContentType."""
+        refs: list[MediaRef] = []
+        media = payload.get("media")
+        for item in media if isinstance(media, list) else []:
+            url = item.get("url") if isinstance(item, dict) else None
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                continue
+            ctype = str(item.get("content_type") or "")
+            kind = ctype.split("/", 1)[0]
+            refs.append(
+                MediaRef(
+                    kind=kind if kind in ("image", "audio", "video") else "document",
+                    ref={"url": url},
+                    mime_type=ctype or None,
+                )
+            )
+        return refs
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Download a MediaUrl with the account's credentials (HTTP basic auth)."""
+        url = str(ref.ref.get("url", ""))
+        if not url.startswith(("http://", "https://")):
+            raise PermanentError("the media has no http(s) URL", code="media_url")
+        fetched = await download(
+            self.http,
+            url,
+            max_bytes,
+            provider="the SMS provider",
+            auth=(self.config.account_sid, self.config.auth_token),
+        )
+        return FetchedMedia(fetched.content, ref.mime_type or fetched.content_type)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to Messages.json and map errors to the four kinds."""

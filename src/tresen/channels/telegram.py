@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -12,11 +14,15 @@ import httpx
 import msgspec
 
 from tresen.channels.base import (
+    Attachment,
     AuthError,
     Capabilities,
     ChannelError,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
+    MediaTooLarge,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -25,6 +31,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.domain.message import ContentKind
 
@@ -33,6 +40,8 @@ DEFAULT_API_BASE = "https://api.telegram.org"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 MAX_CALLBACK_DATA_BYTES = 64
+_MEDIA_KIND = {"photo": "image", "sticker": "image", "voice": "audio", "video_note": "video"}
+_FILE_PATH_RE = re.compile(r"^[A-Za-z0-9_./-]{1,256}$")
 MAX_CAPTION = 1024
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,200}$")
@@ -426,10 +435,18 @@ class TelegramChannel:
             return method, body
         raise PermanentError(f"telegram cannot send content kind {kind}", code="unsupported_kind")
 
-    async def _call(self, method: str, body: dict[str, Any]) -> Any:
-        """POST one Bot API method; return `result` or raise a ChannelError."""
+    async def _call(
+        self, method: str, body: dict[str, Any], upload: Attachment | None = None, field: str = ""
+    ) -> Any:
+        """POST one Bot API method (JSON, or multipart with a file); return `result` or raise."""
         try:
-            response = await self.http.post(f"{self._base}/{method}", json=body)
+            if upload is None:
+                response = await self.http.post(f"{self._base}/{method}", json=body)
+            else:
+                content = await asyncio.to_thread(upload.path.read_bytes)
+                form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+                files = {field: (upload.filename, content, upload.content_type)}
+                response = await self.http.post(f"{self._base}/{method}", data=form, files=files)
         except httpx.TimeoutException as exc:
             raise TransientError(f"timeout talking to Telegram: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
@@ -445,7 +462,13 @@ class TelegramChannel:
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send through the Bot API and map errors to the four kinds."""
         method, body = self.build_request(message)
-        result = await self._call(method, body)
+        upload, field = None, ""
+        if message.attachment is not None and message.content_kind == ContentKind.MEDIA:
+            # An agent's file goes up with the request (multipart), no public URL needed.
+            field = _SEND_MEDIA[str(message.payload.get("media_type", "image"))][1]
+            body.pop(field, None)
+            upload = message.attachment
+        result = await self._call(method, body, upload, field)
         if isinstance(result, dict) and isinstance(result.get("message_id"), int):
             chat = result.get("chat")
             chat_id = chat.get("id") if isinstance(chat, dict) else None
@@ -453,6 +476,42 @@ class TelegramChannel:
                 f"{chat_id if chat_id is not None else message.to}:{result['message_id']}"
             )
         raise TransientError("Telegram answered ok without a message_id")
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The file the parsed message names (its largest photo size, or the document...)."""
+        media = payload.get("media")
+        if not isinstance(media, dict) or not isinstance(media.get("file_id"), str):
+            return []
+        kind = str(media.get("type", "document"))
+        mime, name = media.get("mime_type"), media.get("file_name")
+        return [
+            MediaRef(
+                kind=_MEDIA_KIND.get(kind, kind if kind in ("audio", "video") else "document"),
+                ref={"file_id": media["file_id"]},
+                mime_type=mime if isinstance(mime, str) else None,
+                filename=name if isinstance(name, str) else None,
+            )
+        ]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """getFile for the file path, then download it from the bot's file URL."""
+        result = await self._call("getFile", {"file_id": str(ref.ref.get("file_id", ""))})
+        if not isinstance(result, dict):
+            raise PermanentError("Telegram answered getFile without a file", code="get_file")
+        size = result.get("file_size")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaTooLarge(
+                f"the file is {size} bytes; at most {max_bytes} are accepted", code="too_large"
+            )
+        path = result.get("file_path")
+        if not isinstance(path, str) or not _FILE_PATH_RE.match(path) or ".." in path:
+            raise PermanentError("Telegram gave no usable file_path", code="file_path")
+        url = f"{self.config.api_base.rstrip('/')}/file/bot{self.config.bot_token}/{path}"
+        fetched = await download(self.http, url, max_bytes, provider="Telegram")
+        return FetchedMedia(
+            fetched.content, ref.mime_type or fetched.content_type, ref.filename
+        )
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Answer a callback query so the customer's button stops spinning."""

@@ -16,7 +16,9 @@ import msgspec
 from tresen.channels.base import (
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -297,3 +299,26 @@ class WebchatChannel:
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Nothing to confirm."""
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """A visitor's upload, already stored under the data dir by the upload route."""
+        media = payload.get("media")
+        if not isinstance(media, dict):
+            return []
+        path = media.get("path")
+        if not isinstance(path, str) or not path.startswith("media/"):
+            return []
+        mime, name = media.get("mime_type"), media.get("filename")
+        return [
+            MediaRef(
+                kind="image" if media.get("type") == "image" else "document",
+                ref={"local": path},
+                mime_type=mime if isinstance(mime, str) else None,
+                filename=name if isinstance(name, str) else None,
+            )
+        ]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Uploads are stored locally; tresen.media reads them, nothing is fetched."""
+        raise PermanentError("web chat files are stored on upload", code="no_media")

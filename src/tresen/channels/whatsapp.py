@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -10,10 +12,14 @@ import httpx
 import msgspec
 
 from tresen.channels.base import (
+    Attachment,
     AuthError,
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
+    MediaRef,
+    MediaTooLarge,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -23,6 +29,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.channels.meta import hub_handshake, verify_hub_signature
 from tresen.domain.message import ContentKind, DeliveryState
@@ -371,7 +378,9 @@ class WhatsAppChannel:
             base |= {"type": "interactive", "interactive": _interactive(message.body or "", p)}
         elif kind == ContentKind.MEDIA:
             media_type = p.get("media_type", "image")
-            media: dict[str, Any] = {"link": p["link"]}
+            media: dict[str, Any] = (
+                {"id": p["uploaded_id"]} if p.get("uploaded_id") else {"link": p["link"]}
+            )
             if message.body and media_type != "audio" and media_type != "sticker":
                 media["caption"] = message.body
             if media_type == "document" and p.get("filename"):
@@ -386,8 +395,90 @@ class WhatsAppChannel:
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """WhatsApp needs no acknowledgement beyond the webhook's 200."""
 
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The media object of an image/audio/video/document/sticker message."""
+        kind = payload.get("type")
+        obj = payload.get(kind) if isinstance(kind, str) and kind in MEDIA_TYPES else None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+            return []
+        mime = obj.get("mime_type")
+        name = obj.get("filename")
+        return [
+            MediaRef(
+                kind="image" if kind == "sticker" else str(kind),
+                ref={"id": obj["id"]},
+                mime_type=mime if isinstance(mime, str) else None,
+                filename=name if isinstance(name, str) else None,
+            )
+        ]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Ask the Graph API for the media URL, then download it with the access token."""
+        media_id = str(ref.ref.get("id", ""))
+        if not media_id.isdigit():
+            raise PermanentError("the media id is not a number", code="media_id")
+        auth = {"Authorization": f"Bearer {self.config.access_token}"}
+        url = f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/{media_id}"
+        try:
+            response = await self.http.get(url, headers=auth)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout talking to WhatsApp: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code != 200 or not isinstance(data, dict):
+            raise _map_error(response.status_code, data)
+        link = data.get("url")
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+            raise PermanentError("WhatsApp returned no download URL for the media", code="131052")
+        size = data.get("file_size")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaTooLarge(
+                f"the file is {size} bytes; at most {max_bytes} are accepted", code="too_large"
+            )
+        fetched = await download(self.http, link, max_bytes, provider="WhatsApp", headers=auth)
+        declared = data.get("mime_type")
+        return FetchedMedia(
+            fetched.content,
+            declared if isinstance(declared, str) else fetched.content_type,
+            ref.filename,
+        )
+
+    async def upload(self, attachment: Attachment) -> str:
+        """POST a file to /{phone_number_id}/media; returns the media id to send it by."""
+        content = await asyncio.to_thread(attachment.path.read_bytes)
+        try:
+            response = await self.http.post(
+                self._url.removesuffix("/messages") + "/media",
+                data={"messaging_product": "whatsapp", "type": attachment.content_type},
+                files={"file": (attachment.filename, content, attachment.content_type)},
+                headers={"Authorization": f"Bearer {self.config.access_token}"},
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout uploading to WhatsApp: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"upload to WhatsApp failed: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        media_id = data.get("id") if isinstance(data, dict) else None
+        if response.status_code == 200 and isinstance(media_id, str) and media_id:
+            return media_id
+        raise _map_error(response.status_code, data)
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to the Cloud API and map errors to the four kinds."""
+        if message.attachment is not None and message.content_kind == ContentKind.MEDIA:
+            # An agent's file is uploaded first and sent by its media id (no public URL needed).
+            uploaded = await self.upload(message.attachment)
+            message = dataclasses.replace(
+                message, payload={**message.payload, "uploaded_id": uploaded}
+            )
         try:
             response = await self.http.post(
                 self._url,

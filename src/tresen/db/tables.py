@@ -173,6 +173,27 @@ class Message(Base):
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Media(Base):
+    """A file of a message, stored under the data dir once fetched (or why it is unavailable)."""
+
+    __tablename__ = "media"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    message_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(200))
+    path: Mapped[str | None] = mapped_column(String(300))
+    ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class PendingStatus(Base):
     """A status that arrived before the send that it belongs to was recorded."""
 

@@ -19,6 +19,7 @@ from tresen.db.tables import (
     Contact,
     ContactIdentity,
     Conversation,
+    Media,
     Message,
     MessageTemplate,
     Note,
@@ -166,6 +167,18 @@ async def load_conversation(
     return conv
 
 
+async def media_of(session: AsyncSession, message_ids: list[str]) -> dict[str, list[Media]]:
+    """The files of these messages, per message, in arrival order."""
+    found: dict[str, list[Media]] = {}
+    if not message_ids:
+        return found
+    for row in await session.scalars(
+        select(Media).where(Media.message_id.in_(message_ids)).order_by(Media.id)
+    ):
+        found.setdefault(row.message_id, []).append(row)
+    return found
+
+
 async def conversation_view(
     session: AsyncSession, actor: Actor, conversation_id: str
 ) -> ConversationView:
@@ -192,8 +205,10 @@ async def conversation_view(
             .limit(200)
         )
     ).all()
+    files = await media_of(session, [m.id for m in messages])
     timeline: list[dict[str, Any]] = [
-        {"kind": "message", "message": m, "at": m.created_at} for m in messages
+        {"kind": "message", "message": m, "at": m.created_at, "media": files.get(m.id, [])}
+        for m in messages
     ]
     timeline += [
         {"kind": "note", "body": n.body, "author": name, "at": n.created_at} for n, name in notes

@@ -23,8 +23,15 @@ from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
 from tresen.domain.ids import new_id
-from tresen.domain.message import DeliveryState, Direction, SenderKind, states_below
+from tresen.domain.message import (
+    ContentKind,
+    DeliveryState,
+    Direction,
+    SenderKind,
+    states_below,
+)
 from tresen.jobs import queue
+from tresen.media import schedule as media_schedule
 
 ACK_JOB = "channel.acknowledge"
 PROCESS_JOB = "inbound.process"
@@ -76,6 +83,15 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
                 workspace_id=channel.workspace_id,
                 max_attempts=5,
             )
+            if message.content_kind in (ContentKind.MEDIA, ContentKind.TEXT):
+                # Files may come with text too (an e-mail with attachments).
+                media_schedule.schedule(
+                    session,
+                    channel.workspace_id,
+                    channel.kind,
+                    result.new_message_ids[-1],
+                    message.payload,
+                )
         if message.acknowledgement is not None and len(result.new_message_ids) > stored_before:
             queue.enqueue(
                 session,

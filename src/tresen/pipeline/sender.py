@@ -21,6 +21,7 @@ from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderK
 from tresen.events import MESSAGE_STATUS, Event
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
+from tresen.media.outbound import with_attachment
 from tresen.pipeline.inbound import ACK_JOB, apply_pending_statuses
 from tresen.pipeline.outbound import (
     SEND_JOB,
@@ -142,7 +143,8 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     if loaded is not early:
         await bucket.acquire()
     try:
-        result = await loaded.adapter.send(to_outbound(message, address, conversation))
+        outbound = await with_attachment(runtime, to_outbound(message, address, conversation))
+        result = await loaded.adapter.send(outbound)
     except ChannelError as error:
         await _record_failure(runtime, job, worker_id, message.id, error, bucket)
         await _status_event(runtime, message)

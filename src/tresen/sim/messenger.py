@@ -37,6 +37,13 @@ UPDATE_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCO
 MESSAGING_TYPES = frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG"})
 ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "file", "template"})
 STATUS_RANK = {"accepted": 0, "delivered": 1, "read": 2}
+# Files the simulated CDN serves when a test names none (first bytes match the type).
+SAMPLE_MEDIA: dict[str, tuple[bytes, str]] = {
+    "image": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64) + b"\xff\xd9", "image/jpeg"),
+    "video": (b"\x00\x00\x00\x18ftypmp42" + bytes(64), "video/mp4"),
+    "audio": (b"\x00\x00\x00\x18ftypM4A " + bytes(64), "audio/mp4"),
+    "file": (b"%PDF-1.4\n%sim\ntrailer<<>>\n%%EOF\n", "application/pdf"),
+}
 _WINDOW_MESSAGE = (
     "(#10) This message is sent outside of allowed window. Learn more about the new policy "
     "here: https://developers.facebook.com/docs/messenger-platform/policy-overview"
@@ -126,6 +133,8 @@ class MessengerSimulator:
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         self.base_url: str | None = None
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_downloads = 0
         self.ledger: list[MessengerLedgerEntry] = []
         self.inbound: list[dict[str, Any]] = []
         self.rejected: Counter[int] = Counter()
@@ -455,7 +464,11 @@ class MessengerSimulator:
             title = body or "Los geht's"
             event["postback"] = {"mid": mid, "title": title, "payload": payload or title}
         elif type in ("image", "video", "audio", "file"):
-            url = payload or f"https://scontent.example/{type}/{mid}"
+            url = payload or (
+                self.host_media(*SAMPLE_MEDIA[type])
+                if self.base_url
+                else f"https://scontent.example/{type}/{mid}"
+            )
             event["message"] = {
                 "mid": mid,
                 "attachments": [{"type": type, "payload": {"url": url}}],
@@ -493,8 +506,14 @@ class MessengerSimulator:
         body: str | None = None,
         payload: str | None = None,
         wait: bool = True,
+        media: tuple[bytes, str] | None = None,
     ) -> str:
-        """Post a signed inbound webhook from a customer; return the message's mid."""
+        """Post a signed inbound webhook from a customer; return the message's mid.
+
+        `media` (bytes, content type) is hosted on the simulator's CDN for an attachment.
+        """
+        if media is not None and payload is None:
+            payload = self.host_media(*media)
         event = self.build_inbound(psid, type=type, body=body, payload=payload)
         self.customer_wrote(psid)
         self.inbound.append(event)
@@ -504,6 +523,12 @@ class MessengerSimulator:
             self._spawn(self.deliver([event]))
         content = event.get("message") or event.get("postback") or event.get("reaction") or {}
         return str(content.get("mid", ""))
+
+    def host_media(self, content: bytes, content_type: str) -> str:
+        """Serve a file under an unguessable CDN URL (as the platform's signed URLs); return it."""
+        token = base64.urlsafe_b64encode(self._rng.randbytes(18)).decode()
+        self.media[token] = (content, content_type)
+        return f"{self.base_url}/_sim/cdn/{token}"
 
     async def close(self) -> None:
         """Stop background webhook tasks and close the HTTP client."""
@@ -541,6 +566,14 @@ class MessengerSimulator:
                 return Response(err.body("sim"), status_code=400)
             return await _send(request)
 
+        @get("/_sim/cdn/{token:str}", sync_to_thread=False)
+        def cdn(token: FromPath[str]) -> Response[Any]:
+            found = sim.media.get(token)
+            if found is None:
+                return Response(b"", status_code=404)
+            sim.media_downloads += 1
+            return Response(found[0], media_type=found[1])
+
         @post("/_sim/inbound", status_code=200)
         async def inbound(request: Request[Any, Any, Any]) -> dict[str, str]:
             try:
@@ -574,7 +607,7 @@ class MessengerSimulator:
             return sim.stats()
 
         return Litestar(
-            route_handlers=[me_messages, page_messages, inbound, ledger, messages, stats],
+            route_handlers=[me_messages, page_messages, cdn, inbound, ledger, messages, stats],
             openapi_config=None,
         )
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import typer
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -165,6 +165,8 @@ class SmsSimulator:
         self.base_url: str | None = None
         self.ledger: list[LedgerEntry] = []
         self.inbound: list[dict[str, str]] = []
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_downloads = 0
         self.opted_out: set[str] = set()
         self.webhook_stats = WebhookStats()
         self.rejected: Counter[int] = Counter()
@@ -506,9 +508,18 @@ class SmsSimulator:
         *,
         media_urls: Sequence[str] = (),
         media_types: Sequence[str] | None = None,
+        media: Sequence[tuple[bytes, str]] = (),
         wait: bool = True,
     ) -> str:
-        """Post a signed inbound SMS webhook from a customer; returns its MessageSid."""
+        """Post a signed inbound SMS webhook from a customer; returns its MessageSid.
+
+        `media` (bytes, content type) pairs are hosted by the simulator behind basic auth and
+        sent as MediaUrlN, as Twilio hosts the files of an MMS.
+        """
+        if media:
+            media_urls = [*media_urls, *(self.host_media(c, t) for c, t in media)]
+            media_types = [*(media_types or ["image/jpeg"] * (len(media_urls) - len(media)))]
+            media_types += [t for _, t in media]
         params = self.build_inbound(from_number, body, media_urls, media_types)
         word = _keyword(body)
         if word in TWILIO_OPT_OUT:
@@ -521,6 +532,33 @@ class SmsSimulator:
         else:
             self._spawn(self._deliver(self.config.webhook_url, params))
         return dict(params)["MessageSid"]
+
+    def host_media(self, content: bytes, content_type: str) -> str:
+        """Serve a file under a Media URL of this account; return the URL."""
+        media_sid = self._sid("ME")
+        self.media[media_sid] = (content, content_type)
+        return (
+            f"{self.base_url}/{API_VERSION}/Accounts/{self.config.account_sid}"
+            f"/Messages/{self._sid('MM')}/Media/{media_sid}"
+        )
+
+    def media_download(self, account_sid: str, media_sid: str, auth: str | None) -> Response[Any]:
+        """A hosted file, for the account's credentials only (HTTP basic auth)."""
+        expected = (
+            "Basic "
+            + base64.b64encode(
+                f"{self.config.account_sid}:{self.config.auth_token}".encode()
+            ).decode()
+        )
+        if account_sid != self.config.account_sid or not hmac.compare_digest(
+            (auth or "").encode(), expected.encode()
+        ):
+            return Response(b"", status_code=401)
+        found = self.media.get(media_sid)
+        if found is None:
+            return Response(b"", status_code=404)
+        self.media_downloads += 1
+        return Response(found[0], media_type=found[1])
 
     async def close(self) -> None:
         """Stop background webhook tasks and close the HTTP client."""
@@ -557,6 +595,19 @@ class SmsSimulator:
                     return _json_app(200, sim.resource(entry))
             return _json_app(404, TwilioError(20404).body())
 
+        @get(
+            f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{message_sid:str}}"
+            "/Media/{media_sid:str}",
+            sync_to_thread=False,
+        )
+        def media_file(
+            account_sid: FromPath[str],
+            message_sid: FromPath[str],
+            media_sid: FromPath[str],
+            request: Request[Any, Any, Any],
+        ) -> Response[Any]:
+            return sim.media_download(account_sid, media_sid, request.headers.get("authorization"))
+
         @post("/_sim/inbound", status_code=200)
         async def inbound(request: Request[Any, Any, Any]) -> dict[str, str]:
             try:
@@ -590,7 +641,15 @@ class SmsSimulator:
             return sim.stats()
 
         return Litestar(
-            route_handlers=[create_message, fetch_message, inbound, ledger, messages, stats],
+            route_handlers=[
+                create_message,
+                fetch_message,
+                media_file,
+                inbound,
+                ledger,
+                messages,
+                stats,
+            ],
             openapi_config=None,
         )
 

@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import typer
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -55,6 +56,15 @@ INBOUND_TYPES = (
     "poll",
 )
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Files served by getFile when a test names no bytes: first bytes match the declared type.
+SAMPLE_FILES: dict[str, tuple[bytes, str]] = {
+    "photo": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64) + b"\xff\xd9", "photos/file_{n}.jpg"),
+    "document": (b"%PDF-1.4\n%sim\ntrailer<<>>\n%%EOF\n", "documents/file_{n}.pdf"),
+    "video": (b"\x00\x00\x00\x18ftypmp42" + bytes(64), "videos/file_{n}.mp4"),
+    "audio": (b"ID3\x04\x00\x00" + bytes(64), "music/file_{n}.mp3"),
+    "voice": (b"OggS\x00\x02" + bytes(64), "voice/file_{n}.oga"),
+    "sticker": (b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(64), "stickers/file_{n}.webp"),
+}
 
 
 @dataclass
@@ -201,6 +211,9 @@ class TelegramSimulator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.file_downloads = 0
+        self.uploads: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -300,6 +313,8 @@ class TelegramSimulator:
                 return 200, {"ok": True, "result": info}, None
             if method == "getMe":
                 return 200, {"ok": True, "result": self._bot_user()}, None
+            if method == "getFile":
+                return 200, {"ok": True, "result": self._get_file(params)}, None
             raise ApiError(404, "Not Found")
         except ApiError as exc:
             self.rejected[exc.code] += 1
@@ -323,6 +338,33 @@ class TelegramSimulator:
         self.webhook_calls.append({"url": url, "secret_token": secret, "allowed_updates": allowed})
         self.config.webhook_url = url
         return "Webhook was set"
+
+    def add_file(self, file_id: str, content: bytes, file_path: str) -> None:
+        """Serve `content` for a file id (getFile, then GET /file/bot<token>/<file_path>)."""
+        self.files[file_id] = (content, file_path)
+
+    def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file_id")
+        found = self.files.get(file_id) if isinstance(file_id, str) else None
+        if found is None:
+            raise _bad("Bad Request: invalid file_id")
+        content, path = found
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"AQAD{abs(hash(file_id)) % 10**8}",
+            "file_size": len(content),
+            "file_path": path,
+        }
+
+    def file_download(self, token: str, path: str) -> tuple[int, bytes]:
+        """The bytes of a file path, for the bot whose token is in the URL."""
+        if not hmac.compare_digest(token.encode(), self.config.bot_token.encode()):
+            return 401, b""
+        for content, file_path in self.files.values():
+            if file_path == path:
+                self.file_downloads += 1
+                return 200, content
+        return 404, b""
 
     def _answer(self, params: dict[str, Any]) -> bool:
         query_id = params.get("callback_query_id")
@@ -609,6 +651,14 @@ class TelegramSimulator:
                 "chat": msg["chat"],
                 "date": int(time.time()),
             }
+        if type in SAMPLE_FILES:
+            content, pattern = SAMPLE_FILES[type]
+            n = len(self.files) + 1
+            if type == "photo":
+                for size in msg["photo"]:
+                    self.add_file(size["file_id"], content, pattern.format(n=n))
+            else:
+                self.add_file(msg[type]["file_id"], content, pattern.format(n=n))
         update: dict[str, Any] = {"update_id": self._next_update_id()}
         if type == "edited_message":
             msg["edit_date"] = int(time.time())
@@ -628,8 +678,12 @@ class TelegramSimulator:
         body: dict[str, Any] | str | None = None,
         reply_to: int | None = None,
         wait: bool = True,
+        media: bytes | None = None,
     ) -> int:
-        """Post a customer's message to the webhook; return its update_id."""
+        """Post a customer's message to the webhook; return its update_id.
+
+        `media` replaces the sample bytes served for the message's file.
+        """
         update = self.build_inbound(
             chat_id,
             first_name=first_name,
@@ -639,6 +693,12 @@ class TelegramSimulator:
             body=body,
             reply_to=reply_to,
         )
+        if media is not None and type in SAMPLE_FILES:
+            obj = update["message"][type]
+            for item in obj if isinstance(obj, list) else [obj]:
+                self.add_file(item["file_id"], media, self.files[item["file_id"]][1])
+            if isinstance(obj, dict):
+                obj["file_size"] = len(media)
         self.inbound.append(update)
         if wait:
             await self.deliver(update)
@@ -709,9 +769,27 @@ class TelegramSimulator:
             if not bot_token.startswith("bot"):
                 return _json_app(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             token = bot_token[3:]
-            raw = await request.body()
             ctype = request.headers.get("content-type", "")
             params: Any
+            if ctype.startswith("multipart/form-data"):
+                params = {}
+                for name, value in (await request.form()).multi_items():
+                    if isinstance(value, UploadFile):
+                        content = await value.read()
+                        sim.uploads.append(
+                            {
+                                "method": method,
+                                "field": name,
+                                "filename": value.filename,
+                                "content_type": value.content_type,
+                                "content": content,
+                            }
+                        )
+                        params[name] = f"upload:{value.filename}:{len(content)}"
+                    else:
+                        params[name] = value
+                return await sim.api_endpoint(token, method, params)
+            raw = await request.body()
             if "json" in ctype:
                 try:
                     params = json.loads(raw) if raw else {}
@@ -723,6 +801,12 @@ class TelegramSimulator:
                 {**dict(request.query_params), **params} if isinstance(params, dict) else params
             )
             return await sim.api_endpoint(token, method, params)
+
+        @get("/file/{bot_token:str}/{file_path:path}", sync_to_thread=False)
+        def file(bot_token: FromPath[str], file_path: FromPath[str]) -> Response[bytes]:
+            token = bot_token[3:] if bot_token.startswith("bot") else ""
+            status, content = sim.file_download(token, file_path.lstrip("/"))
+            return Response(content, status_code=status, media_type="application/octet-stream")
 
         @post("/_sim/inbound", status_code=200)
         async def inbound(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -779,7 +863,7 @@ class TelegramSimulator:
             return sim.stats()
 
         return Litestar(
-            route_handlers=[api, inbound, press, block, ledger, messages, stats],
+            route_handlers=[api, file, inbound, press, block, ledger, messages, stats],
             openapi_config=None,
         )
 

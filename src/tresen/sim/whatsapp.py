@@ -18,7 +18,8 @@ from importlib import resources
 from typing import Any
 
 import httpx
-from litestar import Litestar, MediaType, Request, get, post, route
+from litestar import Litestar, MediaType, Request, Response, get, post, route
+from litestar.datastructures import UploadFile
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
@@ -76,6 +77,14 @@ _MEDIA_DEFAULTS: dict[str, dict[str, Any]] = {
     "video": {"mime_type": "video/mp4"},
     "document": {"mime_type": "application/pdf", "filename": "document.pdf"},
     "sticker": {"mime_type": "image/webp", "animated": False},
+}
+# Small files whose first bytes match each default type, served when a test names no bytes.
+SAMPLE_MEDIA: dict[str, bytes] = {
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64) + b"\xff\xd9",
+    "audio/ogg": b"OggS\x00\x02" + bytes(64),
+    "video/mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(64),
+    "application/pdf": b"%PDF-1.4\n%sim\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(64),
 }
 _WINDOW_DETAILS = (
     "Message failed to send because more than 24 hours have passed since the customer "
@@ -504,6 +513,12 @@ class WhatsAppSimulator:
         self._closing = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self._phone_page: str | None = None
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_downloads = 0
+        self.media_failures = 0
+        """How many of the next media downloads answer 503 (a CDN hiccup)."""
+        self.fetched_links: dict[str, tuple[int, bytes, str]] = {}
+        self.uploads: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     # -- windows -----------------------------------------------------------------------
@@ -617,7 +632,22 @@ class WhatsAppSimulator:
         )
         self.ledger.append(entry)
         self._schedule_statuses(entry, window_failure)
+        link = (payload.get(mtype) or {}).get("link") if mtype in MEDIA_TYPES else None
+        if isinstance(link, str):
+            self._spawn(self._fetch_link(entry.wamid, link))
         return entry
+
+    async def _fetch_link(self, wamid: str, link: str) -> None:
+        """Download a media link as WhatsApp does before delivering it; keep what came back."""
+        try:
+            response = await self._client.get(link)
+            self.fetched_links[wamid] = (
+                response.status_code,
+                response.content,
+                response.headers.get("content-type", ""),
+            )
+        except httpx.HTTPError as exc:
+            self.fetched_links[wamid] = (0, type(exc).__name__.encode(), "")
 
     def _conversation(self, wa_id: str, category: str) -> dict[str, Any]:
         """Return the conversation object for wa_id, starting one if needed."""
@@ -924,6 +954,8 @@ class WhatsAppSimulator:
                 media["caption" if type != "document" else "filename"] = body
             elif body:
                 media.update(body)
+            media_type = str(media.get("mime_type", "")).split(";")[0]
+            self.add_media(media["id"], SAMPLE_MEDIA.get(media_type, b"sample"), media_type)
             msg[type] = media
         elif type == "location":
             location: dict[str, Any] = {"latitude": 52.520008, "longitude": 13.404954}
@@ -991,11 +1023,19 @@ class WhatsAppSimulator:
         body: dict[str, Any] | str | None = None,
         context_id: str | None = None,
         wait: bool = True,
+        media: bytes | None = None,
     ) -> str:
-        """Post a signed inbound message webhook from a customer and return its wamid."""
+        """Post a signed inbound message webhook from a customer and return its wamid.
+
+        `media` replaces the sample bytes the media id serves (of the declared mime_type).
+        """
         if not isinstance(name, str) or len(name) > 256:
             raise ValueError("name must be a string of at most 256 characters")
         msg = self.build_inbound(wa_id, type=type, body=body, context_id=context_id)
+        if media is not None and type in MEDIA_TYPES:
+            obj = msg[type]
+            obj["sha256"] = hashlib.sha256(media).hexdigest()
+            self.add_media(obj["id"], media, str(obj.get("mime_type", "")))
         self.open_window(msg["from"])
         self.inbound.append(msg)
         value = {"contacts": [{"profile": {"name": name}, "wa_id": msg["from"]}], "messages": [msg]}
@@ -1004,6 +1044,33 @@ class WhatsAppSimulator:
         else:
             self._spawn(self._deliver(value))
         return str(msg["id"])
+
+    def add_media(self, media_id: str, content: bytes, mime_type: str) -> None:
+        """Serve `content` under a media id (as the Graph API serves a customer's file)."""
+        self.media[media_id] = (content, mime_type)
+
+    def _authorised(self, auth: str | None) -> bool:
+        expected = f"Bearer {self.config.access_token}".encode()
+        return auth is not None and hmac.compare_digest(auth.encode(), expected)
+
+    def media_info(self, media_id: str, auth: str | None) -> tuple[int, dict[str, Any]]:
+        """GET /{version}/{media-id}: the short-lived download URL of a media object."""
+        if not self._authorised(auth):
+            return 401, error_body(190, "Invalid OAuth access token", "", self._new_id("A", 8))
+        found = self.media.get(media_id)
+        if found is None:
+            return 400, error_body(
+                100, "Invalid parameter", "Unsupported get request.", self._new_id("A", 8)
+            )
+        content, mime = found
+        return 200, {
+            "messaging_product": "whatsapp",
+            "url": f"{self.base_url}/_sim/media/{media_id}/download",
+            "mime_type": mime,
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "file_size": len(content),
+            "id": media_id,
+        }
 
     async def close(self) -> None:
         """Stop background webhook tasks and close the HTTP client."""
@@ -1044,6 +1111,70 @@ class WhatsAppSimulator:
             version: FromPath[str], waba_id: FromPath[str], request: Request[Any, Any, Any]
         ) -> ASGIApp:
             return await sim.templates_endpoint(version, waba_id, request)
+        @post("/{version:str}/{phone_number_id:str}/media", status_code=200)
+        async def media_upload(
+            version: FromPath[str],
+            phone_number_id: FromPath[str],
+            request: Request[Any, Any, Any],
+        ) -> Response[Any]:
+            fbtrace = sim._new_id("A", 8)
+            if not sim._authorised(request.headers.get("authorization")):
+                return Response(
+                    error_body(190, "Invalid OAuth access token", "", fbtrace), status_code=401
+                )
+            if phone_number_id != sim.config.phone_number_id:
+                return Response(
+                    error_body(100, "Invalid parameter", "Unknown phone number id.", fbtrace),
+                    status_code=400,
+                )
+            if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+                return Response(
+                    error_body(100, "Invalid parameter", "Upload as multipart/form-data.", fbtrace),
+                    status_code=400,
+                )
+            form = await request.form()
+            upload = form.get("file")
+            if form.get("messaging_product") != "whatsapp" or not isinstance(upload, UploadFile):
+                return Response(
+                    error_body(
+                        100,
+                        "Invalid parameter",
+                        "messaging_product=whatsapp and a file are required.",
+                        fbtrace,
+                    ),
+                    status_code=400,
+                )
+            content = await upload.read()
+            media_id = str(sim._rng.randrange(10**15, 10**16))
+            mime = str(form.get("type") or upload.content_type)
+            sim.add_media(media_id, content, mime)
+            sim.uploads.append(
+                {"id": media_id, "filename": upload.filename, "type": mime, "content": content}
+            )
+            return Response({"id": media_id})
+
+        @get("/{version:str}/{media_id:str}", sync_to_thread=False)
+        def media_endpoint(
+            version: FromPath[str], media_id: FromPath[str], request: Request[Any, Any, Any]
+        ) -> Response[Any]:
+            status, body = sim.media_info(media_id, request.headers.get("authorization"))
+            return Response(body, status_code=status)
+
+        @get("/_sim/media/{media_id:str}/download", sync_to_thread=False)
+        def media_download(
+            media_id: FromPath[str], request: Request[Any, Any, Any]
+        ) -> Response[Any]:
+            # The real download URL also needs the access token in the Authorization header.
+            if not sim._authorised(request.headers.get("authorization")):
+                return Response(b"", status_code=401)
+            found = sim.media.get(media_id)
+            if found is None:
+                return Response(b"", status_code=404)
+            if sim.media_failures > 0:
+                sim.media_failures -= 1
+                return Response(b"", status_code=503)
+            sim.media_downloads += 1
+            return Response(found[0], media_type=found[1] or "application/octet-stream")
 
         @get("/", media_type=MediaType.HTML, sync_to_thread=False)
         def phone() -> str:
@@ -1100,6 +1231,9 @@ class WhatsAppSimulator:
             route_handlers=[
                 messages_endpoint,
                 message_templates,
+                media_upload,
+                media_endpoint,
+                media_download,
                 phone,
                 inbound,
                 ledger,

@@ -1,0 +1,102 @@
+"""Media files on disk (`media/<workspace>/<sha256 prefix>/<id>` under the data dir) and signed links."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from tresen.media.sniff import HEAD_BYTES, MediaRefused, check
+
+PENDING, STORED, UNAVAILABLE = "pending", "stored", "unavailable"
+PUBLIC_LINK_SECONDS = 7 * 24 * 3600
+"""How long a signed link to an outbound file works (sends are retried well within it)."""
+
+STAGING = "media/incoming"
+"""Files waiting for the media.fetch job (e-mail attachments), removed once it ran."""
+
+_UNSAFE = re.compile(r"[^\w .()+,-]")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A checked file written under the data dir."""
+
+    path: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+def clean_filename(name: str | None) -> str | None:
+    """A file name safe to show and to offer for download: no paths, controls or markup."""
+    if not name:
+        return None
+    base = re.split(r"[\\/]", unicodedata.normalize("NFC", name))[-1]
+    kept = "".join(c for c in base if unicodedata.category(c)[0] != "C")
+    kept = _UNSAFE.sub("_", kept).strip(" .")
+    return kept[:200] or None
+
+
+def save(
+    data_dir: Path,
+    workspace_id: str,
+    media_id: str,
+    content: bytes,
+    declared: str | None,
+    max_bytes: int,
+) -> Saved:
+    """Check size and type, then write the file once (atomically); MediaRefused otherwise."""
+    if len(content) > max_bytes:
+        raise MediaRefused(
+            "too_large", f"the file is {len(content)} bytes; at most {max_bytes} are accepted"
+        )
+    if not content:
+        raise MediaRefused("empty", "the file is empty")
+    content_type = check(declared, content[:HEAD_BYTES])
+    digest = hashlib.sha256(content).hexdigest()
+    relative = f"media/{workspace_id}/{digest[:2]}/{media_id}"
+    target = data_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{media_id}.part")
+    with temporary.open("wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    temporary.replace(target)
+    return Saved(relative, content_type, len(content), digest)
+
+
+def file_for(data_dir: Path, relative: str) -> Path | None:
+    """The stored file of a path from the media table, only when it lies under data_dir/media."""
+    root = (data_dir / "media").resolve()
+    path = (data_dir / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+def _signature(secret: str, media_id: str, expires: int) -> str:
+    message = f"media:{media_id}:{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def public_link(
+    base_url: str, secret: str, media_id: str, seconds: int = PUBLIC_LINK_SECONDS
+) -> str:
+    """A signed, expiring URL a provider can fetch an outbound file from."""
+    expires = int(time.time()) + seconds
+    sig = _signature(secret, media_id, expires)
+    return f"{base_url.rstrip('/')}/media/public/{media_id}?exp={expires}&sig={sig}"
+
+
+def link_valid(secret: str, media_id: str, exp: str, sig: str) -> bool:
+    """Whether a public link's signature matches and it has not expired."""
+    if not exp.isdigit() or len(exp) > 12 or int(exp) < time.time():
+        return False
+    return hmac.compare_digest(_signature(secret, media_id, int(exp)), sig)

@@ -1,0 +1,203 @@
+"""Media over HTTP: files for signed-in agents, uploads from the reply box, signed provider links."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery
+from litestar.response import File
+from sqlalchemy import select
+
+from tresen.channels.base import channel_factory
+from tresen.db.tables import ChannelRow, Conversation, Media, Message
+from tresen.domain.ids import new_id
+from tresen.domain.message import ContentKind, Direction
+from tresen.events import MESSAGE_NEW, Event
+from tresen.inbox import service
+from tresen.inbox.permissions import Action, may
+from tresen.media import store
+from tresen.media.sniff import INLINE_TYPES, MediaRefused
+from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.privacy import audit
+from tresen.runtime import Runtime
+from tresen.settings import ensure_secret_key
+from tresen.web import i18n
+from tresen.web.inbox import _conversation_page, current_actor
+
+UPLOAD_HARD_LIMIT = 64 * 1024 * 1024
+"""The most any upload request may carry; TRESEN_MAX_MEDIA_BYTES is checked below it."""
+FILE_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; sandbox",
+    "cross-origin-resource-policy": "same-origin",
+    "cache-control": "private, max-age=300",
+}
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return request.app.state.runtime
+
+
+def _file(data_dir: Path, media: Media) -> File:
+    """A stored file with headers that keep the browser from running or guessing it."""
+    path = store.file_for(data_dir, media.path or "")
+    if path is None:
+        raise service.NotFound(media.id)
+    inline = media.content_type in INLINE_TYPES
+    return File(
+        path,
+        filename=media.filename or f"file-{media.id}",
+        media_type=media.content_type or "application/octet-stream",
+        content_disposition_type="inline" if inline else "attachment",
+        headers=dict(FILE_HEADERS),
+    )
+
+
+@get("/inbox/media/{media_id:str}", include_in_schema=False)
+async def media_file(request: Request[Any, Any, Any], media_id: FromPath[str]) -> File:
+    """A message's file, for people who may see its conversation."""
+    actor = await current_actor(request)
+    runtime = _runtime(request)
+    async with runtime.sessions() as session, session.begin():
+        found = (
+            await session.execute(
+                select(Media, Conversation)
+                .join(Message, Message.id == Media.message_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Media.id == media_id, Media.workspace_id == actor.user.workspace_id)
+            )
+        ).first()
+        if found is None or found[0].state != store.STORED:
+            raise service.NotFound(media_id)
+        media, conversation = found
+        if not may(actor, Action.VIEW, conversation):
+            raise service.Forbidden("you may not see this conversation")
+        await audit.record(
+            session,
+            actor.user.workspace_id,
+            "media.viewed",
+            actor_id=actor.user.id,
+            subject_type="media",
+            subject_id=media.id,
+        )
+    return _file(runtime.settings.data_dir, media)
+
+
+@get("/media/public/{media_id:str}", include_in_schema=False)
+async def public_file(
+    request: Request[Any, Any, Any],
+    media_id: FromPath[str],
+    exp: FromQuery[str] = "",
+    sig: FromQuery[str] = "",
+) -> File:
+    """An agent's file for the provider to fetch, by a signed link that expires (outbound only)."""
+    runtime = _runtime(request)
+    secret = ensure_secret_key(runtime.settings).secret_key
+    if not store.link_valid(secret, media_id, exp, sig):
+        raise service.Forbidden("the link is invalid or has expired")
+    async with runtime.sessions() as session:
+        media = await session.scalar(
+            select(Media)
+            .join(Message, Message.id == Media.message_id)
+            .where(
+                Media.id == media_id,
+                Media.state == store.STORED,
+                Message.direction == Direction.OUTBOUND.value,
+            )
+        )
+    if media is None:
+        raise service.NotFound(media_id)
+    return _file(runtime.settings.data_dir, media)
+
+
+def _kind(content_type: str) -> str:
+    if content_type in INLINE_TYPES:
+        return "image"
+    top = content_type.split("/", 1)[0]
+    return top if top in ("audio", "video") else "document"
+
+
+@post(
+    "/inbox/c/{conversation_id:str}/media",
+    include_in_schema=False,
+    status_code=303,
+    request_max_body_size=UPLOAD_HARD_LIMIT,
+)
+async def upload(request: Request[Any, Any, Any], conversation_id: FromPath[str]) -> Response[Any]:
+    """Send a file (multipart form: file, optional caption) to the customer."""
+    actor = await current_actor(request)
+    runtime = _runtime(request)
+    settings = runtime.settings
+    form = await request.form()
+    upload_file = form.get("file")
+    caption = str(form.get("caption") or "").strip() or None
+    media_id = new_id()
+    saved: store.Saved | None = None
+    try:
+        if not isinstance(upload_file, UploadFile) or not upload_file.filename:
+            raise MediaRefused("no_file", i18n.gettext("Choose a file to send."))
+        content = await upload_file.read(settings.max_media_bytes + 1)
+        async with runtime.sessions() as session, session.begin():
+            conv = await service.load_conversation(session, actor, conversation_id)
+            if not may(actor, Action.REPLY, conv):
+                raise service.Forbidden("you may not reply in this conversation")
+            channel = await session.get_one(ChannelRow, conv.channel_id)
+            if not channel_factory(channel.kind).capabilities.media:
+                raise OutboundRefused("no_media", f"{channel.kind} cannot send files")
+            saved = await asyncio.to_thread(
+                store.save,
+                settings.data_dir,
+                actor.user.workspace_id,
+                media_id,
+                content,
+                upload_file.content_type,
+                settings.max_media_bytes,
+            )
+            filename = store.clean_filename(upload_file.filename)
+            link = store.public_link(
+                settings.base_url, ensure_secret_key(settings).secret_key, media_id
+            )
+            payload = {"media_type": _kind(saved.content_type), "link": link, "media_id": media_id}
+            if filename:
+                payload["filename"] = filename
+            message = await queue_message(
+                session, conv, channel, OutboundContent(ContentKind.MEDIA, caption, payload)
+            )
+            session.add(
+                Media(
+                    id=media_id,
+                    workspace_id=conv.workspace_id,
+                    message_id=message.id,
+                    kind=payload["media_type"],
+                    state=store.STORED,
+                    content_type=saved.content_type,
+                    size=saved.size,
+                    sha256=saved.sha256,
+                    filename=filename,
+                    path=saved.path,
+                    ref={},
+                )
+            )
+    except (MediaRefused, OutboundRefused) as refused:
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                (settings.data_dir / saved.path).unlink()
+        status = 413 if refused.code == "too_large" else 422
+        return await _conversation_page(
+            request, actor, conversation_id, "all", error=refused.message, status_code=status
+        )
+    runtime.jobs_ready.set()
+    await runtime.events.publish(Event(actor.user.workspace_id, MESSAGE_NEW, conversation_id, {}))
+    return Response(
+        content=None,
+        status_code=303,
+        headers={"location": f"/inbox/c/{conversation_id}"},
+    )
+
+
+media_router = Router(path="/", route_handlers=[media_file, public_file, upload])
