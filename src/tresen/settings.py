@@ -30,6 +30,7 @@ class Settings:
     database_pool_size: int = 10
     consent_first: bool = True
     mailbox_poll_seconds: float = 20.0
+    retention_hours: float = 1.0
 
     @property
     def effective_database_url(self) -> str:
@@ -57,7 +58,12 @@ def normalise_database_url(url: str) -> str:
 
 
 _INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts", "database_pool_size"}
-_FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds", "mailbox_poll_seconds"}
+_FLOAT_FIELDS = {
+    "job_lease_seconds",
+    "send_timeout_seconds",
+    "mailbox_poll_seconds",
+    "retention_hours",
+}
 
 
 _BOOL_FIELDS = {"consent_first"}

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -133,6 +134,7 @@ class Conversation(Base):
     last_message_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()  # waiting for an agent since
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Message(Base):
@@ -367,4 +369,16 @@ class RoutingRule(Base):
     )
     team_id: Mapped[str] = mapped_column(String(26), ForeignKey("teams.id", ondelete="CASCADE"))
     mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """An erased person's address as a keyed hash: not re-imported without new consent."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("workspace_id", "address_hash"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    address_hash: Mapped[str] = mapped_column(String(64))
+    erased_contact_id: Mapped[str] = mapped_column(String(26))  # links the kept consent proof
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
