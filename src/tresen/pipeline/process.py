@@ -14,9 +14,12 @@ from tresen.runtime import Runtime
 async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     async with runtime.sessions() as session, session.begin():
-        if runtime.settings.consent_first:
-            await consent.process(session, str(job.payload.get("message_id", "")))
-        routed = await routing.route_for_message(session, str(job.payload.get("message_id", "")))
+        message_id = str(job.payload.get("message_id", ""))
+        if runtime.settings.consent_first or await consent.after_erasure(
+            session, runtime.settings.secret_key, message_id
+        ):
+            await consent.process(session, message_id)
+        routed = await routing.route_for_message(session, message_id)
         await queue.finish(session, job.id, worker_id)
     runtime.jobs_ready.set()
     if routed is not None and job.workspace_id:

@@ -250,7 +250,7 @@ async def compact(engine: AsyncEngine) -> None:
     if engine.dialect.name == "sqlite":
         async with engine.connect() as conn:
             # Outside any transaction (the engine would open one with BEGIN IMMEDIATE).
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw: Any = (await conn.get_raw_connection()).driver_connection
             cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             await cursor.close()
         return
