@@ -144,16 +144,18 @@ async def write_export(
     """Write the ZIP for one contact to `out` (messages are streamed, not loaded at once)."""
     contact = await load_contact(session, workspace_id, contact_id)
     workspace = await session.get_one(Workspace, workspace_id)
-    channels = {c.id: c for c in await session.scalars(select(ChannelRow))}
-    users = dict(
-        (
-            await session.execute(
-                select(User.id, User.display_name).where(User.workspace_id == workspace_id)
-            )
+    channels = {
+        c.id: c
+        for c in await session.scalars(
+            select(ChannelRow).where(ChannelRow.workspace_id == workspace_id)
         )
-        .tuples()
-        .all()
-    )
+    }
+    users: dict[str, str] = {
+        row.id: row.display_name
+        for row in await session.execute(
+            select(User.id, User.display_name).where(User.workspace_id == workspace_id)
+        )
+    }
     identities = list(
         await session.scalars(
             select(ContactIdentity)
