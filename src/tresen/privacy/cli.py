@@ -142,3 +142,63 @@ def retention_run(
         parts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
         typer.echo(f"{ws}\t{parts}")
     typer.echo(f"orphan files removed: {result.orphan_files}")
+
+
+@retention_app.command("show")
+def retention_show() -> None:
+    """Print every workspace's retention periods in days (0: kept forever)."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.retention import periods
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session:
+            return [(w.id, w.name, periods(w)) for w in await session.scalars(select(Workspace))]
+
+    for ws, name, days in _run(work):
+        typer.echo(f"{ws}\t{name}\t" + ", ".join(f"{k}={v}" for k, v in days.items()))
+
+
+@retention_app.command("set")
+def retention_set(
+    category: Annotated[str, typer.Argument(help="conversations, media, inactive_contacts, ...")],
+    days: Annotated[int, typer.Argument(min=0, help="Days to keep; 0 keeps forever.")],
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (default: the only one).")
+    ] = None,
+) -> None:
+    """Change a retention period."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.retention import RetentionError, set_period
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session, session.begin():
+            ids = list(await session.scalars(select(Workspace.id)))
+            ws = workspace or (ids[0] if len(ids) == 1 else None)
+            if ws is None or ws not in ids:
+                raise LookupError(
+                    "name the workspace with --workspace (ids: " + ", ".join(ids) + ")"
+                )
+            await set_period(session, ws, category, days)
+            return ws
+
+    try:
+        ws = _run(work)
+    except RetentionError as exc:
+        fail(str(exc))
+    typer.echo(f"{ws}\t{category}={days}")
+
+
+@privacy_app.command("hold")
+def hold(
+    conversation_id: Annotated[str, typer.Argument(help="The conversation's id.")],
+    release: Annotated[bool, typer.Option("--release", help="End the legal hold.")] = False,
+) -> None:
+    """Put a conversation on legal hold: retention keeps it and its contact until released."""
+    from tresen.privacy.retention import set_legal_hold
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session, session.begin():
+            await set_legal_hold(session, conversation_id, not release)
+
+    _run(work)
+    typer.echo(f"{conversation_id}\tlegal hold {'released' if release else 'on'}")

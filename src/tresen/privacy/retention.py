@@ -51,6 +51,42 @@ def periods(workspace: Workspace) -> dict[str, int]:
     return out
 
 
+async def set_period(session: AsyncSession, workspace_id: str, category: str, days: int) -> None:
+    """Change one category's period for a workspace (audited)."""
+    workspace = await session.get_one(Workspace, workspace_id)
+    settings = dict(workspace.settings or {})
+    retention = {**settings.get("retention", {}), category: days}
+    periods(Workspace(settings={"retention": retention}))  # validates, raises RetentionError
+    workspace.settings = {**settings, "retention": retention}
+    await audit.record(
+        session,
+        workspace_id,
+        "settings.retention",
+        subject_type="workspace",
+        subject_id=workspace_id,
+        details={"category": category, "days": days},
+    )
+
+
+async def set_legal_hold(
+    session: AsyncSession, conversation_id: str, hold: bool, actor_id: str | None = None
+) -> Conversation:
+    """Put a conversation on legal hold (retention skips it and its contact) or release it."""
+    conv = await session.get(Conversation, conversation_id)
+    if conv is None:
+        raise LookupError(f"no conversation with the id {conversation_id!r}")
+    conv.legal_hold = hold
+    await audit.record(
+        session,
+        conv.workspace_id,
+        "conversation.legal_hold" if hold else "conversation.legal_hold_released",
+        actor_id=actor_id,
+        subject_type="conversation",
+        subject_id=conv.id,
+    )
+    return conv
+
+
 @dataclass
 class RetentionReport:
     """What one run removed, per workspace (counts only)."""
@@ -222,8 +258,18 @@ async def run(
         log.info("retention in workspace %s: %s", workspace.id, report.counts())
     async with sessions() as session:
         orphans = await orphan_media(session, data_dir, now)
+    orphans += _stale_exports(data_dir, now)
     _remove(orphans)
     return RetentionResult(reports, len(orphans))
+
+
+def _stale_exports(data_dir: Path, now: datetime) -> list[Path]:
+    """Export ZIPs a crash left behind (they are deleted once downloaded)."""
+    folder = data_dir / "exports"
+    if not folder.is_dir():
+        return []
+    limit = now.timestamp() - ORPHAN_GRACE.total_seconds()
+    return [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < limit]
 
 
 def _remove(paths: list[Path]) -> None:
