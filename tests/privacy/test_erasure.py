@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from tests import helpers
 from tests.conftest import IN_CI
@@ -187,6 +187,24 @@ def _pg_dump(database_url: str) -> bytes:
     ).stdout
 
 
+async def assert_gone_from_storage(runtime: Runtime, needle: bytes, kept: bytes) -> None:
+    """`needle` is in no byte of the database files, a pg_dump or the data dir; `kept` is."""
+    data_dir = runtime.settings.data_dir
+    if runtime.engine.dialect.name == "sqlite":
+        db_file = Path(runtime.settings.effective_database_url.split("///", 1)[1])
+        assert db_file.exists()
+        for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+            if path.exists():
+                assert needle not in path.read_bytes(), path.name
+        assert kept in db_file.read_bytes()  # the search really looks in the right file
+    else:
+        dump = await asyncio.to_thread(_pg_dump, runtime.settings.database_url)
+        assert kept in dump
+        assert needle not in dump
+    assert _files_containing(data_dir, needle) == []
+    assert _files_containing(data_dir, kept)
+
+
 async def test_canary_is_gone_everywhere_after_erasure(
     runtime: Runtime, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -261,20 +279,7 @@ async def test_canary_is_gone_everywhere_after_erasure(
                 assert hits == 0, table
 
     # The bytes: data dir (SQLite file, its WAL, media), a pg_dump, the logs.
-    data_dir = runtime.settings.data_dir
-    if runtime.engine.dialect.name == "sqlite":
-        db_file = Path(runtime.settings.effective_database_url.split("///", 1)[1])
-        assert db_file.exists()
-        for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
-            if path.exists():
-                assert needle not in path.read_bytes(), path.name
-        assert b"Keepme4Other" in db_file.read_bytes()  # the search really looks in there
-    else:
-        dump = await asyncio.to_thread(_pg_dump, runtime.settings.database_url)
-        assert b"Keepme4Other" in dump
-        assert needle not in dump
-    assert _files_containing(data_dir, needle) == []
-    assert list((data_dir / "media").iterdir())  # the other contact's file is still there
+    await assert_gone_from_storage(runtime, needle, b"Keepme4Other")
     assert any("erased" in r.getMessage() for r in logged)
     for record in logged:
         assert MARKER not in f"{record.getMessage()} {record.exc_text or ''}", record.name
@@ -296,3 +301,31 @@ async def test_erasure_of_unknown_contact_changes_nothing(runtime: Runtime) -> N
                 via="test",
             )
     assert await helpers.count_rows(runtime) == before
+
+
+async def test_canary_is_gone_after_retention_erases_an_inactive_contact(runtime: Runtime) -> None:
+    from datetime import timedelta
+
+    from tresen.privacy import retention
+
+    ws, channel = await helpers.seed_whatsapp(runtime)
+    contact_id = await seed_contact(runtime, channel, MARKER)
+    async with runtime.sessions() as session, session.begin():
+        old = utcnow() - timedelta(days=1200)
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.contact_id == contact_id)
+            .values(last_message_at=old, created_at=old)
+        )
+        await session.execute(
+            update(Contact).where(Contact.id == contact_id).values(created_at=old)
+        )
+    await seed_contact(runtime, channel, "Keepme4Other", phone="4915199990002")
+    result = await retention.run(
+        runtime.sessions,
+        runtime.settings.secret_key,
+        runtime.settings.data_dir,
+        engine=runtime.engine,
+    )
+    assert result.workspaces[ws].contacts == 1
+    await assert_gone_from_storage(runtime, MARKER.encode(), b"Keepme4Other")

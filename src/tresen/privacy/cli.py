@@ -131,7 +131,11 @@ def retention_run(
 
     async def work(runtime: Any) -> Any:
         return await run(
-            runtime.sessions, runtime.settings.secret_key, runtime.settings.data_dir, when
+            runtime.sessions,
+            runtime.settings.secret_key,
+            runtime.settings.data_dir,
+            when,
+            engine=runtime.engine,
         )
 
     try:

@@ -116,8 +116,9 @@ async def erase_contact(
     contact_id: str,
     actor_id: str | None,
     via: str,
+    merge_index: bool = True,
 ) -> ErasureReport:
-    """Erase one contact inside the caller's transaction; files go after the commit (`finish`)."""
+    """Erase one contact inside the caller's transaction; files go after the commit."""
     contact = await load_contact(session, workspace_id, contact_id)
     report = ErasureReport(contact.id)
     identities = list(
@@ -197,12 +198,17 @@ async def erase_contact(
         subject_id=contact.id,
         details={"via": via, **report.counts()},
     )
-    if session.get_bind().dialect.name == "sqlite":
-        # Merge the search indexes so no old segment still holds the erased words.
-        await session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')"))
-        await session.execute(text("INSERT INTO contacts_fts(contacts_fts) VALUES ('optimize')"))
+    if merge_index:
+        await merge_search_index(session)
     log.info("contact %s erased: %s", contact.id, report.counts())
     return report
+
+
+async def merge_search_index(session: AsyncSession) -> None:
+    """SQLite: merge the FTS5 segments so no old segment still holds deleted words."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')"))
+        await session.execute(text("INSERT INTO contacts_fts(contacts_fts) VALUES ('optimize')"))
 
 
 async def _keep_consent_proof(

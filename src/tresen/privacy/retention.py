@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tresen.db.tables import Contact, Conversation, Message, Workspace
 from tresen.db.types import utcnow
 from tresen.privacy import audit
-from tresen.privacy.erasure import erase_contact, media_file
+from tresen.privacy.erasure import compact, erase_contact, media_file, merge_search_index
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +215,12 @@ async def run_workspace(
             contact_id=contact_id,
             actor_id=None,
             via="retention",
+            merge_index=False,
         )
         report.files += erased.files
         report.contacts += 1
     if any(report.counts().values()):
+        await merge_search_index(session)
         await audit.record(session, ws, "retention.run", details=report.counts())
     return report
 
@@ -243,7 +245,11 @@ async def orphan_media(session: AsyncSession, data_dir: Path, now: datetime) -> 
 
 
 async def run(
-    sessions: Any, secret_key: str, data_dir: Path, now: datetime | None = None
+    sessions: Any,
+    secret_key: str,
+    data_dir: Path,
+    now: datetime | None = None,
+    engine: AsyncEngine | None = None,
 ) -> RetentionResult:
     """Apply retention in every workspace, each in its own transaction; then remove files."""
     now = now or utcnow()
@@ -260,6 +266,8 @@ async def run(
         orphans = await orphan_media(session, data_dir, now)
     orphans += _stale_exports(data_dir, now)
     _remove(orphans)
+    if engine is not None and any(any(r.counts().values()) for r in reports.values()):
+        await compact(engine)
     return RetentionResult(reports, len(orphans))
 
 
@@ -291,7 +299,12 @@ async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
             return
         started = time.monotonic()
         try:
-            await run(runtime.sessions, runtime.settings.secret_key, runtime.settings.data_dir)
+            await run(
+                runtime.sessions,
+                runtime.settings.secret_key,
+                runtime.settings.data_dir,
+                engine=runtime.engine,
+            )
         except Exception:
             log.exception("retention run failed; trying again later")
         wait = max(1.0, interval - (time.monotonic() - started))
