@@ -329,3 +329,43 @@ async def test_canary_is_gone_after_retention_erases_an_inactive_contact(runtime
     )
     assert result.workspaces[ws].contacts == 1
     await assert_gone_from_storage(runtime, MARKER.encode(), b"Keepme4Other")
+
+
+async def test_consent_proof_lets_only_ip_and_user_agent_be_cleared(runtime: Runtime) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    ws, _ = await helpers.seed_whatsapp(runtime)
+    async with runtime.sessions() as session, session.begin():
+        event = ConsentEvent(
+            workspace_id=ws,
+            contact_id="01contact",
+            purpose="service_conversation",
+            action="granted",
+            source="web form",
+            ip_address="192.0.2.7",
+            user_agent="Mozilla/5.0",
+            occurred_at=utcnow(),
+        )
+        session.add(event)
+        await session.flush()
+        event_id = event.id
+    refused = [
+        {"ip_address": None, "user_agent": None, "action": "refused"},
+        {"ip_address": "192.0.2.8"},
+        {"ip_address": None, "user_agent": None, "contact_id": "01other"},
+    ]
+    for values in refused:
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with runtime.sessions() as session, session.begin():
+                await session.execute(
+                    update(ConsentEvent).where(ConsentEvent.id == event_id).values(**values)
+                )
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(ConsentEvent)
+            .where(ConsentEvent.id == event_id)
+            .values(ip_address=None, user_agent=None)
+        )
+    async with runtime.sessions() as session:
+        kept = await session.get_one(ConsentEvent, event_id)
+    assert (kept.action, kept.ip_address, kept.user_agent) == ("granted", None, None)
