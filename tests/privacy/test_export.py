@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from tests import helpers
 from tests.inbox.test_pages import _csrf, _login, _user
 from tests.privacy.test_erasure import MARKER, seed_contact
-from tresen.db.tables import AuditEntry, Contact
+from tresen.db.tables import AuditEntry, Contact, Workspace
 from tresen.privacy import audit
 from tresen.privacy.export import export_contact
 from tresen.runtime import Runtime
@@ -86,12 +86,18 @@ async def test_api_export_and_erase_need_their_scopes(runtime: Runtime) -> None:
     reader = await helpers.seed_token(runtime, ws, ["contacts:read"])
     exporter = await helpers.seed_token(runtime, ws, ["privacy:export"])
     eraser = await helpers.seed_token(runtime, ws, ["privacy:erase"])
+    async with runtime.sessions() as session, session.begin():
+        session.add(Workspace(id="01otherworkspace0000000000", name="Andere GmbH"))
+    stranger = await helpers.seed_token(runtime, "01otherworkspace0000000000")
     async with helpers.client_for(runtime) as client:
 
         def auth(token: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {token}"}
 
         url = f"/api/v1/contacts/{contact_id}"
+        # Another workspace's token, with every scope, finds nothing of this one.
+        assert (await client.get(f"{url}/export", headers=auth(stranger))).status_code == 404
+        assert (await client.delete(url, headers=auth(stranger))).status_code == 404
         assert (await client.get(f"{url}/export", headers=auth(reader))).status_code == 403
         assert (await client.delete(url, headers=auth(exporter))).status_code == 403
         missing = await client.get("/api/v1/contacts/nobody/export", headers=auth(exporter))
