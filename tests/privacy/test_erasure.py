@@ -369,3 +369,11 @@ async def test_consent_proof_lets_only_ip_and_user_agent_be_cleared(runtime: Run
     async with runtime.sessions() as session:
         kept = await session.get_one(ConsentEvent, event_id)
     assert (kept.action, kept.ip_address, kept.user_agent) == ("granted", None, None)
+
+
+def test_jobs_are_matched_by_whole_values_only() -> None:
+    ids, addresses = {"01msg"}, {"12345"}
+    assert erasure._mentions({"message_id": "01msg"}, ids, addresses)
+    assert erasure._mentions({"channel_id": "c", "data": {"chat": {"id": 12345}}}, ids, addresses)
+    assert not erasure._mentions({"data": {"chat": {"id": 123456}}}, ids, addresses)
+    assert not erasure._mentions({"message_id": "01msg2", "to": "x12345"}, ids, addresses)

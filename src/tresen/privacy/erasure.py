@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -99,12 +98,21 @@ async def load_contact(session: AsyncSession, workspace_id: str, contact_id: str
     return contact
 
 
+def _values(node: Any) -> Iterable[str]:
+    """Every scalar in a JSON document, as text."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _values(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _values(value)
+    elif node is not None:
+        yield str(node)
+
+
 def _mentions(payload: dict[str, Any], ids: set[str], addresses: set[str]) -> bool:
-    dumped = json.dumps(payload, ensure_ascii=False, default=str)
-    for key in ("message_id", "conversation_id"):
-        if payload.get(key) in ids:
-            return True
-    return any(a and a in dumped for a in addresses)
+    """Whether a job's payload names one of the ids or addresses (whole values only)."""
+    return any(v in ids or v in addresses for v in _values(payload))
 
 
 async def erase_contact(
