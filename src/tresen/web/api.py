@@ -495,7 +495,9 @@ async def export_contact(request: Request[Any, Any, Any], contact_id: FromPath[s
     """The contact's data as a ZIP of documented JSON and a readable page; the export is audited."""
     principal = await require(request, "privacy:export")
     runtime = _runtime(request)
-    path = await _export_file(runtime, principal.workspace_id, contact_id, None, "api")
+    path = await _export_file(
+        runtime, principal.workspace_id, contact_id, None, f"api token {principal.token_id}"
+    )
     return File(
         path,
         filename=f"contact-{contact_id}.zip",
