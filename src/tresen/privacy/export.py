@@ -26,6 +26,7 @@ from tresen.db.tables import (
     Workspace,
 )
 from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
 from tresen.privacy import audit
 from tresen.privacy.erasure import CHUNK, load_contact, media_file
 
@@ -425,3 +426,33 @@ async def export_contact(
             details={"via": via, "messages": summary.messages, "files": summary.files},
         )
     return summary
+
+
+async def export_to_file(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    workspace_id: str,
+    contact_id: str,
+    data_dir: Path,
+    actor_id: str | None,
+    via: str,
+) -> Path:
+    """Write an audited export to a private file under DATA_DIR/exports (delete it after sending)."""
+    folder = data_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{new_id()}.zip"
+    try:
+        await export_contact(
+            sessions,
+            workspace_id=workspace_id,
+            contact_id=contact_id,
+            data_dir=data_dir,
+            out=path,
+            actor_id=actor_id,
+            via=via,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".part").unlink(missing_ok=True)
+        raise
+    return path

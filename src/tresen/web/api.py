@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.channels.manage import list_channels, webhook_url
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Job, Message
-from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
 from tresen.events import MESSAGE_NEW, Event
 from tresen.integrations.tokens import Principal, authenticate
@@ -502,33 +501,33 @@ async def export_contact(request: Request[Any, Any, Any], contact_id: FromPath[s
         path,
         filename=f"contact-{contact_id}.zip",
         media_type="application/zip",
-        background=BackgroundTask(_unlink, path),
+        background=unlink_later(path),
     )
 
 
 async def _export_file(
     runtime: Runtime, workspace_id: str, contact_id: str, actor_id: str | None, via: str
 ) -> Path:
-    """Write a contact's export to a private temporary file; 404 when there is no such contact."""
+    """An audited export in a temporary file; 404 when there is no such contact."""
     from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.export import export_contact as write
+    from tresen.privacy.export import export_to_file
 
-    folder = runtime.settings.data_dir / "exports"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / f"{new_id()}.zip"
     try:
-        await write(
+        return await export_to_file(
             runtime.sessions,
             workspace_id=workspace_id,
             contact_id=contact_id,
             data_dir=runtime.settings.data_dir,
-            out=path,
             actor_id=actor_id,
             via=via,
         )
     except ContactNotFound as exc:
         raise ApiError(404, "not_found", "no contact with this id") from exc
-    return path
+
+
+def unlink_later(path: Path) -> BackgroundTask:
+    """A task that deletes a sent file."""
+    return BackgroundTask(_unlink, path)
 
 
 def _unlink(path: Path) -> None:

@@ -234,25 +234,30 @@ async def _privacy_admin(request: Request[Any, Any, Any]) -> Actor:
 @post("/inbox/contacts/{contact_id:str}/export", include_in_schema=False, status_code=200)
 async def contact_export(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> Any:
     """Download everything stored about a contact as a ZIP (admins; audited)."""
-    from litestar.background_tasks import BackgroundTask
     from litestar.response import File
 
     from tresen.privacy.erasure import ContactNotFound
-    from tresen.web.api import _export_file, _unlink
-    from tresen.web.errors import ApiError
+    from tresen.privacy.export import export_to_file
+    from tresen.web.api import unlink_later
 
     actor = await _privacy_admin(request)
+    runtime = _runtime(request)
     try:
-        path = await _export_file(
-            _runtime(request), actor.user.workspace_id, contact_id, actor.user.id, "inbox"
+        path = await export_to_file(
+            runtime.sessions,
+            workspace_id=actor.user.workspace_id,
+            contact_id=contact_id,
+            data_dir=runtime.settings.data_dir,
+            actor_id=actor.user.id,
+            via="inbox",
         )
-    except (ApiError, ContactNotFound) as exc:
+    except ContactNotFound as exc:
         raise service.NotFound(contact_id) from exc
     return File(
         path,
         filename=f"contact-{contact_id}.zip",
         media_type="application/zip",
-        background=BackgroundTask(_unlink, path),
+        background=unlink_later(path),
     )
 
 
