@@ -26,6 +26,7 @@ from tresen.media.fetch import DEAD_HOOKS as MEDIA_DEAD_HOOKS
 from tresen.media.fetch import HANDLERS as MEDIA_HANDLERS
 from tresen.pipeline.process import HANDLERS as PROCESS_HANDLERS
 from tresen.pipeline.sender import DEAD_HOOKS, HANDLERS
+from tresen.privacy.retention import poll_retention
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
@@ -47,7 +48,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
-    kwargs.setdefault("pollers", [poll_mailboxes, poll_xmpp])
+    kwargs.setdefault("pollers", [poll_mailboxes, poll_xmpp, poll_retention])
     return Worker(
         runtime,
         {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS, **MEDIA_HANDLERS},

@@ -16,6 +16,7 @@ from tresen.bot.cli import bot_app
 from tresen.clitools import cli_settings, fail, setup_logging, with_session
 from tresen.inbox.cli import route_app, team_app, user_limit
 from tresen.pipeline.cli import template_app
+from tresen.privacy.cli import privacy_app
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="tresen: every messenger in one team inbox."
@@ -37,6 +38,7 @@ app.add_typer(bot_app, name="bot")
 app.add_typer(team_app, name="team")
 app.add_typer(route_app, name="route")
 app.add_typer(template_app, name="template")
+app.add_typer(privacy_app, name="privacy")
 
 
 _settings = cli_settings

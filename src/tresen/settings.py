@@ -31,6 +31,7 @@ class Settings:
     consent_first: bool = True
     mailbox_poll_seconds: float = 20.0
     max_media_bytes: int = 16 * 1024 * 1024
+    retention_hours: float = 1.0
 
     @property
     def effective_database_url(self) -> str:
@@ -64,7 +65,12 @@ _INT_FIELDS = {
     "max_send_attempts",
     "database_pool_size",
 }
-_FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds", "mailbox_poll_seconds"}
+_FLOAT_FIELDS = {
+    "job_lease_seconds",
+    "send_timeout_seconds",
+    "mailbox_poll_seconds",
+    "retention_hours",
+}
 
 
 _BOOL_FIELDS = {"consent_first"}

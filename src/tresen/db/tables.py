@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,6 +137,7 @@ class Conversation(Base):
     last_message_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()  # waiting for an agent since
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Message(Base):
@@ -412,6 +414,8 @@ class MessageTemplate(Base):
     rejected_reason: Mapped[str | None] = mapped_column(Text)
     provider_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ContactMerge(Base):
     """Contact `source` merged into `target`: exactly what moved, so an undo can restore it."""
 
@@ -460,6 +464,8 @@ class ConversationLabel(Base):
     )
     workspace_id: Mapped[str] = _workspace()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BotConfig(Base):
     """A workspace's bot: on or off, its language, tone, blacklist, flows and KB version."""
 
@@ -527,3 +533,15 @@ class BotTurn(Base):
     faq_key: Mapped[str | None] = mapped_column(String(100))
     score: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """An erased person's address as a keyed hash: not re-imported without new consent."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("workspace_id", "address_hash"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    address_hash: Mapped[str] = mapped_column(String(64))
+    erased_contact_id: Mapped[str] = mapped_column(String(26))  # links the kept consent proof
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

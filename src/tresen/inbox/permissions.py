@@ -29,6 +29,7 @@ class Action(StrEnum):
     VIEW_REPORTS = "view_reports"
     MANAGE_USERS = "manage_users"
     MANAGE_SETTINGS = "manage_settings"
+    MANAGE_PRIVACY = "manage_privacy"  # export and erase a contact's data
 
 
 _WORKSPACE_ACTIONS = {

@@ -21,6 +21,8 @@ SCOPES = (
     "messages:send",
     "channels:read",
     "jobs:manage",
+    "privacy:export",
+    "privacy:erase",
 )
 TOKEN_PREFIX = "tresen_"
 

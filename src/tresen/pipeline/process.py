@@ -25,7 +25,10 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
     async with runtime.sessions() as session, session.begin():
         await options.resolve_numbered_reply(session, message_id)
         allowed, consent_now = True, "granted"
-        if runtime.settings.consent_first:
+        # An erased person who writes again is asked first, whatever the setting says.
+        if runtime.settings.consent_first or await consent.after_erasure(
+            session, runtime.settings.secret_key, message_id
+        ):
             # Only a contact who had consented before this message gets the bot; the message
             # that asks or answers the consent question is the consent step's alone.
             before = await session.scalar(

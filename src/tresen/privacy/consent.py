@@ -13,7 +13,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.channels.base import channel_factory
-from tresen.db.tables import ChannelRow, ConsentEvent, Contact, Conversation, Message, Workspace
+from tresen.db.tables import (
+    ChannelRow,
+    ConsentEvent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+    Workspace,
+)
 from tresen.db.types import utcnow
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.pipeline.outbound import OutboundContent, queue_message
@@ -133,6 +141,24 @@ def message_language(text: str | None) -> str:
 
     guess = detect_language(text or "", default="de")
     return guess.language if guess.language in ("de", "en") else "de"
+
+
+async def after_erasure(session: AsyncSession, secret_key: str, message_id: str) -> bool:
+    """Whether this message comes from an erased address whose person has not consented again."""
+    from tresen.privacy.suppression import is_suppressed
+
+    row = (
+        await session.execute(
+            select(Contact.workspace_id, Contact.consent_state, ContactIdentity.address)
+            .join(Conversation, Conversation.contact_id == Contact.id)
+            .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.id == message_id)
+        )
+    ).first()
+    if row is None or row.consent_state not in ("unknown", "asked"):
+        return False
+    return await is_suppressed(session, secret_key, row.workspace_id, row.address)
 
 
 async def process(session: AsyncSession, message_id: str) -> str:

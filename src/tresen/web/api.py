@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Router, get, post
+from litestar import Request, Router, delete, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import File
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -463,6 +466,105 @@ async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str
     )
 
 
+class ErasureOut(msgspec.Struct):
+    """What an erasure removed, and what it kept as proof (counts only)."""
+
+    contact_id: str
+    identities: int
+    conversations: int
+    messages: int
+    notes: int
+    jobs: int
+    pending_statuses: int
+    files: int
+    consent_events_kept: int
+
+
+@get(
+    "/contacts/{contact_id:str}/export",
+    responses={
+        **ERROR_RESPONSES,
+        200: ResponseSpec(
+            data_container=bytes,
+            media_type="application/zip",
+            description="A ZIP: README.txt, data.json, messages.jsonl, index.html, media/",
+        ),
+    },
+    summary="Export everything stored about a contact (Art. 15/20 GDPR) as a ZIP",
+)
+async def export_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> File:
+    """The contact's data as a ZIP of documented JSON and a readable page; the export is audited."""
+    principal = await require(request, "privacy:export")
+    runtime = _runtime(request)
+    path = await _export_file(
+        runtime, principal.workspace_id, contact_id, None, f"api token {principal.token_id}"
+    )
+    return File(
+        path,
+        filename=f"contact-{contact_id}.zip",
+        media_type="application/zip",
+        background=unlink_later(path),
+    )
+
+
+async def _export_file(
+    runtime: Runtime, workspace_id: str, contact_id: str, actor_id: str | None, via: str
+) -> Path:
+    """An audited export in a temporary file; 404 when there is no such contact."""
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.export import export_to_file
+
+    try:
+        return await export_to_file(
+            runtime.sessions,
+            workspace_id=workspace_id,
+            contact_id=contact_id,
+            data_dir=runtime.settings.data_dir,
+            actor_id=actor_id,
+            via=via,
+        )
+    except ContactNotFound as exc:
+        raise ApiError(404, "not_found", "no contact with this id") from exc
+
+
+def unlink_later(path: Path) -> BackgroundTask:
+    """A task that deletes a sent file."""
+    return BackgroundTask(_unlink, path)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+@delete(
+    "/contacts/{contact_id:str}",
+    responses=ERROR_RESPONSES,
+    status_code=200,
+    summary="Erase a contact everywhere (Art. 17 GDPR); keeps only the proof",
+)
+async def erase_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> ErasureOut:
+    """Erase the contact, their messages, notes, files and queued sends; audited."""
+    from tresen.privacy.erasure import ContactNotFound, erase
+
+    principal = await require(request, "privacy:erase")
+    runtime = _runtime(request)
+    try:
+        async with runtime.sessions() as session:
+            report = await erase(
+                runtime.engine,
+                session,
+                secret_key=runtime.settings.secret_key,
+                data_dir=runtime.settings.data_dir,
+                workspace_id=principal.workspace_id,
+                contact_id=contact_id,
+                actor_id=None,
+                via=f"api token {principal.token_id}",
+            )
+    except ContactNotFound as exc:
+        raise ApiError(404, "not_found", "no contact with this id") from exc
+    return ErasureOut(contact_id=contact_id, **report.counts())
+
+
 @get("/channels", responses=ERROR_RESPONSES, summary="List connected channels")
 async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
     """Channels of the caller's workspace, without secrets."""
@@ -529,6 +631,8 @@ api_router = Router(
         send_to,
         read_message,
         read_contact,
+        export_contact,
+        erase_contact,
         channels,
         dead_letters,
         retry_job,

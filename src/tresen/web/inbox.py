@@ -234,6 +234,76 @@ async def admin_totp_off(request: Request[Any, Any, Any], user_id: FromPath[str]
     return Redirect("/inbox/admin/users", status_code=303)
 
 
+async def _privacy_admin(request: Request[Any, Any, Any]) -> Actor:
+    actor = await current_actor(request)
+    if not may(actor, Action.MANAGE_PRIVACY):
+        raise service.Forbidden("only admins export or erase a contact's data")
+    return actor
+
+
+@post("/inbox/contacts/{contact_id:str}/export", include_in_schema=False, status_code=200)
+async def contact_export(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> Any:
+    """Download everything stored about a contact as a ZIP (admins; audited)."""
+    from litestar.response import File
+
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.export import export_to_file
+    from tresen.web.api import unlink_later
+
+    actor = await _privacy_admin(request)
+    runtime = _runtime(request)
+    try:
+        path = await export_to_file(
+            runtime.sessions,
+            workspace_id=actor.user.workspace_id,
+            contact_id=contact_id,
+            data_dir=runtime.settings.data_dir,
+            actor_id=actor.user.id,
+            via="inbox",
+        )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    return File(
+        path,
+        filename=f"contact-{contact_id}.zip",
+        media_type="application/zip",
+        background=unlink_later(path),
+    )
+
+
+@post("/inbox/contacts/{contact_id:str}/erase", include_in_schema=False, status_code=303)
+async def contact_erase(
+    request: Request[Any, Any, Any], contact_id: FromPath[str], data: Form
+) -> Response[Any]:
+    """Erase a contact everywhere after the admin confirmed it (admins; audited)."""
+    from tresen.privacy.erasure import ContactNotFound, erase
+
+    actor = await _privacy_admin(request)
+    if data.get("confirm") != "yes":
+        return Response(
+            i18n.gettext("Tick the box to confirm the erasure; nothing was erased."),
+            status_code=422,
+            media_type="text/plain; charset=utf-8",
+        )
+    runtime = _runtime(request)
+    try:
+        async with runtime.sessions() as session:
+            await erase(
+                runtime.engine,
+                session,
+                secret_key=runtime.settings.secret_key,
+                data_dir=runtime.settings.data_dir,
+                workspace_id=actor.user.workspace_id,
+                contact_id=contact_id,
+                actor_id=actor.user.id,
+                via="inbox",
+            )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    await runtime.events.publish(Event(actor.user.workspace_id, RESYNC, "", {}))
+    return Redirect("/inbox", status_code=303)
+
+
 def _view(value: str | None) -> str:
     return value if value in service.VIEWS else "all"
 
@@ -531,6 +601,8 @@ inbox_router = Router(
         admin_users,
         admin_reset,
         admin_totp_off,
+        contact_export,
+        contact_erase,
         login_page,
         login_submit,
         logout,

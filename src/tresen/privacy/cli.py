@@ -1,0 +1,208 @@
+"""`tresen privacy ...`: export (Art. 15/20), erasure (Art. 17) and retention runs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+
+from tresen.clitools import cli_settings, fail, setup_logging
+
+privacy_app = typer.Typer(no_args_is_help=True, help="Export, erase, retention.")
+retention_app = typer.Typer(no_args_is_help=True, help="Delete data past its retention period.")
+privacy_app.add_typer(retention_app, name="retention")
+
+
+async def _workspace_of(runtime: Any, contact_id: str) -> str:
+    from tresen.db.tables import Contact
+
+    async with runtime.sessions() as session:
+        ws = await session.scalar(select(Contact.workspace_id).where(Contact.id == contact_id))
+    if ws is None:
+        raise LookupError(f"no contact with the id {contact_id!r}")
+    return str(ws)
+
+
+def _run(work: Any) -> Any:
+    """Run `await work(runtime)` on a migrated database; lookups that fail exit 2."""
+    from tresen.db.migrate import upgrade_to_head
+    from tresen.runtime import Runtime
+
+    settings = cli_settings()
+
+    async def main() -> Any:
+        runtime = Runtime.create(settings)
+        try:
+            await upgrade_to_head(runtime.engine)
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except LookupError as exc:
+        fail(str(exc).strip("'\""))
+
+
+@privacy_app.command("export")
+def export(
+    contact_id: Annotated[str, typer.Argument(help="The contact's id.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the ZIP.")],
+) -> None:
+    """Write everything stored about a contact to a ZIP (JSON, HTML, files); audited."""
+    from tresen.privacy.export import export_contact
+
+    if out.exists() and out.is_dir():
+        fail(f"--out {out} is a directory; name a file such as export.zip")
+
+    async def work(runtime: Any) -> Any:
+        ws = await _workspace_of(runtime, contact_id)
+        return await export_contact(
+            runtime.sessions,
+            workspace_id=ws,
+            contact_id=contact_id,
+            data_dir=runtime.settings.data_dir,
+            out=out,
+            actor_id=None,
+            via="cli",
+        )
+
+    summary = _run(work)
+    typer.echo(f"wrote {out} ({summary.messages} messages, {summary.files} files)")
+
+
+@privacy_app.command("erase")
+def erase(
+    contact_id: Annotated[str, typer.Argument(help="The contact's id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a contact everywhere (messages, files, search, queued sends); keeps only proof."""
+    from tresen.privacy.erasure import erase as erase_now
+
+    setup_logging("WARNING")
+    if not yes:
+        typer.confirm(
+            f"Erase contact {contact_id} with all messages, notes and files? This cannot be undone",
+            abort=True,
+        )
+
+    async def work(runtime: Any) -> Any:
+        ws = await _workspace_of(runtime, contact_id)
+        async with runtime.sessions() as session:
+            return await erase_now(
+                runtime.engine,
+                session,
+                secret_key=runtime.settings.secret_key,
+                data_dir=runtime.settings.data_dir,
+                workspace_id=ws,
+                contact_id=contact_id,
+                actor_id=None,
+                via="cli",
+            )
+
+    report = _run(work)
+    parts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
+    typer.echo(f"erased contact {contact_id}: {parts}")
+
+
+@retention_app.command("run")
+def retention_run(
+    now: Annotated[
+        str | None, typer.Option(help="Pretend it is this UTC time (ISO 8601), for testing.")
+    ] = None,
+) -> None:
+    """Apply every workspace's retention periods now."""
+    from datetime import UTC
+
+    from tresen.privacy.retention import RetentionError, run
+
+    when = None
+    if now:
+        try:
+            when = datetime.fromisoformat(now)
+        except ValueError:
+            fail(f"--now {now!r} is not an ISO 8601 time such as 2027-01-31T12:00:00")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+
+    async def work(runtime: Any) -> Any:
+        return await run(
+            runtime.sessions,
+            runtime.settings.secret_key,
+            runtime.settings.data_dir,
+            when,
+            engine=runtime.engine,
+        )
+
+    try:
+        result = _run(work)
+    except RetentionError as exc:
+        fail(str(exc))
+    for ws, report in result.workspaces.items():
+        parts = ", ".join(f"{v} {k}" for k, v in report.counts().items())
+        typer.echo(f"{ws}\t{parts}")
+    typer.echo(f"orphan files removed: {result.orphan_files}")
+
+
+@retention_app.command("show")
+def retention_show() -> None:
+    """Print every workspace's retention periods in days (0: kept forever)."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.retention import periods
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session:
+            return [(w.id, w.name, periods(w)) for w in await session.scalars(select(Workspace))]
+
+    for ws, name, days in _run(work):
+        typer.echo(f"{ws}\t{name}\t" + ", ".join(f"{k}={v}" for k, v in days.items()))
+
+
+@retention_app.command("set")
+def retention_set(
+    category: Annotated[str, typer.Argument(help="conversations, media, inactive_contacts, ...")],
+    days: Annotated[int, typer.Argument(min=0, help="Days to keep; 0 keeps forever.")],
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (default: the only one).")
+    ] = None,
+) -> None:
+    """Change a retention period."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.retention import RetentionError, set_period
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session, session.begin():
+            ids = list(await session.scalars(select(Workspace.id)))
+            ws = workspace or (ids[0] if len(ids) == 1 else None)
+            if ws is None or ws not in ids:
+                raise LookupError(
+                    "name the workspace with --workspace (ids: " + ", ".join(ids) + ")"
+                )
+            await set_period(session, ws, category, days)
+            return ws
+
+    try:
+        ws = _run(work)
+    except RetentionError as exc:
+        fail(str(exc))
+    typer.echo(f"{ws}\t{category}={days}")
+
+
+@privacy_app.command("hold")
+def hold(
+    conversation_id: Annotated[str, typer.Argument(help="The conversation's id.")],
+    release: Annotated[bool, typer.Option("--release", help="End the legal hold.")] = False,
+) -> None:
+    """Put a conversation on legal hold: retention keeps it and its contact until released."""
+    from tresen.privacy.retention import set_legal_hold
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session, session.begin():
+            await set_legal_hold(session, conversation_id, not release)
+
+    _run(work)
+    typer.echo(f"{conversation_id}\tlegal hold {'released' if release else 'on'}")

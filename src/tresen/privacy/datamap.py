@@ -1,0 +1,347 @@
+"""The data map: every table and file that can hold personal data, and what erasure does to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Erasure(StrEnum):
+    """What erasing a contact does to their rows."""
+
+    DELETE = "delete"
+    ANONYMISE = "anonymise"
+    KEEP_AS_PROOF = "keep-as-proof"
+    NOT_ABOUT_CONTACTS = "not-about-contacts"
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One table: whose data it holds, where, how to find a contact's rows, what erasure does."""
+
+    table: str
+    subject: str  # "contact", "agent", or "none"
+    personal_columns: tuple[str, ...]
+    plain_columns: tuple[str, ...]
+    contact_path: str
+    erasure: Erasure
+    why: str
+
+    @property
+    def holds_personal_data(self) -> bool:
+        """Whether any column of this table can hold personal data."""
+        return bool(self.personal_columns)
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """Personal data outside the tables: files and search indexes."""
+
+    location: str
+    holds: str
+    contact_path: str
+    erasure: Erasure
+    why: str
+    dialects: tuple[str, ...] = field(default=("sqlite", "postgresql"))
+
+
+_C = "contact"
+TABLES: tuple[TableEntry, ...] = (
+    TableEntry(
+        "contacts",
+        _C,
+        ("display_name", "attributes"),
+        ("consent_state",),
+        "contacts.id = :contact",
+        Erasure.DELETE,
+        "the person's profile",
+    ),
+    TableEntry(
+        "contact_identities",
+        _C,
+        ("address", "display_name"),
+        (),
+        "contact_identities.contact_id = :contact",
+        Erasure.DELETE,
+        "phone number, chat id or e-mail address per channel; kept only as a suppression hash",
+    ),
+    TableEntry(
+        "conversations",
+        _C,
+        ("last_inbound_at", "last_message_at"),
+        ("status",),
+        "conversations.contact_id = :contact",
+        Erasure.DELETE,
+        "when the person wrote; links messages and notes to them",
+    ),
+    TableEntry(
+        "messages",
+        _C,
+        ("body", "payload", "provider_message_id", "reply_to_provider_id", "error_reason"),
+        ("direction", "sender_kind", "content_kind", "state", "error_code"),
+        "messages.conversation_id -> conversations.contact_id = :contact",
+        Erasure.DELETE,
+        "what the person and the business wrote; media files are named in payload.media.path",
+    ),
+    TableEntry(
+        "pending_statuses",
+        _C,
+        ("provider_message_id", "error_reason"),
+        ("state", "error_code"),
+        "(channel_id, provider_message_id) of the contact's messages",
+        Erasure.DELETE,
+        "delivery statuses that arrived early; the provider's reason can name the recipient",
+    ),
+    TableEntry(
+        "jobs",
+        _C,
+        ("payload", "last_error"),
+        ("kind", "state", "locked_by"),
+        "jobs.payload.message_id / conversation_id of the contact's rows, or their address",
+        Erasure.DELETE,
+        "queued work: pending sends are cancelled, dead letters dropped",
+    ),
+    TableEntry(
+        "notes",
+        _C,
+        ("body",),
+        (),
+        "notes.conversation_id -> conversations.contact_id = :contact",
+        Erasure.DELETE,
+        "what agents wrote about the person",
+    ),
+    TableEntry(
+        "consent_events",
+        _C,
+        ("ip_address", "user_agent"),
+        ("purpose", "action", "source", "text_version", "text_hash", "language"),
+        "consent_events.contact_id = :contact",
+        Erasure.KEEP_AS_PROOF,
+        "proof of consent and its withdrawal (Art. 7(1)); append-only; erasure clears IP and "
+        "user agent and appends a withdrawal; what remains is a pseudonymous id, no address",
+    ),
+    TableEntry(
+        "audit_log",
+        _C,
+        ("details",),
+        ("action", "subject_type", "subject_id", "prev_hash", "hash"),
+        "audit_log.subject_id in (contact id, its conversation ids)",
+        Erasure.KEEP_AS_PROOF,
+        "accountability (Art. 5(2)); hash-chained, holds ids and counts only, never names, "
+        "addresses or texts; kept so `tresen audit verify` still proves the log complete",
+    ),
+    TableEntry(
+        "suppressions",
+        _C,
+        ("address_hash",),
+        (),
+        "suppressions.erased_contact_id = :contact",
+        Erasure.KEEP_AS_PROOF,
+        "keyed HMAC of an erased address: stops re-import without new consent",
+    ),
+    TableEntry(
+        "users",
+        "agent",
+        ("email", "display_name", "password_hash", "totp_secret", "language", "availability"),
+        ("role",),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "accounts of the business's own staff, managed by admins",
+    ),
+    TableEntry(
+        "auth_sessions",
+        "agent",
+        ("id",),
+        (),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "sign-in sessions of staff (hash of the cookie token)",
+    ),
+    TableEntry(
+        "team_members",
+        "agent",
+        (),
+        (),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "which staff member is in which team (ids only)",
+    ),
+    TableEntry(
+        "workspaces",
+        "none",
+        (),
+        ("name", "time_zone", "settings"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the business and its settings",
+    ),
+    TableEntry(
+        "channels",
+        "none",
+        (),
+        ("kind", "name", "config"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the business's channel accounts and their credentials",
+    ),
+    TableEntry(
+        "api_tokens",
+        "none",
+        (),
+        ("name", "token_hash", "scopes"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "API tokens (hashes)",
+    ),
+    TableEntry(
+        "teams", "none", (), ("name", "rr_cursor"), "", Erasure.NOT_ABOUT_CONTACTS, "team names"
+    ),
+    TableEntry(
+        "canned_replies",
+        "none",
+        (),
+        ("shortcut", "title", "body"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "reply templates with placeholders, not filled in",
+    ),
+    TableEntry(
+        "routing_rules",
+        "none",
+        (),
+        ("mode",),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "which channel goes to which team",
+    ),
+    TableEntry(
+        "media",
+        _C,
+        ("filename", "path", "ref", "reason", "sha256"),
+        ("kind", "state", "content_type"),
+        "media.message_id in (the contact's messages)",
+        Erasure.DELETE,
+        "files customers sent or agents sent them: rows and the files under DATA_DIR/media",
+    ),
+    TableEntry(
+        "contact_merges",
+        _C,
+        ("identity_ids", "conversation_ids", "target_before", "source_before", "filled_keys"),
+        ("consent_state", "undone_by"),
+        "contact_merges.target_id or source_id = :contact (or a contact merged into it)",
+        Erasure.DELETE,
+        "what a merge moved, for undo; holds both contacts' attributes from before",
+    ),
+    TableEntry(
+        "bot_conversations",
+        _C,
+        ("state", "handover_summary"),
+        ("handover_reason",),
+        "bot_conversations.conversation_id in (the contact's conversations)",
+        Erasure.DELETE,
+        "what the bot understood (slots such as an order number) and its hand-over summary",
+    ),
+    TableEntry(
+        "bot_turns",
+        _C,
+        (),
+        ("outcome", "reason", "faq_key"),
+        "bot_turns.conversation_id in (the contact's conversations)",
+        Erasure.DELETE,
+        "one row per bot answer (outcome and matched entry, no text) for the learning loop",
+    ),
+    TableEntry(
+        "conversation_labels",
+        _C,
+        (),
+        (),
+        "conversation_labels.conversation_id in (the contact's conversations)",
+        Erasure.DELETE,
+        "which labels a conversation carries (ids only)",
+    ),
+    TableEntry(
+        "labels",
+        "none",
+        (),
+        ("name", "colour"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the business's labels",
+    ),
+    TableEntry(
+        "message_templates",
+        "none",
+        (),
+        ("name", "language", "category", "body", "status", "rejected_reason", "provider_id"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "provider templates with placeholders, not filled in",
+    ),
+    TableEntry(
+        "bot_configs",
+        "none",
+        (),
+        ("language", "business", "persona", "blacklist", "flows"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the bot's settings and tone",
+    ),
+    TableEntry(
+        "bot_faqs",
+        "none",
+        (),
+        ("key", "content"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the FAQ knowledge base (questions and answers the business wrote)",
+    ),
+)
+
+STORES: tuple[StoreEntry, ...] = (
+    StoreEntry(
+        "DATA_DIR/media/*",
+        "files customers uploaded (web chat)",
+        "messages.payload.media.path of the contact's messages",
+        Erasure.DELETE,
+        "attachments; files no message names any more are swept by retention",
+    ),
+    StoreEntry(
+        "messages_fts, contacts_fts (FTS5)",
+        "search index of message bodies, names and addresses",
+        "rowid of the contact's messages and contact",
+        Erasure.DELETE,
+        "kept in step by triggers; erasure then merges the index so old segments go",
+        ("sqlite",),
+    ),
+    StoreEntry(
+        "messages.search_tsv, contacts.search_tsv, contact_identities.search_tsv",
+        "search vectors of bodies, names and addresses",
+        "generated columns of the rows above",
+        Erasure.DELETE,
+        "generated from the row; gone with it",
+        ("postgresql",),
+    ),
+    StoreEntry(
+        "tresen.db-wal (SQLite write-ahead log)",
+        "recent page images",
+        "any",
+        Erasure.DELETE,
+        "checkpointed and truncated after an erasure; deleted rows are zeroed (secure_delete)",
+        ("sqlite",),
+    ),
+    StoreEntry(
+        "in-process caches",
+        "web chat rate-limit windows keyed by visitor id (60 s), channel adapters (no "
+        "personal data); live events carry ids only",
+        "visitor id",
+        Erasure.DELETE,
+        "expire by themselves within a minute",
+    ),
+)
+
+BY_TABLE: dict[str, TableEntry] = {entry.table: entry for entry in TABLES}
+
+
+def contact_tables() -> list[TableEntry]:
+    """Tables with rows about contacts (customers)."""
+    return [entry for entry in TABLES if entry.subject == _C]

@@ -1,0 +1,310 @@
+"""Retention: delete what is older than each category's period (workspace settings, legal holds)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tresen.db.tables import Contact, Conversation, Message, Workspace
+from tresen.db.types import utcnow
+from tresen.privacy import audit
+from tresen.privacy.erasure import compact, erase_contact, media_file, merge_search_index
+
+log = logging.getLogger(__name__)
+
+# Days per category; 0 turns a category off. Workspaces override them in settings["retention"].
+DEFAULTS: dict[str, int] = {
+    "conversations": 730,  # resolved conversations, counted from their last message
+    "media": 180,  # files customers sent, counted from their message
+    "inactive_contacts": 1095,  # contacts with no message for this long are erased
+    "unconfirmed_optins": 30,  # contacts asked for consent who never answered, or said no
+    "audit_log": 0,  # the hash chain is kept whole; see docs/privacy.md
+}
+ORPHAN_GRACE = timedelta(hours=1)  # an upload is written just before its message row
+
+
+class RetentionError(ValueError):
+    """A retention setting is not a whole number of days."""
+
+
+def periods(workspace: Workspace) -> dict[str, int]:
+    """The workspace's retention periods in days, defaults filled in."""
+    configured = (workspace.settings or {}).get("retention", {}) or {}
+    out = dict(DEFAULTS)
+    for key, value in configured.items():
+        if key not in DEFAULTS:
+            raise RetentionError(
+                f"unknown retention category {key!r}; known: {', '.join(DEFAULTS)}"
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise RetentionError(f"retention {key} must be a whole number of days >= 0")
+        out[key] = value
+    return out
+
+
+async def set_period(session: AsyncSession, workspace_id: str, category: str, days: int) -> None:
+    """Change one category's period for a workspace (audited)."""
+    workspace = await session.get_one(Workspace, workspace_id)
+    settings = dict(workspace.settings or {})
+    retention = {**settings.get("retention", {}), category: days}
+    periods(Workspace(settings={"retention": retention}))  # validates, raises RetentionError
+    workspace.settings = {**settings, "retention": retention}
+    await audit.record(
+        session,
+        workspace_id,
+        "settings.retention",
+        subject_type="workspace",
+        subject_id=workspace_id,
+        details={"category": category, "days": days},
+    )
+
+
+async def set_legal_hold(
+    session: AsyncSession, conversation_id: str, hold: bool, actor_id: str | None = None
+) -> Conversation:
+    """Put a conversation on legal hold (retention skips it and its contact) or release it."""
+    conv = await session.get(Conversation, conversation_id)
+    if conv is None:
+        raise LookupError(f"no conversation with the id {conversation_id!r}")
+    conv.legal_hold = hold
+    await audit.record(
+        session,
+        conv.workspace_id,
+        "conversation.legal_hold" if hold else "conversation.legal_hold_released",
+        actor_id=actor_id,
+        subject_type="conversation",
+        subject_id=conv.id,
+    )
+    return conv
+
+
+@dataclass
+class RetentionReport:
+    """What one run removed, per workspace (counts only)."""
+
+    conversations: int = 0
+    media_files: int = 0
+    contacts: int = 0
+    files: list[Path] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The numbers for logs and the audit log."""
+        return {
+            "conversations": self.conversations,
+            "media_files": self.media_files,
+            "contacts": self.contacts,
+        }
+
+
+@dataclass
+class RetentionResult:
+    """One run over all workspaces."""
+
+    workspaces: dict[str, RetentionReport]
+    orphan_files: int
+
+
+def _held(contact_id: Any) -> Any:
+    return exists().where(Conversation.contact_id == contact_id, Conversation.legal_hold.is_(True))
+
+
+async def _expired_conversations(
+    session: AsyncSession, workspace_id: str, cutoff: datetime
+) -> list[str]:
+    return list(
+        await session.scalars(
+            select(Conversation.id).where(
+                Conversation.workspace_id == workspace_id,
+                Conversation.legal_hold.is_(False),
+                Conversation.status == "resolved",
+                func.coalesce(Conversation.last_message_at, Conversation.created_at) < cutoff,
+            )
+        )
+    )
+
+
+async def run_workspace(
+    session: AsyncSession, secret_key: str, data_dir: Path, workspace: Workspace, now: datetime
+) -> RetentionReport:
+    """Apply one workspace's periods at time `now` (in the caller's transaction)."""
+    days = periods(workspace)
+    report = RetentionReport()
+    ws = workspace.id
+    if days["conversations"]:
+        cutoff = now - timedelta(days=days["conversations"])
+        for conv_id in await _expired_conversations(session, ws, cutoff):
+            payloads = await session.scalars(
+                select(Message.payload).where(Message.conversation_id == conv_id)
+            )
+            report.files += [p for payload in payloads if (p := media_file(data_dir, payload))]
+            await session.execute(delete(Message).where(Message.conversation_id == conv_id))
+            await session.execute(delete(Conversation).where(Conversation.id == conv_id))
+            report.conversations += 1
+    if days["media"]:
+        cutoff = now - timedelta(days=days["media"])
+        media_rows = (
+            await session.execute(
+                select(Message.id, Message.payload)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Message.workspace_id == ws,
+                    Message.content_kind == "media",
+                    Message.created_at < cutoff,
+                    Conversation.legal_hold.is_(False),
+                )
+            )
+        ).all()
+        for message_id, payload in media_rows:
+            path = media_file(data_dir, payload)
+            if path is None:
+                continue
+            report.files.append(path)
+            media = dict((payload or {}).get("media") or {})
+            media.pop("path", None)
+            media["removed"] = "retention"
+            await session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(payload={**(payload or {}), "media": media})
+            )
+            report.media_files += 1
+    stale: set[str] = set()
+    if days["inactive_contacts"]:
+        cutoff = now - timedelta(days=days["inactive_contacts"])
+        last = (
+            select(func.max(func.coalesce(Conversation.last_message_at, Conversation.created_at)))
+            .where(Conversation.contact_id == Contact.id)
+            .scalar_subquery()
+        )
+        stale |= set(
+            await session.scalars(
+                select(Contact.id).where(
+                    Contact.workspace_id == ws,
+                    func.coalesce(last, Contact.created_at) < cutoff,
+                    ~_held(Contact.id),
+                )
+            )
+        )
+    if days["unconfirmed_optins"]:
+        cutoff = now - timedelta(days=days["unconfirmed_optins"])
+        stale |= set(
+            await session.scalars(
+                select(Contact.id).where(
+                    Contact.workspace_id == ws,
+                    Contact.consent_state.in_(("asked", "refused")),
+                    Contact.updated_at < cutoff,
+                    ~_held(Contact.id),
+                )
+            )
+        )
+    for contact_id in sorted(stale):
+        erased = await erase_contact(
+            session,
+            secret_key=secret_key,
+            data_dir=data_dir,
+            workspace_id=ws,
+            contact_id=contact_id,
+            actor_id=None,
+            via="retention",
+            merge_index=False,
+        )
+        report.files += erased.files
+        report.contacts += 1
+    if any(report.counts().values()):
+        await merge_search_index(session)
+        await audit.record(session, ws, "retention.run", details=report.counts())
+    return report
+
+
+async def orphan_media(session: AsyncSession, data_dir: Path, now: datetime) -> list[Path]:
+    """Files under DATA_DIR/media that no message names (e.g. left by an interrupted erasure)."""
+    folder = data_dir / "media"
+    if not folder.is_dir():
+        return []
+    named: set[Path] = set()
+    rows = await session.stream(select(Message.payload).where(Message.content_kind == "media"))
+    async for (payload,) in rows:
+        path = media_file(data_dir, payload)
+        if path is not None:
+            named.add(path)
+    limit = now.timestamp() - ORPHAN_GRACE.total_seconds()
+    return [
+        p.resolve()
+        for p in folder.iterdir()
+        if p.is_file() and p.resolve() not in named and p.stat().st_mtime < limit
+    ]
+
+
+async def run(
+    sessions: Any,
+    secret_key: str,
+    data_dir: Path,
+    now: datetime | None = None,
+    engine: AsyncEngine | None = None,
+) -> RetentionResult:
+    """Apply retention in every workspace, each in its own transaction; then remove files."""
+    now = now or utcnow()
+    async with sessions() as session:
+        workspaces = list(await session.scalars(select(Workspace)))
+    reports: dict[str, RetentionReport] = {}
+    for workspace in workspaces:
+        async with sessions() as session, session.begin():
+            report = await run_workspace(session, secret_key, data_dir, workspace, now)
+        _remove(report.files)
+        reports[workspace.id] = report
+        log.info("retention in workspace %s: %s", workspace.id, report.counts())
+    async with sessions() as session:
+        orphans = await orphan_media(session, data_dir, now)
+    orphans += _stale_exports(data_dir, now)
+    _remove(orphans)
+    if engine is not None and any(any(r.counts().values()) for r in reports.values()):
+        await compact(engine)
+    return RetentionResult(reports, len(orphans))
+
+
+def _stale_exports(data_dir: Path, now: datetime) -> list[Path]:
+    """Export ZIPs a crash left behind (they are deleted once downloaded)."""
+    folder = data_dir / "exports"
+    if not folder.is_dir():
+        return []
+    limit = now.timestamp() - ORPHAN_GRACE.total_seconds()
+    return [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < limit]
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
+    """Run retention every TRESEN_RETENTION_HOURS while a worker runs (0: off)."""
+    interval = runtime.settings.retention_hours * 3600
+    if interval <= 0:
+        return
+    wait = min(interval, 60.0)  # not at the very start: let the process settle first
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), wait)
+        if stopping.is_set():
+            return
+        started = time.monotonic()
+        try:
+            await run(
+                runtime.sessions,
+                runtime.settings.secret_key,
+                runtime.settings.data_dir,
+                engine=runtime.engine,
+            )
+        except Exception:
+            log.exception("retention run failed; trying again later")
+        wait = max(1.0, interval - (time.monotonic() - started))

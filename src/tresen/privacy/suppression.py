@@ -1,0 +1,99 @@
+"""Suppression hashes: an erased person's address, kept only as a keyed hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tresen.db.tables import Contact, ContactIdentity, Suppression
+from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,}$")
+
+
+class Suppressed(ValueError):
+    """The address belongs to an erased person who has not consented again."""
+
+
+def normalise(address: str) -> str:
+    """One form per address: phone numbers as digits, e-mail addresses and ids case-folded."""
+    text = unicodedata.normalize("NFKC", address).strip()
+    if _PHONE.match(text):
+        digits = re.sub(r"\D", "", text)
+        return digits[2:] if digits.startswith("00") else digits
+    return text.casefold()
+
+
+def address_hash(secret_key: str, address: str) -> str:
+    """HMAC-SHA256 of the normalised address under the install's secret key."""
+    if not secret_key:
+        raise ValueError("suppression hashes need TRESEN_SECRET_KEY")
+    message = ("tresen-suppression-v1:" + normalise(address)).encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+async def suppress(
+    session: AsyncSession, secret_key: str, workspace_id: str, address: str, contact_id: str
+) -> None:
+    """Remember an erased address (once per workspace)."""
+    digest = address_hash(secret_key, address)
+    found = await session.scalar(
+        select(Suppression.id).where(
+            Suppression.workspace_id == workspace_id, Suppression.address_hash == digest
+        )
+    )
+    if found is None:
+        session.add(
+            Suppression(
+                id=new_id(),
+                workspace_id=workspace_id,
+                address_hash=digest,
+                erased_contact_id=contact_id,
+                created_at=utcnow(),
+            )
+        )
+
+
+async def is_suppressed(
+    session: AsyncSession, secret_key: str, workspace_id: str, address: str
+) -> bool:
+    """Whether this address was erased in this workspace."""
+    digest = address_hash(secret_key, address)
+    found = await session.scalar(
+        select(Suppression.id).where(
+            Suppression.workspace_id == workspace_id, Suppression.address_hash == digest
+        )
+    )
+    return found is not None
+
+
+async def check_import(
+    session: AsyncSession, secret_key: str, workspace_id: str, address: str
+) -> None:
+    """Refuse to import an erased address unless its person has consented again since."""
+    if not await is_suppressed(session, secret_key, workspace_id, address):
+        return
+    wanted = normalise(address)
+    forms = {address, wanted, "+" + wanted}
+    again = await session.scalar(
+        select(ContactIdentity.id)
+        .join(Contact, Contact.id == ContactIdentity.contact_id)
+        .where(
+            ContactIdentity.workspace_id == workspace_id,
+            ContactIdentity.address.in_(forms),
+            Contact.consent_state == "granted",
+        )
+        .limit(1)
+    )
+    if again is not None:
+        return
+    raise Suppressed(
+        "this address belongs to a person whose data was erased; "
+        "they must write to you and consent again before it can be imported"
+    )
