@@ -30,6 +30,10 @@ class Settings:
     database_pool_size: int = 10
     consent_first: bool = True
     mailbox_poll_seconds: float = 20.0
+    optin_token_hours: float = 48.0
+    optin_purge_days: float = 7.0
+    optin_confirmations_per_day: int = 3
+    notification_poll_seconds: float = 2.0
 
     @property
     def effective_database_url(self) -> str:
@@ -56,8 +60,21 @@ def normalise_database_url(url: str) -> str:
     )
 
 
-_INT_FIELDS = {"max_webhook_bytes", "worker_concurrency", "max_send_attempts", "database_pool_size"}
-_FLOAT_FIELDS = {"job_lease_seconds", "send_timeout_seconds", "mailbox_poll_seconds"}
+_INT_FIELDS = {
+    "max_webhook_bytes",
+    "worker_concurrency",
+    "max_send_attempts",
+    "database_pool_size",
+    "optin_confirmations_per_day",
+}
+_FLOAT_FIELDS = {
+    "job_lease_seconds",
+    "send_timeout_seconds",
+    "mailbox_poll_seconds",
+    "optin_token_hours",
+    "optin_purge_days",
+    "notification_poll_seconds",
+}
 
 
 _BOOL_FIELDS = {"consent_first"}

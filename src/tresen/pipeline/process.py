@@ -1,7 +1,8 @@
-"""The slower work after a message is stored: consent first (then, later, the bot and routing)."""
+"""The slower work after a message is stored: opt-out, consent, subscriptions, then routing."""
 
 from __future__ import annotations
 
+from tresen.broadcast import topics
 from tresen.events import CONVERSATION_UPDATED, Event
 from tresen.inbox import routing
 from tresen.jobs import queue
@@ -14,8 +15,15 @@ from tresen.runtime import Runtime
 async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     async with runtime.sessions() as session, session.begin():
-        if runtime.settings.consent_first:
-            await consent.process(session, str(job.payload.get("message_id", "")))
+        message_id = str(job.payload.get("message_id", ""))
+        if not await topics.handle_before_consent(session, message_id):
+            outcome = "granted"
+            if runtime.settings.consent_first:
+                outcome = await consent.process(session, message_id)
+            if outcome not in ("answered", "gone"):
+                await topics.handle_inbound(
+                    session, runtime.settings, message_id, consent_ok=outcome == "granted"
+                )
         routed = await routing.route_for_message(session, str(job.payload.get("message_id", "")))
         await queue.finish(session, job.id, worker_id)
     runtime.jobs_ready.set()
