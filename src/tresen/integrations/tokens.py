@@ -20,6 +20,8 @@ SCOPES = (
     "messages:send",
     "channels:read",
     "jobs:manage",
+    "subscriptions:manage",
+    "notifications:send",
 )
 TOKEN_PREFIX = "tresen_"
 
