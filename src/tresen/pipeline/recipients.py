@@ -13,6 +13,10 @@ from tresen.db.upsert import insert_ignore, rowcount
 from tresen.domain.ids import new_id
 from tresen.pipeline.inbound import ChannelRef, conversation_for
 
+# Channels on which the business may write to an address first (a phone number, an e-mail
+# address); messengers only reach people who wrote to the business account before.
+WRITE_FIRST_KINDS = frozenset({"sms", "email"})
+
 
 class RecipientError(ValueError):
     """The recipient cannot be found or used, with a stable code and an HTTP status."""
@@ -91,7 +95,10 @@ async def resolve(
     address: str | None,
     create: bool = False,
 ) -> Recipient:
-    """The recipient named by a contact id (and channel) or by a channel and address."""
+    """The recipient named by a contact id (and channel) or by a channel and address.
+
+    With `create`, an address that never wrote gets a contact, on channels in WRITE_FIRST_KINDS.
+    """
     if contact_id is None and (channel_id is None or address is None):
         raise RecipientError(
             "missing_recipient", "give contact_id, or channel_id and to (the address)", 400
@@ -134,7 +141,7 @@ async def resolve(
             )
         )
         if identity is None:
-            if not create:
+            if not create or channel.kind not in WRITE_FIRST_KINDS:
                 raise RecipientError(
                     "unknown_recipient",
                     f"this address has never written to this {channel.kind} channel",
