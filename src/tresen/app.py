@@ -30,7 +30,7 @@ from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.api_notify import STRICT_BODIES as NOTIFY_BODIES
-from tresen.web.api_notify import notify_router
+from tresen.web.api_notify import notify_router, refine_schemas
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
@@ -152,6 +152,7 @@ def _declare_strict_bodies(app: Litestar) -> None:
     for struct in (*STRICT_REQUEST_BODIES, *NOTIFY_BODIES):
         if struct.__struct_config__.forbid_unknown_fields and struct.__name__ in schemas:
             schemas[struct.__name__].additional_properties = False
+    refine_schemas(schemas)
 
 
 def app_from_env() -> Litestar:

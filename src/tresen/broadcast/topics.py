@@ -185,7 +185,9 @@ def validate_topic(keyword: str, name: str, descriptions: dict[str, str]) -> str
     if not KEYWORD_RE.match(key):
         raise TopicError("invalid_keyword", "a topic keyword is 1 to 32 letters a-z or digits")
     if key in SUBSCRIBE_WORDS | OPT_OUT_WORDS:
-        raise TopicError("invalid_keyword", f"{key!r} is a command word and cannot be a keyword")
+        raise TopicError(
+            "keyword_reserved", f"{key!r} is a command word and cannot be a keyword", 409
+        )
     if not name.strip() or len(name) > 200:
         raise TopicError("invalid_name", "a topic needs a name of 1 to 200 characters")
     for lang, text in descriptions.items():

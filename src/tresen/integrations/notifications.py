@@ -331,7 +331,6 @@ async def _create(
     req: NotificationRequest,
     max_attempts: int,
 ) -> tuple[Notification, Message | None, bool]:
-    text, _category = content_for(req)
     try:
         recipient = await resolve(
             session,
@@ -343,6 +342,7 @@ async def _create(
         )
     except RecipientError as error:
         raise NotificationError(error.code, error.message, error.status_code) from error
+    text, _category = content_for(req)
     if recipient.contact.consent_state in BLOCKED_STATES:
         raise NotificationError(
             "recipient_blocked", "this contact refused or is restricted; nothing is sent to them"

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Router, delete, get, post
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,12 +33,22 @@ RESPONSES = {
 }
 
 
+Description = Annotated[str, msgspec.Meta(max_length=300)]
+
+
+class Descriptions(msgspec.Struct, forbid_unknown_fields=True):
+    """What a topic is about, per language (shown in the confirmation message)."""
+
+    de: Description | None = None
+    en: Description | None = None
+
+
 class TopicIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new topic."""
 
-    keyword: Keyword
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    descriptions: dict[Lang, Annotated[str, msgspec.Meta(max_length=300)]] = {}
+    keyword: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]{1,32}$")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+    descriptions: Descriptions | None = None
 
 
 class TopicOut(msgspec.Struct):
@@ -84,7 +95,9 @@ class NotificationIn(msgspec.Struct, forbid_unknown_fields=True):
     template: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     text: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     category: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
-    variables: dict[Annotated[str, msgspec.Meta(max_length=40)], Variable] = {}
+    variables: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=40)], Variable], msgspec.Meta(max_length=20)
+    ] = {}
     language: Lang = "de"
 
 
@@ -105,7 +118,43 @@ class NotificationOut(msgspec.Struct):
     failed_at: datetime | None
 
 
-STRICT_BODIES = (TopicIn, SubscriptionIn, NotificationIn)
+STRICT_BODIES = (TopicIn, SubscriptionIn, NotificationIn, Descriptions)
+
+
+def _present(*names: str) -> Schema:
+    """A schema requiring these properties to be present as strings."""
+    return Schema(
+        required=list(names),
+        properties={n: Schema(type=OpenAPIType.STRING) for n in names},
+    )
+
+
+def _nullable(inner: Schema) -> Schema:
+    return Schema(one_of=[inner, Schema(type=OpenAPIType.NULL)])
+
+
+def refine_schemas(schemas: dict[str, Schema]) -> None:
+    """Say in the OpenAPI document which field combinations and values the server accepts."""
+    recipient = [_present("contact_id"), _present("channel_id", "to")]
+    if "SubscriptionIn" in schemas:
+        schemas["SubscriptionIn"].any_of = recipient
+    notification = schemas.get("NotificationIn")
+    if notification is None or notification.properties is None:
+        return
+    notification.all_of = [
+        Schema(any_of=recipient),
+        Schema(one_of=[_present("template"), _present("text", "category")]),
+    ]
+    props = dict(notification.properties)
+    props["template"] = _nullable(Schema(type=OpenAPIType.STRING, enum=list(notify.TEMPLATES)))
+    props["category"] = _nullable(Schema(type=OpenAPIType.STRING, enum=[notify.TRANSACTIONAL]))
+    props["variables"] = Schema(
+        type=OpenAPIType.OBJECT,
+        max_properties=20,
+        property_names=Schema(type=OpenAPIType.STRING, max_length=40),
+        additional_properties=Schema(type=OpenAPIType.STRING, max_length=500),
+    )
+    notification.properties = props
 
 
 def _topic_out(t: Topic) -> TopicOut:
@@ -168,7 +217,11 @@ async def create_topic(request: Request[Any, Any, Any], data: JSONBody[TopicIn])
                 principal.workspace_id,
                 data.keyword,
                 data.name,
-                {str(k): v for k, v in data.descriptions.items()},
+                {
+                    k: v
+                    for k, v in msgspec.structs.asdict(data.descriptions or Descriptions()).items()
+                    if v
+                },
             )
         except topics.TopicError as error:
             raise ApiError(error.status_code, error.code, error.message) from error
@@ -274,7 +327,10 @@ async def send_notification(
     request: Request[Any, Any, Any],
     data: JSONBody[NotificationIn],
     idempotency_key: Annotated[
-        str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)
+        str,
+        HeaderParameter(
+            name="Idempotency-Key", min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY.pattern
+        ),
     ],
 ) -> NotificationOut:
     """Queue an order confirmation, shipping update, reminder or other transactional text once."""
