@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tresen.bot.cli import bot_app
+from tresen.broadcast.cli import notifications_app, topic_app
 from tresen.clitools import cli_settings, fail, setup_logging, with_session
 from tresen.inbox.cli import route_app, team_app, user_limit
 
@@ -35,6 +36,8 @@ for _sim_module in ("messenger", "telegram", "sms", "email"):
 app.add_typer(bot_app, name="bot")
 app.add_typer(team_app, name="team")
 app.add_typer(route_app, name="route")
+app.add_typer(topic_app, name="topic")
+app.add_typer(notifications_app, name="notifications")
 
 
 _settings = cli_settings
