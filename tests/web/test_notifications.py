@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from tests import helpers
@@ -322,3 +324,48 @@ async def test_status_webhooks_are_signed_and_retried(runtime: Runtime) -> None:
         event = json.loads(body)
         assert event["id"] == nid and event["event"] == "notification.status"
         assert "Jana" not in body.decode()  # ids and states only, no personal data
+
+
+@given(
+    st.sampled_from([*notify.TEMPLATES, "other"]),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "order_number",
+                "total",
+                "tracking_url",
+                "date",
+                "time",
+                "place",
+                "carrier",
+                "x",
+            ]
+        ),
+        st.text(max_size=120),
+    ),
+    st.sampled_from(["de", "en"]),
+)
+def test_templates_refuse_bad_variables_clearly(
+    name: str, variables: dict[str, str], lang: str
+) -> None:
+    try:
+        text = notify.render_template(name, variables, lang)
+    except notify.NotificationError as error:
+        assert error.code in {
+            "unknown_template",
+            "unknown_variable",
+            "missing_variable",
+            "invalid_variable",
+        }
+        return
+    if not any("{" in v for v in variables.values()):
+        assert "{" not in text  # every placeholder was filled
+
+
+@given(st.text(max_size=300), st.dictionaries(st.text(max_size=10), st.text(max_size=20)))
+def test_free_texts_fill_only_plain_placeholders(text: str, variables: dict[str, str]) -> None:
+    try:
+        notify.render_text(text, variables)
+    except notify.NotificationError as error:
+        assert error.code == "missing_variable"
