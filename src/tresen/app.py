@@ -17,8 +17,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from tresen import __version__
+from tresen.broadcast.topics import purge_poller
 from tresen.db.migrate import upgrade_to_head
 from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
+from tresen.integrations.notifications import HANDLERS as NOTIFY_HANDLERS
+from tresen.integrations.notifications import status_poller
 from tresen.jobs.mailboxes import poll_mailboxes
 from tresen.jobs.worker import Worker
 from tresen.jobs.xmpp import poll_xmpp
@@ -30,6 +33,8 @@ from tresen.privacy.retention import poll_retention
 from tresen.runtime import Runtime
 from tresen.settings import Settings, ensure_secret_key, load_settings
 from tresen.web.api import STRICT_REQUEST_BODIES, api_router
+from tresen.web.api_notify import STRICT_BODIES as NOTIFY_BODIES
+from tresen.web.api_notify import notify_router, refine_schemas
 from tresen.web.bot_admin import bot_admin_router
 from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
@@ -37,6 +42,7 @@ from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
 from tresen.web.media import media_router
 from tresen.web.metrics import metrics_endpoint
+from tresen.web.optin import optin_router
 from tresen.web.security import security_headers
 from tresen.web.settings import settings_router
 from tresen.web.webchat import webchat_router
@@ -48,10 +54,18 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
-    kwargs.setdefault("pollers", [poll_mailboxes, poll_xmpp, poll_retention])
+    kwargs.setdefault(
+        "pollers", [poll_mailboxes, poll_xmpp, poll_retention, purge_poller, status_poller]
+    )
     return Worker(
         runtime,
-        {**HANDLERS, **PROCESS_HANDLERS, **ROUTING_HANDLERS, **MEDIA_HANDLERS},
+        {
+            **HANDLERS,
+            **PROCESS_HANDLERS,
+            **ROUTING_HANDLERS,
+            **MEDIA_HANDLERS,
+            **NOTIFY_HANDLERS,
+        },
         on_dead={**DEAD_HOOKS, **MEDIA_DEAD_HOOKS},
         **kwargs,
     )
@@ -103,6 +117,8 @@ def create_app(
             verify_webhook,
             receive_webhook,
             api_router,
+            notify_router,
+            optin_router,
             webchat_router,
             settings_router,
             contacts_router,
@@ -153,9 +169,10 @@ def create_app(
 def _declare_strict_bodies(app: Litestar) -> None:
     """Say in the OpenAPI document that request bodies refuse unknown fields, as they do."""
     schemas = app.openapi_schema.components.schemas or {}
-    for struct in STRICT_REQUEST_BODIES:
+    for struct in (*STRICT_REQUEST_BODIES, *NOTIFY_BODIES):
         if struct.__struct_config__.forbid_unknown_fields and struct.__name__ in schemas:
             schemas[struct.__name__].additional_properties = False
+    refine_schemas(schemas)
 
 
 def app_from_env() -> Litestar:

@@ -32,6 +32,10 @@ class Settings:
     mailbox_poll_seconds: float = 20.0
     max_media_bytes: int = 16 * 1024 * 1024
     retention_hours: float = 1.0
+    optin_token_hours: float = 48.0
+    optin_purge_days: float = 7.0
+    optin_confirmations_per_day: int = 3
+    notification_poll_seconds: float = 2.0
 
     @property
     def effective_database_url(self) -> str:
@@ -64,12 +68,16 @@ _INT_FIELDS = {
     "worker_concurrency",
     "max_send_attempts",
     "database_pool_size",
+    "optin_confirmations_per_day",
 }
 _FLOAT_FIELDS = {
     "job_lease_seconds",
     "send_timeout_seconds",
     "mailbox_poll_seconds",
     "retention_hours",
+    "optin_token_hours",
+    "optin_purge_days",
+    "notification_poll_seconds",
 }
 
 

@@ -173,6 +173,8 @@ class Message(Base):
     read_at: Mapped[datetime | None] = mapped_column()
     failed_at: Mapped[datetime | None] = mapped_column()
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A broadcast/topic message: sent only while the contact is still subscribed.
+    topic_id: Mapped[str | None] = mapped_column(String(26))
 
 
 class Media(Base):
@@ -544,4 +546,70 @@ class Suppression(Base):
     workspace_id: Mapped[str] = _workspace()
     address_hash: Mapped[str] = mapped_column(String(64))
     erased_contact_id: Mapped[str] = mapped_column(String(26))  # links the kept consent proof
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Topic(Base):
+    """Something customers subscribe to (news, a live ticker), named by a keyword."""
+
+    __tablename__ = "topics"
+    __table_args__ = (UniqueConstraint("workspace_id", "keyword"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    keyword: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    descriptions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(Base):
+    """A contact's subscription to a topic: pending until confirmed (double opt-in)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("topic_id", "contact_id"),
+        Index("ix_subscriptions_state_requested", "state", "requested_at"),
+    )
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    topic_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("topics.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(12))  # pending, confirmed, withdrawn
+    source: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column()
+    token_used_at: Mapped[datetime | None] = mapped_column()
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    withdrawn_at: Mapped[datetime | None] = mapped_column()
+
+
+class Notification(Base):
+    """A transactional message the shop asked for, remembered by its idempotency key."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "idempotency_key"),
+        Index("ix_notifications_open", "done", "created_at"),
+    )
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    token_id: Mapped[str | None] = mapped_column(String(26))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    template: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    notified_state: Mapped[str | None] = mapped_column(String(12))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

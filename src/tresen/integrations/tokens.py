@@ -23,6 +23,8 @@ SCOPES = (
     "jobs:manage",
     "privacy:export",
     "privacy:erase",
+    "subscriptions:manage",
+    "notifications:send",
 )
 TOKEN_PREFIX = "tresen_"
 

@@ -179,8 +179,12 @@ async def queue_message(
     *,
     sender_kind: SenderKind = SenderKind.AGENT,
     max_attempts: int = 8,
+    topic_id: str | None = None,
 ) -> Message:
-    """Validate, then add the message and its send job to the caller's transaction."""
+    """Validate, then add the message and its send job to the caller's transaction.
+
+    A message with a `topic_id` is sent only if the contact is still subscribed at send time.
+    """
     factory = channel_factory(channel.kind)
     caps = factory.capabilities
     if channel.kind == "email":
@@ -208,6 +212,7 @@ async def queue_message(
         state=DeliveryState.QUEUED.value,
         created_at=now,
         send_attempts=0,
+        topic_id=topic_id,
     )
     session.add(message)
     await session.execute(

@@ -1,10 +1,13 @@
-"""The slower work after a message is stored: consent first, then the bot or auto-replies, routing."""
+"""The slower work after a message is stored: opt-out, consent, subscriptions, the bot or
+auto-replies, then routing."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot import live
+from tresen.broadcast import topics
 from tresen.db.tables import Contact, Conversation, Message
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
 from tresen.inbox import autoreply, routing
@@ -16,6 +19,15 @@ from tresen.privacy import consent
 from tresen.runtime import Runtime
 
 
+async def _consent_state(session: AsyncSession, message_id: str) -> str | None:
+    return await session.scalar(
+        select(Contact.consent_state)
+        .join(Conversation, Conversation.contact_id == Contact.id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.id == message_id)
+    )
+
+
 async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     message_id = str(job.payload.get("message_id", ""))
@@ -24,33 +36,40 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
     conversation_id: str | None = None
     async with runtime.sessions() as session, session.begin():
         await options.resolve_numbered_reply(session, message_id)
-        allowed, consent_now = True, "granted"
-        # An erased person who writes again is asked first, whatever the setting says.
-        if runtime.settings.consent_first or await consent.after_erasure(
-            session, runtime.settings.secret_key, message_id
-        ):
-            # Only a contact who had consented before this message gets the bot; the message
-            # that asks or answers the consent question is the consent step's alone.
-            before = await session.scalar(
-                select(Contact.consent_state)
-                .join(Conversation, Conversation.contact_id == Contact.id)
-                .join(Message, Message.conversation_id == Conversation.id)
-                .where(Message.id == message_id)
+        # A STOP (all topics or one) or a confirm button is handled before anything else and
+        # never answered with the consent question or by the bot.
+        outcome = live.Outcome(route=True)
+        if not await topics.handle_before_consent(session, message_id):
+            allowed, consent_now = True, "granted"
+            # An erased person who writes again is asked first, whatever the setting says.
+            if runtime.settings.consent_first or await consent.after_erasure(
+                session, runtime.settings.secret_key, message_id
+            ):
+                # Only a contact who had consented before this message gets the bot; the
+                # message that asks or answers the consent question is the consent step's.
+                before = await _consent_state(session, message_id)
+                consent_now = await consent.process(session, message_id)
+                allowed = before == "granted"
+            command = None
+            if consent_now not in ("answered", "gone"):
+                command = await topics.handle_inbound(
+                    session, runtime.settings, message_id, consent_ok=consent_now == "granted"
+                )
+            if allowed and command is None:
+                outcome = await live.handle(session, bot, message_id)
+            else:
+                # With a bot, a conversation waits for the customer's yes, not for an agent.
+                outcome = live.Outcome(route=bot is None)
+            agreed = consent_now == "granted" or (
+                consent_now == "answered" and await _consent_state(session, message_id) == "granted"
             )
-            consent_now = await consent.process(session, message_id)
-            allowed = before == "granted"
-        if allowed:
-            outcome = await live.handle(session, bot, message_id)
-        else:
-            # With a bot, a conversation waits for the customer's yes, not for an agent.
-            outcome = live.Outcome(route=bot is None)
-        if consent_now == "granted" and (bot is None or outcome.handover):
-            # Without a bot (or once it handed over), the business profile's texts answer:
-            # a welcome for a new conversation, or when the business opens again.
-            body = await session.scalar(select(Message.body).where(Message.id == message_id))
-            await autoreply.run(
-                session, message_id, consent.message_language(body), welcome=bot is None
-            )
+            if agreed and command is None and (bot is None or outcome.handover):
+                # Without a bot (or once it handed over), the business profile's texts answer:
+                # a welcome for a new conversation, or when the business opens again.
+                body = await session.scalar(select(Message.body).where(Message.id == message_id))
+                await autoreply.run(
+                    session, message_id, consent.message_language(body), welcome=bot is None
+                )
         routed = None
         if outcome.route:
             routed = await routing.route_for_message(session, message_id)

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.broadcast.topics import OPTED_OUT, is_subscribed
 from tresen.channels.base import (
     AuthError,
     ChannelError,
@@ -96,6 +97,23 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
                 )
             if message.provider_message_id:
                 await apply_pending_statuses(session, channel_row.id, message.provider_message_id)
+            await queue.finish(session, job.id, worker_id)
+            return
+        if message.topic_id and not await is_subscribed(
+            session, message.topic_id, conversation.contact_id
+        ):
+            # Opted out (or never confirmed) after this topic message was queued: never send it.
+            await session.execute(
+                update(Message)
+                .where(Message.id == message.id, Message.state.in_(_UNSENT))
+                .values(
+                    state=DeliveryState.FAILED.value,
+                    error_code=OPTED_OUT,
+                    error_reason="the contact is not subscribed to this topic (any more)",
+                    failed_at=utcnow(),
+                )
+            )
+            await wake_waiting(session, message.conversation_id)
             await queue.finish(session, job.id, worker_id)
             return
         if message.state == DeliveryState.QUEUED.value and await _earlier_unsent(session, message):

@@ -162,7 +162,11 @@ async def after_erasure(session: AsyncSession, secret_key: str, message_id: str)
 
 
 async def process(session: AsyncSession, message_id: str) -> str:
-    """Run the consent step for one new inbound message; returns what happened."""
+    """Run the consent step for one new inbound message; returns what happened.
+
+    "asked" (question sent or still open), "answered" (this message was the answer), "gone",
+    or the contact's settled state ("granted", "refused", ...).
+    """
     row = (
         await session.execute(
             select(Message, Conversation, Contact, ChannelRow, Workspace)
@@ -204,7 +208,7 @@ async def process(session: AsyncSession, message_id: str) -> str:
     await _send(
         session, conversation, channel, OutboundContent(ContentKind.TEXT, texts[notice.language])
     )
-    return "granted" if granted else "refused"
+    return "answered"
 
 
 async def _ask(

@@ -295,6 +295,34 @@ TABLES: tuple[TableEntry, ...] = (
         Erasure.NOT_ABOUT_CONTACTS,
         "the FAQ knowledge base (questions and answers the business wrote)",
     ),
+    TableEntry(
+        "subscriptions",
+        _C,
+        ("token_hash",),
+        ("state", "source", "language"),
+        "subscriptions.contact_id = :contact",
+        Erasure.DELETE,
+        "which topics the person asked for and confirmed; the proof stays in consent_events",
+    ),
+    TableEntry(
+        "notifications",
+        _C,
+        ("idempotency_key", "request_hash"),
+        ("template", "category", "notified_state"),
+        "notifications.message_id in (the contact's messages)",
+        Erasure.ANONYMISE,
+        "the shop's transactional requests; erasure unlinks the message, the key stays so a "
+        "repeated request is not sent again",
+    ),
+    TableEntry(
+        "topics",
+        "none",
+        (),
+        ("keyword", "name", "descriptions"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the business's broadcast topics",
+    ),
 )
 
 STORES: tuple[StoreEntry, ...] = (

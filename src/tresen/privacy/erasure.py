@@ -25,7 +25,9 @@ from tresen.db.tables import (
     Media,
     Message,
     Note,
+    Notification,
     PendingStatus,
+    Subscription,
 )
 from tresen.db.types import utcnow
 from tresen.media.store import file_for
@@ -46,6 +48,8 @@ _PG_TABLES = (
     "bot_turns",
     "contact_merges",
     "conversation_labels",
+    "subscriptions",
+    "notifications",
 )
 
 
@@ -194,6 +198,10 @@ async def erase_contact(
     )
 
     for chunk in _chunks(message_ids):
+        # The shop's notification record stays (its idempotency key), without the message.
+        await session.execute(
+            update(Notification).where(Notification.message_id.in_(chunk)).values(message_id=None)
+        )
         await session.execute(delete(Media).where(Media.message_id.in_(chunk)))
         await session.execute(delete(BotTurn).where(BotTurn.message_id.in_(chunk)))
     for chunk in _chunks(conv_ids):
@@ -222,6 +230,7 @@ async def erase_contact(
             delete(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
         )
     )
+    await session.execute(delete(Subscription).where(Subscription.contact_id == contact.id))
     # Contacts merged into this one are the same person (their rows keep name and attributes),
     # and the merge records hold both sides' attributes from before.
     merged = list(

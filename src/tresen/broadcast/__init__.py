@@ -1,0 +1,1 @@
+"""One-to-many: topics, subscriptions and (later) campaigns."""
