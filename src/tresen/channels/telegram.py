@@ -509,9 +509,7 @@ class TelegramChannel:
             raise PermanentError("Telegram gave no usable file_path", code="file_path")
         url = f"{self.config.api_base.rstrip('/')}/file/bot{self.config.bot_token}/{path}"
         fetched = await download(self.http, url, max_bytes, provider="Telegram")
-        return FetchedMedia(
-            fetched.content, ref.mime_type or fetched.content_type, ref.filename
-        )
+        return FetchedMedia(fetched.content, ref.mime_type or fetched.content_type, ref.filename)
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Answer a callback query so the customer's button stops spinning."""

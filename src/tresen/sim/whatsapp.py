@@ -1111,6 +1111,7 @@ class WhatsAppSimulator:
             version: FromPath[str], waba_id: FromPath[str], request: Request[Any, Any, Any]
         ) -> ASGIApp:
             return await sim.templates_endpoint(version, waba_id, request)
+
         @post("/{version:str}/{phone_number_id:str}/media", status_code=200)
         async def media_upload(
             version: FromPath[str],
