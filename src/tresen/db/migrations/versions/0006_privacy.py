@@ -67,6 +67,9 @@ def upgrade() -> None:
             "workspace_id", "address_hash", name=op.f("uq_suppressions_workspace_id")
         ),
     )
+    op.create_index(
+        op.f("ix_suppressions_workspace_id"), "suppressions", ["workspace_id"], unique=False
+    )
     # Plain ADD COLUMN: a batch rebuild on SQLite would drop the search triggers and indexes.
     op.add_column(
         "conversations",
@@ -102,4 +105,5 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER consent_events_no_update")
         op.execute(_sqlite_update_trigger(allow_scrub=False))
     op.drop_column("conversations", "legal_hold")
+    op.drop_index(op.f("ix_suppressions_workspace_id"), table_name="suppressions")
     op.drop_table("suppressions")
