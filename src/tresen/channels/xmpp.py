@@ -28,6 +28,7 @@ from tresen.channels.base import (
     Capabilities,
     ConfigError,
     InboundMessage,
+    NoMedia,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -611,7 +612,7 @@ class XmppLink:
 # The channel adapter.
 
 
-class XmppChannel:
+class XmppChannel(NoMedia):
     """One XMPP account: sends through the live link of this process; inbound comes from the link."""
 
     kind: ClassVar[str] = "xmpp"
