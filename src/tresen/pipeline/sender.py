@@ -38,8 +38,8 @@ from tresen.runtime import LoadedChannel, Runtime
 log = logging.getLogger(__name__)
 
 _UNSENT = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
-ORDER_RECHECK_SECONDS = 2.0
-"""A message waiting for an earlier one looks again this late, unless that one wakes it first."""
+ORDER_RECHECK_SECONDS = 10.0
+"""A message waiting for an earlier one looks again this late (a fallback: the earlier one wakes it)."""
 
 
 async def _earlier_unsent(session: AsyncSession, message: Message) -> bool:
@@ -62,13 +62,26 @@ async def _earlier_unsent(session: AsyncSession, message: Message) -> bool:
 
 
 async def wake_waiting(session: AsyncSession, conversation_id: str) -> None:
-    """Make the conversation's waiting send jobs due now (its earlier message is settled)."""
+    """Make the send job of the conversation's next unsent message due now."""
+    following = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.OUTBOUND.value,
+            Message.state == DeliveryState.QUEUED.value,
+            Message.provider_message_id.is_(None),
+        )
+        .order_by(Message.created_at, Message.id)
+        .limit(1)
+    )
+    if following is None:
+        return
     await session.execute(
         update(Job)
         .where(
             Job.kind == SEND_JOB,
             Job.state == queue.PENDING,
-            Job.payload["conversation_id"].as_string() == conversation_id,
+            Job.payload["message_id"].as_string() == following,
         )
         .values(run_at=utcnow())
     )
