@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -54,7 +55,7 @@ def _digest(*parts: object) -> bytes:
     return hashlib.sha256(".".join(str(p) for p in parts).encode()).digest()
 
 
-class Traffic:
+class Traffic(ABC):
     """The webhooks of one channel kind; subclasses say what one unit of traffic posts."""
 
     kind: ClassVar[str]
@@ -73,25 +74,25 @@ class Traffic:
 
     # -- seed ----------------------------------------------------------------------------
 
+    @abstractmethod
     def channel_config(self) -> dict[str, Any]:
         """The configuration `add_channel` stores for the benchmark's channel."""
-        raise NotImplementedError
 
     def config_after_add(self, webhook_url: str) -> dict[str, Any]:
         """Configuration that needs the channel's own webhook URL (known once it is added)."""
         return {}
 
+    @abstractmethod
     def address(self, n: int) -> str:
         """Customer n's address on this channel."""
-        raise NotImplementedError
 
     def name(self, n: int) -> str:
         """Customer n's display name."""
         return f"Kunde {n}"
 
+    @abstractmethod
     def out_id(self, o: int) -> str:
         """The provider's id of pre-inserted outbound message o."""
-        raise NotImplementedError
 
     def out_ref(self, o: int) -> str:
         """Our id (Message.id, 26 characters) of pre-inserted outbound message o."""
@@ -112,9 +113,9 @@ class Traffic:
         """The customer who writes the inbound message of connection w, unit u."""
         return ((u * self.concurrency + w) * 7919) % SENDERS
 
+    @abstractmethod
     def inbound(self, w: int, u: int, now: int) -> Request:
         """The inbound message of connection w, unit u."""
-        raise NotImplementedError
 
     def statuses(self, w: int, u: int, now: int) -> list[Request]:
         """The status webhooks connection w posts in unit u."""
