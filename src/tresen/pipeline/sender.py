@@ -184,11 +184,13 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
         await record_sent(session, message.id, channel_row.id, result.provider_message_id)
         await wake_waiting(session, message.conversation_id)
         await queue.finish(session, job.id, worker_id)
-    async with runtime.sessions() as session, session.begin():
-        # Statuses kept as pending by a webhook that committed while we did: apply them now.
-        await apply_pending_statuses(session, channel_row.id, result.provider_message_id)
     runtime.jobs_ready.set()
     await _status_event(runtime, message)
+    async with runtime.sessions() as session, session.begin():
+        # Statuses kept as pending by a webhook that committed while we did: apply them now.
+        applied = await apply_pending_statuses(session, channel_row.id, result.provider_message_id)
+    if applied:
+        await _status_event(runtime, message)
 
 
 async def record_sent(

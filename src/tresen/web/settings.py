@@ -21,10 +21,9 @@ from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.privacy import audit
 from tresen.web import i18n
-from tresen.web.inbox import _runtime, current_actor
+from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
 
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_LOGO_BYTES = 512 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg")}
 """Raster formats only (an SVG can carry scripts), recognised by their first bytes."""
