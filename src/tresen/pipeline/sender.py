@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast.topics import OPTED_OUT, is_subscribed
@@ -76,13 +77,15 @@ async def wake_waiting(session: AsyncSession, conversation_id: str) -> None:
     )
     if following is None:
         return
+    # Written as the expression index ix_jobs_send_message has it (migration 0012).
+    by_message: ColumnElement[Any] = (
+        literal_column("(payload ->> 'message_id')")
+        if session.get_bind().dialect.name == "postgresql"
+        else literal_column("json_extract(payload, '$.message_id')")
+    )
     await session.execute(
         update(Job)
-        .where(
-            Job.kind == SEND_JOB,
-            Job.state == queue.PENDING,
-            Job.payload["message_id"].as_string() == following,
-        )
+        .where(Job.kind == SEND_JOB, Job.state == queue.PENDING, by_message == following)
         .values(run_at=utcnow())
     )
 

@@ -22,6 +22,7 @@ _SEARCH_OBJECTS = (
     "ix_contact_identities_search_tsv",
     "ix_contacts_search_tsv",
     "ix_conversations_search_order",
+    "ix_jobs_send_message",  # an expression index (migration 0012)
     "ix_conversations_status_order",
     "ix_messages_search_tsv",
     "ix_messages_workspace_created",
