@@ -215,7 +215,7 @@ async def test_api_send_and_worker_publish_new_and_status_events(runtime: Runtim
             response = await stack.reply(conv, {"kind": "text", "body": "Gern!"})
             assert response.status_code == 202, response.text
             message_id = response.json()["id"]
-            first = await _next(sub, 5)
+            first = await _next(sub, 30)
             assert (first.kind, first.conversation_id, first.data) == (
                 MESSAGE_NEW,
                 conv,
@@ -223,11 +223,11 @@ async def test_api_send_and_worker_publish_new_and_status_events(runtime: Runtim
             )
             # The worker's event (it recorded the send) and the events of the provider's status
             # webhooks come from different tasks: either may be first.
-            statuses = [await _next(sub, 5)]
+            statuses = [await _next(sub, 30)]
             while {"message_id": message_id} not in [e.data for e in statuses]:
                 assert len(statuses) < 4, "sent, delivered and read came, but no worker event"
-                statuses.append(await _next(sub, 5))
-            statuses.append(await _next(sub, 5))  # at least one provider status too
+                statuses.append(await _next(sub, 30))
+            statuses.append(await _next(sub, 30))  # at least one provider status too
             assert all((e.kind, e.conversation_id) == (MESSAGE_STATUS, conv) for e in statuses)
             assert {"message_id": message_id} in [e.data for e in statuses], (
                 "the worker tells which message was sent"

@@ -25,7 +25,7 @@ DONE = {"read"}
 
 @contextmanager
 def worker_process(
-    runtime: Runtime, tmp_path: Path, name: str
+    runtime: Runtime, tmp_path: Path, name: str, lease_seconds: float = 2
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`tresen worker` as its own OS process on the test's database."""
     env = {
@@ -33,8 +33,8 @@ def worker_process(
         "TRESEN_DATABASE_URL": runtime.settings.effective_database_url,
         "TRESEN_DATA_DIR": str(tmp_path / "data"),
         "TRESEN_SECRET_KEY": "test",
-        "TRESEN_JOB_LEASE_SECONDS": "2",
-        "TRESEN_SEND_TIMEOUT_SECONDS": "2",
+        "TRESEN_JOB_LEASE_SECONDS": str(lease_seconds),
+        "TRESEN_SEND_TIMEOUT_SECONDS": str(min(lease_seconds, 20)),
         "TRESEN_CONSENT_FIRST": "false",
     }
     log = (tmp_path / f"{name}.log").open("wb")
@@ -134,7 +134,12 @@ async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path:
     config = WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06), mps=500)
     async with running_stack(runtime, config, worker=False, channel_mps=500) as stack:
         ids = await _queue_messages(stack, 200)
-        with worker_process(runtime, tmp_path, "w1"), worker_process(runtime, tmp_path, "w2"):
+        # Leases and send timeouts long enough that a starved machine does not make a worker
+        # give a send up (that re-send is the crash path, tested above): this test is about claiming.
+        with (
+            worker_process(runtime, tmp_path, "w1", lease_seconds=30),
+            worker_process(runtime, tmp_path, "w2", lease_seconds=30),
+        ):
             try:
                 await stack.wait_states(ids, DONE, timeout=90)
             except AssertionError as exc:
