@@ -382,12 +382,13 @@ async def test_imap_fetch_leaves_unseen_until_marked(dovecot: Dovecot, tls: TlsF
     dovecot.deliver(fixture("plain_reply.eml"))
     dovecot.deliver(fixture("html_only.eml"))
     first = adapter.fetch_unseen()
-    assert [parse_mail(raw).messages[0].provider_message_id for _, raw in first] == [
+    assert [parse_mail(m.raw).messages[0].provider_message_id for m in first] == [
         "<CAF=jana.4711@mail.example.org>",
         "<html.only.1@example.net>",
     ]
     assert len(adapter.fetch_unseen()) == 2  # peeking does not set \Seen
-    adapter.mark_seen([uid for uid, _ in first])
+    assert [m.size for m in first] == [None, None]
+    adapter.mark_seen([m.uid for m in first])
     assert adapter.fetch_unseen() == [] and dovecot.seen_count() == 2
 
 

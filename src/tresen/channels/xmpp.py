@@ -52,6 +52,10 @@ NS_NICK = "http://jabber.org/protocol/nick"
 NS_CORRECT = "urn:xmpp:message-correct:0"
 NS_PING = "urn:xmpp:ping"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_REPLY = "urn:xmpp:reply:0"
+_UNDERSTOOD = frozenset({NS_OOB, NS_REPLY, NS_CORRECT})
+"""Payload namespaces whose XEP-0428 fallback body we may show as the message itself."""
 _ENCRYPTED = {
     "{eu.siacs.conversations.axolotl}encrypted": "omemo",
     "{urn:xmpp:omemo:2}encrypted": "omemo",
@@ -204,8 +208,11 @@ def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> 
     if kind == "error":
         statuses = _error_status(xml, sender, now)
         return ParsedWebhook(statuses=statuses, errors=[] if statuses else ["ignored error stanza"])
-    if kind not in ("chat", "normal"):
+    if kind in ("groupchat", "headline"):
         return ParsedWebhook(errors=[f"ignored {kind} message"])
+    if kind not in ("chat", "normal"):
+        # RFC 6121 5.2.2: a type the recipient does not understand means "normal".
+        kind = "normal"
     if sender is None or "@" not in sender:
         # No sender, a broken one, or the server itself (announcements, MOTD).
         return ParsedWebhook(errors=["ignored message without a customer sender"])
@@ -228,6 +235,17 @@ def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> 
         payload["oob_url"] = oob[:2048]
         if oob == body.strip():
             content = ContentKind.MEDIA
+    fallback_for = sorted(
+        {
+            (f.get("for") or "").strip()[:MAX_ID_LENGTH]
+            for f in xml.findall(f"{{{NS_FALLBACK}}}fallback")
+        }
+        - _UNDERSTOOD
+    )
+    if fallback_for:
+        # XEP-0428: the body only stands in for a payload tresen does not understand.
+        content = ContentKind.UNSUPPORTED
+        payload["fallback_for"] = fallback_for[:5]
     for tag, scheme in _ENCRYPTED.items():
         if xml.find(tag) is not None:
             content = ContentKind.UNSUPPORTED
@@ -533,6 +551,13 @@ class XmppLink:
 
     # -- inbound
 
+    async def receive(self, stanzas: list[ET.Element]) -> ParsedWebhook:
+        """Parse stanzas as the stream handed them over and store them (raises when storing fails)."""
+        parsed = merge([_parse_safely(x, self.bare) for x in stanzas])
+        if parsed.messages or parsed.statuses:
+            await self.sink(parsed)
+        return parsed
+
     async def _consume(self, stopping: asyncio.Event) -> None:
         """Hand arrived stanzas to the sink in order; keep them until the sink stored them."""
         failures = 0
@@ -540,11 +565,9 @@ class XmppLink:
             batch = [await self._inbox.get()]
             while not self._inbox.empty() and len(batch) < 50:
                 batch.append(self._inbox.get_nowait())
-            parsed = merge([_parse_safely(x, self.bare) for x in batch])
             while True:
                 try:
-                    if parsed.messages or parsed.statuses:
-                        await self.sink(parsed)
+                    await self.receive(batch)
                     failures = 0
                     break
                 except asyncio.CancelledError:

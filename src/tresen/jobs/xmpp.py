@@ -13,10 +13,9 @@ import msgspec
 from sqlalchemy import select
 
 from tresen.channels.base import ParsedWebhook
-from tresen.db.tables import ChannelRow, Message
-from tresen.domain.message import Direction
+from tresen.db.tables import ChannelRow
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
-from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest
+from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest, keep_own_statuses
 from tresen.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,24 +34,8 @@ def make_sink(runtime: Runtime, ref: ChannelRef) -> Any:
 
     async def sink(parsed: ParsedWebhook) -> None:
         async with runtime.sessions() as session, session.begin():
-            refs = {s.client_reference for s in parsed.statuses if s.client_reference}
-            if refs:
-                # Customers can send receipts for any id: keep only those naming our messages,
-                # so nobody fills the table of statuses waiting for their message.
-                known = set(
-                    await session.scalars(
-                        select(Message.id).where(
-                            Message.id.in_(refs),
-                            Message.channel_id == ref.id,
-                            Message.direction == Direction.OUTBOUND.value,
-                        )
-                    )
-                )
-                parsed = ParsedWebhook(
-                    parsed.messages,
-                    [s for s in parsed.statuses if s.client_reference in known],
-                    parsed.errors,
-                )
+            # Customers can send receipts for any id: only those naming our messages count.
+            parsed = await keep_own_statuses(session, ref.id, parsed)
             result = await ingest(session, ref, parsed)
         if result.new_message_ids:
             log.info("xmpp channel %s: %d new messages", ref.id, len(result.new_message_ids))

@@ -114,6 +114,33 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     return result
 
 
+async def keep_own_statuses(
+    session: AsyncSession, channel_id: str, parsed: ParsedWebhook
+) -> ParsedWebhook:
+    """Drop statuses whose client reference names no outbound message of this channel.
+
+    For channels where anybody can send a status-like message (an XMPP receipt, a bounce
+    mail): only statuses about our own messages are kept, so nobody fills the table of
+    statuses waiting for their message.
+    """
+    refs = {s.client_reference for s in parsed.statuses if s.client_reference}
+    known: set[str] = set()
+    if refs:
+        known = set(
+            await session.scalars(
+                select(Message.id).where(
+                    Message.id.in_(refs),
+                    Message.channel_id == channel_id,
+                    Message.direction == Direction.OUTBOUND.value,
+                )
+            )
+        )
+    kept = [s for s in parsed.statuses if s.client_reference in known]
+    if len(kept) == len(parsed.statuses):
+        return parsed
+    return ParsedWebhook(parsed.messages, kept, parsed.errors)
+
+
 async def conversation_for(
     session: AsyncSession, channel: ChannelRef, identity_id: str, contact_id: str
 ) -> str:
