@@ -7,6 +7,8 @@ import functools
 import os
 import signal
 import ssl
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -752,3 +754,75 @@ async def test_a_server_that_stops_answering_is_noticed_and_reconnected(
             prosody.process.send_signal(signal.SIGCONT)
         stopping.set()
         await asyncio.wait_for(task, 15)
+
+
+def _worker_process(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
+    """`tresen worker` in its own process, on the test's database and data dir."""
+    env = {
+        **os.environ,
+        "TRESEN_DATABASE_URL": runtime.settings.database_url,
+        "TRESEN_DATA_DIR": str(runtime.settings.data_dir),
+        "TRESEN_SECRET_KEY": runtime.settings.secret_key,
+        "TRESEN_MAILBOX_POLL_SECONDS": "0",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tresen", "worker", "--concurrency", "4"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
+
+@pytest.mark.slow
+async def test_killed_worker_loses_nothing_the_archive_is_read_on_reconnect(
+    runtime: Runtime, prosody: Prosody, tls: TlsFiles, customers: list[Customer], tmp_path: Path
+) -> None:
+    await _seed_channel(runtime, prosody, tls)
+    log = tmp_path / "worker.log"
+    worker = _worker_process(runtime, log)
+    try:
+        customers.append(anna := Customer(prosody, tls))
+        await anna.connect()
+
+        async def stored(body: str) -> Message | None:
+            return await _inbound(runtime, body)
+
+        # The worker may still be starting: say hello until it is stored.
+        async def first() -> Message | None:
+            if await stored("Hallo?"):
+                return await stored("Hallo?")
+            await anna.say("Hallo?")
+            await asyncio.sleep(1.0)
+            return None
+
+        await eventually(first, timeout=60, what="the worker to store the first message")
+        # The worker hangs (its connection stays open; the server keeps handing it messages),
+        # then dies without a chance to store what it got.
+        worker.send_signal(signal.SIGSTOP)
+        await anna.say("Ist mein Rad fertig?")
+        await anna.say("Ich komme um 17 Uhr.")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        assert await stored("Ist mein Rad fertig?") is None
+        # While no worker runs, one more (offline storage).
+        await anna.say("Hallo, jemand da?")
+        worker = _worker_process(runtime, log)
+        for body in ("Ist mein Rad fertig?", "Ich komme um 17 Uhr.", "Hallo, jemand da?"):
+            await eventually(lambda b=body: stored(b), timeout=60, what=f"{body!r} after restart")
+        await asyncio.sleep(2.0)
+        async with runtime.sessions() as session:
+            bodies = list(
+                await session.scalars(select(Message.body).where(Message.direction == "inbound"))
+            )
+        for body in ("Ist mein Rad fertig?", "Ich komme um 17 Uhr.", "Hallo, jemand da?"):
+            assert bodies.count(body) == 1, body
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGCONT)
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()

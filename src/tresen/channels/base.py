@@ -76,9 +76,9 @@ class StatusUpdate:
     error_reason: str | None = None
     client_reference: str | None = None
     watermark: datetime | None = None
-    """Set when the provider reports "everything up to this time" for a recipient instead of
-    naming a message id (Messenger's delivery and read watermarks): then provider_message_id
-    is empty and recipient_address names the customer."""
+    """Set when the provider reports "everything up to this time" for a recipient (Messenger's
+    delivery and read watermarks): recipient_address names the customer; provider_message_id is
+    empty, or names the message the mark stops at (Instagram's read of one message)."""
 
 
 @dataclass

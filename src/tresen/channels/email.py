@@ -462,7 +462,7 @@ class EmailChannel:
         max_text_length=100_000,
         window=None,
         templates=False,
-        media=False,
+        media=True,
         interactive=False,
         messages_per_second=5.0,
     )
@@ -521,11 +521,15 @@ class EmailChannel:
         """The domain of the shop's address (right-hand side of our Message-IDs)."""
         return self.config.address.rsplit("@", 1)[-1].strip().lower()
 
-    def build(self, message: OutboundMessage) -> EmailMessage:
-        """The MIME message for one outbound text, with threading headers."""
-        if message.content_kind != ContentKind.TEXT or not message.body:
+    def build(self, message: OutboundMessage, attachment: bytes | None = None) -> EmailMessage:
+        """The MIME message for one outbound text or file (as an attachment), threading headers."""
+        if message.content_kind == ContentKind.MEDIA:
+            if message.attachment is None or attachment is None:
+                raise PermanentError("the file of this message is missing", code="no_file")
+        elif message.content_kind != ContentKind.TEXT or not message.body:
             raise PermanentError(
-                f"email can carry text only, not {message.content_kind.value}", code="unsupported"
+                f"email can carry text and files only, not {message.content_kind.value}",
+                code="unsupported",
             )
         p = message.payload
         mail = EmailMessage()
@@ -548,12 +552,26 @@ class EmailChannel:
         if message.sender_kind == "bot":
             # RFC 3834: automatic answers say so, so other autoresponders do not answer back.
             mail["Auto-Submitted"] = "auto-replied"
-        mail.set_content(message.body)
+        if message.attachment is not None and attachment is not None:
+            name = message.attachment.filename
+            mail.set_content(message.body or f"Anhang / attachment: {name}")
+            maintype, _, subtype = message.attachment.content_type.partition("/")
+            mail.add_attachment(
+                attachment,
+                maintype=maintype or "application",
+                subtype=subtype or "octet-stream",
+                filename=name,
+            )
+        else:
+            mail.set_content(message.body or "")
         return mail
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Submit one reply to the SMTP server."""
-        mail = self.build(message)
+        """Submit one reply to the SMTP server (a file goes as a MIME attachment)."""
+        content = None
+        if message.content_kind == ContentKind.MEDIA and message.attachment is not None:
+            content = await asyncio.to_thread(message.attachment.path.read_bytes)
+        mail = self.build(message, content)
         cfg = self.config
         implicit_tls = cfg.smtp_port == 465
         try:

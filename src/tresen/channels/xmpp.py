@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import ipaddress
 import logging
@@ -12,7 +13,7 @@ import secrets
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -53,6 +54,15 @@ NS_CORRECT = "urn:xmpp:message-correct:0"
 NS_PING = "urn:xmpp:ping"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_DATA = "jabber:x:data"
+MAM_PAGE = 100
+MAM_MAX_PAGES = 50
+CATCH_UP_MARGIN = timedelta(minutes=5)
+"""How far before the newest stored message the archive is read again (clock skew, a batch
+that was being stored when the worker stopped); repeats are absorbed by the dedupe."""
 NS_REPLY = "urn:xmpp:reply:0"
 _UNDERSTOOD = frozenset({NS_OOB, NS_REPLY, NS_CORRECT})
 """Payload namespaces whose XEP-0428 fallback body we may show as the message itself."""
@@ -196,6 +206,23 @@ def _error_status(xml: ET.Element, sender: str | None, now: datetime) -> list[St
     ]
 
 
+def _archived(xml: ET.Element, result: ET.Element, own: str, now: datetime) -> ParsedWebhook:
+    """A message from our own archive (XEP-0313 result): the forwarded original, parsed."""
+    raw_from = xml.get("from") or ""
+    if raw_from and bare_jid(raw_from) != own:
+        # Only our server answers for our archive; anybody else's "result" is a forgery.
+        return ParsedWebhook(errors=["ignored archive result that is not from our own archive"])
+    forwarded = result.find(f"{{{NS_FORWARD}}}forwarded")
+    inner = forwarded.find(f"{{{NS_CLIENT}}}message") if forwarded is not None else None
+    if forwarded is None or inner is None or inner.find(f"{{{NS_MAM}}}result") is not None:
+        return ParsedWebhook(errors=["ignored archive result without a forwarded message"])
+    inner = copy.deepcopy(inner)
+    delay = forwarded.find(f"{{{NS_DELAY}}}delay")
+    if delay is not None and inner.find(f"{{{NS_DELAY}}}delay") is None:
+        inner.append(copy.deepcopy(delay))  # when the server archived it: the sent time
+    return parse_stanza(inner, own, now)
+
+
 def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> ParsedWebhook:
     """One <message/> stanza as typed events: a customer message, statuses, or a reason to ignore it."""
     now = now or datetime.now(UTC)
@@ -205,6 +232,9 @@ def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> 
     raw_from = xml.get("from") or ""
     sender = bare_jid(raw_from) if raw_from else None
     own = bare_jid(own_jid) or own_jid
+    result = xml.find(f"{{{NS_MAM}}}result")
+    if result is not None:
+        return _archived(xml, result, own, now)
     if kind == "error":
         statuses = _error_status(xml, sender, now)
         return ParsedWebhook(statuses=statuses, errors=[] if statuses else ["ignored error stanza"])
@@ -332,6 +362,8 @@ def _parse_safely(xml: ET.Element, own_jid: str) -> ParsedWebhook:
 
 Sink = Callable[[ParsedWebhook], Awaitable[None]]
 """Stores a batch of parsed stanzas durably; raises when it could not (the batch is kept)."""
+Since = Callable[[], Awaitable[datetime | None]]
+"""When the newest stored inbound message arrived (None: nothing stored yet)."""
 
 _LINKS: dict[str, XmppLink] = {}
 """The connected accounts of this process, by bare JID: sends go out through them."""
@@ -355,9 +387,13 @@ class XmppLink:
         connect_timeout: float = 30.0,
         confirm_timeout: float = 10.0,
         keepalive: float = 60.0,
+        since: Since | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
+        self.since = since
+        self.caught_up = 0
+        """How many archived messages the server counted for the last catch-up."""
         self.bare = bare_jid(config.jid) or config.jid
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -513,6 +549,7 @@ class XmppLink:
             self.last_error = None
             self.connected.set()
             logger.info("XMPP account connected (session %d)", self.sessions)
+            await self._catch_up(client, ended)
             await self._keep_alive(client, ended, stop_wait)
             if not ended.done():
                 await client.disconnect(wait=2.0)
@@ -550,6 +587,54 @@ class XmppLink:
                 return
 
     # -- inbound
+
+    async def _catch_up(self, client: ClientXMPP, ended: asyncio.Future[Any]) -> None:
+        """Read our archive (XEP-0313) since the newest stored message: what reached a session
+        that died before storing it (a killed worker) is not lost. Without MAM: nothing to do."""
+        if self.since is None:
+            return
+        try:
+            newest = await self.since()
+        except Exception:
+            logger.exception("XMPP catch-up: the newest stored message could not be read")
+            return
+        if newest is None:
+            return
+        start = (newest - CATCH_UP_MARGIN).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        after: str | None = None
+        fetched = 0
+        for _ in range(MAM_MAX_PAGES):
+            iq = client.make_iq_set()
+            query = ET.Element(f"{{{NS_MAM}}}query", {"queryid": "tresen-" + secrets.token_hex(6)})
+            form = ET.SubElement(query, f"{{{NS_DATA}}}x", {"type": "submit"})
+            for var, value in (("FORM_TYPE", NS_MAM), ("start", start)):
+                field = ET.SubElement(form, f"{{{NS_DATA}}}field", {"var": var})
+                ET.SubElement(field, f"{{{NS_DATA}}}value").text = value
+            rsm = ET.SubElement(query, f"{{{NS_RSM}}}set")
+            ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(MAM_PAGE)
+            if after:
+                ET.SubElement(rsm, f"{{{NS_RSM}}}after").text = after
+            iq.append(query)
+            answer = asyncio.ensure_future(iq.send(timeout=self.confirm_timeout * 3))
+            done, _ = await asyncio.wait({answer, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if answer not in done:
+                answer.cancel()
+                return
+            try:
+                fin = answer.result().xml.find(f"{{{NS_MAM}}}fin")
+            except (IqError, IqTimeout):
+                logger.info("XMPP catch-up: the server keeps no archive (mod_mam?)")
+                return
+            if fin is None:
+                return
+            last = fin.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}last")
+            count = fin.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}count")
+            fetched += int(count.text) if count is not None and (count.text or "").isdigit() else 0
+            if fin.get("complete") in ("true", "1") or last is None or not last.text:
+                break
+            after = last.text
+        self.caught_up = fetched
+        logger.info("XMPP catch-up read the archive since the newest stored message")
 
     async def receive(self, stanzas: list[ET.Element]) -> ParsedWebhook:
         """Parse stanzas as the stream handed them over and store them (raises when storing fails)."""

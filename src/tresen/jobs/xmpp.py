@@ -7,13 +7,15 @@ import contextlib
 import importlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tresen.channels.base import ParsedWebhook
-from tresen.db.tables import ChannelRow
+from tresen.db.tables import ChannelRow, Message
+from tresen.domain.message import Direction
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
 from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest, keep_own_statuses
 from tresen.runtime import Runtime
@@ -43,6 +45,24 @@ def make_sink(runtime: Runtime, ref: ChannelRef) -> Any:
         runtime.jobs_ready.set()
 
     return sink
+
+
+def make_since(runtime: Runtime, channel_id: str) -> Any:
+    """When the newest inbound message of a channel was stored (where the archive is read from)."""
+
+    async def since() -> datetime | None:
+        async with runtime.sessions() as session:
+            newest = await session.scalar(
+                select(func.max(Message.created_at)).where(
+                    Message.channel_id == channel_id,
+                    Message.direction == Direction.INBOUND.value,
+                )
+            )
+        if newest is None:
+            return None
+        return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+
+    return since
 
 
 async def _publish(runtime: Runtime, workspace_id: str, result: IngestResult) -> None:
@@ -119,6 +139,7 @@ async def poll_xmpp(
                         make_sink(runtime, ref),
                         reconnect_min=reconnect_min,
                         reconnect_max=reconnect_max,
+                        since=make_since(runtime, row.id),
                     )
                     link_stop = asyncio.Event()
                     running[row.id] = _Running(

@@ -218,6 +218,20 @@ async def _apply_watermark(
     values: dict[str, object] = {"state": status.state.value}
     if status.state in _TIME_COLUMN:
         values[_TIME_COLUMN[status.state]] = status.occurred_at
+    bound: list[Any] = [Message.sent_at <= status.watermark]
+    if status.provider_message_id:
+        # "Up to this message" (Instagram's read of one message): its send time is the mark;
+        # an unknown id marks nothing (its own status waits for the send record).
+        named = (
+            select(Message.sent_at)
+            .where(
+                Message.channel_id == channel_id,
+                Message.provider_message_id == status.provider_message_id,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        bound.append(Message.sent_at <= named)
     updated = await session.execute(
         update(Message)
         .where(
@@ -225,7 +239,7 @@ async def _apply_watermark(
             Message.conversation_id == conversations,  # one: unique (channel, identity)
             Message.direction == Direction.OUTBOUND.value,
             Message.provider_message_id.is_not(None),
-            Message.sent_at <= status.watermark,
+            *bound,
             Message.state.in_([s.value for s in states_below(status.state)]),
         )
         .values(**values)
