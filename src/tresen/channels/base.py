@@ -249,11 +249,12 @@ async def download(
     provider: str,
     headers: Mapping[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    follow_redirects: bool = True,
 ) -> FetchedMedia:
     """GET a file, streaming, and stop as soon as it grows over max_bytes."""
     try:
         async with http.stream(
-            "GET", url, headers=headers, auth=auth, follow_redirects=True
+            "GET", url, headers=headers, auth=auth, follow_redirects=follow_redirects
         ) as response:
             status = response.status_code
             if status != 200:

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -28,8 +29,9 @@ from tresen.channels.base import (
     AuthError,
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
-    NoMedia,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -38,6 +40,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.domain.message import ContentKind, DeliveryState
 
@@ -99,6 +102,9 @@ class XmppConfig(msgspec.Struct, forbid_unknown_fields=True):
     tls_insecure: bool = False
     """Accept any certificate; only for a server on loopback (tests)."""
     messages_per_second: float = 5.0
+    allow_private_media: bool = False
+    """Fetch customers' files (XEP-0066 URLs) from private or loopback addresses too; only for
+    a server on loopback (tests). Otherwise such URLs are refused (no requests into your LAN)."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -672,11 +678,18 @@ class XmppLink:
             raise TransientError("the XMPP account is not connected", code="not_connected")
         return client, ended
 
-    async def send_chat(self, to: str, body: str, stanza_id: str) -> None:
+    async def send_chat(
+        self, to: str, body: str, stanza_id: str, oob_url: str | None = None
+    ) -> None:
         """Send a chat message with a receipt request; returns once the server has taken it."""
         client, ended = self._session()
         msg = client.make_message(mto=to, mbody=body, mtype="chat")
         msg["id"] = stanza_id
+        if oob_url:
+            # XEP-0066: clients show the file the URL names (inline when the body is the URL).
+            oob = ET.Element(f"{{{NS_OOB}}}x")
+            ET.SubElement(oob, f"{{{NS_OOB}}}url").text = oob_url
+            msg.append(oob)
         msg.append(ET.Element(f"{{{NS_RECEIPTS}}}request"))
         msg.append(ET.Element(f"{{{NS_MARKERS}}}markable"))
         msg.append(ET.Element(f"{{{NS_SID}}}origin-id", {"id": stanza_id}))
@@ -720,7 +733,33 @@ class XmppLink:
 # The channel adapter.
 
 
-class XmppChannel(NoMedia):
+def _media_kind(url: str, declared: str | None = None) -> str:
+    """image, audio, video or document, from a declared type or the URL's file extension."""
+    top = (declared or "").split("/", 1)[0]
+    if top in ("image", "audio", "video"):
+        return top
+    ext = url.split("?", 1)[0].rsplit(".", 1)[-1].lower()
+    for kind, exts in (
+        ("image", {"jpg", "jpeg", "png", "gif", "webp"}),
+        ("audio", {"ogg", "opus", "mp3", "m4a", "aac"}),
+        ("video", {"mp4", "webm", "mov", "3gp"}),
+    ):
+        if ext in exts:
+            return kind
+    return "document"
+
+
+async def _public_host(host: str, port: int) -> bool:
+    """Whether every address a host name resolves to is a public one."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError:
+        return False
+    addresses = {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+    return bool(addresses) and all(a.is_global for a in addresses)
+
+
+class XmppChannel:
     """One XMPP account: sends through the live link of this process; inbound comes from the link."""
 
     kind: ClassVar[str] = "xmpp"
@@ -728,7 +767,7 @@ class XmppChannel(NoMedia):
         max_text_length=MAX_BODY_LENGTH,
         window=None,
         templates=False,
-        media=False,
+        media=True,
         interactive=False,
         messages_per_second=5.0,
     )
@@ -759,7 +798,7 @@ class XmppChannel(NoMedia):
         if cfg.messages_per_second <= 0:
             raise ConfigError("xmpp channel: messages_per_second must be positive")
         server = cfg.host.strip() or jid.domain
-        for flag in ("allow_plain", "tls_insecure"):
+        for flag in ("allow_plain", "tls_insecure", "allow_private_media"):
             if getattr(cfg, flag) and not _is_loopback(server):
                 raise ConfigError(
                     f"xmpp channel: {flag} is only allowed for a server on loopback "
@@ -783,10 +822,19 @@ class XmppChannel(NoMedia):
         return parse_stanza_text(request.body.decode("utf-8", "replace"), self.config.jid)
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Send one text through this process's live connection of the account."""
-        if message.content_kind != ContentKind.TEXT or not message.body:
+        """Send a text, or a file as its signed, expiring link (XEP-0066), through the live link."""
+        oob: str | None = None
+        if message.content_kind == ContentKind.MEDIA:
+            oob = message.payload.get("link")
+            if not isinstance(oob, str) or not oob.startswith(("https://", "http://")):
+                raise PermanentError("the file of this message has no link", code="no_file")
+            body = f"{message.body}\n{oob}" if message.body else oob
+        elif message.content_kind == ContentKind.TEXT and message.body:
+            body = message.body
+        else:
             raise PermanentError(
-                f"xmpp can carry text only, not {message.content_kind.value}", code="unsupported"
+                f"xmpp can carry text and files only, not {message.content_kind.value}",
+                code="unsupported",
             )
         to = bare_jid(message.to)
         if to is None or "@" not in to:
@@ -795,8 +843,38 @@ class XmppChannel(NoMedia):
         if link is None:
             raise TransientError("the XMPP account is not connected", code="not_connected")
         stanza_id = OWN_ID_PREFIX + message.client_reference
-        await link.send_chat(to, message.body, stanza_id)
+        await link.send_chat(to, body, stanza_id, oob)
         return SendResult(provider_message_id=stanza_id)
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The file a customer's message links to (XEP-0066 out-of-band URL)."""
+        url = payload.get("oob_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            return []
+        name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200] or None
+        return [MediaRef(kind=_media_kind(url), ref={"url": url}, filename=name)]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Download a customer's file through the media limits; never from a private network."""
+        url = str(ref.ref.get("url") or "")
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise PermanentError("the file link is not an http(s) URL", code="media_url")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not self.config.allow_private_media and not await _public_host(parts.hostname, port):
+            raise PermanentError(
+                "the file link points into a private network; not fetched", code="media_url"
+            )
+        # No redirects: a public URL must not lead the download into a private network.
+        fetched = await download(
+            self.http,
+            url,
+            max_bytes,
+            provider="the customer's file server",
+            follow_redirects=self.config.allow_private_media,
+        )
+        return FetchedMedia(fetched.content, fetched.content_type, ref.filename)
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Send the delivery receipt the customer's client asked for, once the message is stored."""
