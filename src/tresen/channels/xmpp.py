@@ -755,7 +755,7 @@ async def _public_host(host: str, port: int) -> bool:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port)
     except OSError:
         return False
-    addresses = {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
     return bool(addresses) and all(a.is_global for a in addresses)
 
 
