@@ -4,17 +4,41 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from tests import helpers
 from tresen.domain.message import ContentKind
 
+if TYPE_CHECKING:
+    from tresen.runtime import Runtime
+    from tresen.settings import Settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a channel's inbound path answered one input: an HTTP status (or its equivalent)."""
+
+    status_code: int
+    message: str = ""
+
+
+Feed = Callable[["Runtime", str, bytes], Awaitable[Outcome]]
+"""Hands one input to the inbound path of a channel without a webhook: (runtime, channel id, input).
+
+Answers 200 when it was taken (stored, a status applied, or dropped as not ours), 400 with the
+reason when nothing in it could be used, 404 for an unknown channel."""
+
 
 @dataclass(frozen=True)
 class ChannelCase:
-    """How to talk to one channel kind's webhook like its provider does."""
+    """How to talk to one channel kind's inbound path like its provider does.
+
+    Webhook channels are fed over HTTP; channels that keep a connection (XMPP) or poll (e-mail)
+    name a `feed` that hands the same kinds of input to their stanza handler or mail ingest.
+    """
 
     kind: str
     config: dict[str, Any]
@@ -22,16 +46,32 @@ class ChannelCase:
     """Headers that authenticate `body` posted to the public webhook URL (second argument)."""
     forge: Callable[[bytes, str], dict[str, str]]
     inbound_text: Callable[[str, str, str], bytes]
-    """A webhook body carrying one text message: (provider id, sender address, text)."""
+    """A body carrying one text message: (provider id, sender address, text)."""
     unknown_type: Callable[[str], bytes]
     many_entries: Callable[[int], bytes] | None
     """A body with n messages, or None when the provider sends one message per call."""
     content_type: str = "application/json"
-    status: Callable[[str, str], bytes] | None = None
-    """A status webhook for (provider id, state), or None when the provider sends no statuses."""
+    status: Callable[[str, str], bytes | None] | None = None
+    """A status for (provider id, state) or None for a state the provider never reports;
+    None instead of a function when the provider sends no statuses."""
     recorded: dict[str, ContentKind] = field(default_factory=dict)
     malformed: dict[str, bytes] = field(default_factory=dict)
     empty: list[bytes] = field(default_factory=list)
+    inbound_at: Callable[[str, str, str, datetime], bytes] | None = None
+    """A text message with the time the customer sent it, when the provider says so."""
+    feed: Feed | None = None
+    """Set for channels without a webhook (their webhook URL refuses every call)."""
+    spoofed: dict[str, bytes] = field(default_factory=dict)
+    """Inputs a feed channel must not trust (the webhook channels' forged signatures)."""
+    damaged: dict[str, bytes] = field(default_factory=dict)
+    """Broken input that still is a customer's message: stored once, as unsupported."""
+    size_limit: Callable[[Settings], int] = lambda settings: settings.max_webhook_bytes
+    oversized_marker: str | None = None
+    """A feed cannot refuse with 413: it keeps an oversized message cut, noted under this key."""
+    provider_id: Callable[[str, str], str] = lambda _message_id, pid: pid
+    """The provider id a send of our message (id) gets, given a test's suggestion (pid)."""
+    statuses_name_message: bool = False
+    """Statuses carry our own message id, so they apply before the send is recorded."""
 
 
 def _wa_many(n: int) -> bytes:
@@ -89,6 +129,9 @@ WHATSAPP = ChannelCase(
         )
     ),
     many_entries=_wa_many,
+    inbound_at=lambda pid, sender, text, at: helpers.dumps(
+        helpers.wa_envelope(messages=[helpers.wa_text(pid, sender, text, int(at.timestamp()))])
+    ),
     recorded={
         "whatsapp/inbound_text.json": ContentKind.TEXT,
         "whatsapp/inbound_image.json": ContentKind.MEDIA,

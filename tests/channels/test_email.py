@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tresen.channels.base import (
+    Attachment,
     AuthError,
     ConfigError,
     OutboundMessage,
@@ -317,6 +318,35 @@ def test_non_text_refused_permanently() -> None:
     msg = OutboundMessage("a@example.org", ContentKind.TEMPLATE, None, {}, "01J")
     with pytest.raises(PermanentError):
         channel().build(msg)
+    without_file = OutboundMessage("a@example.org", ContentKind.MEDIA, "x", {}, "01J")
+    with pytest.raises(PermanentError, match="file"):
+        channel().build(without_file)
+
+
+def file_out(tmp_path: Path, content: bytes, caption: str | None = None) -> OutboundMessage:
+    """An agent's file (stored by the upload) with an optional caption."""
+    path = tmp_path / "stored-file"
+    path.write_bytes(content)
+    return OutboundMessage(
+        to="jana.mueller@example.org",
+        content_kind=ContentKind.MEDIA,
+        body=caption,
+        payload={"media_id": "01JMEDIA", "subject": "Rechnung"},
+        client_reference="01JFILE",
+        attachment=Attachment(path, "Rechnung März.pdf", "application/pdf"),
+    )
+
+
+def test_file_goes_as_a_mime_attachment(tmp_path: Path) -> None:
+    pdf = b"%PDF-1.7\nRechnung\n%%EOF\n"
+    mail = channel().build(file_out(tmp_path, pdf, "Anbei die Rechnung"), pdf)
+    assert mail.get_content_type() == "multipart/mixed"
+    assert mail.get_body(("plain",)).get_content().strip() == "Anbei die Rechnung"  # type: ignore[union-attr]
+    [part] = list(mail.iter_attachments())
+    assert part.get_filename() == "Rechnung März.pdf"
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_content() == pdf
+    assert mail["Subject"] == "Re: Rechnung"
 
 
 # --- a real SMTP server ---
@@ -331,6 +361,19 @@ async def test_send_over_starttls_with_auth(smtp: SmtpServer, tls: TlsFiles) -> 
     assert mail.message["In-Reply-To"] == "<q.1@example.org>"
     assert mail.message.get_content().strip() == "Ja, Samstag geht."
     assert smtp.duplicates() == 0
+
+
+async def test_file_sent_over_smtp_arrives_whole(
+    smtp: SmtpServer, tls: TlsFiles, tmp_path: Path
+) -> None:
+    adapter = channel(smtp_port=smtp.port, tls_ca_file=str(tls.ca_file))
+    pdf = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+    result = await adapter.send(file_out(tmp_path, pdf))
+    [mail] = smtp.ledger
+    assert mail.message["Message-ID"] == result.provider_message_id
+    [part] = list(mail.message.iter_attachments())
+    assert part.get_payload(decode=True) == pdf
+    assert part.get_filename() == "Rechnung März.pdf"
 
 
 async def test_wrong_password_is_auth_error(smtp: SmtpServer, tls: TlsFiles) -> None:
@@ -382,12 +425,13 @@ async def test_imap_fetch_leaves_unseen_until_marked(dovecot: Dovecot, tls: TlsF
     dovecot.deliver(fixture("plain_reply.eml"))
     dovecot.deliver(fixture("html_only.eml"))
     first = adapter.fetch_unseen()
-    assert [parse_mail(raw).messages[0].provider_message_id for _, raw in first] == [
+    assert [parse_mail(m.raw).messages[0].provider_message_id for m in first] == [
         "<CAF=jana.4711@mail.example.org>",
         "<html.only.1@example.net>",
     ]
     assert len(adapter.fetch_unseen()) == 2  # peeking does not set \Seen
-    adapter.mark_seen([uid for uid, _ in first])
+    assert [m.size for m in first] == [None, None]
+    adapter.mark_seen([m.uid for m in first])
     assert adapter.fetch_unseen() == [] and dovecot.seen_count() == 2
 
 

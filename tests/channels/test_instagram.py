@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from tests import helpers
 from tresen.channels.base import (
@@ -16,7 +17,13 @@ from tresen.channels.base import (
     channel_factory,
 )
 from tresen.channels.instagram import InstagramChannel
+from tresen.channels.manage import add_channel, default_workspace
+from tresen.db.tables import ChannelRow, Conversation, Message
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.pipeline.inbound import ChannelRef, ingest
+from tresen.pipeline.outbound import OutboundContent, queue_message
+from tresen.pipeline.sender import record_sent
+from tresen.runtime import Runtime
 
 IGSID = "5566778899001122"
 CONFIG = {
@@ -78,12 +85,15 @@ def test_parse(name: str, kind: ContentKind) -> None:
 
 
 def test_read_by_mid_and_deleted_messages() -> None:
-    [status] = channel().parse(request(helpers.fixture_bytes("instagram/read.json"))).statuses
-    assert (status.provider_message_id, status.state, status.watermark) == (
-        "aWdfZAG1faXRlbTpfx_ours",
-        DeliveryState.READ,
-        None,
-    )
+    statuses = channel().parse(request(helpers.fixture_bytes("instagram/read.json"))).statuses
+    seen = datetime(2025, 11, 22, 8, 26, 40, tzinfo=UTC)
+    # The message itself, and a mark "read up to this message" for the customer.
+    assert [
+        (s.provider_message_id, s.state, s.watermark, s.recipient_address) for s in statuses
+    ] == [
+        ("aWdfZAG1faXRlbTpfx_ours", DeliveryState.READ, None, IGSID),
+        ("aWdfZAG1faXRlbTpfx_ours", DeliveryState.READ, seen, IGSID),
+    ]
     assert (
         channel().parse(request(helpers.fixture_bytes("instagram/inbound_deleted.json"))).messages
         == []
@@ -100,3 +110,93 @@ def test_business_update_tags_and_long_texts_are_refused() -> None:
         channel().build_payload(out(payload={"tag": "POST_PURCHASE_UPDATE"}))
     with pytest.raises(PermanentError, match="too long"):
         channel().build_payload(out(body="ü" * 600))
+
+
+async def _sent_to_customer(runtime: Runtime, count: int) -> tuple[ChannelRef, list[str]]:
+    """An Instagram channel, a customer who wrote, and `count` replies sent a second apart."""
+    async with runtime.sessions() as session, session.begin():
+        ws = await default_workspace(session, "Radladen")
+        row = await add_channel(session, ws.id, "instagram", "IG", CONFIG)
+        ref = ChannelRef(row.id, ws.id, "instagram")
+    body = _receipt("message", {"mid": "aWdf_in_1", "text": "Habt ihr offen?"})
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, ref, channel().parse(request(body)))
+    ids: list[str] = []
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    for i in range(count):
+        async with runtime.sessions() as session, session.begin():
+            conv = await session.scalar(select(Conversation))
+            channel_row = await session.get_one(ChannelRow, ref.id)
+            assert conv is not None
+            m = await queue_message(
+                session, conv, channel_row, OutboundContent(ContentKind.TEXT, f"Antwort {i}")
+            )
+            await record_sent(session, m.id, ref.id, f"aWdf_out_{i}")
+            await session.execute(
+                update(Message)
+                .where(Message.id == m.id)
+                .values(sent_at=start + timedelta(seconds=i))
+            )
+            ids.append(m.id)
+    return ref, ids
+
+
+async def _states(runtime: Runtime, ids: list[str]) -> list[str]:
+    async with runtime.sessions() as session:
+        return [(await session.get_one(Message, i)).state for i in ids]
+
+
+def _receipt(kind: str, value: dict[str, object]) -> bytes:
+    return helpers.dumps(
+        {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": CONFIG["page_id"],
+                    "time": 1,
+                    "messaging": [
+                        {
+                            "sender": {"id": IGSID},
+                            "recipient": {"id": CONFIG["page_id"]},
+                            "timestamp": int(datetime.now(UTC).timestamp() * 1000),
+                            kind: value,
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
+async def test_read_of_one_message_marks_the_earlier_ones_read(runtime: Runtime) -> None:
+    ref, ids = await _sent_to_customer(runtime, 3)
+    async with runtime.sessions() as session, session.begin():
+        await ingest(
+            session, ref, channel().parse(request(_receipt("read", {"mid": "aWdf_out_1"})))
+        )
+    assert await _states(runtime, ids) == ["read", "read", "sent"]
+    # A read naming a message we do not know marks nothing.
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, ref, channel().parse(request(_receipt("read", {"mid": "aWdf_x"}))))
+    assert await _states(runtime, ids) == ["read", "read", "sent"]
+
+
+async def test_delivery_watermark_is_handled_like_messengers(runtime: Runtime) -> None:
+    # providers.md describes delivery{mids,watermark} for the whole platform; Meta documents
+    # only messaging_seen for Instagram. Both are handled: a delivery watermark moves forward.
+    ref, ids = await _sent_to_customer(runtime, 3)
+    async with runtime.sessions() as session:
+        second = (await session.get_one(Message, ids[1])).sent_at
+    assert second is not None
+    mark = int(second.replace(tzinfo=UTC).timestamp() * 1000)
+    async with runtime.sessions() as session, session.begin():
+        await ingest(
+            session, ref, channel().parse(request(_receipt("delivery", {"watermark": mark})))
+        )
+    assert await _states(runtime, ids) == ["delivered", "delivered", "sent"]
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, ref, channel().parse(request(_receipt("read", {"watermark": mark}))))
+        await ingest(
+            session, ref, channel().parse(request(_receipt("delivery", {"watermark": mark})))
+        )
+    assert await _states(runtime, ids) == ["read", "read", "sent"], "never backwards"

@@ -154,6 +154,8 @@ async def test_send_makes_reply_visible_and_refuses_non_visitors() -> None:
         assert (await chat.send(out)).provider_message_id == "webchat-01ref"
         with pytest.raises(PermanentError):
             await chat.send(OutboundMessage("4915112345678", ContentKind.TEXT, "x", {}, "r"))
+        with pytest.raises(PermanentError, match="file"):
+            await chat.send(OutboundMessage(to, ContentKind.MEDIA, None, {}, "r"))
         assert chat.origin_allowed("http://shop.example:8080")
         assert not chat.origin_allowed("https://evil.example")
 
@@ -260,9 +262,11 @@ async def test_upload_limits(runtime: Runtime) -> None:
         async with runtime.sessions() as session:
             msg = await session.scalar(select(Message))
         assert msg is not None and msg.content_kind == "media"
-        stored = runtime.settings.data_dir / msg.payload["media"]["path"]
+        stored = runtime.settings.data_dir / msg.payload["media"]["stored"]
         assert stored.read_bytes() == PNG
         assert "rad" not in stored.name, "stored under a random name"
+        files = [f for f in (runtime.settings.data_dir / "media").rglob("*") if f.is_file()]
+        assert files == [stored], "the upload is stored once"
 
 
 async def test_offline_form_widget_and_demo(runtime: Runtime) -> None:

@@ -7,6 +7,8 @@ import functools
 import os
 import signal
 import ssl
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +27,8 @@ from typer.testing import CliRunner
 from tresen.app import make_worker
 from tresen.channels.base import (
     ConfigError,
+    MediaRef,
+    MediaTooLarge,
     OutboundMessage,
     PermanentError,
     TransientError,
@@ -369,6 +373,79 @@ async def test_send_without_connection_is_retryable_and_non_text_permanent() -> 
         await channel.send(OutboundMessage("kunde@example.org", ContentKind.MEDIA, None, {}, "r"))
     with pytest.raises(PermanentError):
         await channel.send(OutboundMessage("@@", ContentKind.TEXT, "x", {}, "r"))
+
+
+def test_oob_file_becomes_a_media_ref() -> None:
+    url = "https://upload.example.org/aB9xQ/schaden.jpg"
+    (msg,) = parse_stanza(
+        stanza(f'<body>{url}</body><x xmlns="jabber:x:oob"><url>{url}</url></x>'), SHOP, NOW
+    ).messages
+    assert msg.content_kind == ContentKind.MEDIA
+    [ref] = XmppChannel.media_refs(msg.payload)
+    assert (ref.kind, ref.ref, ref.filename) == ("image", {"url": url}, "schaden.jpg")
+    assert XmppChannel.media_refs({"oob_url": "file:///etc/passwd"}) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/a.png",
+        "http://10.1.2.3/a.png",
+        "https://[::1]/a.png",
+        "https://169.254.169.254/",
+    ],
+)
+async def test_oob_fetch_never_reaches_into_private_networks(url: str) -> None:
+    calls: list[httpx.Request] = []
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200))
+    )
+    channel = XmppChannel(config(), http)
+    with pytest.raises(PermanentError, match="private network"):
+        await channel.fetch_media(MediaRef("image", {"url": url}), 1000)
+    assert calls == []
+
+
+async def test_oob_fetch_with_limits_and_no_redirects() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/big.png":
+            return httpx.Response(200, content=png * 100, headers={"content-type": "image/png"})
+        if request.url.path == "/moved.png":
+            return httpx.Response(302, headers={"location": "http://127.0.0.1/secret"})
+        return httpx.Response(200, content=png, headers={"content-type": "image/png"})
+
+    channel = XmppChannel(config(), httpx.AsyncClient(transport=httpx.MockTransport(serve)))
+    got = await channel.fetch_media(
+        MediaRef("image", {"url": "https://93.184.215.14/a.png"}, filename="a.png"), 1000
+    )
+    assert got.content == png and got.content_type == "image/png" and got.filename == "a.png"
+    with pytest.raises(MediaTooLarge):
+        await channel.fetch_media(MediaRef("image", {"url": "https://93.184.215.14/big.png"}), 1000)
+    with pytest.raises(PermanentError):
+        await channel.fetch_media(
+            MediaRef("image", {"url": "https://93.184.215.14/moved.png"}), 1000
+        )
+
+
+async def test_agent_file_goes_out_as_its_signed_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, str, str, str | None]] = []
+
+    class Link:
+        async def send_chat(
+            self, to: str, body: str, stanza_id: str, oob: str | None = None
+        ) -> None:
+            sent.append((to, body, stanza_id, oob))
+
+    monkeypatch.setattr("tresen.channels.xmpp.live_link", lambda _jid: Link())
+    channel = XmppChannel(config(), httpx.AsyncClient())
+    link = "https://tresen.example/media/public/01M?exp=1&sig=ab"
+    out = OutboundMessage(
+        "kunde@example.org", ContentKind.MEDIA, "Die Rechnung", {"link": link}, "01R"
+    )
+    assert (await channel.send(out)).provider_message_id == "tresen-01R"
+    assert sent == [("kunde@example.org", f"Die Rechnung\n{link}", "tresen-01R", link)]
 
 
 # -- a real Prosody on loopback -------------------------------------------------------------------
@@ -752,3 +829,75 @@ async def test_a_server_that_stops_answering_is_noticed_and_reconnected(
             prosody.process.send_signal(signal.SIGCONT)
         stopping.set()
         await asyncio.wait_for(task, 15)
+
+
+def _worker_process(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
+    """`tresen worker` in its own process, on the test's database and data dir."""
+    env = {
+        **os.environ,
+        "TRESEN_DATABASE_URL": runtime.settings.database_url,
+        "TRESEN_DATA_DIR": str(runtime.settings.data_dir),
+        "TRESEN_SECRET_KEY": runtime.settings.secret_key,
+        "TRESEN_MAILBOX_POLL_SECONDS": "0",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tresen", "worker", "--concurrency", "4"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
+
+@pytest.mark.slow
+async def test_killed_worker_loses_nothing_the_archive_is_read_on_reconnect(
+    runtime: Runtime, prosody: Prosody, tls: TlsFiles, customers: list[Customer], tmp_path: Path
+) -> None:
+    await _seed_channel(runtime, prosody, tls)
+    log = tmp_path / "worker.log"
+    worker = _worker_process(runtime, log)
+    try:
+        customers.append(anna := Customer(prosody, tls))
+        await anna.connect()
+
+        async def stored(body: str) -> Message | None:
+            return await _inbound(runtime, body)
+
+        # The worker may still be starting: say hello until it is stored.
+        async def first() -> Message | None:
+            if await stored("Hallo?"):
+                return await stored("Hallo?")
+            await anna.say("Hallo?")
+            await asyncio.sleep(1.0)
+            return None
+
+        await eventually(first, timeout=60, what="the worker to store the first message")
+        # The worker hangs (its connection stays open; the server keeps handing it messages),
+        # then dies without a chance to store what it got.
+        worker.send_signal(signal.SIGSTOP)
+        await anna.say("Ist mein Rad fertig?")
+        await anna.say("Ich komme um 17 Uhr.")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        assert await stored("Ist mein Rad fertig?") is None
+        # While no worker runs, one more (offline storage).
+        await anna.say("Hallo, jemand da?")
+        worker = _worker_process(runtime, log)
+        for body in ("Ist mein Rad fertig?", "Ich komme um 17 Uhr.", "Hallo, jemand da?"):
+            await eventually(lambda b=body: stored(b), timeout=60, what=f"{body!r} after restart")
+        await asyncio.sleep(2.0)
+        async with runtime.sessions() as session:
+            bodies = list(
+                await session.scalars(select(Message.body).where(Message.direction == "inbound"))
+            )
+        for body in ("Ist mein Rad fertig?", "Ich komme um 17 Uhr.", "Hallo, jemand da?"):
+            assert bodies.count(body) == 1, body
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGCONT)
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()

@@ -11,14 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tests.pipeline.stack import CUSTOMER, Stack, running_stack
 from tests.pipeline.test_telegram_e2e import CHAT, telegram_stack
-from tresen.db.tables import Conversation, Media, Message
+from tresen.channels.webchat import visitor_address
+from tresen.db.tables import Conversation, Job, Media, Message
 from tresen.inbox import accounts, routing
 from tresen.media import store
 from tresen.runtime import Runtime
+from tresen.settings import ensure_secret_key
 
 PASSWORD = "richtig-langes-passwort"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
@@ -392,6 +394,13 @@ async def test_web_chat_upload_becomes_a_stored_media_row(runtime: Runtime) -> N
         [media] = await _settled(runtime)
         assert media.state == store.STORED and media.filename == "rad vorne.png"
         assert (runtime.settings.data_dir / str(media.path)).read_bytes() == PNG
+        files = [f for f in (runtime.settings.data_dir / "media").rglob("*") if f.is_file()]
+        assert files == [runtime.settings.data_dir / str(media.path)], "stored once"
+        async with runtime.sessions() as session:
+            jobs = await session.scalar(
+                select(func.count()).select_from(Job).where(Job.kind == "media.fetch")
+            )
+        assert jobs == 0, "nothing to fetch: the upload route stored it"
 
 
 async def test_agent_upload_goes_to_telegram_as_multipart(runtime: Runtime) -> None:
@@ -450,7 +459,7 @@ async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -
         assert attached.attachment is not None and attached.attachment.path.read_bytes() == PNG
 
 
-async def test_messenger_gets_a_signed_link_and_web_chat_refuses_files(runtime: Runtime) -> None:
+async def test_messenger_gets_a_signed_link(runtime: Runtime) -> None:
     from tests.pipeline.test_messenger_e2e import meta_stack
 
     async with meta_stack(runtime, "messenger") as stack:
@@ -481,22 +490,66 @@ async def test_messenger_gets_a_signed_link_and_web_chat_refuses_files(runtime: 
             assert fetched.status_code == 200 and fetched.content == PNG
 
 
-async def test_web_chat_refuses_agent_files_clearly(runtime: Runtime) -> None:
-    from tests.channels.test_webchat import running_chat
+async def test_web_chat_agent_file_is_a_link_for_that_visitor_only(runtime: Runtime) -> None:
+    from tests.channels.test_webchat import SHOP, read_events, running_chat
 
     async with running_chat(runtime) as chat:
         visitor = await chat.session()
-        assert (await chat.say(visitor, "Hallo")).status_code in (200, 201)
-        conv_id = await chat.conversation(visitor)
+        stranger = await chat.session()
+        assert (await chat.say(visitor, "Haben Sie die Rechnung?")).status_code == 201
+        assert (await chat.say(stranger, "Hallo")).status_code == 201
+        conv_id = await _conversation_of(runtime, chat.channel.id, visitor)
         agent = await _signed_in(
             chat.base_url, runtime, chat.channel.workspace_id, "a@x.test", "admin"
         )
+        pdf = b"%PDF-1.7\nRechnung\n%%EOF\n"
         async with aclosing(agent):
             token = _csrf((await agent.get(f"/inbox/c/{conv_id}")).text)
-            refused = await agent.post(
+            sent = await agent.post(
                 f"/inbox/c/{conv_id}/media",
-                files={"file": ("rad.png", PNG, "image/png")},
-                data={"_csrf_token": token},
+                files={"file": ("Rechnung.pdf", pdf, "application/pdf")},
+                data={"_csrf_token": token, "caption": "Bitte sehr"},
             )
-        assert refused.status_code == 422 and "webchat cannot send files" in refused.text
-        assert await _media_rows(runtime) == []
+        assert sent.status_code == 303, sent.text
+        events = await read_events(chat, visitor, 2)
+        reply = events[1]
+        assert reply["from"] == "agent" and reply["text"] == "Bitte sehr"
+        assert reply["file"]["name"] == "Rechnung.pdf"
+        link = reply["file"]["url"]
+        assert link.startswith("files/") and "sig=" in link
+        url = f"/chat/{chat.channel.id}/{link}"
+        got = await chat.web.get(url, headers={"origin": SHOP})
+        assert got.status_code == 200 and got.content == pdf
+        assert got.headers["content-disposition"].startswith("attachment")
+        assert got.headers["x-content-type-options"] == "nosniff"
+        [media] = [m for m in await _media_rows(runtime) if m.content_type == "application/pdf"]
+        secret = ensure_secret_key(runtime.settings).secret_key
+        # The stranger's session would get a link signed for its own address: it does not open
+        # this file; nor does a tampered or expired link.
+        strangers = store.visitor_link(secret, chat.channel.id, media.id, visitor_address(stranger))
+        tampered = link.replace("sig=", "sig=0")
+        expired = re.sub(r"exp=\d+", "exp=1000", link)
+        for bad in (strangers, tampered, expired):
+            answer = await chat.web.get(f"/chat/{chat.channel.id}/{bad}")
+            assert answer.status_code == 404, bad
+        assert not any(e.get("file") for e in await read_events(chat, stranger, 1))
+
+
+async def _conversation_of(runtime: Runtime, channel_id: str, token: str) -> str:
+    from tresen.channels.webchat import visitor_address
+    from tresen.db.tables import ContactIdentity
+
+    for _ in range(100):
+        async with runtime.sessions() as session:
+            conv = await session.scalar(
+                select(Conversation.id)
+                .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                .where(
+                    ContactIdentity.channel_id == channel_id,
+                    ContactIdentity.address == visitor_address(token),
+                )
+            )
+        if conv:
+            return str(conv)
+        await asyncio.sleep(0.05)
+    raise AssertionError("no conversation stored")

@@ -76,9 +76,9 @@ class StatusUpdate:
     error_reason: str | None = None
     client_reference: str | None = None
     watermark: datetime | None = None
-    """Set when the provider reports "everything up to this time" for a recipient instead of
-    naming a message id (Messenger's delivery and read watermarks): then provider_message_id
-    is empty and recipient_address names the customer."""
+    """Set when the provider reports "everything up to this time" for a recipient (Messenger's
+    delivery and read watermarks): recipient_address names the customer; provider_message_id is
+    empty, or names the message the mark stops at (Instagram's read of one message)."""
 
 
 @dataclass
@@ -249,11 +249,12 @@ async def download(
     provider: str,
     headers: Mapping[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    follow_redirects: bool = True,
 ) -> FetchedMedia:
     """GET a file, streaming, and stop as soon as it grows over max_bytes."""
     try:
         async with http.stream(
-            "GET", url, headers=headers, auth=auth, follow_redirects=True
+            "GET", url, headers=headers, auth=auth, follow_redirects=follow_redirects
         ) as response:
             status = response.status_code
             if status != 200:

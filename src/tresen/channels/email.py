@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.errors
 import email.policy
 import hashlib
@@ -11,13 +12,14 @@ import logging
 import re
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import aiosmtplib
 import httpx
@@ -47,13 +49,15 @@ from tresen.db.tables import Message as MessageRow
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
 from tresen.media.store import STAGING as MEDIA_STAGING
-from tresen.pipeline.inbound import ChannelRef, ingest
+from tresen.pipeline.inbound import ChannelRef, ingest, keep_own_statuses
 
 logger = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 256
 POLL_BATCH = 50
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+OWN_ID = re.compile(r"<tresen\.([0-9A-Za-z]{1,64})@[^<>\s]+>")
+"""Message-IDs of mails tresen sent: `<tresen.{message id}@{shop domain}>`."""
 _NETWORK_TIMEOUT = 30.0
 # What the stdlib email package raises on broken input (unknown charsets, bad headers, bad MIME).
 _MAIL_ERRORS = (
@@ -99,6 +103,17 @@ class EmailConfig(msgspec.Struct, forbid_unknown_fields=True):
     messages_per_second: float = 5.0
     tls_ca_file: str | None = None
     """A CA bundle (PEM) for mail servers with a private certificate authority."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """Larger mails are stored by their headers only (the agent reads them in the mailbox)."""
+
+
+class FetchedMail(NamedTuple):
+    """One unseen mail as the IMAP server handed it over."""
+
+    uid: str
+    raw: bytes
+    size: int | None = None
+    """The size the server declared, when the mail was larger than allowed (raw: headers only)."""
 
 
 class _HtmlText(HTMLParser):
@@ -271,17 +286,19 @@ def _bounce_statuses(msg: Message, when: datetime) -> list[StatusUpdate]:
                         (_header(block, "diagnostic-code") or "").split(";")[-1].strip() or None,
                     )
                 )
-    if original is None or not failures:
+    own = OWN_ID.fullmatch(original or "")
+    if own is None or not failures:
         return []
     recipient, code, reason = failures[0]
     return [
         StatusUpdate(
-            provider_message_id=original,
+            provider_message_id=own.group(0),
             state=DeliveryState.FAILED,
             occurred_at=when,
             recipient_address=recipient,
             error_code=code,
             error_reason=reason or "the receiving mail server refused the message",
+            client_reference=own.group(1),
         )
     ]
 
@@ -304,6 +321,21 @@ def _attachments(msg: Message) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def _unknown_types(msg: Message) -> list[str]:
+    """Types of body parts that are neither readable text nor attachments (e.g. text/calendar)."""
+    found: set[str] = set()
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if part.is_multipart() or ctype in ("text/plain", "text/html"):
+            continue
+        if part.get_content_disposition() == "attachment" or (
+            msg.is_multipart() and part.get_filename()
+        ):
+            continue
+        found.add(ctype[:100])
+    return sorted(found)[:5]
 
 
 def _text_of(msg: Message) -> tuple[str, bool]:
@@ -349,11 +381,16 @@ def parse_mail(raw: bytes) -> ParsedWebhook:
     body = strip_quoted(full_text) or full_text
     subject = (_header(msg, "subject") or "").strip()
     in_reply_to = _msg_id(_header(msg, "in-reply-to"))
+    try:
+        unknown = [] if body or attachments else _unknown_types(msg)
+    except _MAIL_ERRORS as exc:
+        unknown = []
+        defects.append(type(exc).__name__)
     if body:
         kind: ContentKind = ContentKind.TEXT
     elif attachments:
         kind = ContentKind.MEDIA
-    elif subject and not defects:
+    elif subject and not defects and not unknown:
         kind, body = ContentKind.TEXT, subject
     else:
         kind = ContentKind.UNSUPPORTED
@@ -368,6 +405,8 @@ def parse_mail(raw: bytes) -> ParsedWebhook:
     }
     if defects:
         payload["defects"] = sorted(set(defects))
+    if unknown:
+        payload["unknown_types"] = unknown
     return ParsedWebhook(
         messages=[
             InboundMessage(
@@ -423,7 +462,7 @@ class EmailChannel:
         max_text_length=100_000,
         window=None,
         templates=False,
-        media=False,
+        media=True,
         interactive=False,
         messages_per_second=5.0,
     )
@@ -453,6 +492,8 @@ class EmailChannel:
             raise ConfigError("email channel: imap_folder must not be empty")
         if cfg.messages_per_second <= 0:
             raise ConfigError("email channel: messages_per_second must be positive")
+        if not 10_000 <= cfg.max_message_bytes <= 200 * 1024 * 1024:
+            raise ConfigError("email channel: max_message_bytes must be 10 kB to 200 MB")
         out = msgspec.to_builtins(cfg)
         out["address"] = address
         out["smtp_username"] = cfg.smtp_username or address
@@ -480,11 +521,15 @@ class EmailChannel:
         """The domain of the shop's address (right-hand side of our Message-IDs)."""
         return self.config.address.rsplit("@", 1)[-1].strip().lower()
 
-    def build(self, message: OutboundMessage) -> EmailMessage:
-        """The MIME message for one outbound text, with threading headers."""
-        if message.content_kind != ContentKind.TEXT or not message.body:
+    def build(self, message: OutboundMessage, attachment: bytes | None = None) -> EmailMessage:
+        """The MIME message for one outbound text or file (as an attachment), threading headers."""
+        if message.content_kind == ContentKind.MEDIA:
+            if message.attachment is None or attachment is None:
+                raise PermanentError("the file of this message is missing", code="no_file")
+        elif message.content_kind != ContentKind.TEXT or not message.body:
             raise PermanentError(
-                f"email can carry text only, not {message.content_kind.value}", code="unsupported"
+                f"email can carry text and files only, not {message.content_kind.value}",
+                code="unsupported",
             )
         p = message.payload
         mail = EmailMessage()
@@ -507,12 +552,26 @@ class EmailChannel:
         if message.sender_kind == "bot":
             # RFC 3834: automatic answers say so, so other autoresponders do not answer back.
             mail["Auto-Submitted"] = "auto-replied"
-        mail.set_content(message.body)
+        if message.attachment is not None and attachment is not None:
+            name = message.attachment.filename
+            mail.set_content(message.body or f"Anhang / attachment: {name}")
+            maintype, _, subtype = message.attachment.content_type.partition("/")
+            mail.add_attachment(
+                attachment,
+                maintype=maintype or "application",
+                subtype=subtype or "octet-stream",
+                filename=name,
+            )
+        else:
+            mail.set_content(message.body or "")
         return mail
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Submit one reply to the SMTP server."""
-        mail = self.build(message)
+        """Submit one reply to the SMTP server (a file goes as a MIME attachment)."""
+        content = None
+        if message.content_kind == ContentKind.MEDIA and message.attachment is not None:
+            content = await asyncio.to_thread(message.attachment.path.read_bytes)
+        mail = self.build(message, content)
         cfg = self.config
         implicit_tls = cfg.smtp_port == 465
         try:
@@ -589,23 +648,26 @@ class EmailChannel:
             raise PermanentError(f"IMAP folder {cfg.imap_folder!r} cannot be opened")
         return conn
 
-    def fetch_unseen(self, limit: int = POLL_BATCH) -> list[tuple[str, bytes]]:
-        """UIDs and raw bytes of up to `limit` unseen mails, left unseen (blocking)."""
+    def fetch_unseen(self, limit: int = POLL_BATCH) -> list[FetchedMail]:
+        """Up to `limit` unseen mails, left unseen; too large ones by their headers (blocking)."""
         conn = self._imap()
         try:
             status, data = conn.uid("SEARCH", "UNSEEN")
             if status != "OK":
                 raise TransientError("IMAP search failed")
             uids = [u.decode() for u in (data[0] or b"").split()[:limit]]
-            found: list[tuple[str, bytes]] = []
+            found: list[FetchedMail] = []
             for uid in uids:
                 status, sizes = conn.uid("FETCH", uid, "(RFC822.SIZE)")
                 size = re.search(rb"RFC822\.SIZE (\d+)", sizes[0] or b"") if sizes else None
-                part = "BODY.PEEK[HEADER]" if size and int(size[1]) > MAX_MESSAGE_BYTES else None
-                status, fetched = conn.uid("FETCH", uid, f"({part or 'BODY.PEEK[]'})")
+                too_large = (
+                    int(size[1]) if size and int(size[1]) > self.config.max_message_bytes else None
+                )
+                part = "BODY.PEEK[HEADER]" if too_large else "BODY.PEEK[]"
+                status, fetched = conn.uid("FETCH", uid, f"({part})")
                 raw = next((item[1] for item in fetched if isinstance(item, tuple)), None)
                 if status == "OK" and isinstance(raw, bytes):
-                    found.append((uid, raw))
+                    found.append(FetchedMail(uid, raw, too_large))
             return found
         finally:
             conn.logout()
@@ -664,11 +726,45 @@ class _RuntimeLike(Protocol):
     def events(self) -> Any: ...
 
 
+def parse_fetched(mail: FetchedMail, own_address: str) -> ParsedWebhook:
+    """A fetched mail as typed events; one too large to fetch is kept by its headers."""
+    parsed = parse_mail(mail.raw)
+    if parsed.messages and parsed.messages[0].sender_address == own_address.strip().lower():
+        # A copy of our own mail (a Bcc, a server's sent copy) or a forged sender: no customer.
+        return ParsedWebhook(errors=["ignored mail from the shop's own address"])
+    if mail.size is None or not parsed.messages:
+        return parsed
+    msg = parsed.messages[0]
+    payload = {**msg.payload, "too_large": mail.size, "attachments": []}
+    cut = dataclasses.replace(
+        msg,
+        content_kind=ContentKind.UNSUPPORTED,
+        body=payload.get("subject") or None,
+        payload=payload,
+    )
+    return ParsedWebhook([cut], parsed.statuses, parsed.errors)
+
+
+@dataclass
+class MailboxRound:
+    """What one read of a mailbox did."""
+
+    fetched: int = 0
+    stored: int = 0
+    errors: list[str] = field(default_factory=list)
+    """Why mails were not stored as messages (automatic mail, no sender, ...)."""
+
+
 async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
     """Read unseen mail of one email channel, store it, then mark it seen; returns new messages."""
+    return (await read_mailbox(runtime_like, channel_id)).stored
+
+
+async def read_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> MailboxRound:
+    """Read unseen mail of one email channel, store it, then mark it seen."""
     loaded = await runtime_like.channel(channel_id)
     if loaded is None or loaded.ref.kind != "email" or not loaded.enabled:
-        return 0
+        return MailboxRound()
     adapter: EmailChannel = loaded.adapter
     ref: ChannelRef = loaded.ref
     try:
@@ -676,18 +772,21 @@ async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
     except (imaplib.IMAP4.error, OSError, TimeoutError) as exc:
         raise TransientError(f"IMAP not reachable ({type(exc).__name__})") from exc
     if not fetched:
-        return 0
-    batch = [(uid, parse_mail(raw)) for uid, raw in fetched]
+        return MailboxRound()
+    batch = [(mail.uid, parse_fetched(mail, adapter.config.address)) for mail in fetched]
     settings = getattr(runtime_like, "settings", None)
     if settings is not None:
-        for (_, parsed), (_, raw) in zip(batch, fetched, strict=True):
+        for (_, parsed), mail in zip(batch, fetched, strict=True):
             await asyncio.to_thread(
-                stage_attachments, raw, parsed, settings.data_dir, settings.max_media_bytes
+                stage_attachments, mail.raw, parsed, settings.data_dir, settings.max_media_bytes
             )
     done: list[str] = [uid for uid, _ in batch]
     try:
         async with runtime_like.sessions() as session, session.begin():
-            results = [await ingest(session, ref, parsed) for _, parsed in batch]
+            results = [
+                await ingest(session, ref, await keep_own_statuses(session, ref.id, parsed))
+                for _, parsed in batch
+            ]
     except SQLAlchemyError:
         # One mail the database refuses must not hold back the others: each alone; a failing
         # one stays unseen and is tried again next round.
@@ -695,7 +794,8 @@ async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
         for uid, parsed in batch:
             try:
                 async with runtime_like.sessions() as session, session.begin():
-                    results.append(await ingest(session, ref, parsed))
+                    own = await keep_own_statuses(session, ref.id, parsed)
+                    results.append(await ingest(session, ref, own))
                 done.append(uid)
             except SQLAlchemyError:
                 logger.warning("email channel %s: one mail could not be stored", ref.id)
@@ -718,7 +818,8 @@ async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
             await runtime_like.events.publish(
                 Event(ref.workspace_id, MESSAGE_STATUS, conversation_id, {})
             )
-    return stored
+    errors = [e for _, parsed in batch for e in parsed.errors]
+    return MailboxRound(fetched=len(fetched), stored=stored, errors=errors)
 
 
 async def thread_payload(session: AsyncSession, conversation_id: str) -> dict[str, Any]:

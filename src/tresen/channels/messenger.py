@@ -360,10 +360,17 @@ class MessengerChannel:
         if event.read is not None:
             r = event.read
             if r.mid and _ok_id(r.mid):
-                # Instagram reports reads per message id.
+                # Instagram reports reads per message id (messaging_seen); the customer has seen
+                # the thread up to it, so it is also a watermark at that message.
                 parsed.statuses.append(
                     StatusUpdate(r.mid, DeliveryState.READ, at, recipient_address=sender)
                 )
+                if sender:
+                    parsed.statuses.append(
+                        StatusUpdate(
+                            r.mid, DeliveryState.READ, at, recipient_address=sender, watermark=at
+                        )
+                    )
             if r.watermark is not None and sender:
                 parsed.statuses.append(
                     StatusUpdate(

@@ -27,6 +27,7 @@ from tresen.channels.base import (
     WebhookRequest,
 )
 from tresen.domain.message import ContentKind
+from tresen.media.store import Saved
 
 DEFAULT_MAX_UPLOAD = 5 * 1024 * 1024
 DEFAULT_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf")
@@ -140,7 +141,7 @@ class WebchatChannel:
         max_text_length=MAX_TEXT,
         window=None,
         templates=False,
-        media=False,
+        media=True,
         interactive=False,
         messages_per_second=50.0,
     )
@@ -229,14 +230,14 @@ class WebchatChannel:
         )
 
     def visitor_file(
-        self, token: str, stored_as: str, mime_type: str, size: int, filename: str
+        self, token: str, media_id: str, saved: Saved, filename: str
     ) -> InboundMessage:
-        """A file the visitor uploaded (already stored under the data dir)."""
+        """A file the visitor uploaded, checked and stored once under the data dir."""
         address = visitor_address(token)
         name = _clean(filename, 200) or "file"
-        media_type = "image" if mime_type.startswith("image/") else "document"
+        media_type = "image" if saved.content_type.startswith("image/") else "document"
         return InboundMessage(
-            provider_message_id=f"{address[-12:]}-{stored_as}",
+            provider_message_id=f"{address[-12:]}-{media_id}",
             sender_address=address,
             sender_name=None,
             sent_at=datetime.now(UTC),
@@ -245,10 +246,12 @@ class WebchatChannel:
             payload={
                 "media": {
                     "type": media_type,
-                    "mime_type": mime_type,
-                    "size": size,
+                    "mime_type": saved.content_type,
+                    "size": saved.size,
                     "filename": name,
-                    "path": f"media/{stored_as}",
+                    "media_id": media_id,
+                    "stored": saved.path,
+                    "sha256": saved.sha256,
                 }
             },
         )
@@ -290,11 +293,19 @@ class WebchatChannel:
         raise WebhookRejected(404, "web chat takes no webhooks")
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Make a stored reply visible to the visitor: the widget reads sent rows live or later."""
+        """Make a stored reply visible to the visitor: the widget reads sent rows live or later.
+
+        A file goes out as a link only the visitor's session gets (signed, expiring).
+        """
         if not message.to.startswith(ADDRESS_PREFIX):
             raise PermanentError("not a web chat visitor", code="unknown_visitor", unreachable=True)
-        if message.content_kind != ContentKind.TEXT or not message.body:
-            raise PermanentError("the web chat carries text only", code="unsupported_content")
+        if message.content_kind == ContentKind.MEDIA:
+            if message.attachment is None:
+                raise PermanentError("the file of this message is missing", code="no_file")
+        elif message.content_kind != ContentKind.TEXT or not message.body:
+            raise PermanentError(
+                "the web chat carries text and files only", code="unsupported_content"
+            )
         return SendResult(provider_message_id=PROVIDER_PREFIX + message.client_reference)
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
@@ -302,18 +313,25 @@ class WebchatChannel:
 
     @staticmethod
     def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
-        """A visitor's upload, already stored under the data dir by the upload route."""
+        """A visitor's upload, already checked and stored by the upload route (nothing to fetch)."""
         media = payload.get("media")
         if not isinstance(media, dict):
             return []
-        path = media.get("path")
-        if not isinstance(path, str) or not path.startswith("media/"):
+        path, media_id = media.get("stored"), media.get("media_id")
+        if not isinstance(path, str) or not isinstance(media_id, str):
             return []
-        mime, name = media.get("mime_type"), media.get("filename")
+        mime, name, size = media.get("mime_type"), media.get("filename"), media.get("size")
         return [
             MediaRef(
                 kind="image" if media.get("type") == "image" else "document",
-                ref={"local": path},
+                ref={
+                    "stored": {
+                        "media_id": media_id,
+                        "path": path,
+                        "size": size if isinstance(size, int) else None,
+                        "sha256": media.get("sha256"),
+                    }
+                },
                 mime_type=mime if isinstance(mime, str) else None,
                 filename=name if isinstance(name, str) else None,
             )

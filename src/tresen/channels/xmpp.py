@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import ipaddress
 import logging
@@ -12,8 +13,9 @@ import secrets
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -27,8 +29,9 @@ from tresen.channels.base import (
     AuthError,
     Capabilities,
     ConfigError,
+    FetchedMedia,
     InboundMessage,
-    NoMedia,
+    MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
@@ -37,6 +40,7 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
+    download,
 )
 from tresen.domain.message import ContentKind, DeliveryState
 
@@ -52,6 +56,19 @@ NS_NICK = "http://jabber.org/protocol/nick"
 NS_CORRECT = "urn:xmpp:message-correct:0"
 NS_PING = "urn:xmpp:ping"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_DATA = "jabber:x:data"
+MAM_PAGE = 100
+MAM_MAX_PAGES = 50
+CATCH_UP_MARGIN = timedelta(minutes=5)
+"""How far before the newest stored message the archive is read again (clock skew, a batch
+that was being stored when the worker stopped); repeats are absorbed by the dedupe."""
+NS_REPLY = "urn:xmpp:reply:0"
+_UNDERSTOOD = frozenset({NS_OOB, NS_REPLY, NS_CORRECT})
+"""Payload namespaces whose XEP-0428 fallback body we may show as the message itself."""
 _ENCRYPTED = {
     "{eu.siacs.conversations.axolotl}encrypted": "omemo",
     "{urn:xmpp:omemo:2}encrypted": "omemo",
@@ -85,6 +102,9 @@ class XmppConfig(msgspec.Struct, forbid_unknown_fields=True):
     tls_insecure: bool = False
     """Accept any certificate; only for a server on loopback (tests)."""
     messages_per_second: float = 5.0
+    allow_private_media: bool = False
+    """Fetch customers' files (XEP-0066 URLs) from private or loopback addresses too; only for
+    a server on loopback (tests). Otherwise such URLs are refused (no requests into your LAN)."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -192,6 +212,23 @@ def _error_status(xml: ET.Element, sender: str | None, now: datetime) -> list[St
     ]
 
 
+def _archived(xml: ET.Element, result: ET.Element, own: str, now: datetime) -> ParsedWebhook:
+    """A message from our own archive (XEP-0313 result): the forwarded original, parsed."""
+    raw_from = xml.get("from") or ""
+    if raw_from and bare_jid(raw_from) != own:
+        # Only our server answers for our archive; anybody else's "result" is a forgery.
+        return ParsedWebhook(errors=["ignored archive result that is not from our own archive"])
+    forwarded = result.find(f"{{{NS_FORWARD}}}forwarded")
+    inner = forwarded.find(f"{{{NS_CLIENT}}}message") if forwarded is not None else None
+    if forwarded is None or inner is None or inner.find(f"{{{NS_MAM}}}result") is not None:
+        return ParsedWebhook(errors=["ignored archive result without a forwarded message"])
+    inner = copy.deepcopy(inner)
+    delay = forwarded.find(f"{{{NS_DELAY}}}delay")
+    if delay is not None and inner.find(f"{{{NS_DELAY}}}delay") is None:
+        inner.append(copy.deepcopy(delay))  # when the server archived it: the sent time
+    return parse_stanza(inner, own, now)
+
+
 def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> ParsedWebhook:
     """One <message/> stanza as typed events: a customer message, statuses, or a reason to ignore it."""
     now = now or datetime.now(UTC)
@@ -201,11 +238,17 @@ def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> 
     raw_from = xml.get("from") or ""
     sender = bare_jid(raw_from) if raw_from else None
     own = bare_jid(own_jid) or own_jid
+    result = xml.find(f"{{{NS_MAM}}}result")
+    if result is not None:
+        return _archived(xml, result, own, now)
     if kind == "error":
         statuses = _error_status(xml, sender, now)
         return ParsedWebhook(statuses=statuses, errors=[] if statuses else ["ignored error stanza"])
-    if kind not in ("chat", "normal"):
+    if kind in ("groupchat", "headline"):
         return ParsedWebhook(errors=[f"ignored {kind} message"])
+    if kind not in ("chat", "normal"):
+        # RFC 6121 5.2.2: a type the recipient does not understand means "normal".
+        kind = "normal"
     if sender is None or "@" not in sender:
         # No sender, a broken one, or the server itself (announcements, MOTD).
         return ParsedWebhook(errors=["ignored message without a customer sender"])
@@ -228,6 +271,17 @@ def parse_stanza(xml: ET.Element, own_jid: str, now: datetime | None = None) -> 
         payload["oob_url"] = oob[:2048]
         if oob == body.strip():
             content = ContentKind.MEDIA
+    fallback_for = sorted(
+        {
+            (f.get("for") or "").strip()[:MAX_ID_LENGTH]
+            for f in xml.findall(f"{{{NS_FALLBACK}}}fallback")
+        }
+        - _UNDERSTOOD
+    )
+    if fallback_for:
+        # XEP-0428: the body only stands in for a payload tresen does not understand.
+        content = ContentKind.UNSUPPORTED
+        payload["fallback_for"] = fallback_for[:5]
     for tag, scheme in _ENCRYPTED.items():
         if xml.find(tag) is not None:
             content = ContentKind.UNSUPPORTED
@@ -314,6 +368,8 @@ def _parse_safely(xml: ET.Element, own_jid: str) -> ParsedWebhook:
 
 Sink = Callable[[ParsedWebhook], Awaitable[None]]
 """Stores a batch of parsed stanzas durably; raises when it could not (the batch is kept)."""
+Since = Callable[[], Awaitable[datetime | None]]
+"""When the newest stored inbound message arrived (None: nothing stored yet)."""
 
 _LINKS: dict[str, XmppLink] = {}
 """The connected accounts of this process, by bare JID: sends go out through them."""
@@ -337,9 +393,13 @@ class XmppLink:
         connect_timeout: float = 30.0,
         confirm_timeout: float = 10.0,
         keepalive: float = 60.0,
+        since: Since | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
+        self.since = since
+        self.caught_up = 0
+        """How many archived messages the server counted for the last catch-up."""
         self.bare = bare_jid(config.jid) or config.jid
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -495,6 +555,7 @@ class XmppLink:
             self.last_error = None
             self.connected.set()
             logger.info("XMPP account connected (session %d)", self.sessions)
+            await self._catch_up(client, ended)
             await self._keep_alive(client, ended, stop_wait)
             if not ended.done():
                 await client.disconnect(wait=2.0)
@@ -533,6 +594,61 @@ class XmppLink:
 
     # -- inbound
 
+    async def _catch_up(self, client: ClientXMPP, ended: asyncio.Future[Any]) -> None:
+        """Read our archive (XEP-0313) since the newest stored message: what reached a session
+        that died before storing it (a killed worker) is not lost. Without MAM: nothing to do."""
+        if self.since is None:
+            return
+        try:
+            newest = await self.since()
+        except Exception:
+            logger.exception("XMPP catch-up: the newest stored message could not be read")
+            return
+        if newest is None:
+            return
+        start = (newest - CATCH_UP_MARGIN).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        after: str | None = None
+        fetched = 0
+        for _ in range(MAM_MAX_PAGES):
+            iq = client.make_iq_set()
+            query = ET.Element(f"{{{NS_MAM}}}query", {"queryid": "tresen-" + secrets.token_hex(6)})
+            form = ET.SubElement(query, f"{{{NS_DATA}}}x", {"type": "submit"})
+            for var, value in (("FORM_TYPE", NS_MAM), ("start", start)):
+                field = ET.SubElement(form, f"{{{NS_DATA}}}field", {"var": var})
+                ET.SubElement(field, f"{{{NS_DATA}}}value").text = value
+            rsm = ET.SubElement(query, f"{{{NS_RSM}}}set")
+            ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(MAM_PAGE)
+            if after:
+                ET.SubElement(rsm, f"{{{NS_RSM}}}after").text = after
+            iq.append(query)
+            answer = asyncio.ensure_future(iq.send(timeout=self.confirm_timeout * 3))
+            done, _ = await asyncio.wait({answer, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if answer not in done:
+                answer.cancel()
+                return
+            try:
+                fin = answer.result().xml.find(f"{{{NS_MAM}}}fin")
+            except (IqError, IqTimeout):
+                logger.info("XMPP catch-up: the server keeps no archive (mod_mam?)")
+                return
+            if fin is None:
+                return
+            last = fin.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}last")
+            count = fin.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}count")
+            fetched += int(count.text) if count is not None and (count.text or "").isdigit() else 0
+            if fin.get("complete") in ("true", "1") or last is None or not last.text:
+                break
+            after = last.text
+        self.caught_up = fetched
+        logger.info("XMPP catch-up read the archive since the newest stored message")
+
+    async def receive(self, stanzas: list[ET.Element]) -> ParsedWebhook:
+        """Parse stanzas as the stream handed them over and store them (raises when storing fails)."""
+        parsed = merge([_parse_safely(x, self.bare) for x in stanzas])
+        if parsed.messages or parsed.statuses:
+            await self.sink(parsed)
+        return parsed
+
     async def _consume(self, stopping: asyncio.Event) -> None:
         """Hand arrived stanzas to the sink in order; keep them until the sink stored them."""
         failures = 0
@@ -540,11 +656,9 @@ class XmppLink:
             batch = [await self._inbox.get()]
             while not self._inbox.empty() and len(batch) < 50:
                 batch.append(self._inbox.get_nowait())
-            parsed = merge([_parse_safely(x, self.bare) for x in batch])
             while True:
                 try:
-                    if parsed.messages or parsed.statuses:
-                        await self.sink(parsed)
+                    await self.receive(batch)
                     failures = 0
                     break
                 except asyncio.CancelledError:
@@ -564,11 +678,18 @@ class XmppLink:
             raise TransientError("the XMPP account is not connected", code="not_connected")
         return client, ended
 
-    async def send_chat(self, to: str, body: str, stanza_id: str) -> None:
+    async def send_chat(
+        self, to: str, body: str, stanza_id: str, oob_url: str | None = None
+    ) -> None:
         """Send a chat message with a receipt request; returns once the server has taken it."""
         client, ended = self._session()
         msg = client.make_message(mto=to, mbody=body, mtype="chat")
         msg["id"] = stanza_id
+        if oob_url:
+            # XEP-0066: clients show the file the URL names (inline when the body is the URL).
+            oob = ET.Element(f"{{{NS_OOB}}}x")
+            ET.SubElement(oob, f"{{{NS_OOB}}}url").text = oob_url
+            msg.append(oob)
         msg.append(ET.Element(f"{{{NS_RECEIPTS}}}request"))
         msg.append(ET.Element(f"{{{NS_MARKERS}}}markable"))
         msg.append(ET.Element(f"{{{NS_SID}}}origin-id", {"id": stanza_id}))
@@ -612,7 +733,33 @@ class XmppLink:
 # The channel adapter.
 
 
-class XmppChannel(NoMedia):
+def _media_kind(url: str, declared: str | None = None) -> str:
+    """image, audio, video or document, from a declared type or the URL's file extension."""
+    top = (declared or "").split("/", 1)[0]
+    if top in ("image", "audio", "video"):
+        return top
+    ext = url.split("?", 1)[0].rsplit(".", 1)[-1].lower()
+    for kind, exts in (
+        ("image", {"jpg", "jpeg", "png", "gif", "webp"}),
+        ("audio", {"ogg", "opus", "mp3", "m4a", "aac"}),
+        ("video", {"mp4", "webm", "mov", "3gp"}),
+    ):
+        if ext in exts:
+            return kind
+    return "document"
+
+
+async def _public_host(host: str, port: int) -> bool:
+    """Whether every address a host name resolves to is a public one."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError:
+        return False
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+    return bool(addresses) and all(a.is_global for a in addresses)
+
+
+class XmppChannel:
     """One XMPP account: sends through the live link of this process; inbound comes from the link."""
 
     kind: ClassVar[str] = "xmpp"
@@ -620,7 +767,7 @@ class XmppChannel(NoMedia):
         max_text_length=MAX_BODY_LENGTH,
         window=None,
         templates=False,
-        media=False,
+        media=True,
         interactive=False,
         messages_per_second=5.0,
     )
@@ -651,7 +798,7 @@ class XmppChannel(NoMedia):
         if cfg.messages_per_second <= 0:
             raise ConfigError("xmpp channel: messages_per_second must be positive")
         server = cfg.host.strip() or jid.domain
-        for flag in ("allow_plain", "tls_insecure"):
+        for flag in ("allow_plain", "tls_insecure", "allow_private_media"):
             if getattr(cfg, flag) and not _is_loopback(server):
                 raise ConfigError(
                     f"xmpp channel: {flag} is only allowed for a server on loopback "
@@ -675,10 +822,19 @@ class XmppChannel(NoMedia):
         return parse_stanza_text(request.body.decode("utf-8", "replace"), self.config.jid)
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Send one text through this process's live connection of the account."""
-        if message.content_kind != ContentKind.TEXT or not message.body:
+        """Send a text, or a file as its signed, expiring link (XEP-0066), through the live link."""
+        oob: str | None = None
+        if message.content_kind == ContentKind.MEDIA:
+            oob = message.payload.get("link")
+            if not isinstance(oob, str) or not oob.startswith(("https://", "http://")):
+                raise PermanentError("the file of this message has no link", code="no_file")
+            body = f"{message.body}\n{oob}" if message.body else oob
+        elif message.content_kind == ContentKind.TEXT and message.body:
+            body = message.body
+        else:
             raise PermanentError(
-                f"xmpp can carry text only, not {message.content_kind.value}", code="unsupported"
+                f"xmpp can carry text and files only, not {message.content_kind.value}",
+                code="unsupported",
             )
         to = bare_jid(message.to)
         if to is None or "@" not in to:
@@ -687,8 +843,38 @@ class XmppChannel(NoMedia):
         if link is None:
             raise TransientError("the XMPP account is not connected", code="not_connected")
         stanza_id = OWN_ID_PREFIX + message.client_reference
-        await link.send_chat(to, message.body, stanza_id)
+        await link.send_chat(to, body, stanza_id, oob)
         return SendResult(provider_message_id=stanza_id)
+
+    @staticmethod
+    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
+        """The file a customer's message links to (XEP-0066 out-of-band URL)."""
+        url = payload.get("oob_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            return []
+        name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200] or None
+        return [MediaRef(kind=_media_kind(url), ref={"url": url}, filename=name)]
+
+    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
+        """Download a customer's file through the media limits; never from a private network."""
+        url = str(ref.ref.get("url") or "")
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise PermanentError("the file link is not an http(s) URL", code="media_url")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not self.config.allow_private_media and not await _public_host(parts.hostname, port):
+            raise PermanentError(
+                "the file link points into a private network; not fetched", code="media_url"
+            )
+        # No redirects: a public URL must not lead the download into a private network.
+        fetched = await download(
+            self.http,
+            url,
+            max_bytes,
+            provider="the customer's file server",
+            follow_redirects=self.config.allow_private_media,
+        )
+        return FetchedMedia(fetched.content, fetched.content_type, ref.filename)
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Send the delivery receipt the customer's client asked for, once the message is stored."""

@@ -7,16 +7,17 @@ import contextlib
 import importlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tresen.channels.base import ParsedWebhook
 from tresen.db.tables import ChannelRow, Message
 from tresen.domain.message import Direction
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
-from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest
+from tresen.pipeline.inbound import ChannelRef, IngestResult, ingest, keep_own_statuses
 from tresen.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,24 +36,8 @@ def make_sink(runtime: Runtime, ref: ChannelRef) -> Any:
 
     async def sink(parsed: ParsedWebhook) -> None:
         async with runtime.sessions() as session, session.begin():
-            refs = {s.client_reference for s in parsed.statuses if s.client_reference}
-            if refs:
-                # Customers can send receipts for any id: keep only those naming our messages,
-                # so nobody fills the table of statuses waiting for their message.
-                known = set(
-                    await session.scalars(
-                        select(Message.id).where(
-                            Message.id.in_(refs),
-                            Message.channel_id == ref.id,
-                            Message.direction == Direction.OUTBOUND.value,
-                        )
-                    )
-                )
-                parsed = ParsedWebhook(
-                    parsed.messages,
-                    [s for s in parsed.statuses if s.client_reference in known],
-                    parsed.errors,
-                )
+            # Customers can send receipts for any id: only those naming our messages count.
+            parsed = await keep_own_statuses(session, ref.id, parsed)
             result = await ingest(session, ref, parsed)
         if result.new_message_ids:
             log.info("xmpp channel %s: %d new messages", ref.id, len(result.new_message_ids))
@@ -60,6 +45,24 @@ def make_sink(runtime: Runtime, ref: ChannelRef) -> Any:
         runtime.jobs_ready.set()
 
     return sink
+
+
+def make_since(runtime: Runtime, channel_id: str) -> Any:
+    """When the newest inbound message of a channel was stored (where the archive is read from)."""
+
+    async def since() -> datetime | None:
+        async with runtime.sessions() as session:
+            newest = await session.scalar(
+                select(func.max(Message.created_at)).where(
+                    Message.channel_id == channel_id,
+                    Message.direction == Direction.INBOUND.value,
+                )
+            )
+        if newest is None:
+            return None
+        return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+
+    return since
 
 
 async def _publish(runtime: Runtime, workspace_id: str, result: IngestResult) -> None:
@@ -136,6 +139,7 @@ async def poll_xmpp(
                         make_sink(runtime, ref),
                         reconnect_min=reconnect_min,
                         reconnect_max=reconnect_max,
+                        since=make_since(runtime, row.id),
                     )
                     link_stop = asyncio.Event()
                     running[row.id] = _Running(

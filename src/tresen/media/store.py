@@ -100,3 +100,31 @@ def link_valid(secret: str, media_id: str, exp: str, sig: str) -> bool:
     if not exp.isdigit() or len(exp) > 12 or int(exp) < time.time():
         return False
     return hmac.compare_digest(_signature(secret, media_id, int(exp)), sig)
+
+
+VISITOR_LINK_SECONDS = 24 * 3600
+"""How long a file link handed to a web chat session works (the widget gets fresh ones)."""
+
+
+def _visitor_signature(secret: str, channel_id: str, media_id: str, visitor: str, exp: int) -> str:
+    message = f"webchat-file:{channel_id}:{media_id}:{visitor}:{exp}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def visitor_link(
+    secret: str, channel_id: str, media_id: str, visitor: str, seconds: int = VISITOR_LINK_SECONDS
+) -> str:
+    """A link (relative to the chat's API) to one file, valid only for this visitor's session."""
+    expires = int(time.time()) + seconds
+    sig = _visitor_signature(secret, channel_id, media_id, visitor, expires)
+    return f"files/{media_id}?exp={expires}&sig={sig}"
+
+
+def visitor_link_valid(
+    secret: str, channel_id: str, media_id: str, visitor: str, exp: str, sig: str
+) -> bool:
+    """Whether a web chat file link was issued to this visitor and has not expired."""
+    if not exp.isdigit() or len(exp) > 12 or int(exp) < time.time():
+        return False
+    expected = _visitor_signature(secret, channel_id, media_id, visitor, int(exp))
+    return hmac.compare_digest(expected, sig)

@@ -114,6 +114,33 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     return result
 
 
+async def keep_own_statuses(
+    session: AsyncSession, channel_id: str, parsed: ParsedWebhook
+) -> ParsedWebhook:
+    """Drop statuses whose client reference names no outbound message of this channel.
+
+    For channels where anybody can send a status-like message (an XMPP receipt, a bounce
+    mail): only statuses about our own messages are kept, so nobody fills the table of
+    statuses waiting for their message.
+    """
+    refs = {s.client_reference for s in parsed.statuses if s.client_reference}
+    known: set[str] = set()
+    if refs:
+        known = set(
+            await session.scalars(
+                select(Message.id).where(
+                    Message.id.in_(refs),
+                    Message.channel_id == channel_id,
+                    Message.direction == Direction.OUTBOUND.value,
+                )
+            )
+        )
+    kept = [s for s in parsed.statuses if s.client_reference in known]
+    if len(kept) == len(parsed.statuses):
+        return parsed
+    return ParsedWebhook(parsed.messages, kept, parsed.errors)
+
+
 async def conversation_for(
     session: AsyncSession, channel: ChannelRef, identity_id: str, contact_id: str
 ) -> str:
@@ -191,6 +218,20 @@ async def _apply_watermark(
     values: dict[str, object] = {"state": status.state.value}
     if status.state in _TIME_COLUMN:
         values[_TIME_COLUMN[status.state]] = status.occurred_at
+    bound: list[Any] = [Message.sent_at <= status.watermark]
+    if status.provider_message_id:
+        # "Up to this message" (Instagram's read of one message): its send time is the mark;
+        # an unknown id marks nothing (its own status waits for the send record).
+        named = (
+            select(Message.sent_at)
+            .where(
+                Message.channel_id == channel_id,
+                Message.provider_message_id == status.provider_message_id,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        bound.append(Message.sent_at <= named)
     updated = await session.execute(
         update(Message)
         .where(
@@ -198,7 +239,7 @@ async def _apply_watermark(
             Message.conversation_id == conversations,  # one: unique (channel, identity)
             Message.direction == Direction.OUTBOUND.value,
             Message.provider_message_id.is_not(None),
-            Message.sent_at <= status.watermark,
+            *bound,
             Message.state.in_([s.value for s in states_below(status.state)]),
         )
         .values(**values)

@@ -53,7 +53,8 @@ class Prosody:
     def write_config(self) -> None:
         """Write a config: loopback only, no s2s, no HTTP, plain-stored passwords (tests)."""
         (self.directory / "data").mkdir(exist_ok=True)
-        modules = ["roster", "saslauth", "disco", "offline", "ping"] + (["tls"] if self.tls else [])
+        modules = ["roster", "saslauth", "disco", "offline", "ping", "mam"]
+        modules += ["tls"] if self.tls else []
         lines = [
             f"pidfile = {_lua(self.directory / 'prosody.pid')}",
             f"data_path = {_lua(self.directory / 'data')}",
@@ -66,6 +67,8 @@ class Prosody:
             "https_ports = { }",
             'authentication = "internal_plain"',
             'storage = "internal"',
+            # mod_mam keeps every message the shop gets: after a crash tresen reads it again.
+            "default_archive_policy = true",
             f'log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {_lua(self.log_file)} }} }}',
             f"modules_enabled = {{ {', '.join(repr(m) for m in modules)} }}",
             'modules_disabled = { "s2s" }',

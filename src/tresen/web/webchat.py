@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import html
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -20,13 +19,12 @@ from urllib.parse import unquote
 import msgspec
 from litestar import Request, Response, Router, get, post, route
 from litestar.enums import HttpMethod
-from litestar.params import FromPath
-from litestar.response import Stream
+from litestar.params import FromPath, FromQuery
+from litestar.response import File, Stream
 from sqlalchemy import or_, select
 
 from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate, WebhookRejected
 from tresen.channels.webchat import (
-    EXTENSIONS,
     TOKEN_RE,
     SessionRequest,
     WebchatChannel,
@@ -35,13 +33,18 @@ from tresen.channels.webchat import (
     sniff_type,
     visitor_address,
 )
-from tresen.db.tables import ContactIdentity, Conversation, Message
+from tresen.db.tables import ContactIdentity, Conversation, Media, Message
 from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, RESYNC, TYPING, Event
+from tresen.media import store
+from tresen.media.sniff import INLINE_TYPES, MediaRefused
 from tresen.pipeline.inbound import apply_status
 from tresen.runtime import LoadedChannel, Runtime
+from tresen.settings import ensure_secret_key
 from tresen.web.errors import error_response
+from tresen.web.media import FILE_HEADERS
 from tresen.web.webhooks import GroupCommit, read_body
 
 WIDGET_FILE = Path(__file__).parent / "static" / "widget.js"
@@ -353,31 +356,113 @@ async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
         if not sniff_type(data[:16], mime):
             raise WebhookRejected(415, f"the file's content is not {mime}")
         runtime: Runtime = request.app.state.runtime
-        name = secrets.token_hex(16) + EXTENSIONS[mime]
-        folder = runtime.settings.data_dir / "media"
-        await asyncio.to_thread(_write, folder / name, data)
+        media_id = new_id()
+        try:
+            # Stored once, where the media table keeps every file; the message row points at it.
+            saved = await asyncio.to_thread(
+                store.save,
+                runtime.settings.data_dir,
+                visitor.loaded.ref.workspace_id,
+                media_id,
+                data,
+                mime,
+                limit,
+            )
+        except MediaRefused as refused:
+            raise WebhookRejected(
+                413 if refused.code == "too_large" else 415, refused.message
+            ) from refused
         filename = unquote(request.headers.get("x-file-name", ""))[:200]
-        msg = adapter.visitor_file(visitor.token, name, mime, len(data), filename)
+        msg = adapter.visitor_file(visitor.token, media_id, saved, filename)
         await _store(request, visitor.loaded, msg)
         return Response({"ok": True, "size": len(data)}, status_code=201, headers=visitor.cors)
 
     return await _answer(request, work)
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("xb") as f:
-        f.write(data)
+@get("/chat/{channel_id:str}/files/{media_id:str}", include_in_schema=False)
+async def visitor_file(
+    request: Request[Any, Any, Any],
+    channel_id: FromPath[str],
+    media_id: FromPath[str],
+    exp: FromQuery[str] = "",
+    sig: FromQuery[str] = "",
+) -> Response[Any]:
+    """A file of the visitor's conversation, by a link only that visitor's session was given."""
+
+    async def work() -> Response[Any]:
+        runtime: Runtime = request.app.state.runtime
+        loaded = await _channel(runtime, channel_id)
+        async with runtime.sessions() as session:
+            found = (
+                await session.execute(
+                    select(Media, ContactIdentity.address)
+                    .join(Message, Message.id == Media.message_id)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
+                    .where(
+                        Media.id == media_id,
+                        Media.state == store.STORED,
+                        Message.channel_id == loaded.ref.id,
+                    )
+                )
+            ).first()
+        secret = ensure_secret_key(runtime.settings).secret_key
+        if found is None or not store.visitor_link_valid(
+            secret, loaded.ref.id, media_id, found[1], exp, sig
+        ):
+            raise WebhookRejected(404, "no such file, or the link has expired")
+        media = found[0]
+        path = store.file_for(runtime.settings.data_dir, media.path or "")
+        if path is None:
+            raise WebhookRejected(404, "no such file, or the link has expired")
+        inline = media.content_type in INLINE_TYPES
+        return File(
+            path,
+            filename=media.filename or f"file-{media.id}",
+            media_type=media.content_type or "application/octet-stream",
+            content_disposition_type="inline" if inline else "attachment",
+            headers={**FILE_HEADERS, "cross-origin-resource-policy": "cross-origin"},
+        )
+
+    return await _answer(request, work)
 
 
-def _message_json(m: Message) -> dict[str, Any]:
+def _message_json(m: Message, files: dict[str, str]) -> dict[str, Any]:
+    """A message as the widget shows it; `files` are the session's links by message id."""
     media = (m.payload or {}).get("media") if m.content_kind == "media" else None
+    file: dict[str, Any] | None = None
+    if media or m.id in files:
+        name = media.get("filename") if media else (m.payload or {}).get("filename")
+        file = {"name": name, "url": files.get(m.id)}
     return {
         "id": m.id,
         "from": "visitor" if m.direction == Direction.INBOUND.value else "agent",
-        "text": m.body or "",
-        "file": {"name": media.get("filename"), "type": media.get("mime_type")} if media else None,
+        "text": "" if media else (m.body or ""),
+        "file": file,
         "at": _iso(m.created_at),
+    }
+
+
+async def _file_links(
+    runtime: Runtime, channel_id: str, address: str, rows: list[Message]
+) -> dict[str, str]:
+    """Signed links for this visitor to the stored files of these messages, by message id."""
+    ids = [m.id for m in rows if m.content_kind == "media"]
+    if not ids:
+        return {}
+    async with runtime.sessions() as session:
+        stored = (
+            await session.execute(
+                select(Media.message_id, Media.id).where(
+                    Media.message_id.in_(ids), Media.state == store.STORED
+                )
+            )
+        ).all()
+    secret = ensure_secret_key(runtime.settings).secret_key
+    return {
+        message_id: store.visitor_link(secret, channel_id, media_id, address)
+        for message_id, media_id in stored
     }
 
 
@@ -458,9 +543,10 @@ async def events(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
             while True:
                 fresh = [m for m in rows if m.id not in seen]
                 await _mark_delivered(runtime, visitor.loaded, fresh)
+                links = await _file_links(runtime, ref.id, visitor.address, fresh)
                 for m in fresh:
                     seen.add(m.id)
-                    yield _sse("message", _message_json(m), m.id)
+                    yield _sse("message", _message_json(m, links), m.id)
                 while True:
                     try:
                         event = await asyncio.wait_for(sub.get(), HEARTBEAT_SECONDS)
@@ -529,6 +615,7 @@ webchat_router = Router(
         visitor_message,
         offline_form,
         upload,
+        visitor_file,
         events,
         demo,
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from tests import helpers
@@ -61,6 +62,11 @@ def make_case(
     def inbound_text(pid: str, sender: str, text: str) -> bytes:
         return body(event(page, sender, message={"mid": pid, "text": text}))
 
+    def inbound_at(pid: str, sender: str, text: str, at: datetime) -> bytes:
+        sent = {**event(page, sender, message={"mid": pid, "text": text})}
+        sent["timestamp"] = int(at.timestamp() * 1000)
+        return body(sent)
+
     def status(pid: str, state: str) -> bytes:
         now_ms = int(time.time() * 1000)
         if state == "sent":
@@ -101,6 +107,7 @@ def make_case(
         sign=lambda b, _url: sign(b),
         forge=lambda b, _url: sign(b, secret="not-the-secret"),
         inbound_text=inbound_text,
+        inbound_at=inbound_at,
         status=status,
         unknown_type=unknown_type,
         many_entries=many_entries,

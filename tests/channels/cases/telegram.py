@@ -27,7 +27,9 @@ def _int(pid: str) -> int:
     return int.from_bytes(hashlib.sha256(pid.encode()).digest()[:4], "big") or 1
 
 
-def tg_text(pid: str, sender: str = "4915100000001", text: str = "Hallo") -> dict[str, Any]:
+def tg_text(
+    pid: str, sender: str = "4915100000001", text: str = "Hallo", date: int | None = None
+) -> dict[str, Any]:
     """One Update carrying a private text message."""
     chat = int(sender)
     return {
@@ -36,7 +38,7 @@ def tg_text(pid: str, sender: str = "4915100000001", text: str = "Hallo") -> dic
             "message_id": _int(pid),
             "from": {"id": chat, "is_bot": False, "first_name": "Kundin", "language_code": "de"},
             "chat": {"id": chat, "first_name": "Kundin", "type": "private"},
-            "date": int(time.time()),
+            "date": date or int(time.time()),
             "text": text,
         },
     }
@@ -71,6 +73,9 @@ CASE = ChannelCase(
         }
     ),
     many_entries=_many,
+    inbound_at=lambda pid, sender, text, at: helpers.dumps(
+        tg_text(pid, sender, text, int(at.timestamp()))
+    ),
     status=None,
     recorded={
         "telegram/inbound_text.json": ContentKind.TEXT,

@@ -143,7 +143,11 @@
     var mine = m.from === "visitor";
     var row = el("div", { "class": "m " + (mine ? "me" : "ag") }, "", log);
     el("span", { "class": "sr" }, (mine ? T.you : T.agent) + ": ", row);
-    row.appendChild(document.createTextNode(m.file ? "📎 " + (m.file.name || "") : m.text));
+    var f = m.file;
+    if (f && /^files\/[\w-]+\?[\w=&]+$/.test(f.url || "")) {
+      el("a", { href: api + "/" + f.url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + (f.name || T.file), row);
+    } else if (f) el("span", {}, "📎 " + (f.name || ""), row);
+    if (m.text) row.appendChild(document.createTextNode((f ? " " : "") + m.text));
     if (!mine) typing.textContent = "";
     log.scrollTop = log.scrollHeight;
   }
