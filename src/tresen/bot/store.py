@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot.flows import FlowError, parse_flow
 from tresen.bot.kb import FaqEntry, KnowledgeBase, KnowledgeBaseError, parse_kb
-from tresen.db.tables import BotConfig, BotFaq
+from tresen.bot.products import Product
+from tresen.db.tables import BotConfig, BotFaq, BotProduct
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 
@@ -283,3 +284,40 @@ async def save_settings(
     config.blacklist = {"terms": terms}
     await session.flush()
     await bump(session, workspace_id)
+
+
+async def import_products(session: AsyncSession, workspace_id: str, products: list[Product]) -> int:
+    """Replace the workspace's product catalog (in the caller's transaction)."""
+    await config_for(session, workspace_id)
+    await session.execute(delete(BotProduct).where(BotProduct.workspace_id == workspace_id))
+    now = utcnow()
+    session.add_all(
+        BotProduct(
+            id=new_id(),
+            workspace_id=workspace_id,
+            sku=p.sku,
+            name=p.name,
+            brand=p.brand,
+            category=p.category,
+            sizes={"sizes": list(p.sizes), "stock": dict(p.stock_by_size)},
+            price_cents=p.price_cents,
+            stock=p.stock,
+            url=p.url,
+            updated_at=now,
+        )
+        for p in products
+    )
+    await session.flush()
+    await bump(session, workspace_id)
+    return len(products)
+
+
+async def products(session: AsyncSession, workspace_id: str) -> list[BotProduct]:
+    """The workspace's product rows by article number."""
+    return list(
+        await session.scalars(
+            select(BotProduct)
+            .where(BotProduct.workspace_id == workspace_id)
+            .order_by(BotProduct.sku)
+        )
+    )
