@@ -175,6 +175,9 @@ class Bot:
             "flow": dict(state["flow"]) if isinstance(state.get("flow"), dict) else None,
             "language": lang,
         }
+        for key in ("product", "order_failures"):
+            if state.get(key):
+                new[key] = state[key]
         if wants_person(text):
             return self._handover(new, lang, Reason.ASKED)
         if frustrated(text):

@@ -384,7 +384,9 @@ class FlowRunner:
                 "updated_at": now,
             }
             return FlowTurn("expired", self._t("expired"), fresh)
-        if _has_word(text, CANCEL_WORDS["de"] + CANCEL_WORDS["en"]):
+        waiting = self._pending(current["slots"])
+        says_any = waiting is not None and waiting.allow_any and extract(waiting, text) == ANY
+        if not says_any and _has_word(text, CANCEL_WORDS["de"] + CANCEL_WORDS["en"]):
             current.update(status="cancelled", updated_at=now)
             return FlowTurn("cancelled", self._t("cancelled"), current, slots=current["slots"])
         if _has_word(text, RESTART_WORDS["de"] + RESTART_WORDS["en"]):
