@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from tests.bot.kbdata import KB_YAML
+from tresen.bot.blacklist import Blacklist
 from tresen.bot.engine import Bot
 from tresen.bot.live import _flows, build_bot
 from tresen.bot.persona import Persona
-from tresen.bot.blacklist import Blacklist
 from tresen.bot.products import Catalog, CatalogError, parse_size, read_catalog
 from tresen.bot.store import parse_import
 

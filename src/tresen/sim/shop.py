@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from litestar import Litestar, Request, get
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath
 
 from tresen.sim.server import serve_asgi
 
@@ -61,7 +62,7 @@ class ShopSimulator:
         """The shop's HTTP API: GET /orders/{number} (404 when there is none)."""
 
         @get("/orders/{number:str}")
-        async def order(request: Request[Any, Any, Any], number: str) -> dict[str, Any]:
+        async def order(request: Request[Any, Any, Any], number: FromPath[str]) -> dict[str, Any]:
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 raise HTTPException(status_code=401, detail="bad token")
             self.requests.append(number)
