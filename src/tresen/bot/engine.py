@@ -175,7 +175,7 @@ class Bot:
             "flow": dict(state["flow"]) if isinstance(state.get("flow"), dict) else None,
             "language": lang,
         }
-        for key in ("product", "order_failures"):
+        for key in ("product", "products", "order_failures"):
             if state.get(key):
                 new[key] = state[key]
         if wants_person(text):
@@ -383,6 +383,10 @@ class Bot:
         self, state: dict[str, Any], product: Product, size: str | None, lang: str
     ) -> Turn:
         state["product"] = product.sku
+        state["products"] = [
+            *[p for p in state.get("products", []) if p != product.sku],
+            product.sku,
+        ][-3:]
         state["misses"] = 0
         flow = state.get("flow")
         if flow and flow.get("status") != "asking":
@@ -480,8 +484,8 @@ def summary(state: Mapping[str, Any], kb: KnowledgeBase, reason: str, last_text:
     guess = state.get("guess")
     if guess and guess in kb.by_id and not matched:
         lines.append(f"Closest question (not sure): {guess}")
-    if state.get("product"):
-        lines.append(f"Product: {state['product']}")
+    if state.get("products"):
+        lines.append("Products asked about: " + ", ".join(state["products"]))
     slots = state.get("slots") or {}
     if slots:
         lines.append("Slots: " + ", ".join(f"{k}={v}" for k, v in slots.items()))
