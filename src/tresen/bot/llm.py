@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT = 1500
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 # Anything with a digit: prices, order numbers, dates, times, phone numbers, postcodes.
-_FIGURE = re.compile(r"[A-Za-z]*\d[\w./:,\-]*")
+_FIGURE = re.compile(r"(?:[A-Za-z]+-?)?\d[\w./:,\-]*")
 _MONEY_WORDS = re.compile(r"€|\beur(o|os)?\b|\$|£|\busd\b|\bchf\b", re.IGNORECASE)
 
 SYSTEM_PROMPT = """You phrase the answers of the customer service of {business}.
