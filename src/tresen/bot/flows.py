@@ -260,10 +260,10 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
         if kind not in SLOT_TYPES:
             raise FlowError(f"{at}: unknown type {kind!r}; one of {', '.join(SLOT_TYPES)}")
         choices = tuple(str(c) for c in raw.get("choices") or ())
-        source = raw.get("choices_from")
-        if source is not None and source not in CHOICE_SOURCES:
+        choices_from = raw.get("choices_from")
+        if choices_from is not None and choices_from not in CHOICE_SOURCES:
             raise FlowError(f"{at}: 'choices_from' is one of {', '.join(CHOICE_SOURCES)}")
-        if kind == "choice" and not choices and source is None:
+        if kind == "choice" and not choices and choices_from is None:
             raise FlowError(f"{at}: a choice slot needs 'choices' or 'choices_from'")
         pattern = raw.get("pattern")
         if pattern is not None:
@@ -282,7 +282,7 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
                 pattern=pattern,
                 error=_texts(raw["error"], f"{at}: 'error'") if raw.get("error") else {},
                 required=bool(raw.get("required", True)),
-                choices_from=source,
+                choices_from=choices_from,
                 allow_any=bool(raw.get("allow_any", False)),
             )
         )

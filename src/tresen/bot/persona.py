@@ -13,7 +13,7 @@ _EMOJI = re.compile(
 )
 
 # Keys: text name, then form ("du"/"sie"); each value is one text or a list of variants.
-DEFAULT_TEXTS: dict[str, dict[str, dict[str, Any]]] = {
+DEFAULT_TEXTS: dict[str, dict[str, Any]] = {
     "de": {
         "greeting": {
             "du": "Hallo! Ich bin {name}, der digitale Assistent von {business} 👋 Wie kann ich dir helfen?",

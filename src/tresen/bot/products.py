@@ -231,10 +231,11 @@ def read_catalog(path: str | Path) -> list[Product]:
         if not isinstance(data, list):
             raise CatalogError(f'{path}: expected a list of products or {{"products": [...]}}')
         return parse_catalog(data, str(path))
+    dialect: type[csv.Dialect] | csv.Dialect
     try:
         dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",;\t")
     except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
+        dialect = csv.excel
     reader = csv.DictReader(io.StringIO(raw), dialect=dialect)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     missing = [f for f in ("sku", "name", "price") if f not in header]

@@ -347,7 +347,7 @@ async def save_texts(
     to the default (or empty) goes back to the default. ValueError names a bad text."""
     config = await config_for(session, workspace_id)
     persona = dict(config.persona or {})
-    form = persona.get("form") if persona.get("form") in ("du", "sie") else "sie"
+    form = str(persona.get("form")) if persona.get("form") in ("du", "sie") else "sie"
     overrides: dict[str, dict[str, Any]] = {
         lang: dict(v) for lang, v in (persona.get("texts") or {}).items()
     }

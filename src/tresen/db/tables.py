@@ -511,7 +511,8 @@ class BotProduct(Base):
     name: Mapped[str] = mapped_column(String(300))
     brand: Mapped[str] = mapped_column(String(100), default="")
     category: Mapped[str] = mapped_column(String(100), default="")
-    sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"sizes": [...], "stock": {size: n}}
+    # {"sizes": ["40", "41"], "stock": {"40": 2}} (stock per size; empty: `stock` for all sizes)
+    sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     price_cents: Mapped[int] = mapped_column(Integer)
     stock: Mapped[int] = mapped_column(Integer, default=0)  # all sizes together
     url: Mapped[str] = mapped_column(String(1000), default="")
