@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from tresen.bot.flows import parse_shoe_size
 from tresen.bot.text import clean, normalize, stem, tokenize
@@ -272,17 +272,24 @@ class Catalog:
 
     products: tuple[Product, ...]
     _by_sku: dict[str, Product] = field(default_factory=dict, init=False, repr=False)
-    _names: list[tuple[Product, list[tuple[str, set[str]]]]] = field(
-        default_factory=list, init=False, repr=False
-    )
+    _names: list[tuple[Product, list[str]]] = field(default_factory=list, init=False, repr=False)
+    _by_word: dict[str, set[int]] = field(default_factory=dict, init=False, repr=False)
+    _by_stem: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
+    _long_words: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_sku = {p.sku.upper(): p for p in self.products}
-        for p in self.products:
+        for n, p in enumerate(self.products):
             words = [w for w in tokenize(normalize(p.name)) if w not in _NOISE] or tokenize(
                 normalize(p.name)
             )
-            self._names.append((p, [(w, _stems([w])) for w in words]))
+            self._names.append((p, words))
+            for w in words:
+                self._by_word.setdefault(w, set()).add(n)
+        for w in self._by_word:
+            for s in _stems([w]):
+                self._by_stem.setdefault(s, set()).add(w)
+        self._long_words = [w for w in self._by_word if len(w) >= 4]
 
     def __bool__(self) -> bool:
         return bool(self.products)
@@ -308,18 +315,23 @@ class Catalog:
         query = _words(text)
         if not query:
             return None
-        query_stems = _stems(query)
+        # Name words the message has: the same stem, or a typo of a long word (ratio ≥ 84).
+        present: set[str] = set()
+        for stem_ in _stems(query):
+            present |= self._by_stem.get(stem_, set())
+        for q in query:
+            if len(q) >= 4:
+                present.update(
+                    hit[0]
+                    for hit in process.extract(
+                        q, self._long_words, scorer=fuzz.ratio, score_cutoff=84, limit=None
+                    )
+                )
+        candidates = set().union(*(self._by_word[w] for w in present)) if present else set()
         best: Hit | None = None
-        for product, words in self._names:
-            if not words:
-                continue
-            matched = sum(
-                1
-                for w, stems in words
-                if stems & query_stems
-                or (len(w) >= 4 and any(len(q) >= 4 and fuzz.ratio(w, q) >= 84 for q in query))
-            )
-            score = matched / len(words)
+        for n in sorted(candidates):
+            product, words = self._names[n]
+            score = sum(1 for w in words if w in present) / len(words)
             # A name of one or two words must be there whole; longer names may miss one word.
             needed = 1.0 if len(words) <= 2 else (len(words) - 1) / len(words)
             if score >= needed and (best is None or score > best.score):
