@@ -17,15 +17,16 @@ from tresen.settings import Settings
 
 def _free_port_pair() -> int:
     for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
+        with socket.socket() as a, socket.socket() as b, socket.socket() as c:
             a.bind(("127.0.0.1", 0))
             port = a.getsockname()[1]
             try:
                 b.bind(("127.0.0.1", port + 1))
+                c.bind(("127.0.0.1", port + 2))  # the fake shop
             except OSError:
                 continue
             return int(port)
-    raise RuntimeError("no two free neighbouring ports")
+    raise RuntimeError("no three free neighbouring ports")
 
 
 async def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +63,24 @@ async def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
             assert login.status_code == 303
             inbox = await browser.get("/inbox")
             assert "Jana Müller" in inbox.text
+        shop_url = re.search(r"shop order API:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+        async with httpx.AsyncClient(base_url=shop_url) as shop:
+            order = await shop.get(
+                "/orders/RH-100234", headers={"Authorization": "Bearer sim-shop-token"}
+            )
+            assert order.json()["status"] == "shipped", "the demo's fake shop answers"
+        from tresen.bot import store
+        from tresen.runtime import Runtime
+
+        check = Runtime.create(Settings(data_dir=tmp_path, secret_key="k"))
+        try:
+            async with check.sessions() as session:
+                from tresen.channels.manage import default_workspace
+
+                ws = await default_workspace(session)
+                assert len(await store.products(session, ws.id)) == 8, "the demo catalog is loaded"
+        finally:
+            await check.close()
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -33,7 +33,7 @@ app.add_typer(channel_app, name="channel")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
 
-for _sim_module in ("messenger", "telegram", "sms", "email"):
+for _sim_module in ("messenger", "telegram", "sms", "email", "shop"):
     importlib.import_module(f"tresen.sim.{_sim_module}").add_cli(sim_app)
 app.add_typer(bot_app, name="bot")
 app.add_typer(team_app, name="team")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy import select
 
 from tresen.app import create_app
 from tresen.bot import store as bot_store
+from tresen.bot.products import read_catalog
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
 from tresen.db.migrate import upgrade_to_head
 from tresen.db.tables import CannedReply, ChannelRow
@@ -21,12 +24,14 @@ from tresen.inbox.accounts import AccountError, add_user
 from tresen.integrations.tokens import create_token
 from tresen.runtime import Runtime
 from tresen.settings import Settings
+from tresen.sim import shop as shop_sim
 from tresen.sim.server import serve_asgi
 from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
 DEMO_BUSINESS = "Radhaus Demo"
 DEMO_CHANNEL = "Radhaus WhatsApp (Simulator)"
 DEMO_FAQ = Path(__file__).parent / "bot" / "data" / "demo_faq.yaml"
+DEMO_PRODUCTS = Path(__file__).parent / "bot" / "data" / "demo_products.json"
 DEMO_CUSTOMER = (
     "4915112345678",
     "Jana Müller",
@@ -62,6 +67,8 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
         token = await create_token(session, ws.id, "demo", ["all"])
         if not await bot_store.entries(session, ws.id):
             await bot_store.import_file(session, ws.id, bot_store.read_import(DEMO_FAQ))
+        if not await bot_store.products(session, ws.id):
+            await bot_store.import_products(session, ws.id, read_catalog(DEMO_PRODUCTS))
     runtime.forget_channel(row.id)
     return row, token
 
@@ -126,9 +133,14 @@ async def run_demo(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None
 ) -> None:
     """Run the demo until interrupted; `ready` (an asyncio.Event) is set once everything is up."""
-    sim_port = port + 1
+    sim_port, shop_port = port + 1, port + 2
     base = f"http://{host}:{port}"
     settings = settings.with_overrides(base_url=base)
+    fake_shop = not settings.shop_url
+    if fake_shop:
+        settings = settings.with_overrides(
+            shop_url=f"http://{host}:{shop_port}", shop_token=shop_sim.DEMO_TOKEN
+        )
     runtime = Runtime.create(settings)
     await upgrade_to_head(runtime.engine)
     sim_base = f"http://{host}:{sim_port}"
@@ -146,6 +158,7 @@ async def run_demo(
         async with (
             serve_asgi(app, host, port),
             run_whatsapp_simulator(sim_config, host, sim_port) as sim,
+            _maybe_shop(fake_shop, host, shop_port),
         ):
             customer, name, text = DEMO_CUSTOMER
             await sim.customer_sends(customer, name=name, body=text)
@@ -155,6 +168,16 @@ async def run_demo(
             await asyncio.Event().wait()
     finally:
         await runtime.close()
+
+
+@asynccontextmanager
+async def _maybe_shop(run: bool, host: str, port: int) -> AsyncIterator[None]:
+    """The fake shop's order API, unless TRESEN_SHOP_URL names a real one."""
+    if not run:
+        yield
+        return
+    async with shop_sim.run_shop_simulator(shop_sim.ShopSimulator(), host, port):
+        yield
 
 
 def _banner(
@@ -178,6 +201,8 @@ def _banner(
         f"  API reference:        {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)",
         f"  customer's phone:     {sim_base}/   (simulated WhatsApp; write as a customer here)",
         f"  WhatsApp channel:     {channel.id}  webhook {webhook_url(base, channel)}",
+        f'  shop order API:       {settings.shop_url}   (ask the bot: "Wo ist meine Bestellung'
+        ' RH-100234?", postcode 70173)',
         f"  API token (all scopes, shown once): {token}",
         "",
         "Try it:",

@@ -36,6 +36,13 @@ class Settings:
     optin_purge_days: float = 7.0
     optin_confirmations_per_day: int = 3
     notification_poll_seconds: float = 2.0
+    shop_url: str = ""  # the shop's order API for the bot's order status (GET {url}/orders/{n})
+    shop_token: str = ""
+    shop_timeout_seconds: float = 5.0
+    llm_base_url: str = ""  # an OpenAI-compatible API; empty = the bot's plain texts only
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_seconds: float = 8.0
 
     @property
     def effective_database_url(self) -> str:
@@ -78,6 +85,8 @@ _FLOAT_FIELDS = {
     "optin_token_hours",
     "optin_purge_days",
     "notification_poll_seconds",
+    "shop_timeout_seconds",
+    "llm_timeout_seconds",
 }
 
 

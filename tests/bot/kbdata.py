@@ -81,3 +81,79 @@ async def import_kb(runtime: Runtime, workspace_id: str, data: Any = None) -> in
     parsed = store.parse_import(data if data is not None else kb_data(), "test kb")
     async with runtime.sessions() as session, session.begin():
         return await store.import_file(session, workspace_id, parsed)
+
+
+SHOP_FLOWS: list[dict[str, Any]] = [
+    {
+        "id": "finder",
+        "action": "find_products",
+        "slots": [
+            {
+                "name": "category",
+                "type": "choice",
+                "choices_from": "category",
+                "ask": "Was suchen Sie?",
+            },
+            {"name": "size", "type": "size", "allow_any": True, "ask": "Welche Größe?"},
+            {
+                "name": "brand",
+                "type": "choice",
+                "choices_from": "brand",
+                "allow_any": True,
+                "ask": "Marke?",
+            },
+            {"name": "budget", "type": "amount", "allow_any": True, "ask": "Bis wie viel €?"},
+        ],
+    },
+    {
+        "id": "bestellstatus",
+        "action": "order_status",
+        "slots": [
+            {
+                "name": "order",
+                "type": "order_number",
+                "pattern": r"RH-?\d{5,8}",
+                "ask": {"de": "Wie lautet Ihre Bestellnummer?", "en": "What is your order number?"},
+            },
+            {
+                "name": "verification",
+                "type": "verification",
+                "ask": {
+                    "de": "Wie lautet die Postleitzahl der Lieferadresse oder Ihre E-Mail-Adresse?",
+                    "en": "What is the postcode of the delivery address or your e-mail address?",
+                },
+            },
+        ],
+    },
+]
+SHOP_FAQS: list[dict[str, Any]] = [
+    {
+        "id": "beratung",
+        "flow": "finder",
+        "questions": [
+            "Können Sie mir etwas empfehlen?",
+            "Ich suche etwas Neues",
+            "Can you recommend something?",
+        ],
+        "answer": {"de": "Gern helfe ich beim Suchen.", "en": "Happy to help."},
+    },
+    {
+        "id": "bestellung",
+        "flow": "bestellstatus",
+        "questions": [
+            "Wo ist meine Bestellung?",
+            "Wie ist der Status meiner Bestellung?",
+            "Wann kommt mein Paket?",
+            "Where is my order?",
+        ],
+        "answer": {"de": "Ich schaue nach Ihrer Bestellung.", "en": "I will look up your order."},
+    },
+]
+
+
+def shop_kb_data() -> Any:
+    """The test knowledge base plus a product finder and an order-status flow."""
+    data = kb_data()
+    data["flows"].extend(SHOP_FLOWS)
+    data["faqs"].extend(SHOP_FAQS)
+    return data

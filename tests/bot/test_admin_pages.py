@@ -238,3 +238,48 @@ async def test_another_workspace_sees_and_changes_nothing(
         row = await session.get_one(BotFaq, versand)
     assert row.content["answers"]["de"].startswith("Der Versand kostet")
     assert "Wie ist das Wetter morgen in Berlin?" not in row.content["questions"]
+
+
+async def test_every_bot_text_is_editable_per_language(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    async with helpers.client_for(runtime) as client:
+        await _admin(client)
+        page = await client.get("/inbox/admin/bot/texts")
+        assert page.status_code == 200
+        for key in store.TEXT_KEYS:
+            assert f'name="de__{key}"' in page.text and f'name="en__{key}"' in page.text
+        assert "Guten Tag! Ich bin {name}" in page.text
+        token = _csrf(page.text)
+        bad = await client.post(
+            "/inbox/admin/bot/texts",
+            data={"_csrf_token": token, "de__greeting": "Hallo {name"},
+        )
+        assert bad.status_code == 422 and "de/greeting" in bad.text
+        saved = await client.post(
+            "/inbox/admin/bot/texts",
+            data={
+                "_csrf_token": token,
+                "de__greeting": "Moin! Hier ist {name} von {business}.",
+                "en__handover": "A colleague will take over.",
+                "de__fallback": "Wie bitte?\nNoch einmal, bitte?",
+                "de__handover": "",
+            },
+        )
+        assert saved.status_code == 303
+        cid = await _writes(runtime, client, channel, "Hallo!")
+        await _writes(runtime, client, channel, "Wie ist das Wetter morgen in Berlin?")
+        en = await _writes(runtime, client, channel, "I want a human", "4915100000098")
+        agent_login = await _login(client, "agent@example.com")
+        assert agent_login.status_code in (200, 303)
+        forbidden = await client.get("/inbox/admin/bot/texts")
+    said = await _bot_said(runtime, cid)
+    assert said[0] == "Moin! Hier ist Tresi von Radladen Test."
+    assert said[1] in ("Wie bitte?", "Noch einmal, bitte?")
+    assert await _bot_said(runtime, en) == ["A colleague will take over."]
+    assert forbidden.status_code in (403, 303)
+    async with runtime.sessions() as session:
+        from tresen.db.tables import BotConfig
+
+        config = await session.get_one(BotConfig, channel.workspace_id)
+    assert "handover" not in config.persona["texts"].get("de", {}), "empty = the default"

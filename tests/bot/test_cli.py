@@ -169,3 +169,35 @@ def test_import_faq_imports_and_a_bad_file_changes_nothing(
         assert keys() == before, f"{name} must not change the knowledge base"
     missing = runner.invoke(app, ["bot", "import-faq", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_import_products_replaces_the_catalog_and_refuses_bad_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
+    demo = Path(__file__).parents[2] / "src" / "tresen" / "bot" / "data" / "demo_products.json"
+    result = runner.invoke(app, ["bot", "import-products", str(demo)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["imported"] == 8
+
+    def skus() -> list[str]:
+        with sqlite3.connect(tmp_path / "data" / "tresen.db") as db:
+            return [s for (s,) in db.execute("SELECT sku FROM bot_products ORDER BY sku")]
+
+    before = skus()
+    assert len(before) == 8 and "RS-4100" in before
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,price\nA1,Ding,1\nA2,Zweites,zehn\n", encoding="utf-8")
+    failed = runner.invoke(app, ["bot", "import-products", str(bad)])
+    assert failed.exit_code == 2
+    assert (
+        "product 2 (sku 'A2'): 'price'" in failed.output and "nothing was imported" in failed.output
+    )
+    assert skus() == before
+    good = tmp_path / "new.csv"
+    good.write_text("sku,name,price\nA1,Ding,1\n", encoding="utf-8")
+    assert runner.invoke(app, ["bot", "import-products", str(good)]).exit_code == 0
+    assert skus() == ["A1"]

@@ -292,7 +292,7 @@ async def test_without_a_knowledge_base_nothing_changes(runtime: Runtime) -> Non
     assert await _queued(runtime, channel) == [cid]
 
 
-# (A NUL character is left out: PostgreSQL text cannot hold it; that is the webhook's to handle.)
+# NUL and other control characters are removed at the edge: tests/bot/test_bad_input.py.
 @pytest.mark.parametrize("text", ["", "🚲🚲🚲", "x" * 10_000, "\x07\u202e\x1b", "ja nein yes no"])
 async def test_odd_messages_get_a_sensible_reply(
     runtime: Runtime, channel: ChannelRow, text: str

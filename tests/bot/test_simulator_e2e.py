@@ -64,3 +64,64 @@ async def test_greeting_faq_slot_then_mitarbeiter_lands_in_the_queue(runtime: Ru
         await say(CUSTOMER, name="Jana", body="Hallo?")
         await asyncio.sleep(1.0)
         assert len(await _replies(stack, 6)) == 6, "the bot is silent after the hand-over"
+
+
+async def test_greeting_faq_product_order_then_mitarbeiter_with_summary(runtime: Runtime) -> None:
+    from pathlib import Path
+
+    from tests.bot.kbdata import shop_kb_data
+    from tresen.bot import store
+    from tresen.bot.products import read_catalog
+    from tresen.sim.shop import DEMO_TOKEN, run_shop_simulator
+
+    catalog = read_catalog(
+        Path(__file__).parents[2] / "src" / "tresen" / "bot" / "data" / "demo_products.json"
+    )
+    async with run_shop_simulator() as shop, running_stack(runtime) as stack:
+        runtime.settings = runtime.settings.with_overrides(
+            shop_url=shop.base_url, shop_token=DEMO_TOKEN
+        )
+        workspace = stack.channel.workspace_id
+        await import_kb(runtime, workspace, shop_kb_data())
+        async with runtime.sessions() as session, session.begin():
+            await store.import_products(session, workspace, catalog)
+        say = stack.sim.customer_sends
+        await say(CUSTOMER, name="Jana", body="Hallo!")
+        assert "Radladen Test" in (await _replies(stack, 1))[0]
+        await say(CUSTOMER, name="Jana", body="Was kostet der Versand?")
+        assert (await _replies(stack, 2))[
+            1
+        ] == "Der Versand kostet 4,90 €, ab 50 € ist er kostenlos."
+        await say(CUSTOMER, name="Jana", body="Habt ihr den Radschuh Tour in 42?")
+        assert (await _replies(stack, 3))[2] == (
+            "Pedalo Radschuh Tour gibt es in Größe 42: vorrätig, 89,95 €. "
+            "https://radhaus-demo.example/p/rs-4100"
+        )
+        await say(CUSTOMER, name="Jana", body="und in 41?")
+        assert (await _replies(stack, 4))[3].startswith(
+            "Pedalo Radschuh Tour in Größe 41 ist gerade"
+        )
+        await say(CUSTOMER, name="Jana", body="Wo ist meine Bestellung RH-100234?")
+        assert (await _replies(stack, 5))[4].endswith(
+            "Wie lautet die Postleitzahl der Lieferadresse oder Ihre E-Mail-Adresse?"
+        )
+        await say(CUSTOMER, name="Jana", body="jana@example.com")
+        assert (await _replies(stack, 6))[5] == (
+            "Ihre Bestellung RH-100234: versandt. "
+            "Sendungsverfolgung: https://tracking.example/dhl/00340434161094012345"
+        )
+        assert shop.requests == ["RH-100234"]
+        await say(CUSTOMER, name="Jana", body="Mitarbeiter bitte")
+        assert (await _replies(stack, 7))[6].startswith("Ich gebe Sie an unser Team weiter")
+        async with runtime.sessions() as session:
+            waiting = await routing.queue(session, workspace)
+            assert [w.address for w in waiting] == [CUSTOMER]
+            memory = await session.get_one(BotConversation, waiting[0].conversation_id)
+            note = await session.scalar(
+                select(Note.body).where(Note.conversation_id == waiting[0].conversation_id)
+            )
+    assert memory.handover_reason == "asked_for_person"
+    assert note is not None and note == memory.handover_summary
+    assert "Matched questions: versand" in note and "bestellung" in note
+    assert "Products asked about: RS-4100" in note and "order=RH-100234" in note
+    assert "jana@example.com" not in note, "the second factor is not in the summary"

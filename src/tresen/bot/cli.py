@@ -147,3 +147,44 @@ def import_faq_command(
         return {"imported": count, "workspace": ws.id, "language": parsed.kb.language}
 
     typer.echo(json.dumps(asyncio.run(with_session(settings, work))))
+
+
+@bot_app.command("import-products")
+def import_products_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Catalog as CSV (header row) or JSON: sku, name, brand, category, sizes, price, stock, url."
+        ),
+    ],
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", help="Workspace id (default: the install's first).")
+    ] = None,
+) -> None:
+    """Replace the workspace's product catalog with the file's products; the bot uses them at once."""
+    import asyncio
+
+    from tresen.bot.products import CatalogError, read_catalog
+    from tresen.bot.store import import_products
+    from tresen.clitools import cli_settings, fail, with_session
+
+    try:
+        catalog = read_catalog(source)
+    except CatalogError as exc:
+        fail(f"{exc}; nothing was imported")
+    settings = cli_settings()
+
+    async def work(session: Any) -> dict[str, Any]:
+        from tresen.channels.manage import default_workspace
+        from tresen.db.tables import Workspace
+
+        if workspace:
+            ws = await session.get(Workspace, workspace)
+            if ws is None:
+                fail(f"no workspace with id {workspace!r}; nothing was imported")
+        else:
+            ws = await default_workspace(session)
+        count = await import_products(session, ws.id, catalog)
+        return {"imported": count, "workspace": ws.id}
+
+    typer.echo(json.dumps(asyncio.run(with_session(settings, work))))

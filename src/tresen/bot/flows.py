@@ -12,7 +12,32 @@ from rapidfuzz import fuzz, process
 
 from tresen.bot.text import clean, fold
 
-SLOT_TYPES = ("text", "shoe_size", "order_number", "postcode", "email", "choice", "pattern")
+SLOT_TYPES = (
+    "text",
+    "shoe_size",
+    "size",
+    "amount",
+    "order_number",
+    "postcode",
+    "email",
+    "verification",
+    "choice",
+    "pattern",
+)
+ACTIONS = ("find_products", "order_status")
+CHOICE_SOURCES = ("category", "brand")
+ANY = "*"
+ANY_WORDS = (
+    "egal",
+    "beliebig",
+    "keine",
+    "keine rolle",
+    "any",
+    "no preference",
+    "whatever",
+    "don't mind",
+)
+ANY_LABEL = {"de": "Egal", "en": "Any"}
 DEFAULT_ORDER_PATTERN = r"[A-Z]{0,3}-?\d{5,12}"
 
 CANCEL_WORDS = {
@@ -32,6 +57,9 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "invalid_order_number": "Das sieht nicht nach einer Bestellnummer aus. Du findest sie in der Bestellbestätigung.",
         "invalid_postcode": "Bitte gib eine fünfstellige Postleitzahl an, z. B. 70173.",
         "invalid_email": "Bitte gib eine gültige E-Mail-Adresse an, z. B. name@beispiel.de.",
+        "invalid_size": "Bitte gib eine Größe an, z. B. 42 oder M.",
+        "invalid_amount": "Bitte gib einen Betrag an, z. B. 100 €.",
+        "invalid_verification": "Bitte gib die Postleitzahl der Lieferadresse oder die E-Mail-Adresse der Bestellung an.",
         "invalid_choice": "Bitte wähle eine der Möglichkeiten.",
         "numbered_hint": "Antworte einfach mit der Nummer.",
         "cancelled": "Alles klar, ich habe abgebrochen. Wie kann ich sonst helfen?",
@@ -44,6 +72,9 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "invalid_order_number": "That does not look like an order number. You find it in your order confirmation.",
         "invalid_postcode": "Please give a five-digit postcode, e.g. 70173.",
         "invalid_email": "Please give a valid e-mail address, e.g. name@example.com.",
+        "invalid_size": "Please give a size, e.g. 42 or M.",
+        "invalid_amount": "Please give an amount, e.g. 100 €.",
+        "invalid_verification": "Please give the postcode of the delivery address or the e-mail address of the order.",
         "invalid_choice": "Please pick one of the options.",
         "numbered_hint": "Just reply with the number.",
         "cancelled": "All right, I have cancelled that. How else can I help?",
@@ -68,6 +99,8 @@ class SlotSpec:
     pattern: str | None = None
     error: Mapping[str, str] = field(default_factory=dict)
     required: bool = True
+    choices_from: str | None = None  # "category" or "brand": filled from the product catalog
+    allow_any: bool = False  # "egal" / "any" is an answer (value "*")
 
 
 @dataclass(frozen=True)
@@ -79,6 +112,7 @@ class FlowSpec:
     timeout_seconds: float = 1800.0
     max_attempts: int = 3
     done: Mapping[str, str] = field(default_factory=dict)
+    action: str | None = None  # what the bot does with the filled slots (see ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -147,9 +181,42 @@ def parse_choice(text: str, choices: tuple[str, ...]) -> str | None:
     return choices[hit[2]] if hit else None
 
 
+_MONEY = re.compile(
+    r"€|\beuro?\b|\beur\b|\bbis\b|\bunter\b|\bunder\b|\bmax|\bbudget", re.IGNORECASE
+)
+_AMOUNT = re.compile(r"(?<![\d.,])(\d{1,6})(?:[.,](\d{1,2}))?(?![\d])")
+
+
+def parse_amount(text: str) -> float | None:
+    """A money amount ("bis 120 €", "100", "99,90") in whole currency units."""
+    m = _AMOUNT.search(clean(text).replace("\u202f", "").replace(" ", " "))
+    if not m:
+        return None
+    value = float(m.group(1)) + (float(f"0.{m.group(2)}") if m.group(2) else 0.0)
+    return value if value > 0 else None
+
+
+def parse_verification(text: str) -> str | None:
+    """The second factor of an order lookup: an e-mail address or a postcode."""
+    return parse_email(text) or parse_postcode(text)
+
+
+def _parse_any_size(text: str) -> str | None:
+    from tresen.bot.products import parse_size
+
+    return parse_size(text)
+
+
 def extract(slot: SlotSpec, text: str) -> Any:
     """The slot's value found in `text`, or None."""
+    if slot.allow_any and _has_word(text, ANY_WORDS + tuple(ANY_LABEL.values())):
+        return ANY
+    if slot.allow_any and slot.choices and clean(text).strip(" .") == str(len(slot.choices) + 1):
+        return ANY
     parsers: dict[str, Callable[[str], Any]] = {
+        "size": _parse_any_size,
+        "amount": parse_amount,
+        "verification": parse_verification,
         "shoe_size": parse_shoe_size,
         "postcode": parse_postcode,
         "email": parse_email,
@@ -193,8 +260,11 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
         if kind not in SLOT_TYPES:
             raise FlowError(f"{at}: unknown type {kind!r}; one of {', '.join(SLOT_TYPES)}")
         choices = tuple(str(c) for c in raw.get("choices") or ())
-        if kind == "choice" and not choices:
-            raise FlowError(f"{at}: a choice slot needs 'choices'")
+        choices_from = raw.get("choices_from")
+        if choices_from is not None and choices_from not in CHOICE_SOURCES:
+            raise FlowError(f"{at}: 'choices_from' is one of {', '.join(CHOICE_SOURCES)}")
+        if kind == "choice" and not choices and choices_from is None:
+            raise FlowError(f"{at}: a choice slot needs 'choices' or 'choices_from'")
         pattern = raw.get("pattern")
         if pattern is not None:
             try:
@@ -212,6 +282,8 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
                 pattern=pattern,
                 error=_texts(raw["error"], f"{at}: 'error'") if raw.get("error") else {},
                 required=bool(raw.get("required", True)),
+                choices_from=choices_from,
+                allow_any=bool(raw.get("allow_any", False)),
             )
         )
     timeout = data.get("timeout_minutes", 30)
@@ -221,7 +293,10 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
     if not isinstance(attempts, int) or attempts < 1:
         raise FlowError(f"{where}: 'max_attempts' must be a positive whole number")
     done = _texts(data["done"], f"{where}: 'done'") if data.get("done") else {}
-    return FlowSpec(data["id"], tuple(slots), float(timeout) * 60.0, attempts, done)
+    action = data.get("action")
+    if action is not None and action not in ACTIONS:
+        raise FlowError(f"{where}: 'action' is one of {', '.join(ACTIONS)}")
+    return FlowSpec(data["id"], tuple(slots), float(timeout) * 60.0, attempts, done, action)
 
 
 def load_flows(text: str, source: str = "flows") -> dict[str, FlowSpec]:
@@ -309,7 +384,9 @@ class FlowRunner:
                 "updated_at": now,
             }
             return FlowTurn("expired", self._t("expired"), fresh)
-        if _has_word(text, CANCEL_WORDS["de"] + CANCEL_WORDS["en"]):
+        waiting = self._pending(current["slots"])
+        says_any = waiting is not None and waiting.allow_any and extract(waiting, text) == ANY
+        if not says_any and _has_word(text, CANCEL_WORDS["de"] + CANCEL_WORDS["en"]):
             current.update(status="cancelled", updated_at=now)
             return FlowTurn("cancelled", self._t("cancelled"), current, slots=current["slots"])
         if _has_word(text, RESTART_WORDS["de"] + RESTART_WORDS["en"]):
@@ -344,9 +421,10 @@ class FlowRunner:
         if not words or len(words) > 8:
             return None
         changed: dict[str, Any] = {}
+        money = bool(_MONEY.search(clean(text)))
         for slot in self.spec.slots:
-            if slot.type == "text":
-                continue
+            if slot.type == "text" or (slot.type == "amount") != money:
+                continue  # "und in 43?" is a size, "und bis 80 €?" a budget
             value = extract(slot, text)
             if value is not None and value != state.get("slots", {}).get(slot.name):
                 changed[slot.name] = value
@@ -363,11 +441,14 @@ class FlowRunner:
     def _ask(self, state: dict[str, Any], slot: SlotSpec) -> FlowTurn:
         question = self._local(slot.ask)
         buttons: tuple[str, ...] = ()
-        if slot.choices:
+        choices = slot.choices
+        if choices and slot.allow_any:
+            choices = (*choices, ANY_LABEL.get(self.language, ANY_LABEL["en"]))
+        if choices:
             if self.supports_buttons:
-                buttons = slot.choices
+                buttons = choices
             else:
-                options = "\n".join(f"{n}. {c}" for n, c in enumerate(slot.choices, start=1))
+                options = "\n".join(f"{n}. {c}" for n, c in enumerate(choices, start=1))
                 question = f"{question}\n{options}\n{self._t('numbered_hint')}"
         state["pending"] = slot.name
         return FlowTurn("asking", question, state, buttons, state["slots"])

@@ -7,19 +7,21 @@ import logging
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tresen.bot import store
+from tresen.bot import orders, products, store
 from tresen.bot.blacklist import Blacklist
 from tresen.bot.engine import Bot, Turn, summary
 from tresen.bot.flows import FlowError, FlowSpec, parse_flow
 from tresen.bot.kb import KnowledgeBase
+from tresen.bot.llm import llm_enabled, phrase_turn
 from tresen.bot.matcher import Matcher
 from tresen.bot.persona import Persona
+from tresen.bot.products import Catalog
 from tresen.channels.base import Capabilities, channel_factory
 from tresen.db.tables import (
     BotConfig,
@@ -33,9 +35,15 @@ from tresen.db.tables import (
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, Direction, SenderKind
+from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
+from tresen.inbox import routing
+from tresen.jobs import queue
+from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.runtime import Runtime
 
 log = logging.getLogger(__name__)
+ACTION_JOB = "bot.action"
 
 CACHE_SIZE = 64
 INTERACTIVE_BODY_MAX = 1024  # WhatsApp's limit for the body of a button message
@@ -70,15 +78,21 @@ def _persona(config: BotConfig) -> Persona:
         return Persona(business=config.business, default_language=config.language)
 
 
-def _flows(config: BotConfig) -> dict[str, FlowSpec]:
+def _flows(config: BotConfig, catalog: Catalog) -> dict[str, FlowSpec]:
     specs: dict[str, FlowSpec] = {}
+    sources = {"category": tuple(catalog.categories()), "brand": tuple(catalog.brands())}
     for n, raw in enumerate((config.flows or {}).get("flows", []), start=1):
         try:
             spec = parse_flow(raw, f"flow {n}")
         except FlowError:
             log.warning("flow %d of workspace %s is invalid; skipped", n, config.workspace_id)
             continue
-        specs[spec.id] = spec
+        # Choices named by the catalog ("choices_from: category") are its current values.
+        slots = tuple(
+            replace(s, choices=s.choices + sources[s.choices_from]) if s.choices_from else s
+            for s in spec.slots
+        )
+        specs[spec.id] = replace(spec, slots=slots)
     return specs
 
 
@@ -88,13 +102,14 @@ def build_bot(
     blacklist: Blacklist,
     flows: dict[str, FlowSpec],
     entry_flows: dict[str, str],
+    catalog: Catalog | None = None,
 ) -> Bot:
     """Fit the matcher (with its calibrated "don't know") and put the bot together."""
     texts, labels = kb.training_rows()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         matcher = Matcher(default_language=kb.language).fit(texts, labels)
-    return Bot(kb, matcher, persona, blacklist, flows, entry_flows)
+    return Bot(kb, matcher, persona, blacklist, flows, entry_flows, catalog or Catalog(()))
 
 
 async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str) -> Bot | None:
@@ -111,7 +126,8 @@ async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str)
         rows = await store.entries(session, workspace_id)
         kb = store.to_kb(config, rows)
         entry_flows = {r.key: str(r.content["flow"]) for r in rows if r.content.get("flow")}
-        persona, flows = _persona(config), _flows(config)
+        catalog = products.from_rows(await store.products(session, workspace_id))
+        persona, flows = _persona(config), _flows(config, catalog)
         blacklist = Blacklist.of((config.blacklist or {}).get("terms", []))
     if not kb.entries:
         return None
@@ -121,7 +137,9 @@ async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str)
         if hit is not None and hit[0] == version:
             return hit[1]
         started = time.perf_counter()
-        bot = await asyncio.to_thread(build_bot, kb, persona, blacklist, flows, entry_flows)
+        bot = await asyncio.to_thread(
+            build_bot, kb, persona, blacklist, flows, entry_flows, catalog
+        )
         log.info(
             "bot of workspace %s built (KB version %d, %d entries) in %.2fs",
             workspace_id,
@@ -160,8 +178,9 @@ def _contents(turn: Turn, caps: Capabilities) -> list[OutboundContent]:
     return [OutboundContent(ContentKind.TEXT, text)]
 
 
-async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Outcome:
-    """Let the bot answer one inbound message (the caller checked consent) in the caller's transaction."""
+async def _context(
+    session: AsyncSession, message_id: str
+) -> tuple[Message, Conversation, ChannelRow] | None:
     row = (
         await session.execute(
             select(Message, Conversation, ChannelRow)
@@ -170,9 +189,17 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
             .where(Message.id == message_id)
         )
     ).first()
-    if row is None:
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def handle(
+    session: AsyncSession, bot: Bot | None, message_id: str, *, phrasing: bool = False
+) -> Outcome:
+    """Let the bot answer one inbound message (the caller checked consent) in the caller's transaction."""
+    found = await _context(session, message_id)
+    if found is None:
         return Outcome(route=False)
-    message, conversation, channel = row
+    message, conversation, channel = found
     if bot is None or message.direction != Direction.INBOUND.value:
         return Outcome(route=True)
     if message.content_kind == ContentKind.REACTION.value:
@@ -191,6 +218,40 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
         supports_buttons=caps.interactive and caps.max_buttons >= 2,
         conversation=conversation.id,
     )
+    if memory is None:
+        memory = BotConversation(
+            conversation_id=conversation.id, workspace_id=conversation.workspace_id, state={}
+        )
+        session.add(memory)
+    if turn.action is not None or (phrasing and turn.facts and not turn.handover):
+        # I/O (the shop, a language model) happens in a job, outside this transaction; what it
+        # needs (the order number and second factor) stays in the bot's state, not the job.
+        pending = turn.action or {"kind": "phrase", "turn": _turn_data(turn)}
+        memory.state = {**turn.state, "pending": pending}
+        memory.updated_at = utcnow()
+        queue.enqueue(
+            session,
+            ACTION_JOB,
+            {"message_id": message.id, "conversation_id": conversation.id},
+            workspace_id=conversation.workspace_id,
+            max_attempts=3,
+        )
+        await session.flush()
+        return Outcome(route=False)
+    return await _apply(session, bot, turn, message, conversation, channel, memory)
+
+
+async def _apply(
+    session: AsyncSession,
+    bot: Bot,
+    turn: Turn,
+    message: Message,
+    conversation: Conversation,
+    channel: ChannelRow,
+    memory: BotConversation,
+) -> Outcome:
+    """Queue the turn's reply, store the state, record the turn; hand over when it says so."""
+    caps = channel_factory(channel.kind).capabilities
     now = utcnow()
     sent = 0
     refused = False
@@ -203,12 +264,7 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
             refused = True
             break
     reason = turn.handover or ("cannot_send" if refused else None)
-    if memory is None:
-        memory = BotConversation(
-            conversation_id=conversation.id, workspace_id=conversation.workspace_id, state={}
-        )
-        session.add(memory)
-    memory.state = turn.state
+    memory.state = {k: v for k, v in turn.state.items() if k != "pending"}
     memory.updated_at = now
     if reason is not None:
         text = summary(turn.state, bot.kb, reason, message.body or "")
@@ -239,6 +295,85 @@ async def handle(session: AsyncSession, bot: Bot | None, message_id: str) -> Out
     )
     await session.flush()
     return Outcome(route=reason is not None, sent=sent, handover=reason)
+
+
+def _turn_data(turn: Turn) -> dict[str, Any]:
+    return {
+        "outcome": turn.outcome,
+        "texts": list(turn.texts),
+        "language": turn.language,
+        "buttons": list(turn.buttons),
+        "faq_key": turn.faq_key,
+        "score": turn.score,
+        "facts": turn.facts,
+    }
+
+
+def _turn_from(data: dict[str, Any], state: dict[str, Any]) -> Turn:
+    return Turn(
+        str(data["outcome"]),
+        tuple(data["texts"]),
+        state,
+        str(data["language"]),
+        tuple(data.get("buttons") or ()),
+        data.get("faq_key"),
+        data.get("score"),
+        facts=data.get("facts"),
+    )
+
+
+async def action_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
+    """The I/O part of a bot turn: look the order up and/or phrase the answer, then reply."""
+    message_id = str(job.payload.get("message_id", ""))
+    conversation_id = str(job.payload.get("conversation_id", ""))
+    bot = await bot_for(runtime.sessions, job.workspace_id) if job.workspace_id else None
+    async with runtime.sessions() as session:
+        memory = await session.get(BotConversation, conversation_id)
+        pending = dict((memory.state or {}).get("pending") or {}) if memory else {}
+        customer_text = await session.scalar(select(Message.body).where(Message.id == message_id))
+    settings = runtime.settings
+    turn: Turn | None = None
+    if bot is not None and pending.get("kind") == "order_status":
+        state = dict(memory.state) if memory else {}
+        found = await orders.lookup(
+            runtime.http,
+            settings.shop_url,
+            settings.shop_token,
+            pending.get("order"),
+            pending.get("factor"),
+            settings.shop_timeout_seconds,
+        )
+        language = str(state.get("language") or bot.kb.language)
+        turn = bot.order_result(state, language, pending, found, time.time())
+    elif bot is not None and pending.get("kind") == "phrase":
+        turn = _turn_from(pending["turn"], dict(memory.state) if memory else {})
+    if bot is not None and turn is not None and not turn.handover and llm_enabled(settings):
+        turn = await phrase_turn(
+            runtime.http, settings, bot, turn, customer_text=customer_text or ""
+        )
+    outcome = Outcome(route=False)
+    async with runtime.sessions() as session, session.begin():
+        found_ctx = await _context(session, message_id)
+        memory = await session.get(BotConversation, conversation_id, with_for_update=True)
+        if (
+            turn is not None
+            and bot is not None
+            and found_ctx is not None
+            and memory is not None
+            and memory.handed_over_at is None
+            and found_ctx[1].assignee_id is None
+            and found_ctx[1].queued_at is None
+            and (memory.state or {}).get("pending") == pending
+        ):
+            message, conversation, channel = found_ctx
+            outcome = await _apply(session, bot, turn, message, conversation, channel, memory)
+            if outcome.route:
+                await routing.route_for_message(session, message_id)
+        await queue.finish(session, job.id, worker_id)
+    runtime.jobs_ready.set()
+    if job.workspace_id and (outcome.sent or outcome.handover):
+        kind = CONVERSATION_UPDATED if outcome.handover else MESSAGE_NEW
+        await runtime.events.publish(Event(job.workspace_id, kind, conversation_id))
 
 
 async def reset(session: AsyncSession, conversation_id: str) -> None:

@@ -13,7 +13,7 @@ _EMOJI = re.compile(
 )
 
 # Keys: text name, then form ("du"/"sie"); each value is one text or a list of variants.
-DEFAULT_TEXTS: dict[str, dict[str, dict[str, Any]]] = {
+DEFAULT_TEXTS: dict[str, dict[str, Any]] = {
     "de": {
         "greeting": {
             "du": "Hallo! Ich bin {name}, der digitale Assistent von {business} 👋 Wie kann ich dir helfen?",
@@ -39,6 +39,59 @@ DEFAULT_TEXTS: dict[str, dict[str, dict[str, Any]]] = {
             "du": "Zu anderen Anbietern kann ich nichts sagen, aber gern helfe ich dir bei uns weiter.",
             "sie": "Zu anderen Anbietern kann ich nichts sagen, aber gern helfe ich Ihnen bei uns weiter.",
         },
+        "product_in_stock": {
+            "du": "{product} gibt es in Größe {size}: vorrätig, {price}. {url}",
+            "sie": "{product} gibt es in Größe {size}: vorrätig, {price}. {url}",
+        },
+        "product_size_sold_out": {
+            "du": "{product} in Größe {size} ist gerade leider ausverkauft. Vorrätig: {sizes}.",
+            "sie": "{product} in Größe {size} ist gerade leider ausverkauft. Vorrätig: {sizes}.",
+        },
+        "product_size_not_offered": {
+            "du": "{product} gibt es nicht in Größe {size}. Vorrätig: {sizes}.",
+            "sie": "{product} gibt es nicht in Größe {size}. Vorrätig: {sizes}.",
+        },
+        "product_info": {
+            "du": "{product} kostet {price}. Vorrätige Größen: {sizes}. Welche Größe brauchst du? {url}",
+            "sie": "{product} kostet {price}. Vorrätige Größen: {sizes}. Welche Größe brauchen Sie? {url}",
+        },
+        "product_info_no_sizes": {
+            "du": "{product} kostet {price} und ist vorrätig. {url}",
+            "sie": "{product} kostet {price} und ist vorrätig. {url}",
+        },
+        "product_sold_out": {
+            "du": "{product} ist gerade leider ausverkauft.",
+            "sie": "{product} ist gerade leider ausverkauft.",
+        },
+        "finder_results": {
+            "du": "Das passt zu deiner Suche:\n{list}",
+            "sie": "Das passt zu Ihrer Suche:\n{list}",
+        },
+        "finder_none": {
+            "du": "Dazu habe ich gerade leider nichts Passendes vorrätig. Schreib „Mitarbeiter“, dann hilft dir jemand aus dem Team weiter.",
+            "sie": "Dazu habe ich gerade leider nichts Passendes vorrätig. Schreiben Sie „Mitarbeiter“, dann hilft Ihnen jemand aus dem Team weiter.",
+        },
+        "order_status": {
+            "du": "Deine Bestellung {order}: {status}.",
+            "sie": "Ihre Bestellung {order}: {status}.",
+        },
+        "order_status_tracking": {
+            "du": "Deine Bestellung {order}: {status}. Sendungsverfolgung: {tracking}",
+            "sie": "Ihre Bestellung {order}: {status}. Sendungsverfolgung: {tracking}",
+        },
+        "order_not_found": {
+            "du": "Zu dieser Bestellnummer und dieser Angabe finde ich keine Bestellung. Bitte prüf beide noch einmal.",
+            "sie": "Zu dieser Bestellnummer und dieser Angabe finde ich keine Bestellung. Bitte prüfen Sie beide noch einmal.",
+        },
+        "order_unavailable": {
+            "du": "Ich komme gerade nicht an den Bestellstatus.",
+            "sie": "Ich komme gerade nicht an den Bestellstatus.",
+        },
+        "status_processing": "in Bearbeitung",
+        "status_shipped": "versandt",
+        "status_delivered": "zugestellt",
+        "status_cancelled": "storniert",
+        "status_returned": "zurückgeschickt",
     },
     "en": {
         "greeting": {
@@ -65,6 +118,59 @@ DEFAULT_TEXTS: dict[str, dict[str, dict[str, Any]]] = {
             "du": "I can't comment on other providers, but I'm happy to help you with ours.",
             "sie": "I cannot comment on other providers, but I am glad to help you with ours.",
         },
+        "product_in_stock": {
+            "du": "{product} in size {size}: in stock, {price}. {url}",
+            "sie": "{product} in size {size}: in stock, {price}. {url}",
+        },
+        "product_size_sold_out": {
+            "du": "{product} in size {size} is sold out right now. In stock: {sizes}.",
+            "sie": "{product} in size {size} is sold out at the moment. In stock: {sizes}.",
+        },
+        "product_size_not_offered": {
+            "du": "{product} doesn't come in size {size}. In stock: {sizes}.",
+            "sie": "{product} does not come in size {size}. In stock: {sizes}.",
+        },
+        "product_info": {
+            "du": "{product} costs {price}. Sizes in stock: {sizes}. Which size do you need? {url}",
+            "sie": "{product} costs {price}. Sizes in stock: {sizes}. Which size do you need? {url}",
+        },
+        "product_info_no_sizes": {
+            "du": "{product} costs {price} and is in stock. {url}",
+            "sie": "{product} costs {price} and is in stock. {url}",
+        },
+        "product_sold_out": {
+            "du": "{product} is sold out right now.",
+            "sie": "{product} is sold out at the moment.",
+        },
+        "finder_results": {
+            "du": "Here is what fits:\n{list}",
+            "sie": "These match your search:\n{list}",
+        },
+        "finder_none": {
+            "du": "I have nothing in stock that fits, sorry. Type “agent” and someone from the team will help.",
+            "sie": "I am afraid nothing in stock fits. Type “agent” and a member of our team will help.",
+        },
+        "order_status": {
+            "du": "Your order {order}: {status}.",
+            "sie": "Your order {order}: {status}.",
+        },
+        "order_status_tracking": {
+            "du": "Your order {order}: {status}. Tracking: {tracking}",
+            "sie": "Your order {order}: {status}. Tracking: {tracking}",
+        },
+        "order_not_found": {
+            "du": "I can't find an order with this number and these details. Please check both.",
+            "sie": "I cannot find an order with this number and these details. Please check both.",
+        },
+        "order_unavailable": {
+            "du": "I can't reach the order status right now.",
+            "sie": "I cannot reach the order status at the moment.",
+        },
+        "status_processing": "being processed",
+        "status_shipped": "shipped",
+        "status_delivered": "delivered",
+        "status_cancelled": "cancelled",
+        "status_returned": "returned",
     },
 }
 

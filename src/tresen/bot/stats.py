@@ -47,7 +47,7 @@ class Unanswered:
     last_at: datetime
 
 
-ANSWERED = ("answered", "flow", "blacklisted", "greeting")
+ANSWERED = ("answered", "flow", "blacklisted", "greeting", "product", "order")
 
 
 async def per_day(

@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot.flows import FlowError, parse_flow
 from tresen.bot.kb import FaqEntry, KnowledgeBase, KnowledgeBaseError, parse_kb
-from tresen.db.tables import BotConfig, BotFaq
+from tresen.bot.persona import DEFAULT_TEXTS as DEFAULT_PERSONA_TEXTS
+from tresen.bot.persona import Persona
+from tresen.bot.products import Product
+from tresen.db.tables import BotConfig, BotFaq, BotProduct
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 
@@ -283,3 +286,118 @@ async def save_settings(
     config.blacklist = {"terms": terms}
     await session.flush()
     await bump(session, workspace_id)
+
+
+async def import_products(session: AsyncSession, workspace_id: str, products: list[Product]) -> int:
+    """Replace the workspace's product catalog (in the caller's transaction)."""
+    await config_for(session, workspace_id)
+    await session.execute(delete(BotProduct).where(BotProduct.workspace_id == workspace_id))
+    now = utcnow()
+    session.add_all(
+        BotProduct(
+            id=new_id(),
+            workspace_id=workspace_id,
+            sku=p.sku,
+            name=p.name,
+            brand=p.brand,
+            category=p.category,
+            sizes={"sizes": list(p.sizes), "stock": dict(p.stock_by_size)},
+            price_cents=p.price_cents,
+            stock=p.stock,
+            url=p.url,
+            updated_at=now,
+        )
+        for p in products
+    )
+    await session.flush()
+    await bump(session, workspace_id)
+    return len(products)
+
+
+async def products(session: AsyncSession, workspace_id: str) -> list[BotProduct]:
+    """The workspace's product rows by article number."""
+    return list(
+        await session.scalars(
+            select(BotProduct)
+            .where(BotProduct.workspace_id == workspace_id)
+            .order_by(BotProduct.sku)
+        )
+    )
+
+
+TEXT_KEYS = tuple(DEFAULT_PERSONA_TEXTS["de"])
+MAX_BOT_TEXT = 1000
+
+
+def persona_text(config: BotConfig | None, language: str, key: str) -> str:
+    """The text `key` as the bot says it now (its override or the default), in the current form;
+    variants (the "didn't understand" replies) one per line."""
+    raw = dict((config.persona if config else None) or {})
+    persona = Persona(
+        form=str(raw.get("form", "sie")) if raw.get("form") in ("du", "sie") else "sie",
+        texts=raw.get("texts") or {},
+    )
+    return "\n".join(persona._variants(key, language))
+
+
+async def save_texts(
+    session: AsyncSession, workspace_id: str, texts: dict[str, dict[str, str]]
+) -> None:
+    """Override bot texts per language and key for the current form of address; a text equal
+    to the default (or empty) goes back to the default. ValueError names a bad text."""
+    config = await config_for(session, workspace_id)
+    persona = dict(config.persona or {})
+    form = str(persona.get("form")) if persona.get("form") in ("du", "sie") else "sie"
+    overrides: dict[str, dict[str, Any]] = {
+        lang: dict(v) for lang, v in (persona.get("texts") or {}).items()
+    }
+    for lang, by_key in texts.items():
+        if lang not in DEFAULT_PERSONA_TEXTS:
+            raise ValueError(f"{lang!r} is not a bot language")
+        for key, text in by_key.items():
+            if key not in TEXT_KEYS:
+                raise ValueError(f"{key!r} is not a bot text")
+            text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+            if key == "fallback":  # the variants, one per line
+                lines = [line.strip() for line in text.split("\n") if line.strip()]
+            else:
+                lines = [text] if text else []
+            if sum(len(line) for line in lines) > MAX_BOT_TEXT:
+                raise ValueError(f"{lang}/{key}: at most {MAX_BOT_TEXT} characters")
+            try:
+                for line in lines:
+                    line.format_map(_AnyValue())
+            except (ValueError, IndexError) as exc:
+                raise ValueError(f"{lang}/{key}: braces must name a value like {{name}}") from exc
+            default = DEFAULT_PERSONA_TEXTS[lang][key]
+            current = overrides.get(lang, {}).get(key)
+            if not lines or lines == _form_value(default, form):
+                if isinstance(current, dict):
+                    current.pop(form, None)
+                    if not current:
+                        overrides.get(lang, {}).pop(key, None)
+                else:
+                    overrides.get(lang, {}).pop(key, None)
+                continue
+            stored: Any = lines if key == "fallback" else lines[0]
+            merged = dict(current) if isinstance(current, dict) else {}
+            if isinstance(default, dict):
+                merged[form] = stored
+                overrides.setdefault(lang, {})[key] = merged
+            else:
+                overrides.setdefault(lang, {})[key] = stored
+    persona["texts"] = {lang: v for lang, v in overrides.items() if v}
+    config.persona = persona
+    await session.flush()
+    await bump(session, workspace_id)
+
+
+def _form_value(value: Any, form: str) -> list[str]:
+    if isinstance(value, dict):
+        value = value.get(form) or next(iter(value.values()))
+    return [value] if isinstance(value, str) else list(value)
+
+
+class _AnyValue(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""

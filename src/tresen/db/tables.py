@@ -500,6 +500,25 @@ class BotFaq(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BotProduct(Base):
+    """One product of the workspace's catalog (imported), for the bot's product answers."""
+
+    __tablename__ = "bot_products"
+    __table_args__ = (UniqueConstraint("workspace_id", "sku"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    brand: Mapped[str] = mapped_column(String(100), default="")
+    category: Mapped[str] = mapped_column(String(100), default="")
+    # {"sizes": ["40", "41"], "stock": {"40": 2}} (stock per size; empty: `stock` for all sizes)
+    sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer, default=0)  # all sizes together
+    url: Mapped[str] = mapped_column(String(1000), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BotConversation(Base):
     """The bot's memory of one conversation: slots, flow, misses, hand-over."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from tresen.domain.message import (
     SenderKind,
     states_below,
 )
+from tresen.domain.text import strip_control_deep
 from tresen.jobs import queue
 from tresen.media import schedule as media_schedule
 
@@ -71,6 +72,7 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     """
     result = IngestResult()
     now = utcnow()
+    parsed = storable(parsed)
     for message in parsed.messages:
         stored_before = len(result.new_message_ids)
         await _store_message(session, channel, message, now, result)
@@ -139,6 +141,24 @@ async def keep_own_statuses(
     if len(kept) == len(parsed.statuses):
         return parsed
     return ParsedWebhook(parsed.messages, kept, parsed.errors)
+
+
+def _storable_event(event: Any) -> Any:
+    changes = {
+        f.name: strip_control_deep(getattr(event, f.name))
+        for f in fields(event)
+        if type(getattr(event, f.name)) in (str, dict)  # enums stay as they are
+    }
+    return replace(event, **changes)
+
+
+def storable(parsed: ParsedWebhook) -> ParsedWebhook:
+    """The webhook's events with control characters removed from every text (all channels)."""
+    return ParsedWebhook(
+        [_storable_event(m) for m in parsed.messages],
+        [_storable_event(s) for s in parsed.statuses],
+        parsed.errors,
+    )
 
 
 async def conversation_for(

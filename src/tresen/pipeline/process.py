@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot import live
+from tresen.bot.llm import llm_enabled
 from tresen.broadcast import topics
 from tresen.db.tables import Contact, Conversation, Message
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
@@ -56,7 +57,9 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
                     session, runtime.settings, message_id, consent_ok=consent_now == "granted"
                 )
             if allowed and command is None:
-                outcome = await live.handle(session, bot, message_id)
+                outcome = await live.handle(
+                    session, bot, message_id, phrasing=llm_enabled(runtime.settings)
+                )
             else:
                 # With a bot, a conversation waits for the customer's yes, not for an agent.
                 outcome = live.Outcome(route=bot is None)
@@ -88,4 +91,4 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
         await runtime.events.publish(Event(job.workspace_id, kind, conversation_id))
 
 
-HANDLERS = {PROCESS_JOB: process_job}
+HANDLERS = {PROCESS_JOB: process_job, live.ACTION_JOB: live.action_job}

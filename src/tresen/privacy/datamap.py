@@ -287,6 +287,15 @@ TABLES: tuple[TableEntry, ...] = (
         "the bot's settings and tone",
     ),
     TableEntry(
+        "bot_products",
+        "none",
+        (),
+        ("sku", "name", "brand", "category", "sizes", "url"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "the product catalog the bot answers from (imported by the business)",
+    ),
+    TableEntry(
         "bot_faqs",
         "none",
         (),

@@ -236,7 +236,101 @@ async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[
     return Redirect("/inbox/admin/bot", status_code=303)
 
 
+TEXT_LABELS = {
+    "greeting": "Greeting",
+    "fallback": "Didn't understand (variants, one per line)",
+    "handover": "Hand-over",
+    "blacklisted": "Question about another provider",
+    "product_in_stock": "Product in stock in the size asked",
+    "product_size_sold_out": "Product sold out in the size asked",
+    "product_size_not_offered": "Product not made in the size asked",
+    "product_info": "Product: price and sizes",
+    "product_info_no_sizes": "Product without sizes: price",
+    "product_sold_out": "Product sold out",
+    "finder_results": "Product finder: results",
+    "finder_none": "Product finder: nothing found",
+    "order_status": "Order status",
+    "order_status_tracking": "Order status with tracking link",
+    "order_not_found": "Order not found (or wrong postcode/e-mail)",
+    "order_unavailable": "Shop not reachable",
+    "status_processing": "Order state: processing",
+    "status_shipped": "Order state: shipped",
+    "status_delivered": "Order state: delivered",
+    "status_cancelled": "Order state: cancelled",
+    "status_returned": "Order state: returned",
+}
+
+
+async def _texts_page(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    error: str | None = None,
+    posted: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response[str]:
+    async with _runtime(request).sessions() as session:
+        config = await session.get(BotConfig, actor.user.workspace_id)
+    fields = [
+        {
+            "key": key,
+            "label": TEXT_LABELS.get(key, key),
+            "values": {
+                lang: (posted or {}).get(f"{lang}__{key}", store.persona_text(config, lang, key))
+                for lang in LANGUAGES
+            },
+        }
+        for key in store.TEXT_KEYS
+    ]
+    persona = (config.persona if config else None) or {}
+    return render(
+        request,
+        "admin_bot_texts.html",
+        status_code=status_code,
+        actor=actor,
+        fields=fields,
+        languages=list(LANGUAGES),
+        form=persona.get("form", "sie"),
+        error=error,
+    )
+
+
+@get("/inbox/admin/bot/texts", include_in_schema=False)
+async def bot_texts(request: Request[Any, Any, Any]) -> Response[str]:
+    """Every text the bot says, per language, for the current form of address."""
+    return await _texts_page(request, await _admin(request))
+
+
+@post("/inbox/admin/bot/texts", include_in_schema=False, status_code=303)
+async def bot_texts_save(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """Save the bot's texts; an empty text or the default goes back to the default."""
+    actor = await _admin(request)
+    texts: dict[str, dict[str, str]] = {}
+    for name, value in data.items():
+        lang, _, key = str(name).partition("__")
+        if lang in LANGUAGES and key in store.TEXT_KEYS:
+            texts.setdefault(lang, {})[key] = str(value)[:5000]
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await store.save_texts(session, actor.user.workspace_id, texts)
+    except ValueError as exc:
+        return await _texts_page(request, actor, str(exc), dict(data), status_code=422)
+    await _audit(
+        request, actor, "bot.texts_changed", actor.user.workspace_id, subject_type="workspace"
+    )
+    return Redirect("/inbox/admin/bot/texts", status_code=303)
+
+
 bot_admin_router = Router(
     path="/",
-    route_handlers=[bot_overview, bot_settings, faq_add, faq_edit, faq_save, faq_delete, teach],
+    route_handlers=[
+        bot_overview,
+        bot_settings,
+        bot_texts,
+        bot_texts_save,
+        faq_add,
+        faq_edit,
+        faq_save,
+        faq_delete,
+        teach,
+    ],
 )
