@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, TypeDecorator
+from sqlalchemy import JSON, DateTime, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+
+from tresen.db import crypto
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -39,3 +42,68 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted at rest when a keyring is in use (plaintext rows still read fine)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, aad: str) -> None:
+        super().__init__()
+        self.aad = aad.encode()
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        keyring = crypto.active()
+        if value is None or keyring is None or value.startswith(crypto.PREFIX):
+            return value
+        return keyring.encrypt(value.encode(), self.aad)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or not str(value).startswith(crypto.PREFIX):
+            return value
+        keyring = crypto.active()
+        if keyring is None:
+            raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
+        return keyring.decrypt(str(value), self.aad).decode()
+
+
+class EncryptedJson(TypeDecorator[Any]):
+    """A JSON document stored as {"_enc": token} when a keyring is in use."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, aad: str) -> None:
+        super().__init__()
+        self.aad = aad.encode()
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        keyring = crypto.active()
+        if value is None or keyring is None or _sealed(value):
+            return value
+        return {ENC_KEY: keyring.encrypt(json.dumps(value, ensure_ascii=False).encode(), self.aad)}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if not _sealed(value):
+            return value
+        keyring = crypto.active()
+        if keyring is None:
+            raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
+        return json.loads(keyring.decrypt(value[ENC_KEY], self.aad))
+
+
+ENC_KEY = "_enc"
+
+
+def _sealed(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and isinstance(value.get(ENC_KEY), str)
+        and value[ENC_KEY].startswith(crypto.PREFIX)
+    )

@@ -18,6 +18,7 @@ from tresen.db.tables import (
     ConversationLabel,
     Message,
 )
+from tresen.privacy.visibility import Withholding
 
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 200
@@ -274,10 +275,12 @@ async def search(
     limit: int = 50,
     before: str | None = None,
     visible: ColumnElement[bool] | None = None,
+    withholding: Withholding | None = None,
 ) -> SearchPage:
     """Conversations with a matching message (newest activity first) and matching contacts.
 
-    `visible` is an extra WHERE clause on conversations, e.g. `permissions.visible(actor)`.
+    `visible` is an extra WHERE clause on conversations, e.g. `permissions.visible(actor)`;
+    messages `withholding` hides (before consent, restricted) never match.
     A label alone (no words) lists the conversations carrying it, with their latest message.
     """
     terms = parse_query(query)
@@ -292,6 +295,8 @@ async def search(
     message_where: list[ColumnElement[bool]] = [Message.workspace_id == workspace_id]
     if matcher is not None:
         message_where.append(matcher.messages())
+    if withholding is not None:
+        message_where.append(~withholding.message_hidden())
     if since is not None:
         message_where.append(Message.created_at >= since)
     if until is not None:

@@ -206,3 +206,27 @@ def hold(
 
     _run(work)
     typer.echo(f"{conversation_id}\tlegal hold {'released' if release else 'on'}")
+
+
+def _restrict(contact_id: str, restricted: bool) -> None:
+    from tresen.privacy.restriction import set_restricted
+
+    async def work(runtime: Any) -> Any:
+        ws = await _workspace_of(runtime, contact_id)
+        async with runtime.sessions() as session, session.begin():
+            await set_restricted(session, ws, contact_id, restricted, actor_id=None, via="cli")
+
+    _run(work)
+    typer.echo(f"{contact_id}\t{'restricted' if restricted else 'not restricted'}")
+
+
+@privacy_app.command("restrict")
+def restrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")]) -> None:
+    """Restrict processing (Art. 18): data kept; no bot, replies, broadcasts, routing; audited."""
+    _restrict(contact_id, True)
+
+
+@privacy_app.command("unrestrict")
+def unrestrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")]) -> None:
+    """Lift a restriction: the contact is processed again from the next message on; audited."""
+    _restrict(contact_id, False)

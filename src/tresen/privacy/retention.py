@@ -113,6 +113,11 @@ class RetentionResult:
     orphan_files: int
 
 
+def _restricted_contacts() -> Any:
+    """Contacts under restriction (Art. 18): their data is only stored, so retention keeps it."""
+    return select(Contact.id).where(Contact.restricted_at.is_not(None))
+
+
 def _held(contact_id: Any) -> Any:
     return exists().where(Conversation.contact_id == contact_id, Conversation.legal_hold.is_(True))
 
@@ -125,6 +130,7 @@ async def _expired_conversations(
             select(Conversation.id).where(
                 Conversation.workspace_id == workspace_id,
                 Conversation.legal_hold.is_(False),
+                Conversation.contact_id.not_in(_restricted_contacts()),
                 Conversation.status == "resolved",
                 func.coalesce(Conversation.last_message_at, Conversation.created_at) < cutoff,
             )
@@ -160,6 +166,7 @@ async def run_workspace(
                     Message.content_kind == "media",
                     Message.created_at < cutoff,
                     Conversation.legal_hold.is_(False),
+                    Conversation.contact_id.not_in(_restricted_contacts()),
                 )
             )
         ).all()
@@ -190,6 +197,7 @@ async def run_workspace(
                 select(Contact.id).where(
                     Contact.workspace_id == ws,
                     func.coalesce(last, Contact.created_at) < cutoff,
+                    Contact.restricted_at.is_(None),
                     ~_held(Contact.id),
                 )
             )
@@ -202,6 +210,7 @@ async def run_workspace(
                     Contact.workspace_id == ws,
                     Contact.consent_state.in_(("asked", "refused")),
                     Contact.updated_at < cutoff,
+                    Contact.restricted_at.is_(None),
                     ~_held(Contact.id),
                 )
             )

@@ -45,7 +45,7 @@ async def current_actor(request: Request[Any, Any, Any]) -> Actor:
         user = await accounts.user_for_token(session, token)
         if user is None:
             raise SignInRequired()
-        actor = await actor_for(session, user)
+        actor = await actor_for(session, user, _runtime(request).settings)
     i18n.current_language.set(i18n.pick_language(user.language, None))
     return actor
 
@@ -144,6 +144,7 @@ async def search_page(
                 channel_id=channel_id or None,
                 label=label or None,
                 visible=visible(actor),
+                withholding=actor.withholding,
             )
             labelled = await labels_for(session, [h.id for h in page.conversations])
             search_labels = await workspace_labels(session, actor.user.workspace_id)
@@ -302,6 +303,32 @@ async def contact_erase(
         raise service.NotFound(contact_id) from exc
     await runtime.events.publish(Event(actor.user.workspace_id, RESYNC, "", {}))
     return Redirect("/inbox", status_code=303)
+
+
+@post("/inbox/contacts/{contact_id:str}/restrict", include_in_schema=False, status_code=303)
+async def contact_restrict(
+    request: Request[Any, Any, Any], contact_id: FromPath[str], data: Form
+) -> Redirect:
+    """Restrict processing of a contact (Art. 18) or lift it (admins; audited)."""
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.restriction import set_restricted
+
+    actor = await _privacy_admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await set_restricted(
+                session,
+                actor.user.workspace_id,
+                contact_id,
+                data.get("restricted") == "1",
+                actor_id=actor.user.id,
+                via="inbox",
+            )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    await _runtime(request).events.publish(Event(actor.user.workspace_id, RESYNC, "", {}))
+    back = str(data.get("c", ""))[:26]
+    return Redirect(f"/inbox/c/{back}" if back.isalnum() else "/inbox", status_code=303)
 
 
 def _view(value: str | None) -> str:
@@ -603,6 +630,7 @@ inbox_router = Router(
         admin_totp_off,
         contact_export,
         contact_erase,
+        contact_restrict,
         login_page,
         login_submit,
         logout,

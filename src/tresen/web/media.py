@@ -14,7 +14,7 @@ from litestar.response import File
 from sqlalchemy import select
 
 from tresen.channels.base import channel_factory
-from tresen.db.tables import ChannelRow, Conversation, Media, Message
+from tresen.db.tables import ChannelRow, Contact, Conversation, Media, Message
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, Direction
 from tresen.events import MESSAGE_NEW, Event
@@ -66,17 +66,26 @@ async def media_file(request: Request[Any, Any, Any], media_id: FromPath[str]) -
     async with runtime.sessions() as session, session.begin():
         found = (
             await session.execute(
-                select(Media, Conversation)
+                select(
+                    Media,
+                    Conversation,
+                    Message.direction,
+                    Contact.consent_state,
+                    Contact.restricted_at,
+                )
                 .join(Message, Message.id == Media.message_id)
                 .join(Conversation, Conversation.id == Message.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
                 .where(Media.id == media_id, Media.workspace_id == actor.user.workspace_id)
             )
         ).first()
         if found is None or found[0].state != store.STORED:
             raise service.NotFound(media_id)
-        media, conversation = found
+        media, conversation, direction, state, restricted_at = found
         if not may(actor, Action.VIEW, conversation):
             raise service.Forbidden("you may not see this conversation")
+        if actor.withholding.reason(state, restricted_at is not None, direction):
+            raise service.Forbidden("this file is withheld until the customer consents")
         await audit.record(
             session,
             actor.user.workspace_id,
