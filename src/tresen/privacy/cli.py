@@ -230,3 +230,49 @@ def restrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")
 def unrestrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")]) -> None:
     """Lift a restriction: the contact is processed again from the next message on; audited."""
     _restrict(contact_id, False)
+
+
+@privacy_app.command("proof")
+def proof(
+    contact_id: Annotated[str, typer.Argument(help="The contact's id (also of an erased one).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML page.")],
+    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (needed for an erased contact).")
+    ] = None,
+) -> None:
+    """Write a printable proof of consent (every consent event) as HTML; audited."""
+    from tresen.db.tables import ConsentEvent
+    from tresen.privacy.proof import consent_proof
+
+    if language not in ("de", "en"):
+        fail(f"--lang must be de or en, got {language!r}")
+    if out.exists() and out.is_dir():
+        fail(f"--out {out} is a directory; name a file such as proof.html")
+
+    async def work(runtime: Any) -> Any:
+        ws = workspace
+        if ws is None:
+            try:
+                ws = await _workspace_of(runtime, contact_id)
+            except LookupError:
+                async with runtime.sessions() as session:
+                    found = set(
+                        await session.scalars(
+                            select(ConsentEvent.workspace_id).where(
+                                ConsentEvent.contact_id == contact_id
+                            )
+                        )
+                    )
+                if len(found) != 1:
+                    raise
+                ws = found.pop()
+        async with runtime.sessions() as session, session.begin():
+            return await consent_proof(
+                session, ws, contact_id, language=language, actor_id=None, via="cli"
+            )
+
+    page = _run(work)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {out}")

@@ -331,6 +331,34 @@ async def contact_restrict(
     return Redirect(f"/inbox/c/{back}" if back.isalnum() else "/inbox", status_code=303)
 
 
+@get("/inbox/contacts/{contact_id:str}/consent-proof", include_in_schema=False)
+async def contact_consent_proof(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> Response[str]:
+    """A printable proof of consent for one contact (admins; audited)."""
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.proof import CONTENT_SECURITY_POLICY, consent_proof
+
+    actor = await _privacy_admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            page = await consent_proof(
+                session,
+                actor.user.workspace_id,
+                contact_id,
+                language=i18n.current_language.get(),
+                actor_id=actor.user.id,
+                via="inbox",
+            )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"content-security-policy": CONTENT_SECURITY_POLICY, "cache-control": "no-store"},
+    )
+
+
 def _view(value: str | None) -> str:
     return value if value in service.VIEWS else "all"
 
@@ -631,6 +659,7 @@ inbox_router = Router(
         contact_export,
         contact_erase,
         contact_restrict,
+        contact_consent_proof,
         login_page,
         login_submit,
         logout,

@@ -19,8 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("contacts") as batch:
-        batch.add_column(sa.Column("restricted_at", UTCDateTime(), nullable=True))
+    op.add_column("contacts", sa.Column("restricted_at", UTCDateTime(), nullable=True))
     op.create_table(
         "erasure_requests",
         sa.Column("id", sa.String(26), nullable=False),
@@ -53,5 +52,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("erasure_requests")
-    with op.batch_alter_table("contacts") as batch:
-        batch.drop_column("restricted_at")
+    op.drop_column("contacts", "restricted_at")  # SQLite >= 3.35 drops a column in place
