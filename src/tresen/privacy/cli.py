@@ -276,3 +276,39 @@ def proof(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     typer.echo(f"wrote {out}")
+
+
+@privacy_app.command("records")
+def records(
+    fmt: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
+    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (default: the only one).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the records of processing activities (Art. 30) generated from the configuration."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.records import FORMATS, build, render
+
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if language not in ("de", "en"):
+        fail(f"--lang must be de or en, got {language!r}")
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session:
+            ids = list(await session.scalars(select(Workspace.id)))
+            ws = workspace or (ids[0] if len(ids) == 1 else None)
+            if ws is None or ws not in ids:
+                raise LookupError(
+                    "name the workspace with --workspace (ids: " + ", ".join(ids) + ")"
+                )
+            return render(await build(session, ws, runtime.settings, language), fmt, language)
+
+    text = _run(work)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")

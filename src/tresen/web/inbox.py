@@ -359,6 +359,39 @@ async def contact_consent_proof(
     )
 
 
+@get("/inbox/admin/privacy", include_in_schema=False)
+async def admin_privacy(
+    request: Request[Any, Any, Any], format: FromQuery[str | None] = None
+) -> Response[Any]:
+    """Records of processing (Art. 30) from the configuration: the page, or a download."""
+    from markupsafe import Markup
+
+    from tresen.privacy.records import FORMATS, as_html, build
+    from tresen.privacy.records import render as render_records
+
+    actor = await _privacy_admin(request)
+    language = i18n.current_language.get()
+    async with _runtime(request).sessions() as session:
+        records = await build(
+            session, actor.user.workspace_id, _runtime(request).settings, language
+        )
+    if format is None:
+        fragment = Markup(as_html(records, language, fragment=True))
+        return render(request, "admin_privacy.html", actor=actor, records_html=fragment)
+    if format not in FORMATS:
+        return Response(
+            f"format must be one of {', '.join(FORMATS)}",
+            status_code=400,
+            media_type="text/plain; charset=utf-8",
+        )
+    media = {"md": "text/markdown", "html": "text/html", "json": "application/json"}[format]
+    return Response(
+        render_records(records, format, language),
+        media_type=f"{media}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="records-of-processing.{format}"'},
+    )
+
+
 def _view(value: str | None) -> str:
     return value if value in service.VIEWS else "all"
 
@@ -660,6 +693,7 @@ inbox_router = Router(
         contact_erase,
         contact_restrict,
         contact_consent_proof,
+        admin_privacy,
         login_page,
         login_submit,
         logout,
