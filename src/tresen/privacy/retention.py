@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tresen.db.tables import Contact, Conversation, Message, Workspace
 from tresen.db.types import utcnow
 from tresen.privacy import audit
-from tresen.privacy.erasure import compact, erase_contact, media_file, merge_search_index
+from tresen.privacy.erasure import (
+    compact,
+    erase_contact,
+    media_file,
+    merge_search_index,
+    resume_pending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +266,10 @@ async def run(
     now: datetime | None = None,
     engine: AsyncEngine | None = None,
 ) -> RetentionResult:
-    """Apply retention in every workspace, each in its own transaction; then remove files."""
+    """Finish interrupted erasures; apply retention in every workspace, each in its own
+    transaction; then remove files."""
+    if engine is not None:
+        await resume_pending(engine, sessions, secret_key=secret_key, data_dir=data_dir)
     now = now or utcnow()
     async with sessions() as session:
         workspaces = list(await session.scalars(select(Workspace)))
@@ -296,7 +305,17 @@ def _remove(paths: list[Path]) -> None:
 
 
 async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
-    """Run retention every TRESEN_RETENTION_HOURS while a worker runs (0: off)."""
+    """On start, finish interrupted erasures; then run retention every TRESEN_RETENTION_HOURS
+    while a worker runs (0: off; erasures are still finished at start)."""
+    try:
+        await resume_pending(
+            runtime.engine,
+            runtime.sessions,
+            secret_key=runtime.settings.secret_key,
+            data_dir=runtime.settings.data_dir,
+        )
+    except Exception:
+        log.exception("resuming unfinished erasures failed; the next retention run tries again")
     interval = runtime.settings.retention_hours * 3600
     if interval <= 0:
         return
