@@ -12,6 +12,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "tresen:enc1:"
+RAW = "tresen:raw:"
+"""Marks a plaintext value that happens to start like a ciphertext (written as it came)."""
+PLAINTEXT = "none"
+"""As the first entry of TRESEN_ENCRYPTION_KEYS: write plaintext, decrypt with the keys after."""
 FILE_MAGIC = b"TRESENC1"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NONCE = 12
@@ -25,11 +29,19 @@ class DecryptionError(ValueError):
 class Keyring:
     """The keys of this install; `current` encrypts, every key decrypts."""
 
-    current: str
+    current: str | None
+    """None: decrypt only, new data is written in plaintext (to turn encryption off)."""
     keys: dict[str, bytes]
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether new data is encrypted."""
+        return self.current is not None
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> str:
         """A text token: prefix, key id, base64 of nonce and ciphertext."""
+        if self.current is None:
+            raise ValueError("this keyring only decrypts")
         nonce = os.urandom(_NONCE)
         sealed = AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, aad)
         return f"{PREFIX}{self.current}:{base64.b64encode(nonce + sealed).decode()}"
@@ -48,6 +60,8 @@ class Keyring:
 
     def seal_file(self, content: bytes) -> bytes:
         """File bytes: magic, key id, nonce, ciphertext (authenticated)."""
+        if self.current is None:
+            raise ValueError("this keyring only decrypts")
         kid = self.current.encode()
         nonce = os.urandom(_NONCE)
         sealed = AESGCM(self.keys[self.current]).encrypt(nonce, content, FILE_MAGIC + kid)
@@ -91,6 +105,9 @@ def parse_keys(text: str) -> Keyring | None:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
+        if part == PLAINTEXT and not order and not keys:
+            order.append(PLAINTEXT)
+            continue
         key_id, sep, encoded = part.partition("=")
         key_id = key_id.strip()
         if not sep or not _KEY_ID.match(key_id):
@@ -108,7 +125,13 @@ def parse_keys(text: str) -> Keyring | None:
             raise ValueError(f"key id {key_id!r} appears twice")
         keys[key_id] = raw
         order.append(key_id)
-    return Keyring(order[0], keys) if order else None
+    if not order:
+        return None
+    if order[0] == PLAINTEXT:
+        if not keys:
+            raise ValueError(f"{PLAINTEXT!r} must be followed by the keys to decrypt with")
+        return Keyring(None, keys)
+    return Keyring(order[0], keys)
 
 
 def new_key() -> str:
@@ -131,8 +154,8 @@ def active() -> Keyring | None:
 
 
 def seal_bytes(content: bytes) -> bytes:
-    """File content as stored: encrypted when a keyring is in use."""
-    return _active.seal_file(content) if _active is not None else content
+    """File content as stored: encrypted when a keyring that encrypts is in use."""
+    return _active.seal_file(content) if _active is not None and _active.encrypts else content
 
 
 def open_bytes(content: bytes) -> bytes:

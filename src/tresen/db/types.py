@@ -56,17 +56,26 @@ class EncryptedText(TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         keyring = crypto.active()
-        if value is None or keyring is None or value.startswith(crypto.PREFIX):
-            return value
-        return keyring.encrypt(value.encode(), self.aad)
+        if value is None:
+            return None
+        if keyring is not None and keyring.encrypts:
+            return keyring.encrypt(value.encode(), self.aad)
+        if value.startswith((crypto.PREFIX, crypto.RAW)):
+            return crypto.RAW + value  # a text that only looks like a ciphertext
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None or not str(value).startswith(crypto.PREFIX):
-            return value
+        if value is None:
+            return None
+        text = str(value)
+        if text.startswith(crypto.RAW):
+            return text[len(crypto.RAW) :]
+        if not text.startswith(crypto.PREFIX):
+            return text
         keyring = crypto.active()
         if keyring is None:
             raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
-        return keyring.decrypt(str(value), self.aad).decode()
+        return keyring.decrypt(text, self.aad).decode()
 
 
 class EncryptedJson(TypeDecorator[Any]):
@@ -84,12 +93,19 @@ class EncryptedJson(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         keyring = crypto.active()
-        if value is None or keyring is None or _sealed(value):
-            return value
-        return {ENC_KEY: keyring.encrypt(json.dumps(value, ensure_ascii=False).encode(), self.aad)}
+        if value is None:
+            return None
+        if keyring is not None and keyring.encrypts:
+            sealed = keyring.encrypt(json.dumps(value, ensure_ascii=False).encode(), self.aad)
+            return {ENC_KEY: sealed}
+        if sealed_json(value) or _raw(value):
+            return {RAW_KEY: value}  # a document that only looks like a sealed one
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if not _sealed(value):
+        if _raw(value):
+            return value[RAW_KEY]
+        if not sealed_json(value):
             return value
         keyring = crypto.active()
         if keyring is None:
@@ -97,13 +113,18 @@ class EncryptedJson(TypeDecorator[Any]):
         return json.loads(keyring.decrypt(value[ENC_KEY], self.aad))
 
 
-ENC_KEY = "_enc"
+ENC_KEY, RAW_KEY = "_enc", "_raw"
 
 
-def _sealed(value: Any) -> bool:
+def sealed_json(value: Any) -> bool:
+    """Whether a stored JSON document is an encrypted one."""
     return (
         isinstance(value, dict)
         and len(value) == 1
         and isinstance(value.get(ENC_KEY), str)
         and value[ENC_KEY].startswith(crypto.PREFIX)
     )
+
+
+def _raw(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and RAW_KEY in value

@@ -312,3 +312,38 @@ def records(
     else:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
+
+
+@privacy_app.command("new-key")
+def new_key(
+    key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. 2027-01.")],
+) -> None:
+    """Print a fresh AES-256 key as ID=KEY for TRESEN_ENCRYPTION_KEYS (put it first)."""
+    from tresen.db.crypto import new_key as make
+    from tresen.db.crypto import parse_keys
+
+    line = f"{key_id}={make()}"
+    try:
+        parse_keys(line)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(line)
+
+
+@privacy_app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every message, note and media file under the first key of
+    TRESEN_ENCRYPTION_KEYS (plaintext too; "none" first decrypts); safe to run again."""
+    from tresen.privacy.encryption import NoKeys, rotate
+
+    setup_logging("WARNING")
+
+    async def work(runtime: Any) -> Any:
+        return await rotate(runtime.engine, runtime.sessions, runtime.settings.data_dir)
+
+    try:
+        report = _run(work)
+    except NoKeys as exc:
+        fail(str(exc))
+    parts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
+    typer.echo(f"rewrote {parts}, {report.files} files")

@@ -28,7 +28,7 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.media.store import file_for
+from tresen.media.store import file_for, read_file
 from tresen.privacy import audit
 from tresen.privacy.erasure import CHUNK, load_contact, media_file
 
@@ -295,14 +295,16 @@ async def write_export(
                             "file": f"media/{path.name}",
                             "mime_type": media.get("mime_type"),
                             "filename": media.get("filename"),
-                            "size": path.stat().st_size,
+                            "size": None,
                         }
                     )
         for item in data["media"]:
-            zf.write(data_dir / item["file"], item["file"])
+            content = read_file(data_dir / item["file"])
+            item["size"] = len(content)
+            zf.writestr(item["file"], content)
         for row, path in await _stored_media(session, data_dir, contact.id):
             name = f"media/{row.id}-{row.filename or 'file'}"
-            zf.write(path, name)
+            zf.writestr(name, read_file(path))
             data["media"].append(
                 {
                     "message_id": row.message_id,

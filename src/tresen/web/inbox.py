@@ -132,6 +132,7 @@ async def search_page(
 
     actor = await current_actor(request)
     error = None
+    search_note = None
     rows: list[service.ListRow] = []
     search_labels: list[Any] = []
     try:
@@ -146,6 +147,10 @@ async def search_page(
                 visible=visible(actor),
                 withholding=actor.withholding,
             )
+            if not page.bodies_searched and page.query.strip():
+                search_note = i18n.gettext(
+                    "Message texts are encrypted at rest and cannot be searched."
+                )
             labelled = await labels_for(session, [h.id for h in page.conversations])
             search_labels = await workspace_labels(session, actor.user.workspace_id)
         rows = [
@@ -172,6 +177,7 @@ async def search_page(
         current=None,
         query=q,
         error=error,
+        search_note=search_note,
         search_labels=search_labels,
         label=label,
     )

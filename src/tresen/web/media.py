@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
@@ -14,6 +15,7 @@ from litestar.response import File
 from sqlalchemy import select
 
 from tresen.channels.base import channel_factory
+from tresen.db import crypto
 from tresen.db.tables import ChannelRow, Contact, Conversation, Media, Message
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, Direction
@@ -43,12 +45,24 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime
 
 
-def _file(data_dir: Path, media: Media) -> File:
+def _file(data_dir: Path, media: Media) -> File | Response[bytes]:
     """A stored file with headers that keep the browser from running or guessing it."""
     path = store.file_for(data_dir, media.path or "")
     if path is None:
         raise service.NotFound(media.id)
     inline = media.content_type in INLINE_TYPES
+    if crypto.active() is not None:
+        # Encrypted at rest: decrypted in memory (files are at most TRESEN_MAX_MEDIA_BYTES).
+        name = media.filename or f"file-{media.id}"
+        disposition = "inline" if inline else "attachment"
+        return Response(
+            store.read_file(path),
+            media_type=media.content_type or "application/octet-stream",
+            headers={
+                **FILE_HEADERS,
+                "content-disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+            },
+        )
     return File(
         path,
         filename=media.filename or f"file-{media.id}",
@@ -59,7 +73,9 @@ def _file(data_dir: Path, media: Media) -> File:
 
 
 @get("/inbox/media/{media_id:str}", include_in_schema=False)
-async def media_file(request: Request[Any, Any, Any], media_id: FromPath[str]) -> File:
+async def media_file(
+    request: Request[Any, Any, Any], media_id: FromPath[str]
+) -> File | Response[bytes]:
     """A message's file, for people who may see its conversation."""
     actor = await current_actor(request)
     runtime = _runtime(request)
@@ -103,7 +119,7 @@ async def public_file(
     media_id: FromPath[str],
     exp: FromQuery[str] = "",
     sig: FromQuery[str] = "",
-) -> File:
+) -> File | Response[bytes]:
     """An agent's file for the provider to fetch, by a signed link that expires (outbound only)."""
     runtime = _runtime(request)
     secret = ensure_secret_key(runtime.settings).secret_key

@@ -35,6 +35,7 @@ from tresen.channels.webchat import (
     sniff_type,
     visitor_address,
 )
+from tresen.db import crypto
 from tresen.db.tables import ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.domain.message import DeliveryState, Direction
@@ -367,7 +368,7 @@ async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("xb") as f:
-        f.write(data)
+        f.write(crypto.seal_bytes(data))
 
 
 def _message_json(m: Message) -> dict[str, Any]:
