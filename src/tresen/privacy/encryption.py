@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Table, Text, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,9 +24,9 @@ from tresen.privacy.erasure import compact, merge_search_index
 log = logging.getLogger(__name__)
 BATCH = 500
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str, tuple[str, ...]], ...] = (
-    (Message.__table__, "id", ("body", "payload")),  # type: ignore[arg-type]
-    (Note.__table__, "id", ("body",)),  # type: ignore[arg-type]
-    (BotConversation.__table__, "conversation_id", ("handover_summary",)),  # type: ignore[arg-type]
+    (cast(Table, Message.__table__), "id", ("body", "payload")),
+    (cast(Table, Note.__table__), "id", ("body",)),
+    (cast(Table, BotConversation.__table__), "conversation_id", ("handover_summary",)),
 )
 """Every column stored encrypted (and its table's key); media files are done separately."""
 
@@ -49,6 +49,13 @@ class RotationReport:
 
 async def after_batch(table: str, rewritten: int) -> None:
     """Called after each committed batch (a seam for interruption tests; does nothing)."""
+
+
+def _stored(table: Table, name: str) -> Any:
+    """The column as stored (ciphertext), without the decrypting column type."""
+    column = table.c[name]
+    plain_type = JSON() if isinstance(getattr(column.type, "impl", None), JSON) else Text()
+    return type_coerce(column, plain_type).label(name)
 
 
 def _key_of(value: Any) -> str | None:
@@ -75,12 +82,7 @@ async def _rotate_table(
     current: str | None,
 ) -> int:
     pk = table.c[key]
-    raw = [
-        type_coerce(table.c[c], JSON() if isinstance(table.c[c].type.impl, JSON) else Text()).label(
-            c
-        )
-        for c in columns
-    ]
+    raw = [_stored(table, c) for c in columns]
     after: str | None = None
     rewritten = 0
     while True:
@@ -98,7 +100,8 @@ async def _rotate_table(
                 if not stale:
                     continue
                 values = {
-                    c: table.c[c].type.process_result_value(getattr(row, c), dialect) for c in stale
+                    c: cast(Any, table.c[c].type).process_result_value(getattr(row, c), dialect)
+                    for c in stale
                 }
                 await session.execute(update(table).where(pk == row[0]).values(**values))
                 changed += 1
@@ -169,12 +172,7 @@ async def stale_count(sessions: async_sessionmaker[AsyncSession], data_dir: Path
     stale = 0
     async with sessions() as session:
         for table, _key, columns in ENCRYPTED_COLUMNS:
-            raw = [
-                type_coerce(
-                    table.c[c], JSON() if isinstance(table.c[c].type.impl, JSON) else Text()
-                ).label(c)
-                for c in columns
-            ]
+            raw = [_stored(table, c) for c in columns]
             result = await session.stream(select(*raw))
             async for row in result:
                 stale += sum(needs_rewrite(getattr(row, c), current) for c in columns)

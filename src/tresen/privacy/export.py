@@ -48,7 +48,8 @@ data.json         one JSON object (UTF-8):
   exported_at     when this export was made
   business        the business (workspace) name
   contact         id, display_name, attributes (free key/values the business keeps),
-                  consent_state (unknown|asked|granted|refused), created_at, updated_at
+                  consent_state (unknown|asked|granted|refused), restricted_at (set while
+                  processing is restricted, Art. 18), created_at, updated_at
   identities[]    the person's address per channel: channel_id, channel_kind, channel_name,
                   address (phone number, chat id or e-mail address), display_name,
                   unreachable (the provider said the address cannot be reached), created_at
@@ -210,6 +211,7 @@ async def write_export(
             "display_name": contact.display_name,
             "attributes": contact.attributes or {},
             "consent_state": contact.consent_state,
+            "restricted_at": _iso(contact.restricted_at),
             "created_at": _iso(contact.created_at),
             "updated_at": _iso(contact.updated_at),
         },

@@ -246,26 +246,27 @@ def _rows(cells: Iterable[Iterable[object]], classes: Iterable[str] | None = Non
 
 def render(proof: Proof, language: str = "de") -> str:
     """The proof as one self-contained, printable HTML page (all values escaped)."""
-    t = TEXTS[language if language in TEXTS else "de"]
+    language = language if language in TEXTS else "de"
+    t = TEXTS[language]
 
     def word(key: str) -> str:
         return t.get(key, key)
 
+    profile: list[list[object]] = [
+        [t["contact_id"], proof.contact_id],
+        [t["name"], proof.name],
+        [t["addresses"], ", ".join(f"{k}: {a}" for k, a in proof.addresses)],
+        [t["state"], word(proof.consent_state) if proof.consent_state else ""],
+    ]
+    if proof.restricted_at:
+        profile.append([t["restricted"], proof.restricted_at])
     parts = [
         f'<!doctype html><html lang="{language}"><meta charset="utf-8">'
         f"<title>{_e(t['title'])} – {_e(proof.contact_id)}</title><style>{_STYLE}</style><body>",
         f"<h1>{_e(t['title'])} – {_e(proof.business)}</h1>",
         f"<p>{_e(t['intro'].format(business=proof.business))}</p>",
         f"<h2>{_e(t['contact'])}</h2><table>",
-        _rows(
-            [
-                [t["contact_id"], proof.contact_id],
-                [t["name"], proof.name],
-                [t["addresses"], ", ".join(f"{k}: {a}" for k, a in proof.addresses)],
-                [t["state"], word(proof.consent_state) if proof.consent_state else ""],
-            ]
-            + ([[t["restricted"], proof.restricted_at]] if proof.restricted_at else [])
-        ),
+        _rows(profile),
         "</table>",
     ]
     if proof.erased:
