@@ -46,6 +46,9 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, http: httpx.AsyncClient | None = None) -> Runtime:
         """Open the engine and the HTTP client the settings describe."""
+        from tresen.db import crypto
+
+        crypto.use(crypto.parse_keys(settings.encryption_keys))
         engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
         client = http or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0),

@@ -43,6 +43,9 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = ""
     llm_timeout_seconds: float = 8.0
+    agents_see_before_consent: bool = False
+    encryption_keys: str = ""
+    """Keys for encryption at rest: "id=base64key,..."; the first encrypts, all decrypt."""
 
     @property
     def effective_database_url(self) -> str:
@@ -90,7 +93,7 @@ _FLOAT_FIELDS = {
 }
 
 
-_BOOL_FIELDS = {"consent_first"}
+_BOOL_FIELDS = {"consent_first", "agents_see_before_consent"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -134,6 +137,13 @@ def load_settings(env: dict[str, str] | None = None, toml_path: Path | None = No
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.database_url:
         normalise_database_url(settings.database_url)
+    if settings.encryption_keys:
+        from tresen.db.crypto import parse_keys
+
+        try:
+            parse_keys(settings.encryption_keys)
+        except ValueError as exc:
+            raise SettingsError(f"TRESEN_ENCRYPTION_KEYS: {exc}") from exc
     return settings
 
 

@@ -95,6 +95,25 @@ async def _state_is(runtime: Runtime, suffix: str, state: str) -> bool:
         ("Jacke in 42?", None),
         ("x" * 10_000, None),
         ("\x00\x07", None),
+        # typos, and answers in the other language than the question
+        ("einverstnaden", "yes"),
+        ("jaa gerne", "yes"),
+        ("yeah", "yes"),
+        ("sure", "yes"),
+        ("nee danke", "no"),
+        ("no thanks", "no"),
+        ("kein interesse", "no"),
+        # a negated agreement is a no, never a yes
+        ("ich stimme nicht zu", "no"),
+        ("bin nicht einverstanden", "no"),
+        ("I don't agree", "no"),
+        ("I do not agree", "no"),
+        # yes and no at once, or another language we do not know: the question stays open
+        ("Ja nein", None),
+        ("ok nein", None),
+        ("ja aber nein", None),
+        ("Jein", None),
+        ("oui", None),
     ],
 )
 def test_replies_with_typos_and_languages(text: str, expected: str | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, String, Text
+from sqlalchemy import JSON, String, Text, TypeDecorator
 
 from tresen.db.tables import Base
 from tresen.privacy.datamap import BY_TABLE, TABLES, Erasure
@@ -12,7 +12,8 @@ def _free_text_columns(table) -> list[str]:  # type: ignore[no-untyped-def]
     """Columns that could hold a name, an address or a text: strings and JSON, ids excepted."""
     out = []
     for column in table.columns:
-        if not isinstance(column.type, String | Text | JSON):
+        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+        if not isinstance(kind, String | Text | JSON):
             continue
         generated_id = column.primary_key and getattr(column.type, "length", None) == 26
         if column.foreign_keys or column.name.endswith("_id") or generated_id:
@@ -61,6 +62,14 @@ def test_contact_tables_say_how_to_find_and_erase_rows() -> None:
 def test_a_new_table_with_personal_data_would_fail() -> None:
     from sqlalchemy import Column, MetaData, Table
 
-    table = Table("newsletter_signups", MetaData(), Column("email", String(320)))
+    from tresen.db.types import EncryptedJson, EncryptedText
+
+    table = Table(
+        "newsletter_signups",
+        MetaData(),
+        Column("email", String(320)),
+        Column("wish", EncryptedText("x")),
+        Column("extra", EncryptedJson("y")),
+    )
     assert table.name not in BY_TABLE
-    assert _free_text_columns(table) == ["email"]
+    assert _free_text_columns(table) == ["email", "wish", "extra"]

@@ -31,7 +31,12 @@ from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
-from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.pipeline.outbound import (
+    OutboundContent,
+    OutboundRefused,
+    contact_restricted,
+    queue_message,
+)
 from tresen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -312,7 +317,7 @@ async def request_subscription(
     language: str,
 ) -> tuple[Subscription, bool]:
     """Start the double opt-in; returns the subscription and whether a confirmation was sent."""
-    if contact.consent_state in ("refused", "restricted"):
+    if contact.consent_state in ("refused", "restricted") or contact.restricted_at is not None:
         raise TopicError("contact_refused", "this contact refused processing; nothing is sent")
     await _lock_contact(session, contact.id)
     sub = await session.scalar(
@@ -725,6 +730,8 @@ async def queue_topic_message(
     """Queue a message of a topic to a subscriber; the send job checks the subscription again."""
     if not await is_subscribed(session, topic.id, conversation.contact_id):
         raise TopicError(OPTED_OUT, "the contact is not subscribed to this topic")
+    if await contact_restricted(session, conversation.contact_id):
+        raise TopicError("restricted", "processing of this contact's data is restricted")
     return await queue_message(
         session,
         conversation,

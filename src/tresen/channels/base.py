@@ -98,6 +98,12 @@ class Attachment:
     filename: str
     content_type: str
 
+    def read(self) -> bytes:
+        """The file's content (decrypted when stored encrypted at rest)."""
+        from tresen.db.crypto import open_bytes
+
+        return open_bytes(self.path.read_bytes())
+
 
 @dataclass(frozen=True)
 class OutboundMessage:

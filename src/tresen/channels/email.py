@@ -45,6 +45,7 @@ from tresen.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from tresen.db import crypto
 from tresen.db.tables import Message as MessageRow
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
@@ -712,7 +713,7 @@ def stage_attachments(raw: bytes, parsed: ParsedWebhook, data_dir: Path, max_byt
             relative = f"{MEDIA_STAGING}/{stem}-{index}"
             target = data_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            target.write_bytes(crypto.seal_bytes(data))
             item["staged"] = relative
 
 

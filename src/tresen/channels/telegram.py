@@ -443,7 +443,7 @@ class TelegramChannel:
             if upload is None:
                 response = await self.http.post(f"{self._base}/{method}", json=body)
             else:
-                content = await asyncio.to_thread(upload.path.read_bytes)
+                content = await asyncio.to_thread(upload.read)
                 form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
                 files = {field: (upload.filename, content, upload.content_type)}
                 response = await self.http.post(f"{self._base}/{method}", data=form, files=files)

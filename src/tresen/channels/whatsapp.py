@@ -450,7 +450,7 @@ class WhatsAppChannel:
 
     async def upload(self, attachment: Attachment) -> str:
         """POST a file to /{phone_number_id}/media; returns the media id to send it by."""
-        content = await asyncio.to_thread(attachment.path.read_bytes)
+        content = await asyncio.to_thread(attachment.read)
         try:
             response = await self.http.post(
                 self._url.removesuffix("/messages") + "/media",

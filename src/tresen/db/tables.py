@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tresen.db.types import JsonType, UTCDateTime, utcnow
+from tresen.db.types import EncryptedJson, EncryptedText, JsonType, UTCDateTime, utcnow
 from tresen.domain.ids import new_id
 
 NAMING = {
@@ -86,6 +86,8 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set while this contact is merged into another (its row stays so an undo can restore it).
     merged_into_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    # Art. 18: while set, the contact's data is only stored, never processed.
+    restricted_at: Mapped[datetime | None] = mapped_column()
 
 
 class ContactIdentity(Base):
@@ -159,8 +161,8 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(8))
     sender_kind: Mapped[str] = mapped_column(String(12))
     content_kind: Mapped[str] = mapped_column(String(16))
-    body: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str | None] = mapped_column(EncryptedText("messages.body"))
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJson("messages.payload"), default=dict)
     provider_message_id: Mapped[str | None] = mapped_column(String(256))
     reply_to_provider_id: Mapped[str | None] = mapped_column(String(256))
     state: Mapped[str] = mapped_column(String(12))
@@ -322,7 +324,7 @@ class Note(Base):
     author_id: Mapped[str | None] = mapped_column(
         String(26), ForeignKey("users.id", ondelete="SET NULL")
     )
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(EncryptedText("notes.body"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -530,7 +532,9 @@ class BotConversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     handed_over_at: Mapped[datetime | None] = mapped_column()
     handover_reason: Mapped[str | None] = mapped_column(String(32))
-    handover_summary: Mapped[str | None] = mapped_column(Text)
+    handover_summary: Mapped[str | None] = mapped_column(
+        EncryptedText("bot_conversations.handover_summary")
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -632,3 +636,22 @@ class Notification(Base):
     notified_state: Mapped[str | None] = mapped_column(String(12))
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ErasureRequest(Base):
+    """One erasure (Art. 17) and how far it got, so an interrupted one resumes and completes."""
+
+    __tablename__ = "erasure_requests"
+    __table_args__ = (Index("ix_erasure_requests_state", "state"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    contact_id: Mapped[str] = mapped_column(String(26), index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(26))
+    via: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12), default="running")  # running, done
+    step: Mapped[str] = mapped_column(String(16), default="files")  # files, rows, compact, done
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()

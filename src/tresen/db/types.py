@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, TypeDecorator
+from sqlalchemy import JSON, DateTime, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+
+from tresen.db import crypto
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -39,3 +42,89 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted at rest when a keyring is in use (plaintext rows still read fine)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, aad: str) -> None:
+        super().__init__()
+        self.aad = aad.encode()
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        keyring = crypto.active()
+        if value is None:
+            return None
+        if keyring is not None and keyring.encrypts:
+            return keyring.encrypt(value.encode(), self.aad)
+        if value.startswith((crypto.PREFIX, crypto.RAW)):
+            return crypto.RAW + value  # a text that only looks like a ciphertext
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if text.startswith(crypto.RAW):
+            return text[len(crypto.RAW) :]
+        if not text.startswith(crypto.PREFIX):
+            return text
+        keyring = crypto.active()
+        if keyring is None:
+            raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
+        return keyring.decrypt(text, self.aad).decode()
+
+
+class EncryptedJson(TypeDecorator[Any]):
+    """A JSON document stored as {"_enc": token} when a keyring is in use."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, aad: str) -> None:
+        super().__init__()
+        self.aad = aad.encode()
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        keyring = crypto.active()
+        if value is None:
+            return None
+        if keyring is not None and keyring.encrypts:
+            sealed = keyring.encrypt(json.dumps(value, ensure_ascii=False).encode(), self.aad)
+            return {ENC_KEY: sealed}
+        if sealed_json(value) or _raw(value):
+            return {RAW_KEY: value}  # a document that only looks like a sealed one
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if _raw(value):
+            return value[RAW_KEY]
+        if not sealed_json(value):
+            return value
+        keyring = crypto.active()
+        if keyring is None:
+            raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
+        return json.loads(keyring.decrypt(value[ENC_KEY], self.aad))
+
+
+ENC_KEY, RAW_KEY = "_enc", "_raw"
+
+
+def sealed_json(value: Any) -> bool:
+    """Whether a stored JSON document is an encrypted one."""
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and isinstance(value.get(ENC_KEY), str)
+        and value[ENC_KEY].startswith(crypto.PREFIX)
+    )
+
+
+def _raw(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and RAW_KEY in value

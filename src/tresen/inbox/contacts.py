@@ -471,14 +471,22 @@ async def contact_timeline(
             .limit(limit)
         )
     ).all()
+    from tresen.inbox.service import withhold_item
+
+    contact = await session.get(Contact, contact_id)
+    state = contact.consent_state if contact else None
+    restricted = contact is not None and contact.restricted_at is not None
     timeline: list[dict[str, Any]] = [
-        {
-            "kind": "message",
-            "message": m,
-            "at": m.created_at,
-            "channel_kind": kinds.get(m.conversation_id, ""),
-            "conversation_id": m.conversation_id,
-        }
+        withhold_item(
+            {
+                "kind": "message",
+                "message": m,
+                "at": m.created_at,
+                "channel_kind": kinds.get(m.conversation_id, ""),
+                "conversation_id": m.conversation_id,
+            },
+            actor.withholding.reason(state, restricted, m.direction),
+        )
         for m in messages
     ]
     timeline += [

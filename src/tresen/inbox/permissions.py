@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.db.tables import Conversation, TeamMember, User
 from tresen.inbox.accounts import Role
+from tresen.privacy.visibility import Withholding, withholding
 
 
 class Action(StrEnum):
@@ -59,6 +60,8 @@ class Actor:
 
     user: User
     team_ids: frozenset[str]
+    withholding: Withholding = field(default_factory=lambda: withholding(None))
+    """Whose message content stays hidden (before consent, restricted); strictest by default."""
 
     @property
     def role(self) -> Role:
@@ -66,10 +69,10 @@ class Actor:
         return Role(self.user.role)
 
 
-async def actor_for(session: AsyncSession, user: User) -> Actor:
-    """Load the teams of a user."""
+async def actor_for(session: AsyncSession, user: User, settings: Any = None) -> Actor:
+    """Load the teams of a user; `settings` say whose messages are withheld (strictest if None)."""
     teams = await session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user.id))
-    return Actor(user=user, team_ids=frozenset(teams))
+    return Actor(user=user, team_ids=frozenset(teams), withholding=withholding(settings))
 
 
 def may(actor: Actor, action: Action, conversation: Conversation | None = None) -> bool:

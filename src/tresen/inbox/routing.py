@@ -106,6 +106,7 @@ async def queue(
             Conversation.assignee_id.is_(None),
             Conversation.queued_at.is_not(None),
             Conversation.status.in_(ACTIVE),
+            Contact.restricted_at.is_(None),
         )
         .order_by(Conversation.queued_at, Conversation.id)
         .limit(limit)
@@ -321,6 +322,9 @@ async def fill(session: AsyncSession, user_id: str, *, now: datetime | None = No
             Conversation.queued_at.is_not(None),
             Conversation.status.in_(ACTIVE),
             Conversation.team_id.in_(teams),
+            Conversation.contact_id.not_in(
+                select(Contact.id).where(Contact.restricted_at.is_not(None))
+            ),
             RoutingRule.mode != Mode.MANUAL.value,
         )
         .order_by(Conversation.queued_at, Conversation.id)

@@ -7,9 +7,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.db import crypto
 from tresen.db.tables import (
     ChannelRow,
     Contact,
@@ -18,6 +19,7 @@ from tresen.db.tables import (
     ConversationLabel,
     Message,
 )
+from tresen.privacy.visibility import Withholding
 
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 200
@@ -83,6 +85,8 @@ class SearchPage:
     contacts: list[ContactHit] = field(default_factory=list)
     next_before: str | None = None
     ignored_filters: tuple[str, ...] = ()
+    bodies_searched: bool = True
+    """False while encryption at rest is on: message texts are ciphertext in the database."""
 
 
 def fold(value: str) -> str:
@@ -274,10 +278,12 @@ async def search(
     limit: int = 50,
     before: str | None = None,
     visible: ColumnElement[bool] | None = None,
+    withholding: Withholding | None = None,
 ) -> SearchPage:
     """Conversations with a matching message (newest activity first) and matching contacts.
 
-    `visible` is an extra WHERE clause on conversations, e.g. `permissions.visible(actor)`.
+    `visible` is an extra WHERE clause on conversations, e.g. `permissions.visible(actor)`;
+    messages `withholding` hides (before consent, restricted) never match.
     A label alone (no words) lists the conversations carrying it, with their latest message.
     """
     terms = parse_query(query)
@@ -290,8 +296,12 @@ async def search(
     )
 
     message_where: list[ColumnElement[bool]] = [Message.workspace_id == workspace_id]
+    # Encrypted bodies are ciphertext in the database and its index: no text search over them.
+    bodies = crypto.active() is None
     if matcher is not None:
-        message_where.append(matcher.messages())
+        message_where.append(matcher.messages() if bodies else false())
+    if withholding is not None:
+        message_where.append(~withholding.message_hidden())
     if since is not None:
         message_where.append(Message.created_at >= since)
     if until is not None:
@@ -369,6 +379,7 @@ async def search(
         contacts=contacts,
         next_before=next_before,
         ignored_filters=ignored,
+        bodies_searched=bodies,
     )
 
 

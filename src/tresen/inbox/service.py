@@ -62,6 +62,8 @@ class ListRow:
     assignee: str | None
     preview: str | None
     labels: tuple[LabelView, ...] = ()
+    withheld: str | None = None
+    """Why the preview is hidden: "consent" (waiting for consent) or "restricted"."""
 
 
 @dataclass
@@ -94,6 +96,8 @@ class ConversationView:
     all_channels: bool = False  # the timeline shows every conversation of the contact
     bot_handover: tuple[str, str, datetime] | None = None
     """(reason, summary, when) while the bot has handed this conversation over."""
+    withheld: str | None = None
+    """"consent" while the customer has not agreed, "restricted" under Art. 18; else None."""
 
 
 async def conversation_list(
@@ -117,6 +121,8 @@ async def conversation_list(
             Conversation.last_message_at,
             assignee.display_name,
             last_body,
+            Contact.consent_state,
+            Contact.restricted_at,
         )
         .join(ContactIdentity, ContactIdentity.id == Conversation.identity_id)
         .join(Contact, Contact.id == Conversation.contact_id)
@@ -136,19 +142,23 @@ async def conversation_list(
     from tresen.inbox.labels import labels_for
 
     labelled = await labels_for(session, [row[0] for row in rows])
-    return [
-        ListRow(
-            id=cid,
-            name=name,
-            address=address,
-            channel_kind=kind,
-            last_message_at=at,
-            assignee=assignee_name,
-            preview=preview,
-            labels=tuple(labelled.get(cid, ())),
+    out = []
+    for cid, name, address, kind, at, assignee_name, preview, state, restricted_at in rows:
+        withheld = actor.withholding.conversation_reason(state, restricted_at is not None)
+        out.append(
+            ListRow(
+                id=cid,
+                name=name,
+                address=address,
+                channel_kind=kind,
+                last_message_at=at,
+                assignee=assignee_name,
+                preview=None if withheld else preview,
+                labels=tuple(labelled.get(cid, ())),
+                withheld=withheld,
+            )
         )
-        for cid, name, address, kind, at, assignee_name, preview in rows
-    ]
+    return out
 
 
 async def load_conversation(
@@ -206,8 +216,12 @@ async def conversation_view(
         )
     ).all()
     files = await media_of(session, [m.id for m in messages])
+    restricted = contact.restricted_at is not None
     timeline: list[dict[str, Any]] = [
-        {"kind": "message", "message": m, "at": m.created_at, "media": files.get(m.id, [])}
+        withhold_item(
+            {"kind": "message", "message": m, "at": m.created_at, "media": files.get(m.id, [])},
+            actor.withholding.reason(contact.consent_state, restricted, m.direction),
+        )
         for m in messages
     ]
     timeline += [
@@ -243,7 +257,8 @@ async def conversation_view(
         )
     ).all()
     name = identity.display_name or contact.display_name
-    memory = await session.get(BotConversation, conv.id)
+    withheld = actor.withholding.conversation_reason(contact.consent_state, restricted)
+    memory = await session.get(BotConversation, conv.id) if withheld is None else None
     handover = (
         (memory.handover_reason or "", memory.handover_summary or "", memory.handed_over_at)
         if memory is not None and memory.handed_over_at is not None
@@ -267,9 +282,17 @@ async def conversation_view(
         earlier=[(i, k, t) for i, k, t in earlier],
         templates=await _templates_offered(session, channel, caps, conv),
         bot_handover=handover,
+        withheld=withheld,
     )
     await _contact_extras(session, actor, view)
     return view
+
+
+def withhold_item(item: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """A timeline item whose message content is replaced by the reason it is withheld."""
+    if reason is None:
+        return item
+    return {**item, "withheld": reason, "media": []}
 
 
 async def _contact_extras(session: AsyncSession, actor: Actor, view: ConversationView) -> None:

@@ -343,7 +343,10 @@ async def _create(
     except RecipientError as error:
         raise NotificationError(error.code, error.message, error.status_code) from error
     text, _category = content_for(req)
-    if recipient.contact.consent_state in BLOCKED_STATES:
+    if (
+        recipient.contact.consent_state in BLOCKED_STATES
+        or recipient.contact.restricted_at is not None
+    ):
         raise NotificationError(
             "recipient_blocked", "this contact refused or is restricted; nothing is sent to them"
         )

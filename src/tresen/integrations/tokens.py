@@ -23,6 +23,7 @@ SCOPES = (
     "jobs:manage",
     "privacy:export",
     "privacy:erase",
+    "privacy:restrict",
     "subscriptions:manage",
     "notifications:send",
 )

@@ -35,9 +35,10 @@ def _read_local(data_dir: Path, relative: str, max_bytes: int) -> FetchedMedia:
     path = store.file_for(data_dir, relative)
     if path is None:
         raise PermanentError("the uploaded file is missing", code="missing")
-    if path.stat().st_size > max_bytes:
+    content = store.read_file(path)
+    if len(content) > max_bytes:
         raise MediaTooLarge(f"the file is larger than {max_bytes} bytes", code="too_large")
-    return FetchedMedia(path.read_bytes(), None)
+    return FetchedMedia(content, None)
 
 
 async def fetch_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from tresen.db import crypto
 from tresen.media.sniff import HEAD_BYTES, MediaRefused, check
 
 PENDING, STORED, UNAVAILABLE = "pending", "stored", "unavailable"
@@ -65,11 +66,16 @@ def save(
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{media_id}.part")
     with temporary.open("wb") as f:
-        f.write(content)
+        f.write(crypto.seal_bytes(content))
         f.flush()
         os.fsync(f.fileno())
     temporary.replace(target)
     return Saved(relative, content_type, len(content), digest)
+
+
+def read_file(path: Path) -> bytes:
+    """A stored file's content (decrypted when it was stored encrypted)."""
+    return crypto.open_bytes(path.read_bytes())
 
 
 def file_for(data_dir: Path, relative: str) -> Path | None:

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.channels.base import Capabilities, ChannelError, OutboundMessage, channel_factory
-from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Message
+from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.domain.conversation import window_closes_at, window_open
 from tresen.domain.ids import new_id
@@ -171,6 +171,12 @@ def check_window(
         )
 
 
+async def contact_restricted(session: AsyncSession, contact_id: str) -> bool:
+    """Whether processing of this contact's data is restricted (Art. 18)."""
+    at = await session.scalar(select(Contact.restricted_at).where(Contact.id == contact_id))
+    return at is not None
+
+
 async def queue_message(
     session: AsyncSession,
     conversation: Conversation,
@@ -194,6 +200,11 @@ async def queue_message(
         threading = await thread_payload(session, conversation.id)
         content = OutboundContent(
             content.kind, content.body, {**threading, **(content.payload or {})}
+        )
+    if await contact_restricted(session, conversation.contact_id):
+        raise OutboundRefused(
+            "restricted",
+            "processing of this contact's data is restricted (Art. 18 GDPR); nothing is sent",
         )
     content = adapt_content(content, caps)
     validate_content(content, caps, channel.kind)

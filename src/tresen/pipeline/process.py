@@ -29,12 +29,31 @@ async def _consent_state(session: AsyncSession, message_id: str) -> str | None:
     )
 
 
+async def _restricted_conversation(session: AsyncSession, message_id: str) -> str | None:
+    """The message's conversation id when its contact is restricted, else None."""
+    return await session.scalar(
+        select(Conversation.id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(Message.id == message_id, Contact.restricted_at.is_not(None))
+    )
+
+
 async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Handle one new inbound message; messages it queues are sent by the send jobs."""
     message_id = str(job.payload.get("message_id", ""))
     # Built (or taken from the cache) before the transaction: fitting must not hold a write lock.
     bot = await live.bot_for(runtime.sessions, job.workspace_id) if job.workspace_id else None
     conversation_id: str | None = None
+    async with runtime.sessions() as session, session.begin():
+        restricted = await _restricted_conversation(session, message_id)
+        if restricted is not None:
+            # Art. 18: the message is stored, nothing else (no consent step, bot, reply, routing).
+            await queue.finish(session, job.id, worker_id)
+    if restricted is not None:
+        if job.workspace_id:
+            await runtime.events.publish(Event(job.workspace_id, MESSAGE_NEW, restricted))
+        return
     async with runtime.sessions() as session, session.begin():
         await options.resolve_numbered_reply(session, message_id)
         # A STOP (all topics or one) or a confirm button is handled before anything else and

@@ -30,6 +30,7 @@ from tresen.pipeline.outbound import (
     OutboundContent,
     OutboundRefused,
     check_window,
+    contact_restricted,
     failure_values,
     outbound_for,
     to_outbound,
@@ -126,6 +127,21 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
                     state=DeliveryState.FAILED.value,
                     error_code=OPTED_OUT,
                     error_reason="the contact is not subscribed to this topic (any more)",
+                    failed_at=utcnow(),
+                )
+            )
+            await wake_waiting(session, message.conversation_id)
+            await queue.finish(session, job.id, worker_id)
+            return
+        if await contact_restricted(session, conversation.contact_id):
+            # Restricted (Art. 18) after this message was queued: never send it.
+            await session.execute(
+                update(Message)
+                .where(Message.id == message.id, Message.state.in_(_UNSENT))
+                .values(
+                    state=DeliveryState.FAILED.value,
+                    error_code="restricted",
+                    error_reason="processing of this contact's data is restricted",
                     failed_at=utcnow(),
                 )
             )

@@ -206,3 +206,144 @@ def hold(
 
     _run(work)
     typer.echo(f"{conversation_id}\tlegal hold {'released' if release else 'on'}")
+
+
+def _restrict(contact_id: str, restricted: bool) -> None:
+    from tresen.privacy.restriction import set_restricted
+
+    async def work(runtime: Any) -> Any:
+        ws = await _workspace_of(runtime, contact_id)
+        async with runtime.sessions() as session, session.begin():
+            await set_restricted(session, ws, contact_id, restricted, actor_id=None, via="cli")
+
+    _run(work)
+    typer.echo(f"{contact_id}\t{'restricted' if restricted else 'not restricted'}")
+
+
+@privacy_app.command("restrict")
+def restrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")]) -> None:
+    """Restrict processing (Art. 18): data kept; no bot, replies, broadcasts, routing; audited."""
+    _restrict(contact_id, True)
+
+
+@privacy_app.command("unrestrict")
+def unrestrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.")]) -> None:
+    """Lift a restriction: the contact is processed again from the next message on; audited."""
+    _restrict(contact_id, False)
+
+
+@privacy_app.command("proof")
+def proof(
+    contact_id: Annotated[str, typer.Argument(help="The contact's id (also of an erased one).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML page.")],
+    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (needed for an erased contact).")
+    ] = None,
+) -> None:
+    """Write a printable proof of consent (every consent event) as HTML; audited."""
+    from tresen.db.tables import ConsentEvent
+    from tresen.privacy.proof import consent_proof
+
+    if language not in ("de", "en"):
+        fail(f"--lang must be de or en, got {language!r}")
+    if out.exists() and out.is_dir():
+        fail(f"--out {out} is a directory; name a file such as proof.html")
+
+    async def work(runtime: Any) -> Any:
+        ws = workspace
+        if ws is None:
+            try:
+                ws = await _workspace_of(runtime, contact_id)
+            except LookupError:
+                async with runtime.sessions() as session:
+                    found = set(
+                        await session.scalars(
+                            select(ConsentEvent.workspace_id).where(
+                                ConsentEvent.contact_id == contact_id
+                            )
+                        )
+                    )
+                if len(found) != 1:
+                    raise
+                ws = found.pop()
+        async with runtime.sessions() as session, session.begin():
+            return await consent_proof(
+                session, ws, contact_id, language=language, actor_id=None, via="cli"
+            )
+
+    page = _run(work)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
+@privacy_app.command("records")
+def records(
+    fmt: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
+    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (default: the only one).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the records of processing activities (Art. 30) generated from the configuration."""
+    from tresen.db.tables import Workspace
+    from tresen.privacy.records import FORMATS, build, render
+
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if language not in ("de", "en"):
+        fail(f"--lang must be de or en, got {language!r}")
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session:
+            ids = list(await session.scalars(select(Workspace.id)))
+            ws = workspace or (ids[0] if len(ids) == 1 else None)
+            if ws is None or ws not in ids:
+                raise LookupError(
+                    "name the workspace with --workspace (ids: " + ", ".join(ids) + ")"
+                )
+            return render(await build(session, ws, runtime.settings, language), fmt, language)
+
+    text = _run(work)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@privacy_app.command("new-key")
+def new_key(
+    key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. 2027-01.")],
+) -> None:
+    """Print a fresh AES-256 key as ID=KEY for TRESEN_ENCRYPTION_KEYS (put it first)."""
+    from tresen.db.crypto import new_key as make
+    from tresen.db.crypto import parse_keys
+
+    line = f"{key_id}={make()}"
+    try:
+        parse_keys(line)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(line)
+
+
+@privacy_app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every message, note and media file under the first key of
+    TRESEN_ENCRYPTION_KEYS (plaintext too; "none" first decrypts); safe to run again."""
+    from tresen.privacy.encryption import NoKeys, rotate
+
+    setup_logging("WARNING")
+
+    async def work(runtime: Any) -> Any:
+        return await rotate(runtime.engine, runtime.sessions, runtime.settings.data_dir)
+
+    try:
+        report = _run(work)
+    except NoKeys as exc:
+        fail(str(exc))
+    parts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
+    typer.echo(f"rewrote {parts}, {report.files} files")

@@ -61,6 +61,14 @@ _NO = {
     "lieber nicht",
 }
 
+_YES |= {"yeah", "yep", "yup", "jup", "sure", "jawohl", "natürlich", "na klar", "einverstanden ja"}
+_NO |= {"kein interesse", "no thank you", "not interested", "nein danke", "no thanks"}
+_YES_WORDS = {"ja", "yes", "ok", "okay", "einverstanden", "agree", "gerne", "klar", "jo", "jep"}
+_YES_WORDS |= {"yeah", "yep", "yup", "sure", "jawohl", "zustimmen"}
+_NO_WORDS = {"nein", "no", "nope", "nee", "nö", "noe", "ablehnen"}
+_NEGATIONS = {"nicht", "not", "dont", "doesnt", "kein", "keine", "nie", "never", "niemals"}
+_AGREE_PHRASES = ("stimme", "agree", "einverstanden", "zustimm")
+
 DEFAULT_NOTICE: dict[str, Any] = {
     "version": "2026-11",
     "policy_url": "",
@@ -112,6 +120,12 @@ def classify(text: str | None, payload: dict[str, Any]) -> str | None:
     word = re.sub(r"^(ja|ne|no)a+$", r"\1", word)
     if not word:
         return None
+    tokens = set(word.split())
+    agrees = bool(tokens & _YES_WORDS) or any(p in word for p in _AGREE_PHRASES)
+    if tokens & _NEGATIONS and agrees:
+        return "no"  # "ich stimme nicht zu", "I don't agree", "nicht einverstanden"
+    if agrees and tokens & _NO_WORDS:
+        return None  # "ja nein", "ok nein": not a clear answer, so the question stays open
     first = word.split()[0]
     if word in _YES or (first in _YES and first not in ("j", "y")):
         return "yes"

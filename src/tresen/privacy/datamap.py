@@ -54,7 +54,7 @@ TABLES: tuple[TableEntry, ...] = (
         ("consent_state",),
         "contacts.id = :contact",
         Erasure.DELETE,
-        "the person's profile",
+        "the person's profile; restricted_at marks a restriction of processing (Art. 18)",
     ),
     TableEntry(
         "contact_identities",
@@ -81,7 +81,8 @@ TABLES: tuple[TableEntry, ...] = (
         ("direction", "sender_kind", "content_kind", "state", "error_code"),
         "messages.conversation_id -> conversations.contact_id = :contact",
         Erasure.DELETE,
-        "what the person and the business wrote; media files are named in payload.media.path",
+        "what the person and the business wrote; media files are named in payload.media.path; "
+        "body and payload are encrypted at rest when TRESEN_ENCRYPTION_KEYS is set",
     ),
     TableEntry(
         "pending_statuses",
@@ -322,6 +323,16 @@ TABLES: tuple[TableEntry, ...] = (
         Erasure.ANONYMISE,
         "the shop's transactional requests; erasure unlinks the message, the key stays so a "
         "repeated request is not sent again",
+    ),
+    TableEntry(
+        "erasure_requests",
+        _C,
+        (),
+        ("via", "state", "step", "counts"),
+        "erasure_requests.contact_id = :contact",
+        Erasure.KEEP_AS_PROOF,
+        "that an erasure was asked for and how far it got (ids, steps and counts, never an "
+        "address or text): an interrupted erasure resumes from it, and it proves completion",
     ),
     TableEntry(
         "topics",

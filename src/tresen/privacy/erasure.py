@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tresen.db.tables import (
     BotConversation,
@@ -21,6 +24,7 @@ from tresen.db.tables import (
     ContactMerge,
     Conversation,
     ConversationLabel,
+    ErasureRequest,
     Job,
     Media,
     Message,
@@ -30,6 +34,7 @@ from tresen.db.tables import (
     Subscription,
 )
 from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
 from tresen.media.store import file_for
 from tresen.privacy import audit, suppression
 
@@ -323,6 +328,145 @@ async def compact(engine: AsyncEngine) -> None:
             await conn.exec_driver_sql(f"VACUUM {table}")
 
 
+DEADLOCK_RETRIES = 3
+RESUME_AFTER = timedelta(seconds=60)
+"""An unfinished erasure untouched this long is taken over (its process is presumed dead)."""
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The fields of an erasure request a step needs (plain values: a rollback expires rows)."""
+
+    id: str
+    workspace_id: str
+    contact_id: str
+    actor_id: str | None
+    via: str
+    step: str
+
+    @classmethod
+    def of(cls, row: ErasureRequest) -> _Request:
+        return cls(row.id, row.workspace_id, row.contact_id, row.actor_id, row.via, row.step)
+
+
+async def after_step(step: str) -> None:
+    """Called after each committed step of an erasure (a seam for crash tests; does nothing)."""
+
+
+async def contact_files(session: AsyncSession, data_dir: Path, contact_id: str) -> list[Path]:
+    """The files under DATA_DIR/media of a contact's messages (payload paths and media rows)."""
+    found: list[Path] = []
+    payloads = await session.stream_scalars(
+        select(Message.payload)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.contact_id == contact_id, Message.content_kind == "media")
+    )
+    async for payload in payloads:
+        path = media_file(data_dir, payload)
+        if path is not None:
+            found.append(path)
+    stored = await session.scalars(
+        select(Media.path)
+        .join(Message, Message.id == Media.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.contact_id == contact_id, Media.path.is_not(None))
+    )
+    for relative in stored:
+        path = file_for(data_dir, relative) if relative else None
+        if path is not None:
+            found.append(path)
+    return found
+
+
+async def _advance(session: AsyncSession, request_id: str, step: str, **values: Any) -> None:
+    async with session.begin():
+        await session.execute(
+            update(ErasureRequest)
+            .where(ErasureRequest.id == request_id)
+            .values(step=step, updated_at=utcnow(), **values)
+        )
+
+
+async def _rows_step(
+    session: AsyncSession,
+    request: _Request,
+    report: ErasureReport,
+    *,
+    secret_key: str,
+    data_dir: Path,
+) -> ErasureReport:
+    """Delete the rows in one transaction and move the request on to compacting."""
+    async with session.begin():
+        try:
+            erased = await erase_contact(
+                session,
+                secret_key=secret_key,
+                data_dir=data_dir,
+                workspace_id=request.workspace_id,
+                contact_id=request.contact_id,
+                actor_id=request.actor_id,
+                via=request.via,
+            )
+        except ContactNotFound:
+            erased = None  # an earlier attempt committed this step
+        if erased is not None:
+            erased.files_removed = report.files_removed
+            erased.files = list(dict.fromkeys([*report.files, *erased.files]))
+            report = erased
+        await session.execute(
+            update(ErasureRequest)
+            .where(ErasureRequest.id == request.id)
+            .values(step="compact", updated_at=utcnow(), counts=report.counts())
+        )
+    return report
+
+
+async def _continue(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    request: _Request,
+    *,
+    secret_key: str,
+    data_dir: Path,
+) -> ErasureReport:
+    """Run the remaining steps of one erasure request; every step can run again safely.
+
+    files: delete the contact's files (before the rows that name them go)
+    rows: one transaction deletes the rows, keeps the proof, records the audit entry
+    compact: push the erased bytes out of the database files
+    """
+    report = ErasureReport(request.contact_id)
+    step = request.step
+    if step == "files":
+        async with session.begin():
+            report.files = await contact_files(session, data_dir, request.contact_id)
+        remove_files(report)
+        await _advance(session, request.id, "rows")
+        await after_step("files")
+        step = "rows"
+    if step == "rows":
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                report = await _rows_step(
+                    session, request, report, secret_key=secret_key, data_dir=data_dir
+                )
+                break
+            except DBAPIError as exc:
+                # PostgreSQL may pick this transaction as a deadlock victim against a worker
+                # touching the same conversation; the step is one transaction, so run it again.
+                if attempt + 1 == DEADLOCK_RETRIES or "deadlock" not in str(exc.orig).lower():
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
+        remove_files(report)  # files that arrived while the first step ran
+        await after_step("rows")
+        step = "compact"
+    if step == "compact":
+        await compact(engine)
+        await _advance(session, request.id, "done", state="done", finished_at=utcnow())
+        await after_step("compact")
+    return report
+
+
 async def erase(
     engine: AsyncEngine,
     session: AsyncSession,
@@ -334,17 +478,68 @@ async def erase(
     actor_id: str | None,
     via: str,
 ) -> ErasureReport:
-    """Erase in one transaction of `session`, then remove the files and compact the database."""
+    """Record an erasure request, then run it step by step (resumable after a crash)."""
     async with session.begin():
-        report = await erase_contact(
-            session,
-            secret_key=secret_key,
-            data_dir=data_dir,
-            workspace_id=workspace_id,
-            contact_id=contact_id,
-            actor_id=actor_id,
-            via=via,
+        await load_contact(session, workspace_id, contact_id)
+        request = await session.scalar(
+            select(ErasureRequest).where(
+                ErasureRequest.workspace_id == workspace_id,
+                ErasureRequest.contact_id == contact_id,
+                ErasureRequest.state == "running",
+            )
         )
-    remove_files(report)
-    await compact(engine)
-    return report
+        if request is None:
+            request = ErasureRequest(
+                id=new_id(),
+                workspace_id=workspace_id,
+                contact_id=contact_id,
+                actor_id=actor_id,
+                via=via[:64],
+                state="running",
+                step="files",
+                attempts=1,
+                counts={},
+            )
+            session.add(request)
+        plain = _Request.of(request)
+    return await _continue(engine, session, plain, secret_key=secret_key, data_dir=data_dir)
+
+
+async def resume_pending(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    secret_key: str,
+    data_dir: Path,
+    idle: timedelta = RESUME_AFTER,
+) -> int:
+    """Complete every erasure left unfinished (untouched for `idle`); returns how many."""
+    cutoff = utcnow() - idle
+    async with sessions() as session:
+        waiting = list(
+            await session.scalars(
+                select(ErasureRequest.id).where(
+                    ErasureRequest.state == "running", ErasureRequest.updated_at <= cutoff
+                )
+            )
+        )
+    done = 0
+    for request_id in waiting:
+        async with sessions() as session:
+            async with session.begin():
+                claimed = await session.execute(
+                    update(ErasureRequest)
+                    .where(
+                        ErasureRequest.id == request_id,
+                        ErasureRequest.state == "running",
+                        ErasureRequest.updated_at <= cutoff,
+                    )
+                    .values(attempts=ErasureRequest.attempts + 1, updated_at=utcnow())
+                )
+                if not _count(claimed):
+                    continue  # another process took it over first
+                request = _Request.of(await session.get_one(ErasureRequest, request_id))
+            log.info("resuming erasure request %s at step %s", request.id, request.step)
+            await _continue(engine, session, request, secret_key=secret_key, data_dir=data_dir)
+            done += 1
+    return done

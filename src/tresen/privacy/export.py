@@ -28,7 +28,7 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.media.store import file_for
+from tresen.media.store import file_for, read_file
 from tresen.privacy import audit
 from tresen.privacy.erasure import CHUNK, load_contact, media_file
 
@@ -48,7 +48,8 @@ data.json         one JSON object (UTF-8):
   exported_at     when this export was made
   business        the business (workspace) name
   contact         id, display_name, attributes (free key/values the business keeps),
-                  consent_state (unknown|asked|granted|refused), created_at, updated_at
+                  consent_state (unknown|asked|granted|refused), restricted_at (set while
+                  processing is restricted, Art. 18), created_at, updated_at
   identities[]    the person's address per channel: channel_id, channel_kind, channel_name,
                   address (phone number, chat id or e-mail address), display_name,
                   unreachable (the provider said the address cannot be reached), created_at
@@ -210,6 +211,7 @@ async def write_export(
             "display_name": contact.display_name,
             "attributes": contact.attributes or {},
             "consent_state": contact.consent_state,
+            "restricted_at": _iso(contact.restricted_at),
             "created_at": _iso(contact.created_at),
             "updated_at": _iso(contact.updated_at),
         },
@@ -295,14 +297,16 @@ async def write_export(
                             "file": f"media/{path.name}",
                             "mime_type": media.get("mime_type"),
                             "filename": media.get("filename"),
-                            "size": path.stat().st_size,
+                            "size": None,
                         }
                     )
         for item in data["media"]:
-            zf.write(data_dir / item["file"], item["file"])
+            content = read_file(data_dir / item["file"])
+            item["size"] = len(content)
+            zf.writestr(item["file"], content)
         for row, path in await _stored_media(session, data_dir, contact.id):
             name = f"media/{row.id}-{row.filename or 'file'}"
-            zf.write(path, name)
+            zf.writestr(name, read_file(path))
             data["media"].append(
                 {
                     "message_id": row.message_id,

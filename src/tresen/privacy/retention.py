@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tresen.db.tables import Contact, Conversation, Message, Workspace
 from tresen.db.types import utcnow
 from tresen.privacy import audit
-from tresen.privacy.erasure import compact, erase_contact, media_file, merge_search_index
+from tresen.privacy.erasure import (
+    compact,
+    erase_contact,
+    media_file,
+    merge_search_index,
+    resume_pending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,11 @@ class RetentionResult:
     orphan_files: int
 
 
+def _restricted_contacts() -> Any:
+    """Contacts under restriction (Art. 18): their data is only stored, so retention keeps it."""
+    return select(Contact.id).where(Contact.restricted_at.is_not(None))
+
+
 def _held(contact_id: Any) -> Any:
     return exists().where(Conversation.contact_id == contact_id, Conversation.legal_hold.is_(True))
 
@@ -125,6 +136,7 @@ async def _expired_conversations(
             select(Conversation.id).where(
                 Conversation.workspace_id == workspace_id,
                 Conversation.legal_hold.is_(False),
+                Conversation.contact_id.not_in(_restricted_contacts()),
                 Conversation.status == "resolved",
                 func.coalesce(Conversation.last_message_at, Conversation.created_at) < cutoff,
             )
@@ -160,6 +172,7 @@ async def run_workspace(
                     Message.content_kind == "media",
                     Message.created_at < cutoff,
                     Conversation.legal_hold.is_(False),
+                    Conversation.contact_id.not_in(_restricted_contacts()),
                 )
             )
         ).all()
@@ -190,6 +203,7 @@ async def run_workspace(
                 select(Contact.id).where(
                     Contact.workspace_id == ws,
                     func.coalesce(last, Contact.created_at) < cutoff,
+                    Contact.restricted_at.is_(None),
                     ~_held(Contact.id),
                 )
             )
@@ -202,6 +216,7 @@ async def run_workspace(
                     Contact.workspace_id == ws,
                     Contact.consent_state.in_(("asked", "refused")),
                     Contact.updated_at < cutoff,
+                    Contact.restricted_at.is_(None),
                     ~_held(Contact.id),
                 )
             )
@@ -251,7 +266,10 @@ async def run(
     now: datetime | None = None,
     engine: AsyncEngine | None = None,
 ) -> RetentionResult:
-    """Apply retention in every workspace, each in its own transaction; then remove files."""
+    """Finish interrupted erasures; apply retention in every workspace, each in its own
+    transaction; then remove files."""
+    if engine is not None:
+        await resume_pending(engine, sessions, secret_key=secret_key, data_dir=data_dir)
     now = now or utcnow()
     async with sessions() as session:
         workspaces = list(await session.scalars(select(Workspace)))
@@ -287,7 +305,17 @@ def _remove(paths: list[Path]) -> None:
 
 
 async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
-    """Run retention every TRESEN_RETENTION_HOURS while a worker runs (0: off)."""
+    """On start, finish interrupted erasures; then run retention every TRESEN_RETENTION_HOURS
+    while a worker runs (0: off; erasures are still finished at start)."""
+    try:
+        await resume_pending(
+            runtime.engine,
+            runtime.sessions,
+            secret_key=runtime.settings.secret_key,
+            data_dir=runtime.settings.data_dir,
+        )
+    except Exception:
+        log.exception("resuming unfinished erasures failed; the next retention run tries again")
     interval = runtime.settings.retention_hours * 3600
     if interval <= 0:
         return

@@ -78,6 +78,8 @@ class MessageOut(msgspec.Struct):
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
+    withheld: str | None = None
+    """"consent" or "restricted" when body and payload are withheld (see docs/privacy.md)."""
 
 
 class ConversationOut(msgspec.Struct):
@@ -111,6 +113,7 @@ class ContactOut(msgspec.Struct):
     identities: list[IdentityOut]
     created_at: datetime
     merged_into_id: str | None = None  # set while this contact is merged into another
+    restricted_at: datetime | None = None  # set while processing is restricted (Art. 18)
 
 
 class ChannelOut(msgspec.Struct):
@@ -185,7 +188,27 @@ async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
     return principal
 
 
-def _message_out(m: Message) -> MessageOut:
+async def _withheld(runtime: Runtime, session: AsyncSession, m: Message) -> str | None:
+    """Why this message's content is withheld from API clients, if it is."""
+    from tresen.privacy.visibility import withholding
+
+    row = (
+        await session.execute(
+            select(Contact.consent_state, Contact.restricted_at)
+            .join(Conversation, Conversation.contact_id == Contact.id)
+            .where(Conversation.id == m.conversation_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return withholding(runtime.settings).reason(row[0], row[1] is not None, m.direction)
+
+
+def _message_out(m: Message, withheld: str | None = None) -> MessageOut:
+    if withheld is not None:
+        return msgspec.structs.replace(
+            _message_out(m), body=None, payload={}, error_reason=None, withheld=withheld
+        )
     return MessageOut(
         id=m.id,
         conversation_id=m.conversation_id,
@@ -317,7 +340,9 @@ async def list_messages(
         if before:
             stmt = stmt.where(Message.id < before)
         rows = list(await session.scalars(stmt))
-    items = [_message_out(m) for m in rows[:limit]]
+        items = [
+            _message_out(m, await _withheld(_runtime(request), session, m)) for m in rows[:limit]
+        ]
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
@@ -428,9 +453,9 @@ async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str
                 Message.id == message_id, Message.workspace_id == principal.workspace_id
             )
         )
-    if m is None:
-        raise ApiError(404, "not_found", "no message with this id")
-    return _message_out(m)
+        if m is None:
+            raise ApiError(404, "not_found", "no message with this id")
+        return _message_out(m, await _withheld(_runtime(request), session, m))
 
 
 @get(
@@ -463,6 +488,7 @@ async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str
         ],
         created_at=contact.created_at,
         merged_into_id=contact.merged_into_id,
+        restricted_at=contact.restricted_at,
     )
 
 
@@ -565,6 +591,60 @@ async def erase_contact(request: Request[Any, Any, Any], contact_id: FromPath[st
     return ErasureOut(contact_id=contact_id, **report.counts())
 
 
+class RestrictionOut(msgspec.Struct):
+    """Whether processing of a contact's data is restricted (Art. 18 GDPR), and since when."""
+
+    contact_id: str
+    restricted: bool
+    restricted_at: datetime | None
+
+
+async def _restrict(request: Request[Any, Any, Any], contact_id: str, on: bool) -> RestrictionOut:
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.restriction import set_restricted
+
+    principal = await require(request, "privacy:restrict")
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            contact = await set_restricted(
+                session,
+                principal.workspace_id,
+                contact_id,
+                on,
+                actor_id=None,
+                via=f"api token {principal.token_id}",
+            )
+    except ContactNotFound as exc:
+        raise ApiError(404, "not_found", "no contact with this id") from exc
+    return RestrictionOut(contact.id, contact.restricted_at is not None, contact.restricted_at)
+
+
+@post(
+    "/contacts/{contact_id:str}/restriction",
+    responses=ERROR_RESPONSES,
+    status_code=200,
+    summary="Restrict processing of a contact's data (Art. 18 GDPR): kept, not processed",
+)
+async def restrict_contact(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> RestrictionOut:
+    """No bot, replies, broadcasts or routing for the contact; their data is kept; audited."""
+    return await _restrict(request, contact_id, True)
+
+
+@delete(
+    "/contacts/{contact_id:str}/restriction",
+    responses=ERROR_RESPONSES,
+    status_code=200,
+    summary="Lift the restriction of a contact (Art. 18 GDPR)",
+)
+async def unrestrict_contact(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> RestrictionOut:
+    """Processing may resume; audited."""
+    return await _restrict(request, contact_id, False)
+
+
 @get("/channels", responses=ERROR_RESPONSES, summary="List connected channels")
 async def channels(request: Request[Any, Any, Any]) -> list[ChannelOut]:
     """Channels of the caller's workspace, without secrets."""
@@ -633,6 +713,8 @@ api_router = Router(
         read_contact,
         export_contact,
         erase_contact,
+        restrict_contact,
+        unrestrict_contact,
         channels,
         dead_letters,
         retry_job,

@@ -45,7 +45,7 @@ async def current_actor(request: Request[Any, Any, Any]) -> Actor:
         user = await accounts.user_for_token(session, token)
         if user is None:
             raise SignInRequired()
-        actor = await actor_for(session, user)
+        actor = await actor_for(session, user, _runtime(request).settings)
     i18n.current_language.set(i18n.pick_language(user.language, None))
     return actor
 
@@ -132,6 +132,7 @@ async def search_page(
 
     actor = await current_actor(request)
     error = None
+    search_note = None
     rows: list[service.ListRow] = []
     search_labels: list[Any] = []
     try:
@@ -144,7 +145,12 @@ async def search_page(
                 channel_id=channel_id or None,
                 label=label or None,
                 visible=visible(actor),
+                withholding=actor.withholding,
             )
+            if not page.bodies_searched and page.query.strip():
+                search_note = i18n.gettext(
+                    "Message texts are encrypted at rest and cannot be searched."
+                )
             labelled = await labels_for(session, [h.id for h in page.conversations])
             search_labels = await workspace_labels(session, actor.user.workspace_id)
         rows = [
@@ -171,6 +177,7 @@ async def search_page(
         current=None,
         query=q,
         error=error,
+        search_note=search_note,
         search_labels=search_labels,
         label=label,
     )
@@ -302,6 +309,93 @@ async def contact_erase(
         raise service.NotFound(contact_id) from exc
     await runtime.events.publish(Event(actor.user.workspace_id, RESYNC, "", {}))
     return Redirect("/inbox", status_code=303)
+
+
+@post("/inbox/contacts/{contact_id:str}/restrict", include_in_schema=False, status_code=303)
+async def contact_restrict(
+    request: Request[Any, Any, Any], contact_id: FromPath[str], data: Form
+) -> Redirect:
+    """Restrict processing of a contact (Art. 18) or lift it (admins; audited)."""
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.restriction import set_restricted
+
+    actor = await _privacy_admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            await set_restricted(
+                session,
+                actor.user.workspace_id,
+                contact_id,
+                data.get("restricted") == "1",
+                actor_id=actor.user.id,
+                via="inbox",
+            )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    await _runtime(request).events.publish(Event(actor.user.workspace_id, RESYNC, "", {}))
+    back = str(data.get("c", ""))[:26]
+    return Redirect(f"/inbox/c/{back}" if back.isalnum() else "/inbox", status_code=303)
+
+
+@get("/inbox/contacts/{contact_id:str}/consent-proof", include_in_schema=False)
+async def contact_consent_proof(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> Response[str]:
+    """A printable proof of consent for one contact (admins; audited)."""
+    from tresen.privacy.erasure import ContactNotFound
+    from tresen.privacy.proof import CONTENT_SECURITY_POLICY, consent_proof
+
+    actor = await _privacy_admin(request)
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            page = await consent_proof(
+                session,
+                actor.user.workspace_id,
+                contact_id,
+                language=i18n.current_language.get(),
+                actor_id=actor.user.id,
+                via="inbox",
+            )
+    except ContactNotFound as exc:
+        raise service.NotFound(contact_id) from exc
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"content-security-policy": CONTENT_SECURITY_POLICY, "cache-control": "no-store"},
+    )
+
+
+@get("/inbox/admin/privacy", include_in_schema=False)
+async def admin_privacy(
+    request: Request[Any, Any, Any], format: FromQuery[str | None] = None
+) -> Response[Any]:
+    """Records of processing (Art. 30) from the configuration: the page, or a download."""
+    from markupsafe import Markup
+
+    from tresen.privacy.records import FORMATS, as_html, build
+    from tresen.privacy.records import render as render_records
+
+    actor = await _privacy_admin(request)
+    language = i18n.current_language.get()
+    async with _runtime(request).sessions() as session:
+        records = await build(
+            session, actor.user.workspace_id, _runtime(request).settings, language
+        )
+    if format is None:
+        fragment = Markup(as_html(records, language, fragment=True))
+        return render(request, "admin_privacy.html", actor=actor, records_html=fragment)
+    if format not in FORMATS:
+        return Response(
+            f"format must be one of {', '.join(FORMATS)}",
+            status_code=400,
+            media_type="text/plain; charset=utf-8",
+        )
+    media = {"md": "text/markdown", "html": "text/html", "json": "application/json"}[format]
+    return Response(
+        render_records(records, format, language),
+        media_type=f"{media}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="records-of-processing.{format}"'},
+    )
 
 
 def _view(value: str | None) -> str:
@@ -603,6 +697,9 @@ inbox_router = Router(
         admin_totp_off,
         contact_export,
         contact_erase,
+        contact_restrict,
+        contact_consent_proof,
+        admin_privacy,
         login_page,
         login_submit,
         logout,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
@@ -14,7 +15,8 @@ from litestar.response import File
 from sqlalchemy import select
 
 from tresen.channels.base import channel_factory
-from tresen.db.tables import ChannelRow, Conversation, Media, Message
+from tresen.db import crypto
+from tresen.db.tables import ChannelRow, Contact, Conversation, Media, Message
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, Direction
 from tresen.events import MESSAGE_NEW, Event
@@ -43,40 +45,70 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime
 
 
-def _file(data_dir: Path, media: Media) -> File:
+def stored_file(
+    data_dir: Path,
+    media: Media,
+    *,
+    extra_headers: dict[str, str] | None = None,
+    missing: Exception | None = None,
+) -> File | Response[bytes]:
     """A stored file with headers that keep the browser from running or guessing it."""
     path = store.file_for(data_dir, media.path or "")
     if path is None:
-        raise service.NotFound(media.id)
+        raise missing or service.NotFound(media.id)
+    headers = {**FILE_HEADERS, **(extra_headers or {})}
     inline = media.content_type in INLINE_TYPES
+    if crypto.active() is not None:
+        # Encrypted at rest: decrypted in memory (files are at most TRESEN_MAX_MEDIA_BYTES).
+        name = media.filename or f"file-{media.id}"
+        disposition = "inline" if inline else "attachment"
+        return Response(
+            store.read_file(path),
+            media_type=media.content_type or "application/octet-stream",
+            headers={
+                **headers,
+                "content-disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+            },
+        )
     return File(
         path,
         filename=media.filename or f"file-{media.id}",
         media_type=media.content_type or "application/octet-stream",
         content_disposition_type="inline" if inline else "attachment",
-        headers=dict(FILE_HEADERS),
+        headers=headers,
     )
 
 
 @get("/inbox/media/{media_id:str}", include_in_schema=False)
-async def media_file(request: Request[Any, Any, Any], media_id: FromPath[str]) -> File:
+async def media_file(
+    request: Request[Any, Any, Any], media_id: FromPath[str]
+) -> File | Response[bytes]:
     """A message's file, for people who may see its conversation."""
     actor = await current_actor(request)
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         found = (
             await session.execute(
-                select(Media, Conversation)
+                select(
+                    Media,
+                    Conversation,
+                    Message.direction,
+                    Contact.consent_state,
+                    Contact.restricted_at,
+                )
                 .join(Message, Message.id == Media.message_id)
                 .join(Conversation, Conversation.id == Message.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
                 .where(Media.id == media_id, Media.workspace_id == actor.user.workspace_id)
             )
         ).first()
         if found is None or found[0].state != store.STORED:
             raise service.NotFound(media_id)
-        media, conversation = found
+        media, conversation, direction, state, restricted_at = found
         if not may(actor, Action.VIEW, conversation):
             raise service.Forbidden("you may not see this conversation")
+        if actor.withholding.reason(state, restricted_at is not None, direction):
+            raise service.Forbidden("this file is withheld until the customer consents")
         await audit.record(
             session,
             actor.user.workspace_id,
@@ -85,7 +117,7 @@ async def media_file(request: Request[Any, Any, Any], media_id: FromPath[str]) -
             subject_type="media",
             subject_id=media.id,
         )
-    return _file(runtime.settings.data_dir, media)
+    return stored_file(runtime.settings.data_dir, media)
 
 
 @get("/media/public/{media_id:str}", include_in_schema=False)
@@ -94,7 +126,7 @@ async def public_file(
     media_id: FromPath[str],
     exp: FromQuery[str] = "",
     sig: FromQuery[str] = "",
-) -> File:
+) -> File | Response[bytes]:
     """An agent's file for the provider to fetch, by a signed link that expires (outbound only)."""
     runtime = _runtime(request)
     secret = ensure_secret_key(runtime.settings).secret_key
@@ -112,7 +144,7 @@ async def public_file(
         )
     if media is None:
         raise service.NotFound(media_id)
-    return _file(runtime.settings.data_dir, media)
+    return stored_file(runtime.settings.data_dir, media)
 
 
 def _kind(content_type: str) -> str:

@@ -20,7 +20,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post, route
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, FromQuery
-from litestar.response import File, Stream
+from litestar.response import Stream
 from sqlalchemy import or_, select
 
 from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate, WebhookRejected
@@ -39,12 +39,12 @@ from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, RESYNC, TYPING, Event
 from tresen.media import store
-from tresen.media.sniff import INLINE_TYPES, MediaRefused
+from tresen.media.sniff import MediaRefused
 from tresen.pipeline.inbound import apply_status
 from tresen.runtime import LoadedChannel, Runtime
 from tresen.settings import ensure_secret_key
 from tresen.web.errors import error_response
-from tresen.web.media import FILE_HEADERS
+from tresen.web.media import stored_file
 from tresen.web.webhooks import GroupCommit, read_body
 
 WIDGET_FILE = Path(__file__).parent / "static" / "widget.js"
@@ -412,17 +412,11 @@ async def visitor_file(
             secret, loaded.ref.id, media_id, found[1], exp, sig
         ):
             raise WebhookRejected(404, "no such file, or the link has expired")
-        media = found[0]
-        path = store.file_for(runtime.settings.data_dir, media.path or "")
-        if path is None:
-            raise WebhookRejected(404, "no such file, or the link has expired")
-        inline = media.content_type in INLINE_TYPES
-        return File(
-            path,
-            filename=media.filename or f"file-{media.id}",
-            media_type=media.content_type or "application/octet-stream",
-            content_disposition_type="inline" if inline else "attachment",
-            headers={**FILE_HEADERS, "cross-origin-resource-policy": "cross-origin"},
+        return stored_file(
+            runtime.settings.data_dir,
+            found[0],
+            extra_headers={"cross-origin-resource-policy": "cross-origin"},
+            missing=WebhookRejected(404, "no such file, or the link has expired"),
         )
 
     return await _answer(request, work)
