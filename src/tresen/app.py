@@ -40,6 +40,7 @@ from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
+from tresen.web.links import follow_link, probe_link
 from tresen.web.media import media_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.optin import optin_router
@@ -123,6 +124,8 @@ def create_app(
             settings_router,
             contacts_router,
             media_router,
+            follow_link,
+            probe_link,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

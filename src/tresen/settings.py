@@ -36,6 +36,8 @@ class Settings:
     optin_purge_days: float = 7.0
     optin_confirmations_per_day: int = 3
     notification_poll_seconds: float = 2.0
+    link_tracking_store_client: bool = False
+    """Store IP address and user agent of per-person (consented) link clicks."""
 
     @property
     def effective_database_url(self) -> str:
@@ -81,7 +83,7 @@ _FLOAT_FIELDS = {
 }
 
 
-_BOOL_FIELDS = {"consent_first"}
+_BOOL_FIELDS = {"consent_first", "link_tracking_store_client"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
