@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.broadcast.clicktochat import inbound_text
 from tresen.channels.base import channel_factory
 from tresen.db.tables import (
     ChannelRow,
@@ -139,6 +140,7 @@ def parse_command(text: str | None, payload: dict[str, Any], channel_kind: str) 
     if channel_kind == "sms" and isinstance(payload, dict) and payload.get("keyword") == "opt_out":
         # Twilio and the carriers stop all messages to this number and answer it themselves.
         return Command("unsubscribe", carrier_handled=True)
+    text = inbound_text(text, payload, channel_kind)  # a deep link's start/ref payload
     if not text or len(text) > 200:
         return None
     words = _words(text)
