@@ -138,6 +138,16 @@ async def links_for_topic(
     return [link_for(c, prefill(topic), base_url) for c in channels]
 
 
+async def all_topic_links(
+    session: AsyncSession, workspace_id: str, base_url: str
+) -> list[tuple[Topic, list[ChatLink]]]:
+    """Every topic of the workspace with its links, by keyword."""
+    found = await session.scalars(
+        select(Topic).where(Topic.workspace_id == workspace_id).order_by(Topic.keyword)
+    )
+    return [(t, await links_for_topic(session, workspace_id, t, base_url)) for t in found]
+
+
 def qr(url: str) -> segno.QRCode:
     """The QR code of a URL (error correction M: survives print and a little dirt)."""
     return segno.make(url, error="m", micro=False)

@@ -582,7 +582,7 @@ class Subscription(Base):
         String(26), ForeignKey("channels.id", ondelete="CASCADE")
     )
     state: Mapped[str] = mapped_column(String(12))  # pending, confirmed, withdrawn
-    source: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))  # "messenger keyword" is 17 characters
     language: Mapped[str] = mapped_column(String(8), default="de")
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     token_expires_at: Mapped[datetime | None] = mapped_column()

@@ -1,4 +1,5 @@
-"""tracked links and their clicks (campaign_id stays a plain column until campaigns exist)
+"""tracked links and their clicks (campaign_id stays a plain column until campaigns exist);
+subscriptions.source widened to 64 characters ("messenger keyword", "instagram keyword")
 
 Revision ID: 0013_link_tracking
 Revises: 0012_send_job_index
@@ -19,6 +20,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        op.alter_column(
+            "subscriptions",
+            "source",
+            type_=sa.String(length=64),
+            existing_type=sa.String(length=16),
+            existing_nullable=False,
+        )
     op.create_table(
         "tracked_links",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -87,3 +96,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("link_clicks")
     op.drop_table("tracked_links")
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "subscriptions",
+            "source",
+            type_=sa.String(length=16),
+            existing_type=sa.String(length=64),
+            existing_nullable=False,
+            postgresql_using="left(source, 16)",
+        )
