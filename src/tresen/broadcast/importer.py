@@ -111,17 +111,16 @@ def decode(data: bytes) -> str:
         ) from exc
 
 
-def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
-    sample = text[:8192]
-    try:
-        return csv.Sniffer().sniff(sample.split("\n", 1)[0] or sample, delimiters=",;\t")
-    except csv.Error:
-        return csv.excel
+def _delimiter(text: str) -> str:
+    """Comma, semicolon (German Excel) or tab, as the header line uses it."""
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: (counts[d], d == ","))
 
 
-def _records(text: str, dialect: Any) -> Iterator[tuple[int, list[str]]]:
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each record; a broken record raises ImportFileError."""
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    reader = csv.reader(io.StringIO(text, newline=""), csv.excel, delimiter=delimiter)
     start = 1
     while True:
         try:
@@ -161,8 +160,7 @@ def parse_csv(data: bytes) -> Parsed:
         raise ImportFileError("the file is empty")
     if "\x00" in text:
         raise ImportFileError("the file contains NUL bytes; it is not a CSV text file")
-    dialect = _dialect(text)
-    records = _records(text, dialect)
+    records = _records(text, _delimiter(text))
     header_line, header = next(records, (1, []))
     names = [_clean(h).lower().replace(" ", "_") for h in header]
     missing = [c for c in REQUIRED if c not in names]
