@@ -275,3 +275,39 @@ async def test_admin_page_lists_links_qr_and_snippets(runtime: Runtime) -> None:
         )
         assert "Importiert: 1" in answer.text and "<h1>Themen</h1>" in answer.text
     assert await _states(runtime) == ["confirmed"]
+
+
+async def test_keyword_from_a_link_survives_the_consent_question(runtime: Runtime) -> None:
+    from tests.pipeline.stack import running_stack
+    from tests.privacy.test_double_optin import _count, _sent_to, _subs, _topic, _wait
+
+    runtime.settings = runtime.settings.with_overrides(consent_first=True)
+    first, second = "4915100000081", "4915100000082"
+    async with running_stack(runtime) as stack:
+        await _topic(stack, "ticker", "Live-Ticker")
+        # The wa.me link's prefilled text is the new contact's first message.
+        await stack.sim.customer_sends(first, body="START ticker")
+        await _count(stack, first, 1)
+        assert "Datenschutz" in _sent_to(stack, first)[0]  # the privacy notice, not the opt-in
+        assert await _subs(runtime) == {}
+        await stack.sim.customer_sends(first, body="Ja")
+        await _count(stack, first, 3)  # thanks, then the confirmation request
+        assert "Live-Ticker" in _sent_to(stack, first)[2]
+        assert await _subs(runtime) == {"ticker": "pending"}
+        await stack.sim.customer_sends(first, body="JA")
+        await _wait(lambda: _is_confirmed(runtime))
+
+        # A STOP between the keyword and the yes wins: nothing is requested.
+        await stack.sim.customer_sends(second, body="START ticker")
+        await _count(stack, second, 1)
+        await stack.sim.customer_sends(second, body="STOP")
+        await _count(stack, second, 2)
+        await stack.sim.customer_sends(second, body="Ja")
+        await _count(stack, second, 3)
+        await asyncio.sleep(0.5)
+        assert len(_sent_to(stack, second)) == 3
+        assert "Live-Ticker" not in _sent_to(stack, second)[2]
+
+
+async def _is_confirmed(runtime: Runtime) -> bool:
+    return await _states(runtime) == ["confirmed"]

@@ -654,6 +654,38 @@ async def handle_inbound(
     return "requested"
 
 
+async def handle_deferred(session: AsyncSession, settings: Settings, message_id: str) -> str | None:
+    """After a yes to the privacy notice: run the subscribe keyword sent just before it.
+
+    A click-to-chat link makes `START ticker` a new contact's first message, which consent
+    first answers with the notice; the keyword is not lost but follows the yes. Only the
+    latest command of the last day counts, so a STOP sent in between wins.
+    """
+    found = await _load(session, message_id)
+    if found is None:
+        return None
+    earlier = await session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == found.conversation.id,
+            Message.direction == "inbound",
+            Message.id != found.message.id,
+            Message.created_at >= found.message.created_at - timedelta(days=1),
+            Message.created_at <= found.message.created_at,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(10)
+    )
+    for message in earlier:
+        command = parse_command(message.body, message.payload or {}, found.channel.kind)
+        if command is None or command.action == "confirm":
+            continue
+        if command.action == "unsubscribe" or command.keyword is None:
+            return None
+        return await handle_inbound(session, settings, message.id, consent_ok=True)
+    return None
+
+
 async def _confirm_reply(session: AsyncSession, found: _Inbound, command: Command) -> str | None:
     stmt = (
         select(Subscription, Topic)
