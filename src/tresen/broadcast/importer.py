@@ -343,7 +343,7 @@ async def import_subscribers(
         await session.scalars(select(ChannelRow).where(ChannelRow.workspace_id == workspace_id))
     )
     lookup = _channel_lookup(channels)
-    planned: list[tuple[Row, ChannelRow, str]] = []
+    planned: list[tuple[Row, ChannelRow, str, str | None]] = []
     seen: set[tuple[str, str]] = set()
     for row in parsed.rows:
         found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
@@ -364,19 +364,22 @@ async def import_subscribers(
             report.already += 1  # the same person twice in the file
             continue
         seen.add((found.id, address))
-        state = await _existing(session, found, address, topic)
+        state, contact_id = await _existing(session, found, address, topic)
         if state == "confirmed":
             report.already += 1
         elif state is not None:
             report.problems.append(Problem(row.line, state))
         else:
-            planned.append((row, found, address))
+            planned.append((row, found, address, contact_id))
     report.problems.sort(key=lambda p: p.line)
     report.imported = len(planned)
     if dry_run or (report.problems and not skip_invalid):
         return report
-    for row, channel, address in planned:
-        await _write(session, workspace_id, topic, row, channel, address)
+    for i, (row, channel, address, contact_id) in enumerate(planned):
+        await _write(session, workspace_id, topic, row, channel, address, contact_id)
+        if i % 500 == 499:
+            await session.flush()  # written rows leave the session's memory
+    await session.flush()
     await audit.record(
         session,
         workspace_id,
@@ -397,28 +400,28 @@ async def import_subscribers(
 
 async def _existing(
     session: AsyncSession, channel: ChannelRow, address: str, topic: Topic
-) -> str | None:
-    """ "confirmed", a reason to refuse, or None when the row may be imported."""
-    identity = await session.scalar(
-        select(ContactIdentity).where(
-            ContactIdentity.channel_id == channel.id, ContactIdentity.address == address
-        )
+) -> tuple[str | None, str | None]:
+    """("confirmed", a reason to refuse, or None to import; the contact id of a known address)."""
+    contact = await session.scalar(
+        select(Contact)
+        .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+        .where(ContactIdentity.channel_id == channel.id, ContactIdentity.address == address)
     )
-    if identity is None:
-        return None
-    contact = await session.get_one(Contact, identity.contact_id)
+    if contact is None:
+        return None, None
     if contact.consent_state in ("refused", "restricted"):
-        return "this person refused processing or is restricted; not imported"
+        return "this person refused processing or is restricted; not imported", contact.id
     state = await session.scalar(
         select(Subscription.state).where(
             Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
         )
     )
     if state == CONFIRMED:
-        return "confirmed"
+        return "confirmed", contact.id
     if await _opted_out(session, contact.id, topic):
-        return "this person unsubscribed from the topic; an import does not subscribe them again"
-    return None
+        reason = "this person unsubscribed from the topic; an import does not subscribe them again"
+        return reason, contact.id
+    return None, contact.id
 
 
 async def _write(
@@ -428,15 +431,12 @@ async def _write(
     row: Row,
     channel: ChannelRow,
     address: str,
+    contact_id: str | None,
 ) -> None:
     """Contact and identity (when new), the confirmed subscription and its consent event."""
     now = utcnow()
-    identity = await session.scalar(
-        select(ContactIdentity).where(
-            ContactIdentity.channel_id == channel.id, ContactIdentity.address == address
-        )
-    )
-    if identity is None:
+    sub: Subscription | None = None
+    if contact_id is None:
         contact = Contact(
             id=new_id(),
             workspace_id=workspace_id,
@@ -447,25 +447,25 @@ async def _write(
             updated_at=now,
         )
         session.add(contact)
-        await session.flush()
-        identity = ContactIdentity(
-            id=new_id(),
-            workspace_id=workspace_id,
-            contact_id=contact.id,
-            channel_id=channel.id,
-            address=address,
-            display_name=row.name or None,
-            unreachable=False,
-            created_at=now,
+        session.add(
+            ContactIdentity(
+                id=new_id(),
+                workspace_id=workspace_id,
+                contact_id=contact.id,
+                channel_id=channel.id,
+                address=address,
+                display_name=row.name or None,
+                unreachable=False,
+                created_at=now,
+            )
         )
-        session.add(identity)
     else:
-        contact = await session.get_one(Contact, identity.contact_id)
-    sub = await session.scalar(
-        select(Subscription).where(
-            Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
+        contact = await session.get_one(Contact, contact_id)
+        sub = await session.scalar(
+            select(Subscription).where(
+                Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
+            )
         )
-    )
     values: dict[str, Any] = {
         "state": CONFIRMED,
         "channel_id": channel.id,
@@ -506,7 +506,8 @@ async def _write(
             occurred_at=row.consent_at,
         )
     )
-    if row.link_tracking and not await links.tracking_allowed(session, contact.id):
+    known = contact_id is not None and await links.tracking_allowed(session, contact.id)
+    if row.link_tracking and not known:
         await links.record_consent(
             session,
             contact,
@@ -517,4 +518,3 @@ async def _write(
             language=row.language,
             occurred_at=row.consent_at,
         )
-    await session.flush()
