@@ -30,7 +30,7 @@ from tresen.runtime import Runtime
 from tresen.settings import Settings
 
 BASE = "http://testserver"
-TOKEN = re.compile(re.escape(BASE) + r"/l/([A-Za-z0-9_-]+)")
+TOKEN = re.compile(re.escape(BASE) + r"/l/([A-Za-z0-9_-]{" + str(links.TOKEN_LENGTH) + "})")
 
 
 async def _contact(runtime: Runtime, *, tracking: str | None = None) -> tuple[str, str]:
@@ -136,12 +136,15 @@ async def test_redirect_unknown_head_and_previews(runtime: Runtime) -> None:
             f"/l/{token}", headers={"user-agent": "WhatsApp/2.23.20.0"}, follow_redirects=False
         )
         assert preview.status_code == 302
+        glued = await client.get(f"/l/{token}_", follow_redirects=False)  # "see <link>_"
+        assert glued.headers["location"] == "https://a.example/p"
+        assert (await client.get(f"/l/{token}x", follow_redirects=False)).status_code == 404
         real = await client.get(f"/l/{token}", follow_redirects=False)
         assert real.headers["location"] == "https://a.example/p"
         assert real.headers["cache-control"] == "no-store"
     async with runtime.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(LinkClick)) == 1
-        assert await session.scalar(select(TrackedLink.clicks)) == 1
+        assert await session.scalar(select(func.count()).select_from(LinkClick)) == 2
+        assert await session.scalar(select(TrackedLink.clicks)) == 2
 
 
 async def test_client_data_only_with_the_setting(runtime: Runtime) -> None:

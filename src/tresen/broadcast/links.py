@@ -23,6 +23,7 @@ from tresen.domain.ids import new_id
 
 PURPOSE = "link_tracking"
 MAX_URL = 2000
+TOKEN_LENGTH = 16  # secrets.token_urlsafe(12): 96 random bits
 _URL = re.compile(r"https?://[^\s<>\"'`{}|\\^]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\"*_~"
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
@@ -168,7 +169,7 @@ async def _link(
         insert_ignore(session, TrackedLink.__table__).values(
             id=new_id(),
             workspace_id=workspace_id,
-            token=secrets.token_urlsafe(12),
+            token=secrets.token_urlsafe(TOKEN_LENGTH * 3 // 4),
             key=key,
             url=url,
             campaign_id=campaign_id,
@@ -266,7 +267,10 @@ async def click(
     count: bool = True,
 ) -> Click | None:
     """Resolve a token to its stored URL and count the click; None for an unknown token."""
-    if not token or len(token) > 32:
+    if len(token) > TOKEN_LENGTH and not token[TOKEN_LENGTH:].strip("_-"):
+        # "_" and "-" right after a link are glued to it by some messengers' auto-linking.
+        token = token[:TOKEN_LENGTH]
+    if len(token) != TOKEN_LENGTH:
         return None
     link = await session.scalar(select(TrackedLink).where(TrackedLink.token == token))
     if link is None:
