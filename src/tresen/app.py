@@ -40,11 +40,13 @@ from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
 from tresen.web.inbox import inbox_router
+from tresen.web.links import follow_link, probe_link
 from tresen.web.media import media_router
 from tresen.web.metrics import metrics_endpoint
 from tresen.web.optin import optin_router
 from tresen.web.security import security_headers
 from tresen.web.settings import settings_router
+from tresen.web.topics_admin import topics_admin_router
 from tresen.web.webchat import webchat_router
 from tresen.web.webhooks import receive_webhook, verify_webhook
 
@@ -123,6 +125,9 @@ def create_app(
             settings_router,
             contacts_router,
             media_router,
+            topics_admin_router,
+            follow_link,
+            probe_link,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

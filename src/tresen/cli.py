@@ -268,7 +268,7 @@ def _channel_options(kind: str) -> dict[str, tuple[str, bool]]:
     }
 
 
-def _parse_options(kind: str, args: list[str]) -> dict[str, str]:
+def _parse_options(kind: str, args: list[str], *, require: bool = True) -> dict[str, str]:
     """Turn `--phone-number-id 123 --api-base=URL` into config fields, refusing unknown ones."""
     options = _channel_options(kind)
     values: dict[str, str] = {}
@@ -287,7 +287,9 @@ def _parse_options(kind: str, args: list[str]) -> dict[str, str]:
         else:
             _fail(f"option {name} needs a value")
     missing = [
-        opt for opt, (field, required) in options.items() if required and field not in values
+        opt
+        for opt, (field, required) in options.items()
+        if require and required and field not in values
     ]
     if missing:
         _fail(f"{kind} needs {', '.join(missing)}")
@@ -376,6 +378,47 @@ async def _register_telegram_webhook(config: dict[str, Any], url: str) -> None:
                 f"could not register the webhook with Telegram ({exc.reason}); "
                 "check TRESEN_BASE_URL, or add the channel with --no-set-webhook and register it later"
             ) from exc
+
+
+@channel_app.command(
+    "set", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def channel_set(
+    ctx: typer.Context,
+    channel_id: Annotated[str, typer.Argument(help="The channel's id (tresen channel list).")],
+) -> None:
+    """Change options of a connected channel, e.g. --bot-username or --display-phone-number."""
+    import msgspec
+    from sqlalchemy import select
+
+    from tresen.channels.base import ConfigError, channel_factory
+    from tresen.db.tables import ChannelRow
+
+    settings = _settings()
+
+    async def work(session: Any) -> str:
+        row = await session.scalar(select(ChannelRow).where(ChannelRow.id == channel_id))
+        if row is None:
+            raise ConfigError(f"no channel with the id {channel_id!r}; see `tresen channel list`")
+        factory = channel_factory(row.kind)
+        raw = _parse_options(row.kind, list(ctx.args), require=False)
+        if not raw:
+            options = ", ".join(sorted(_channel_options(row.kind)))
+            raise ConfigError(f"give at least one option to change: {options}")
+        try:
+            typed = msgspec.to_builtins(
+                msgspec.convert({**row.config, **raw}, factory.config_type, strict=False)
+            )
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{row.kind} channel configuration: {exc}") from exc
+        row.config = factory.check_config(typed)
+        return ", ".join(sorted(raw))
+
+    try:
+        changed = asyncio.run(_with_session(settings, work))
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(f"channel {channel_id}: set {changed}")
 
 
 @channel_app.command("capabilities")

@@ -57,7 +57,7 @@ class Runtime:
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=make_sessionmaker(engine, info={"base_url": settings.base_url}),
             http=client,
             events=event_bus_for(settings.redis_url),
         )

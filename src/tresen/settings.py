@@ -46,6 +46,8 @@ class Settings:
     agents_see_before_consent: bool = False
     encryption_keys: str = ""
     """Keys for encryption at rest: "id=base64key,..."; the first encrypts, all decrypt."""
+    link_tracking_store_client: bool = False
+    """Store IP address and user agent of per-person (consented) link clicks."""
 
     @property
     def effective_database_url(self) -> str:
@@ -93,7 +95,7 @@ _FLOAT_FIELDS = {
 }
 
 
-_BOOL_FIELDS = {"consent_first", "agents_see_before_consent"}
+_BOOL_FIELDS = {"consent_first", "agents_see_before_consent", "link_tracking_store_client"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

@@ -106,7 +106,12 @@ async def test_periods_apply_as_the_clock_moves(runtime: Runtime) -> None:
         )
 
     first = await run_at(1)
-    assert first.workspaces[ws].counts() == {"conversations": 0, "media_files": 0, "contacts": 0}
+    assert first.workspaces[ws].counts() == {
+        "conversations": 0,
+        "media_files": 0,
+        "contacts": 0,
+        "link_clicks": 0,
+    }
     assert first.orphan_files == 1 and not orphan.exists()
     assert await _exists(runtime, Contact, asked)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.broadcast.clicktochat import inbound_text
 from tresen.channels.base import channel_factory
 from tresen.db.tables import (
     ChannelRow,
@@ -144,6 +145,7 @@ def parse_command(text: str | None, payload: dict[str, Any], channel_kind: str) 
     if channel_kind == "sms" and isinstance(payload, dict) and payload.get("keyword") == "opt_out":
         # Twilio and the carriers stop all messages to this number and answer it themselves.
         return Command("unsubscribe", carrier_handled=True)
+    text = inbound_text(text, payload, channel_kind)  # a deep link's start/ref payload
     if not text or len(text) > 200:
         return None
     words = _words(text)
@@ -655,6 +657,38 @@ async def handle_inbound(
         )
         return "already"
     return "requested"
+
+
+async def handle_deferred(session: AsyncSession, settings: Settings, message_id: str) -> str | None:
+    """After a yes to the privacy notice: run the subscribe keyword sent just before it.
+
+    A click-to-chat link makes `START ticker` a new contact's first message, which consent
+    first answers with the notice; the keyword is not lost but follows the yes. Only the
+    latest command of the last day counts, so a STOP sent in between wins.
+    """
+    found = await _load(session, message_id)
+    if found is None:
+        return None
+    earlier = await session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == found.conversation.id,
+            Message.direction == "inbound",
+            Message.id != found.message.id,
+            Message.created_at >= found.message.created_at - timedelta(days=1),
+            Message.created_at <= found.message.created_at,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(10)
+    )
+    for message in earlier:
+        command = parse_command(message.body, message.payload or {}, found.channel.kind)
+        if command is None or command.action == "confirm":
+            continue
+        if command.action == "unsubscribe" or command.keyword is None:
+            return None
+        return await handle_inbound(session, settings, message.id, consent_ok=True)
+    return None
 
 
 async def _confirm_reply(session: AsyncSession, found: _Inbound, command: Command) -> str | None:

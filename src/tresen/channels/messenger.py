@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from tresen.channels.base import (
     download,
 )
 from tresen.channels.meta import hub_handshake, verify_hub_signature
+from tresen.domain.deeplink import decode_payload
 from tresen.domain.message import ContentKind, DeliveryState
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
@@ -72,6 +74,8 @@ class MessengerConfig(msgspec.Struct, forbid_unknown_fields=True):
     api_base: str = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
     messages_per_second: float = 300.0
+    page_username: str = ""
+    """The Page's username (facebook.com/<username>); m.me links use the page id without it."""
 
 
 class _Party(msgspec.Struct):
@@ -121,6 +125,12 @@ class _Reaction(msgspec.Struct):
     reaction: str | None = None
 
 
+class _Referral(msgspec.Struct):
+    ref: str | None = None
+    source: str | None = None
+    type: str | None = None
+
+
 class _Event(msgspec.Struct):
     sender: _Party | None = None
     recipient: _Party | None = None
@@ -130,6 +140,7 @@ class _Event(msgspec.Struct):
     delivery: _Delivery | None = None
     read: _Read | None = None
     reaction: _Reaction | None = None
+    referral: _Referral | None = None
 
 
 class _Entry(msgspec.Struct):
@@ -174,6 +185,11 @@ def check_meta_config(
         raise ConfigError(f"{kind} channel configuration: api_version looks like v21.0")
     if parsed.messages_per_second <= 0:
         raise ConfigError(f"{kind} channel configuration: messages_per_second must be > 0")
+    parsed.page_username = parsed.page_username.strip().removeprefix("@")
+    if parsed.page_username and not re.fullmatch(r"[A-Za-z0-9.]{5,50}", parsed.page_username):
+        raise ConfigError(
+            f"{kind} channel configuration: page_username is 5 to 50 letters, digits or dots"
+        )
     return msgspec.to_builtins(parsed)
 
 
@@ -310,8 +326,23 @@ class MessengerChannel:
                     reply_to_provider_id=r.mid,
                 )
             )
+        elif event.referral is not None and event.referral.ref:
+            # Someone with a thread already opened an m.me link with ?ref= (a click-to-chat link).
+            # https://developers.facebook.com/docs/messenger-platform/reference/webhook-events/messaging_referrals
+            ref = event.referral.ref[:250]
+            parsed.messages.append(
+                InboundMessage(
+                    provider_message_id=f"referral:{sender}:{event.timestamp}:{ref}"[:256],
+                    sender_address=sender,
+                    sender_name=None,
+                    sent_at=at,
+                    content_kind=ContentKind.BUTTON,
+                    body=decode_payload(ref) or ref,
+                    payload=raw,
+                )
+            )
         else:
-            # optin, referral, account_linking, handover ...: not messages, nothing to store.
+            # optin, account_linking, handover ...: not messages, nothing to store.
             parsed.errors.append("event without message skipped")
 
     def _parse_message(

@@ -64,6 +64,8 @@ class TelegramConfig(msgspec.Struct, forbid_unknown_fields=True):
     secret_token: str
     api_base: str = DEFAULT_API_BASE
     messages_per_second: float = 30.0
+    bot_username: str = ""
+    """The bot's @username (without @); for t.me links."""
 
 
 class _User(msgspec.Struct):
@@ -285,6 +287,14 @@ class TelegramChannel:
             )
         if not parsed.api_base.startswith(("http://", "https://")):
             raise ConfigError("telegram channel configuration: api_base must be an http(s) URL")
+        parsed.bot_username = parsed.bot_username.strip().removeprefix("@")
+        if parsed.bot_username and not re.fullmatch(
+            r"[A-Za-z][A-Za-z0-9_]{3,31}", parsed.bot_username
+        ):
+            raise ConfigError(
+                "telegram channel configuration: bot_username is 4 to 32 letters, digits or _ "
+                "(the bot's @username)"
+            )
         if parsed.messages_per_second <= 0:
             raise ConfigError("telegram channel configuration: messages_per_second must be > 0")
         return msgspec.to_builtins(parsed)

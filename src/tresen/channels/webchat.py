@@ -67,6 +67,8 @@ class WebchatConfig(msgspec.Struct, forbid_unknown_fields=True):
     )
     opening_hours_note: str = ""
     messages_per_second: float = 50.0
+    page_url: str = ""
+    """A page of the shop's website that embeds the widget; click-to-chat links open it."""
 
 
 class VisitorText(msgspec.Struct, forbid_unknown_fields=True):
@@ -179,6 +181,10 @@ class WebchatChannel:
                 f"choose from {', '.join(DEFAULT_UPLOAD_TYPES)}"
             )
         parsed.allowed_upload_types = types
+        if parsed.page_url and not re.fullmatch(r"https?://[^\s#]+", parsed.page_url):
+            raise ConfigError(
+                "webchat channel configuration: page_url must be an http(s) URL without a fragment"
+            )
         if not 0 <= parsed.max_upload_bytes <= 50 * 1024 * 1024:
             raise ConfigError("webchat channel configuration: max_upload_bytes must be 0 to 50 MB")
         if parsed.privacy_link and not parsed.privacy_link.startswith(("https://", "http://")):

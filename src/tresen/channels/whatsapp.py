@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -159,6 +160,8 @@ class WhatsAppConfig(msgspec.Struct, forbid_unknown_fields=True):
     messages_per_second: float = 80.0
     waba_id: str = ""
     """The WhatsApp Business Account id; needed to manage message templates."""
+    display_phone_number: str = ""
+    """The number customers see, with country code (e.g. 4930123456); for wa.me links."""
 
 
 def _timestamp(raw: str | int | None) -> datetime:
@@ -256,6 +259,15 @@ class WhatsAppChannel:
             raise ConfigError("whatsapp channel configuration: api_base must be an http(s) URL")
         if parsed.messages_per_second <= 0:
             raise ConfigError("whatsapp channel configuration: messages_per_second must be > 0")
+        shown = re.sub(r"[\s\-()/.]", "", parsed.display_phone_number).removeprefix("+")
+        if shown.startswith("00"):
+            shown = shown[2:]
+        if shown and not (shown.isdigit() and 7 <= len(shown) <= 15 and shown[0] != "0"):
+            raise ConfigError(
+                "whatsapp channel configuration: display_phone_number must be the number with "
+                "country code, e.g. +49 30 123456"
+            )
+        parsed.display_phone_number = shown
         return msgspec.to_builtins(parsed)
 
     @property

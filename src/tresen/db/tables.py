@@ -605,7 +605,7 @@ class Subscription(Base):
         String(26), ForeignKey("channels.id", ondelete="CASCADE")
     )
     state: Mapped[str] = mapped_column(String(12))  # pending, confirmed, withdrawn
-    source: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))  # "messenger keyword" is 17 characters
     language: Mapped[str] = mapped_column(String(8), default="de")
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     token_expires_at: Mapped[datetime | None] = mapped_column()
@@ -655,3 +655,42 @@ class ErasureRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class TrackedLink(Base):
+    """A URL of an outgoing message, sent as {base_url}/l/<token>; per person only with consent."""
+
+    __tablename__ = "tracked_links"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "key"),
+        Index("ix_tracked_links_campaign", "workspace_id", "campaign_id"),
+    )
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    key: Mapped[str] = mapped_column(String(64))  # sha256 of (campaign, contact, url)
+    url: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[str | None] = mapped_column(String(26))
+    contact_id: Mapped[str | None] = mapped_column(
+        String(26), ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkClick(Base):
+    """One click on a tracked link: anonymous, or the contact's when they consented to tracking."""
+
+    __tablename__ = "link_clicks"
+    __table_args__ = (Index("ix_link_clicks_workspace_at", "workspace_id", "clicked_at"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    workspace_id: Mapped[str] = mapped_column(String(26))
+    link_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("tracked_links.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    clicked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -75,6 +75,11 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
                 command = await topics.handle_inbound(
                     session, runtime.settings, message_id, consent_ok=consent_now == "granted"
                 )
+            elif consent_now == "answered" and (
+                await _consent_state(session, message_id) == "granted"
+            ):
+                # A subscribe keyword sent before the yes (e.g. from a click-to-chat link).
+                command = await topics.handle_deferred(session, runtime.settings, message_id)
             if allowed and command is None:
                 outcome = await live.handle(
                     session, bot, message_id, phrasing=llm_enabled(runtime.settings)

@@ -335,6 +335,28 @@ TABLES: tuple[TableEntry, ...] = (
         "address or text): an interrupted erasure resumes from it, and it proves completion",
     ),
     TableEntry(
+        "tracked_links",
+        _C,
+        ("url",),
+        ("token", "key"),
+        "tracked_links.contact_id = :contact",
+        Erasure.ANONYMISE,
+        "redirect links of campaign messages; a per-person link (made only with link-tracking "
+        "consent) names its contact; erasure and retention unlink it, the anonymous click "
+        "counter stays",
+    ),
+    TableEntry(
+        "link_clicks",
+        _C,
+        ("ip_address", "user_agent"),
+        (),
+        "link_clicks.contact_id = :contact",
+        Erasure.DELETE,
+        "one row per click: anonymous, or the contact's when they consented to link tracking "
+        "(IP and user agent only with TRESEN_LINK_TRACKING_STORE_CLIENT); deleted after the "
+        "tracking_events retention period",
+    ),
+    TableEntry(
         "topics",
         "none",
         (),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,12 +28,14 @@ from tresen.db.tables import (
     ConversationLabel,
     ErasureRequest,
     Job,
+    LinkClick,
     Media,
     Message,
     Note,
     Notification,
     PendingStatus,
     Subscription,
+    TrackedLink,
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -55,6 +59,8 @@ _PG_TABLES = (
     "conversation_labels",
     "subscriptions",
     "notifications",
+    "tracked_links",
+    "link_clicks",
 )
 
 
@@ -73,6 +79,7 @@ class ErasureReport:
     notes: int = 0
     jobs: int = 0
     pending_statuses: int = 0
+    link_clicks: int = 0
     consent_events_kept: int = 0
     files: list[Path] = field(default_factory=list)
     files_removed: int = 0
@@ -86,6 +93,7 @@ class ErasureReport:
             "notes": self.notes,
             "jobs": self.jobs,
             "pending_statuses": self.pending_statuses,
+            "link_clicks": self.link_clicks,
             "consent_events_kept": self.consent_events_kept,
             "files": len(self.files),
         }
@@ -242,6 +250,7 @@ async def erase_contact(
         await session.scalars(select(Contact.id).where(Contact.merged_into_id == contact.id))
     )
     everyone = [contact.id, *merged]
+    report.link_clicks = await forget_link_tracking(session, everyone)
     await session.execute(
         delete(ContactMerge).where(
             ContactMerge.target_id.in_(everyone) | ContactMerge.source_id.in_(everyone)
@@ -264,6 +273,34 @@ async def erase_contact(
         await merge_search_index(session)
     log.info("contact %s erased: %s", contact.id, report.counts())
     return report
+
+
+async def forget_link_tracking(session: AsyncSession, contact_ids: list[str]) -> int:
+    """Delete the contacts' click rows and unlink their per-person links (counters stay)."""
+    removed = 0
+    for chunk in _chunks(contact_ids):
+        removed += _count(
+            await session.execute(delete(LinkClick).where(LinkClick.contact_id.in_(chunk)))
+        )
+        await unlink_links(
+            session,
+            list(
+                await session.scalars(
+                    select(TrackedLink.id).where(TrackedLink.contact_id.in_(chunk))
+                )
+            ),
+        )
+    return removed
+
+
+async def unlink_links(session: AsyncSession, link_ids: list[str]) -> None:
+    """Make per-person links anonymous: no contact, and a fresh key (the old one hashed the id)."""
+    for link_id in link_ids:
+        await session.execute(
+            update(TrackedLink)
+            .where(TrackedLink.id == link_id)
+            .values(contact_id=None, key=hashlib.sha256(os.urandom(32)).hexdigest())
+        )
 
 
 async def merge_search_index(session: AsyncSession) -> None:

@@ -20,9 +20,11 @@ from tresen.db.tables import (
     ConsentEvent,
     ContactIdentity,
     Conversation,
+    LinkClick,
     Media,
     Message,
     Note,
+    TrackedLink,
     User,
     Workspace,
 )
@@ -65,6 +67,11 @@ data.json         one JSON object (UTF-8):
                   the system or an API client), subject_type, subject_id, details, occurred_at
   media[]         files stored for the person: message_id, file (path in this archive),
                   mime_type, filename, size
+  tracked_links[] links made for the person alone (only with link-tracking consent):
+                  url (where the link leads), campaign_id, created_at
+  link_clicks[]   the person's clicks on links (only recorded with link-tracking consent):
+                  url, campaign_id, clicked_at, ip_address and user_agent (only where the
+                  setting allows storing them)
 messages.jsonl    one JSON object per line, oldest first: id, conversation_id, direction
                   (inbound = from the person, outbound = to them), sender_kind (contact, agent,
                   bot, system), content_kind (text, media, interactive, ...), body, payload (the
@@ -196,6 +203,21 @@ async def write_export(
             )
         )
     notes.sort(key=lambda n: (n.created_at, n.id))
+    own_links = list(
+        await session.scalars(
+            select(TrackedLink)
+            .where(TrackedLink.workspace_id == workspace_id, TrackedLink.contact_id == contact.id)
+            .order_by(TrackedLink.created_at)
+        )
+    )
+    clicks = (
+        await session.execute(
+            select(LinkClick, TrackedLink.url, TrackedLink.campaign_id)
+            .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
+            .where(LinkClick.workspace_id == workspace_id, LinkClick.contact_id == contact.id)
+            .order_by(LinkClick.id)
+        )
+    ).all()
     audits.sort(key=lambda a: a.id)
 
     def kind(channel_id: str | None) -> str | None:
@@ -276,6 +298,20 @@ async def write_export(
             for a in audits
         ],
         "media": [],
+        "tracked_links": [
+            {"url": t.url, "campaign_id": t.campaign_id, "created_at": _iso(t.created_at)}
+            for t in own_links
+        ],
+        "link_clicks": [
+            {
+                "url": url,
+                "campaign_id": campaign_id,
+                "clicked_at": _iso(c.clicked_at),
+                "ip_address": c.ip_address,
+                "user_agent": c.user_agent,
+            }
+            for c, url, campaign_id in clicks
+        ],
     }
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -418,6 +454,15 @@ async def _write_html(
                 x["size"],
             ]
             for x in data["media"]
+        ],
+    )
+    _table(
+        out,
+        "Link clicks",
+        ["when", "link", "campaign", "IP address", "browser"],
+        [
+            [k["clicked_at"], k["url"], k["campaign_id"], k["ip_address"], k["user_agent"]]
+            for k in data["link_clicks"]
         ],
     )
     _table(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tresen.db.tables import Contact, Conversation, Message, Workspace
+from tresen.db.tables import Contact, Conversation, LinkClick, Message, TrackedLink, Workspace
 from tresen.db.types import utcnow
 from tresen.privacy import audit
 from tresen.privacy.erasure import (
@@ -23,6 +23,7 @@ from tresen.privacy.erasure import (
     media_file,
     merge_search_index,
     resume_pending,
+    unlink_links,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, int] = {
     "media": 180,  # files customers sent, counted from their message
     "inactive_contacts": 1095,  # contacts with no message for this long are erased
     "unconfirmed_optins": 30,  # contacts asked for consent who never answered, or said no
+    "tracking_events": 180,  # link clicks; per-person links lose their contact after this
     "audit_log": 0,  # the hash chain is kept whole; see docs/privacy.md
 }
 ORPHAN_GRACE = timedelta(hours=1)  # an upload is written just before its message row
@@ -100,6 +102,7 @@ class RetentionReport:
     conversations: int = 0
     media_files: int = 0
     contacts: int = 0
+    link_clicks: int = 0
     files: list[Path] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -108,6 +111,7 @@ class RetentionReport:
             "conversations": self.conversations,
             "media_files": self.media_files,
             "contacts": self.contacts,
+            "link_clicks": self.link_clicks,
         }
 
 
@@ -190,6 +194,10 @@ async def run_workspace(
                 .values(payload={**(payload or {}), "media": media})
             )
             report.media_files += 1
+    if days["tracking_events"]:
+        report.link_clicks = await expire_tracking(
+            session, ws, now - timedelta(days=days["tracking_events"])
+        )
     stale: set[str] = set()
     if days["inactive_contacts"]:
         cutoff = now - timedelta(days=days["inactive_contacts"])
@@ -238,6 +246,24 @@ async def run_workspace(
         await merge_search_index(session)
         await audit.record(session, ws, "retention.run", details=report.counts())
     return report
+
+
+async def expire_tracking(session: AsyncSession, workspace_id: str, cutoff: datetime) -> int:
+    """Delete clicks older than `cutoff` and unlink older per-person links (counters stay)."""
+    removed = await session.execute(
+        delete(LinkClick).where(
+            LinkClick.workspace_id == workspace_id, LinkClick.clicked_at < cutoff
+        )
+    )
+    old = await session.scalars(
+        select(TrackedLink.id).where(
+            TrackedLink.workspace_id == workspace_id,
+            TrackedLink.contact_id.is_not(None),
+            TrackedLink.created_at < cutoff,
+        )
+    )
+    await unlink_links(session, list(old))
+    return int(getattr(removed, "rowcount", 0) or 0)
 
 
 async def orphan_media(session: AsyncSession, data_dir: Path, now: datetime) -> list[Path]:

@@ -504,6 +504,7 @@ class ErasureOut(msgspec.Struct):
     pending_statuses: int
     files: int
     consent_events_kept: int
+    link_clicks: int = 0
 
 
 @get(

@@ -240,5 +240,10 @@
       .then(function () { off.reset(); showOffline(false); showError(""); typing.textContent = T.thanks; })
       .catch(function (er) { showError(er.message); });
   });
-  if (store(":open") === "1") open();
+  // A click-to-chat link (?tresen_text=START%20ticker) opens the chat with the text filled in;
+  // the visitor still sends it themselves.
+  var prefill = null;
+  try { prefill = new URL(window.location.href).searchParams.get("tresen_text"); } catch (e) { prefill = null; }
+  if (prefill) { input.value = prefill.slice(0, 200); open(); }
+  else if (store(":open") === "1") open();
 })();

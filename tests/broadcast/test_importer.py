@@ -1,0 +1,300 @@
+"""Subscriber import from CSV: proof of consent required, suppression honoured, idempotent."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from tests import helpers
+from tresen.broadcast import importer, links, topics
+from tresen.cli import app
+from tresen.db.tables import (
+    AuditEntry,
+    ConsentEvent,
+    Contact,
+    ContactIdentity,
+    Subscription,
+    Topic,
+)
+from tresen.privacy import erasure
+from tresen.runtime import Runtime
+
+HEADER = "channel,address,language,consent_source,consent_at,consent_text_version,consent_proof"
+
+
+def _csv(*rows: str, header: str = HEADER) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+async def _setup(runtime: Runtime) -> tuple[str, Topic]:
+    ws, _ = await helpers.seed_whatsapp(runtime)
+    async with runtime.sessions() as session, session.begin():
+        topic = await topics.create_topic(session, ws, "ticker", "Live-Ticker")
+    return ws, topic
+
+
+async def _import(
+    runtime: Runtime, ws: str, topic: Topic, data: bytes, **kw: bool
+) -> importer.ImportReport:
+    async with runtime.sessions() as session, session.begin():
+        return await importer.import_subscribers(
+            session,
+            secret_key=runtime.settings.secret_key,
+            workspace_id=ws,
+            topic=topic,
+            data=data,
+            **kw,
+        )
+
+
+async def _count(runtime: Runtime, table: type) -> int:
+    async with runtime.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(table)) or 0
+
+
+async def test_rows_without_proof_are_refused_by_line_and_nothing_is_written(
+    runtime: Runtime,
+) -> None:
+    ws, topic = await _setup(runtime)
+    data = _csv(
+        "whatsapp,+49 151 1111111,de,Newsletter form,2025-03-01T10:00:00+01:00,v3,",
+        "whatsapp,+49 151 2222222,de,,2025-03-01,v3,",  # no source
+        "whatsapp,+49 151 3333333,en,Shop,2025-03-01,,",  # neither version nor proof
+        "whatsapp,0151 4444444,de,Shop,2025-03-01,v3,",  # no country code
+        "whatsapp,+49 151 5555555,fr,Shop,2025-03-01,v3,",
+        "whatsapp,+49 151 6666666,de,Shop,2099-01-01,v3,",
+        "whatsapp,+49 151 7777777,de,Shop,gestern,v3,",
+        "telegram,12345,de,Shop,2025-03-01,v3,",  # no such channel
+        "whatsapp,+49 151 8888888,de,Shop,2025-03-01",  # too few fields
+    )
+    report = await _import(runtime, ws, topic, data)
+    assert not report.written and report.imported == 1 and report.records == 9
+    messages = {p.line: p.message for p in report.problems}
+    assert sorted(messages) == [3, 4, 5, 6, 7, 8, 9, 10]
+    assert "consent_source" in messages[3]
+    assert "consent_text_version or consent_proof" in messages[4]
+    assert "country code" in messages[5]
+    assert "'fr'" in messages[6] and "future" in messages[7] and "gestern" in messages[8]
+    assert "no channel 'telegram'" in messages[9] and "5 fields" in messages[10]
+    assert await _count(runtime, Contact) == 0 and await _count(runtime, ConsentEvent) == 0
+
+    partial = await _import(runtime, ws, topic, data, skip_invalid=True)
+    assert partial.written and partial.imported == 1
+    async with runtime.sessions() as session:
+        identity = await session.scalar(select(ContactIdentity))
+        sub = await session.scalar(select(Subscription))
+        event = await session.scalar(select(ConsentEvent))
+        audit = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "subscribers.imported")
+        )
+    assert identity is not None and identity.address == "491511111111"
+    assert sub is not None and sub.state == "confirmed" and sub.source == "import"
+    assert event is not None and event.source == "import: Newsletter form"
+    assert (
+        event.purpose == "topic:ticker" and event.action == "granted" and event.text_version == "v3"
+    )
+    assert event.occurred_at.isoformat() == "2025-03-01T09:00:00+00:00"
+    assert event.text_hash == importer.proof_hash(importer.parse_csv(data).rows[0], topic)
+    assert audit is not None and audit.details["imported"] == 1 and audit.details["refused"] == 8
+
+
+async def test_import_is_idempotent_and_dry_run_writes_nothing(runtime: Runtime) -> None:
+    ws, topic = await _setup(runtime)
+    data = _csv(
+        "whatsapp,4915111111111,de,Shop,2025-03-01,,ticket-1",
+        "Test WhatsApp,+49 (151) 111-11111,de,Shop,2025-03-01,,ticket-1",  # same person, by name
+        "whatsapp,+4915122222222,en,Shop,2025-03-01,v1,",
+    )
+    dry = await _import(runtime, ws, topic, data, dry_run=True)
+    assert dry.imported == 2 and dry.already == 1 and not dry.written
+    assert await _count(runtime, Contact) == 0
+    first = await _import(runtime, ws, topic, data)
+    assert first.written and first.imported == 2
+    again = await _import(runtime, ws, topic, data)
+    assert again.imported == 0 and again.already == 3
+    assert await _count(runtime, Contact) == 2 and await _count(runtime, ConsentEvent) == 2
+    async with runtime.sessions() as session:
+        langs = sorted(await session.scalars(select(Subscription.language)))
+    assert langs == ["de", "en"]
+
+
+async def test_erased_and_unsubscribed_people_are_not_imported_again(runtime: Runtime) -> None:
+    ws, topic = await _setup(runtime)
+    data = _csv(
+        "whatsapp,+4915111111111,de,Shop,2025-03-01,v1,",
+        "whatsapp,+4915122222222,de,Shop,2025-03-01,v1,",
+    )
+    await _import(runtime, ws, topic, data)
+    async with runtime.sessions() as session:
+        people = {i.address: i.contact_id for i in await session.scalars(select(ContactIdentity))}
+    async with runtime.sessions() as session:
+        await erasure.erase(
+            runtime.engine,
+            session,
+            secret_key=runtime.settings.secret_key,
+            data_dir=runtime.settings.data_dir,
+            workspace_id=ws,
+            contact_id=people["4915111111111"],
+            actor_id=None,
+            via="test",
+        )
+    async with runtime.sessions() as session, session.begin():
+        contact = await session.get_one(Contact, people["4915122222222"])
+        await topics.withdraw(session, contact, None, topic, "whatsapp keyword", "de")
+    report = await _import(runtime, ws, topic, data)
+    assert not report.written
+    messages = [p.message for p in report.problems]
+    assert "erased" in messages[0] and "unsubscribed" in messages[1]
+    assert await _count(runtime, Subscription) == 1  # the withdrawn one, still withdrawn
+
+
+async def test_link_tracking_column_records_that_consent(runtime: Runtime) -> None:
+    ws, topic = await _setup(runtime)
+    data = _csv(
+        "whatsapp,+4915111111111,Shop,2025-03-01,v1,yes",
+        "whatsapp,+4915122222222,Shop,2025-03-01,v1,nein",
+        header="channel,address,consent_source,consent_at,consent_text_version,link_tracking",
+    )
+    assert (await _import(runtime, ws, topic, data)).imported == 2
+    async with runtime.sessions() as session:
+        ids = {i.address: i.contact_id for i in await session.scalars(select(ContactIdentity))}
+        assert await links.tracking_allowed(session, ids["4915111111111"])
+        assert not await links.tracking_allowed(session, ids["4915122222222"])
+
+
+def test_whole_file_errors_are_clear() -> None:
+    with pytest.raises(importer.ImportFileError, match=r"not UTF-8 \(line 2"):
+        importer.parse_csv(HEADER.encode() + b"\nwhatsapp,+49151,de,Caf\xe9,2025-01-01,v,\n")
+    with pytest.raises(importer.ImportFileError, match="lacks consent_source, consent_at"):
+        importer.parse_csv(b"channel,address\nwhatsapp,+4915111111111\n")
+    with pytest.raises(importer.ImportFileError, match="unknown columns"):
+        importer.parse_csv((HEADER + ",shoe_size").encode())
+    with pytest.raises(importer.ImportFileError, match="empty"):
+        importer.parse_csv(b"\xef\xbb\xbf  \n")
+    # Excel's German CSV: semicolons and a byte order mark.
+    excel = (
+        "\ufeff" + HEADER.replace(",", ";") + "\nwhatsapp;+4915111111111;de;Shop;2025-03-01;v1;\n"
+    )
+    assert len(importer.parse_csv(excel.encode()).rows) == 1
+
+
+_field = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+_row = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(["whatsapp", "telegram", "", "x"]),
+        "address": st.one_of(st.just("+4915111111111"), _field),
+        "language": st.sampled_from(["de", "en", "", "xx"]),
+        "consent_source": st.one_of(st.just("Shop"), _field),
+        "consent_at": st.one_of(st.just("2025-03-01"), _field),
+        "consent_text_version": _field,
+        "consent_proof": _field,
+    }
+)
+
+
+@given(st.lists(_row, max_size=12), st.sampled_from([",", ";", "\t"]))
+def test_every_row_is_imported_or_refused_with_its_line(
+    rows: list[dict[str, str]], delimiter: str
+) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HEADER.split(","), delimiter=delimiter)
+    writer.writeheader()
+    writer.writerows(rows)
+    parsed = importer.parse_csv(out.getvalue().encode())
+    # Each non-blank record is either a row or a problem, never both, never lost.
+    lines = [r.line for r in parsed.rows] + [p.line for p in parsed.problems]
+    assert len(lines) == len(set(lines)) == parsed.records
+    blank = sum(1 for r in rows if not any(v.strip() for v in r.values()))
+    assert parsed.records == len(rows) - blank
+    for row in parsed.rows:
+        assert row.consent_source and row.consent_at and (row.text_version or row.proof)
+
+
+@given(st.binary(max_size=400))
+def test_parser_never_fails_on_bytes(data: bytes) -> None:
+    try:
+        parsed = importer.parse_csv(data)
+    except importer.ImportFileError as exc:
+        assert str(exc)
+        return
+    assert parsed.records == len(parsed.rows) + len(parsed.problems)
+
+
+@given(st.text(max_size=30))
+def test_address_normalisation_never_fails_oddly(raw: str) -> None:
+    for kind in importer.IMPORTABLE:
+        try:
+            out = importer.normalise_address(kind, raw)
+        except ValueError as exc:
+            assert str(exc)
+        else:
+            assert out and len(out) <= 320
+
+
+def test_cli_import_reports_lines_and_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["topic", "add", "ticker", "--name", "Live-Ticker"]).exit_code == 0
+    added = runner.invoke(
+        app,
+        [
+            "channel",
+            "add",
+            "whatsapp",
+            "--name",
+            "WA",
+            "--phone-number-id",
+            "1",
+            "--app-secret",
+            "a",
+            "--verify-token",
+            "v",
+            "--access-token",
+            "t",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    file = tmp_path / "s.csv"
+    file.write_bytes(
+        _csv(
+            "whatsapp,+4915111111111,de,Shop,2025-03-01,v1,",
+            "whatsapp,+4915122222222,de,,2025-03-01,v1,",
+        )
+    )
+    refused = runner.invoke(app, ["topic", "import", str(file), "--topic", "ticker"])
+    assert refused.exit_code == 1 and "line 3: no proof of consent" in refused.output
+    assert "nothing imported" in refused.output
+    dry = runner.invoke(app, ["topic", "import", str(file), "--topic", "ticker", "--dry-run"])
+    assert dry.exit_code == 1 and "would import 1" in dry.output
+    ok = runner.invoke(app, ["topic", "import", str(file), "--topic", "ticker", "--skip-invalid"])
+    assert ok.exit_code == 0 and "imported 1" in ok.output
+    listed = runner.invoke(app, ["topic", "list"])
+    assert "confirmed=1" in listed.output
+    missing = runner.invoke(
+        app, ["topic", "import", str(tmp_path / "nope.csv"), "--topic", "ticker"]
+    )
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00")
+    bad = runner.invoke(app, ["topic", "import", str(tmp_path / "bad.csv"), "--topic", "ticker"])
+    assert bad.exit_code == 2 and "not UTF-8" in bad.output
+    links_out = runner.invoke(app, ["topic", "links", "ticker", "--qr-out", str(tmp_path / "qr")])
+    assert links_out.exit_code == 0 and "missing: display_phone_number" in links_out.output
+    channel_id = added.output.split()[2]
+    setting = runner.invoke(
+        app, ["channel", "set", channel_id, "--display-phone-number", "+49 30 123456"]
+    )
+    assert setting.exit_code == 0, setting.output
+    links_out = runner.invoke(app, ["topic", "links", "ticker", "--qr-out", str(tmp_path / "qr")])
+    assert "https://wa.me/4930123456?text=START%20ticker" in links_out.output
+    assert sorted(p.suffix for p in (tmp_path / "qr").iterdir()) == [".html", ".png", ".svg"]
