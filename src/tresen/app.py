@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from tresen import __version__
+from tresen.broadcast.dispatch import dispatch_poller
 from tresen.broadcast.topics import purge_poller
 from tresen.db.migrate import upgrade_to_head
 from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
@@ -55,7 +56,8 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
     kwargs.setdefault(
-        "pollers", [poll_mailboxes, poll_xmpp, poll_retention, purge_poller, status_poller]
+        "pollers",
+        [poll_mailboxes, poll_xmpp, poll_retention, purge_poller, status_poller, dispatch_poller],
     )
     return Worker(
         runtime,

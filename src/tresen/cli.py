@@ -548,6 +548,38 @@ def bench_inbox(
     typer.echo(json.dumps(result))
 
 
+@bench_app.command("broadcast")
+def bench_broadcast(
+    recipients: Annotated[int, typer.Option(min=1)] = 10_000,
+    cap: Annotated[
+        float, typer.Option(min=1.0, help="The simulator's messages per second.")
+    ] = 80.0,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for a fresh database; default SQLite.")
+    ] = "",
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+    redis_url: Annotated[
+        str, typer.Option(help="Shared rate limit for several workers (redis://...).")
+    ] = "",
+) -> None:
+    """Send a campaign to N subscribers through a capped simulator; print one JSON line."""
+    from tresen.bench.broadcast import run_broadcast_bench
+
+    try:
+        result = asyncio.run(
+            run_broadcast_bench(
+                recipients=recipients,
+                cap=cap,
+                database_url=database_url,
+                workers=workers,
+                redis_url=redis_url,
+            )
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result))
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 app.add_typer(audit_app, name="audit")
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tresen.db.tables import (
     BotConversation,
     BotTurn,
+    CampaignRecipient,
     ConsentEvent,
     Contact,
     ContactIdentity,
@@ -68,6 +69,7 @@ class ErasureReport:
     notes: int = 0
     jobs: int = 0
     pending_statuses: int = 0
+    campaign_recipients: int = 0
     consent_events_kept: int = 0
     files: list[Path] = field(default_factory=list)
     files_removed: int = 0
@@ -81,6 +83,7 @@ class ErasureReport:
             "notes": self.notes,
             "jobs": self.jobs,
             "pending_statuses": self.pending_statuses,
+            "campaign_recipients": self.campaign_recipients,
             "consent_events_kept": self.consent_events_kept,
             "files": len(self.files),
         }
@@ -240,6 +243,12 @@ async def erase_contact(
     await session.execute(
         delete(ContactMerge).where(
             ContactMerge.target_id.in_(everyone) | ContactMerge.source_id.in_(everyone)
+        )
+    )
+    # A campaign still sending skips the erased person: their recipient rows are gone.
+    report.campaign_recipients = _count(
+        await session.execute(
+            delete(CampaignRecipient).where(CampaignRecipient.contact_id.in_(everyone))
         )
     )
     if merged:
