@@ -89,6 +89,9 @@ BATCH_SECONDS = 0.5
 MAX_BATCH = 500
 PIPELINES = 3
 """Batches in flight per channel and process: one claims while others send and record."""
+MAX_IN_FLIGHT = 32
+"""Requests on the wire per process: below the HTTP client's kept-alive connections (50), so
+connections are reused, and nothing waits in its pool."""
 
 
 @dataclass
@@ -242,6 +245,7 @@ class Dispatcher:
         poll_seconds: float = 1.0,
         pipelines: int = PIPELINES,
         max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.runtime = runtime
         self.clock = clock
@@ -249,6 +253,7 @@ class Dispatcher:
         self.pipelines = pipelines
         self.max_batch = max_batch
         self.lease = timedelta(seconds=runtime.settings.job_lease_seconds)
+        self._wire = asyncio.Semaphore(max_in_flight)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -365,9 +370,28 @@ class Dispatcher:
             after = batch.last_id
             total += batch.claimed
             if batch.items:
-                outcomes = await self._send(loaded, bucket, batch.items)
+                beat = asyncio.create_task(self._heartbeat([i.recipient_id for i in batch.items]))
+                try:
+                    outcomes = await self._send(loaded, bucket, batch.items)
+                finally:
+                    beat.cancel()
                 await self._record_with_retries(channel_id, outcomes, bucket)
         return total
+
+    async def _heartbeat(self, recipient_ids: list[int]) -> None:
+        """Keep the lease of a batch on the wire, so no other worker takes it over meanwhile."""
+        r = CampaignRecipient
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.runtime.sessions() as session, session.begin():
+                    await session.execute(
+                        update(r)
+                        .where(r.id.in_(recipient_ids), r.state == SENDING)
+                        .values(lease_until=self.clock() + self.lease)
+                    )
+            except Exception:
+                log.exception("extending a campaign batch's lease failed")
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -700,10 +724,10 @@ class Dispatcher:
             i += n
         return list(await asyncio.gather(*tasks))
 
-    @staticmethod
-    async def _send_one(loaded: LoadedChannel, item: Item) -> Outcome:
+    async def _send_one(self, loaded: LoadedChannel, item: Item) -> Outcome:
         try:
-            result = await loaded.adapter.send(item.outbound)
+            async with self._wire:
+                result = await loaded.adapter.send(item.outbound)
         except ChannelError as error:
             return Outcome(item, error=error)
         except Exception as exc:  # an adapter bug must not lose the batch's other outcomes
