@@ -254,6 +254,8 @@ class Dispatcher:
         self.max_batch = max_batch
         self.lease = timedelta(seconds=runtime.settings.job_lease_seconds)
         self._wire = asyncio.Semaphore(max_in_flight)
+        self._holding: set[int] = set()
+        """Rows this process claimed and has not recorded: never taken over by itself."""
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -370,12 +372,15 @@ class Dispatcher:
             after = batch.last_id
             total += batch.claimed
             if batch.items:
-                beat = asyncio.create_task(self._heartbeat([i.recipient_id for i in batch.items]))
+                held = [i.recipient_id for i in batch.items]
+                self._holding.update(held)
+                beat = asyncio.create_task(self._heartbeat(held))
                 try:
                     outcomes = await self._send(loaded, bucket, batch.items)
+                    await self._record_with_retries(channel_id, outcomes, bucket)
                 finally:
                     beat.cancel()
-                await self._record_with_retries(channel_id, outcomes, bucket)
+                    self._holding.difference_update(held)
         return total
 
     async def _heartbeat(self, recipient_ids: list[int]) -> None:
@@ -436,6 +441,9 @@ class Dispatcher:
                 .order_by(r.id)
                 .limit(size)
             )
+            if self._holding:
+                # A slow batch of this very process outlived its lease: it is still on the wire.
+                expired = expired.where(r.id.not_in(list(self._holding)))
             if pg:
                 expired = expired.with_for_update(skip_locked=True)
                 due = due.with_for_update(skip_locked=True)
