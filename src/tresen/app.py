@@ -37,6 +37,7 @@ from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.api_notify import STRICT_BODIES as NOTIFY_BODIES
 from tresen.web.api_notify import notify_router, refine_schemas
 from tresen.web.bot_admin import bot_admin_router
+from tresen.web.broadcast import broadcast_router
 from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
@@ -124,6 +125,7 @@ def create_app(
             webchat_router,
             settings_router,
             contacts_router,
+            broadcast_router,
             media_router,
         ],
         lifespan=[lifespan],

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tresen.bot.cli import bot_app
-from tresen.broadcast.cli import notifications_app, topic_app
+from tresen.broadcast.cli import broadcast_app, notifications_app, topic_app
 from tresen.clitools import cli_settings, fail, setup_logging, with_session
 from tresen.inbox.cli import route_app, team_app, user_limit
 from tresen.pipeline.cli import template_app
@@ -42,6 +42,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(topic_app, name="topic")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(broadcast_app, name="broadcast")
 
 
 _settings = cli_settings

@@ -36,6 +36,8 @@ class Settings:
     optin_purge_days: float = 7.0
     optin_confirmations_per_day: int = 3
     notification_poll_seconds: float = 2.0
+    broadcast_weekly_cap: int = 0
+    """At most this many broadcasts per person in 7 days for new campaigns (0: no cap)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -69,6 +71,7 @@ _INT_FIELDS = {
     "max_send_attempts",
     "database_pool_size",
     "optin_confirmations_per_day",
+    "broadcast_weekly_cap",
 }
 _FLOAT_FIELDS = {
     "job_lease_seconds",

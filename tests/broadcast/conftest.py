@@ -35,9 +35,7 @@ class Shop:
     def workspace_id(self) -> str:
         return self.stack.channel.workspace_id
 
-    async def subscribers(
-        self, n: int, *, start: int = 0, window_open: bool = False
-    ) -> list[str]:
+    async def subscribers(self, n: int, *, start: int = 0, window_open: bool = False) -> list[str]:
         """N confirmed subscribers; their windows open (wrote an hour ago) or closed."""
         wrote = datetime.now(UTC) - (timedelta(hours=1) if window_open else timedelta(days=3))
         if window_open:

@@ -338,9 +338,7 @@ async def test_test_send_goes_to_one_address(shop: Shop) -> None:
     await shop.subscribers(3, window_open=True)
     campaign = await _create(shop)
     async with shop.runtime.sessions() as session, session.begin():
-        message_id = await campaigns.test_send(
-            session, campaign, "whatsapp", "4915000000001"
-        )
+        message_id = await campaigns.test_send(session, campaign, "whatsapp", "4915000000001")
         message = await session.get_one(Message, message_id)
         assert message.body == "Hallo Jürgen, neu im Laden!"
         with pytest.raises(campaigns.CampaignError):

@@ -38,9 +38,7 @@ async def test_everyone_gets_exactly_one_message(shop: Shop) -> None:
     assert await shop.dispatcher.drain(campaign_id) == "done"
     async with shop.runtime.sessions() as session:
         states = await campaigns.progress(session, campaign_id)
-        audience = await session.scalar(
-            select(func.count()).select_from(CampaignRecipient)
-        )
+        audience = await session.scalar(select(func.count()).select_from(CampaignRecipient))
         kinds = set(await session.scalars(select(Message.content_kind)))
     assert states == {"sent": 40}
     assert audience == 40
