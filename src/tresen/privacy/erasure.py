@@ -83,7 +83,6 @@ class ErasureReport:
             "notes": self.notes,
             "jobs": self.jobs,
             "pending_statuses": self.pending_statuses,
-            "campaign_recipients": self.campaign_recipients,
             "consent_events_kept": self.consent_events_kept,
             "files": len(self.files),
         }

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tresen.db.tables import (
     AuditEntry,
+    Campaign,
+    CampaignRecipient,
     ChannelRow,
     ConsentEvent,
     ContactIdentity,
@@ -64,6 +66,8 @@ data.json         one JSON object (UTF-8):
                   the system or an API client), subject_type, subject_id, details, occurred_at
   media[]         files stored for the person: message_id, file (path in this archive),
                   mime_type, filename, size
+  broadcasts[]    campaigns the person was in: campaign (name), state (sent, skipped, failed,
+                  ...), sent_at; the messages themselves are in messages.jsonl
 messages.jsonl    one JSON object per line, oldest first: id, conversation_id, direction
                   (inbound = from the person, outbound = to them), sender_kind (contact, agent,
                   bot, system), content_kind (text, media, interactive, ...), body, payload (the
@@ -194,6 +198,14 @@ async def write_export(
                 )
             )
         )
+    broadcasts = (
+        await session.execute(
+            select(Campaign.name, CampaignRecipient.state, CampaignRecipient.sent_at)
+            .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+            .where(CampaignRecipient.contact_id == contact.id)
+            .order_by(CampaignRecipient.id)
+        )
+    ).all()
     notes.sort(key=lambda n: (n.created_at, n.id))
     audits.sort(key=lambda a: a.id)
 
@@ -274,6 +286,10 @@ async def write_export(
             for a in audits
         ],
         "media": [],
+        "broadcasts": [
+            {"campaign": name, "state": state, "sent_at": _iso(sent_at)}
+            for name, state, sent_at in broadcasts
+        ],
     }
 
     out.parent.mkdir(parents=True, exist_ok=True)
