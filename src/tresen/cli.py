@@ -562,6 +562,9 @@ def bench_broadcast(
     redis_url: Annotated[
         str, typer.Option(help="Shared rate limit for several workers (redis://...).")
     ] = "",
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Give up after S seconds (0: 600 + 30 * N / cap).")
+    ] = 0,
 ) -> None:
     """Send a campaign to N subscribers through a capped simulator; print one JSON line."""
     from tresen.bench.broadcast import run_broadcast_bench
@@ -574,6 +577,7 @@ def bench_broadcast(
                 database_url=database_url,
                 workers=workers,
                 redis_url=redis_url,
+                timeout=timeout or None,
             )
         )
     except ValueError as exc:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -220,7 +220,7 @@ async def test_who_opts_out_during_the_campaign_is_skipped(shop: Shop) -> None:
 
 async def test_rate_limit_130429_backs_off_and_loses_nothing(shop: Shop) -> None:
     # The provider's real cap is lower than the channel's configured rate.
-    shop.stack.sim._bucket = TokenBucket(20.0, 5.0)  # noqa: SLF001
+    shop.stack.sim._bucket = TokenBucket(20.0, 5.0)
     await shop.subscribers(40)
     campaign_id = await _start(shop)
     assert await shop.dispatcher.drain(campaign_id, timeout=120) == "done"

@@ -45,13 +45,13 @@ async def test_two_processes_share_one_redis_bucket() -> None:
         b = second.bucket("channel-1", rate=1.0)
         assert isinstance(a, RedisTokenBucket) and first.shared
         assert await a.take(5) == 1, "a burst of one token at 1/s"
-        granted, wait = await b._call(5)  # noqa: SLF001 - what the other process is told
+        granted, wait = await b._call(5)
         assert granted == 0 and 0 < wait <= 1.0
         other = second.bucket("channel-2", rate=1.0)
         assert await other.take(1) == 1, "another channel has its own budget"
         a.pause(30)
         await asyncio.sleep(0.05)
-        granted, wait = await b._call(1)  # noqa: SLF001
+        granted, wait = await b._call(1)
         assert granted == 0 and wait > 20, "a 130429 seen by one process pauses all"
     finally:
         await first.close()

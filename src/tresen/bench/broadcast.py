@@ -324,7 +324,7 @@ async def run_broadcast_bench(
     else:
         url = f"sqlite+aiosqlite:///{tmp / 'tresen.db'}"
         kind = "sqlite"
-    timeout = timeout if timeout is not None else 120 + 3 * recipients / cap
+    timeout = timeout if timeout is not None else 600 + 30 * recipients / cap
     procs: list[subprocess.Popen[bytes]] = []
     stop_gc = asyncio.Event()
     gc_task = asyncio.create_task(_freeze_gc(stop_gc))
@@ -365,7 +365,9 @@ async def run_broadcast_bench(
                     break
                 if time.monotonic() - began > timeout:
                     tail = (tmp / "worker0.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"the campaign did not finish within {timeout:.0f} s:\n{tail}")
+                    raise RuntimeError(
+                        f"the campaign did not finish within {timeout:.0f} s:\n{tail}"
+                    )
                 if time.monotonic() - last_log > 30:
                     last_log = time.monotonic()
                     _log(f"{len(sim.ledger)} of {audience} accepted, state {state}")
