@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from tresen import __version__
+from tresen.broadcast.dispatch import dispatch_poller
 from tresen.broadcast.topics import purge_poller
 from tresen.db.migrate import upgrade_to_head
 from tresen.inbox.routing import HANDLERS as ROUTING_HANDLERS
@@ -36,6 +37,7 @@ from tresen.web.api import STRICT_REQUEST_BODIES, api_router
 from tresen.web.api_notify import STRICT_BODIES as NOTIFY_BODIES
 from tresen.web.api_notify import notify_router, refine_schemas
 from tresen.web.bot_admin import bot_admin_router
+from tresen.web.broadcast import broadcast_router
 from tresen.web.contacts import contacts_router
 from tresen.web.errors import EXCEPTION_HANDLERS
 from tresen.web.health import api_docs, healthz, ping
@@ -57,7 +59,8 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def make_worker(runtime: Runtime, **kwargs: Any) -> Worker:
     """A worker with every job handler tresen has."""
     kwargs.setdefault(
-        "pollers", [poll_mailboxes, poll_xmpp, poll_retention, purge_poller, status_poller]
+        "pollers",
+        [poll_mailboxes, poll_xmpp, poll_retention, purge_poller, status_poller, dispatch_poller],
     )
     return Worker(
         runtime,
@@ -124,6 +127,7 @@ def create_app(
             webchat_router,
             settings_router,
             contacts_router,
+            broadcast_router,
             media_router,
             topics_admin_router,
             follow_link,

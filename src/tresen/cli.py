@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tresen.bot.cli import bot_app
-from tresen.broadcast.cli import notifications_app, topic_app
+from tresen.broadcast.cli import broadcast_app, notifications_app, topic_app
 from tresen.clitools import cli_settings, fail, setup_logging, with_session
 from tresen.inbox.cli import route_app, team_app, user_limit
 from tresen.pipeline.cli import template_app
@@ -42,6 +42,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(topic_app, name="topic")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(broadcast_app, name="broadcast")
 
 
 _settings = cli_settings
@@ -588,6 +589,42 @@ def bench_inbox(
             queries=queries,
         )
     )
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("broadcast")
+def bench_broadcast(
+    recipients: Annotated[int, typer.Option(min=1)] = 10_000,
+    cap: Annotated[
+        float, typer.Option(min=1.0, help="The simulator's messages per second.")
+    ] = 80.0,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for a fresh database; default SQLite.")
+    ] = "",
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+    redis_url: Annotated[
+        str, typer.Option(help="Shared rate limit for several workers (redis://...).")
+    ] = "",
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Give up after S seconds (0: 600 + 30 * N / cap).")
+    ] = 0,
+) -> None:
+    """Send a campaign to N subscribers through a capped simulator; print one JSON line."""
+    from tresen.bench.broadcast import run_broadcast_bench
+
+    try:
+        result = asyncio.run(
+            run_broadcast_bench(
+                recipients=recipients,
+                cap=cap,
+                database_url=database_url,
+                workers=workers,
+                redis_url=redis_url,
+                timeout=timeout or None,
+            )
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     typer.echo(json.dumps(result))
 
 

@@ -59,12 +59,14 @@ class Runtime:
             engine=engine,
             sessions=make_sessionmaker(engine, info={"base_url": settings.base_url}),
             http=client,
+            limiters=RateLimiters(settings.redis_url),
             events=event_bus_for(settings.redis_url),
         )
 
     async def close(self) -> None:
         """Release connections."""
         await self.events.close()
+        await self.limiters.close()
         await self.http.aclose()
         await self.engine.dispose()
 

@@ -48,6 +48,8 @@ class Settings:
     """Keys for encryption at rest: "id=base64key,..."; the first encrypts, all decrypt."""
     link_tracking_store_client: bool = False
     """Store IP address and user agent of per-person (consented) link clicks."""
+    broadcast_weekly_cap: int = 0
+    """At most this many broadcasts per person in 7 days for new campaigns (0: no cap)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -81,6 +83,7 @@ _INT_FIELDS = {
     "max_send_attempts",
     "database_pool_size",
     "optin_confirmations_per_day",
+    "broadcast_weekly_cap",
 }
 _FLOAT_FIELDS = {
     "job_lease_seconds",

@@ -208,3 +208,263 @@ def notifications_webhook(
     except ValueError as exc:
         fail(str(exc))
     typer.echo("webhook removed" if secret is None else secret)
+
+
+broadcast_app = typer.Typer(
+    no_args_is_help=True, help="Broadcast campaigns to a topic's subscribers."
+)
+
+
+def _campaign_run(work: Any) -> Any:
+    from tresen.broadcast.campaigns import CampaignError
+    from tresen.broadcast.segments import SegmentError
+
+    try:
+        return asyncio.run(with_session(cli_settings(), work))
+    except (CampaignError, SegmentError) as exc:
+        fail(exc.message)
+
+
+def _content_option(
+    text: str, template: str, params: list[str], media: str, buttons: list[str]
+) -> dict[str, Any]:
+    content: dict[str, Any] = {"text": text}
+    if media:
+        content["media"] = {"link": media, "media_type": "image"}
+    if buttons:
+        content["buttons"] = [
+            {"id": f"b{i}", "title": title} for i, title in enumerate(buttons, start=1)
+        ]
+    if template:
+        name, _, language = template.partition(":")
+        content["channels"] = {
+            "whatsapp": {
+                "template": {"name": name, "language": language or "de", "parameters": params}
+            }
+        }
+    return content
+
+
+@broadcast_app.command("create")
+def broadcast_create(
+    name: str,
+    topic: Annotated[
+        str, typer.Option(help="Topic keyword: the campaign goes to its subscribers.")
+    ],
+    text: Annotated[
+        str, typer.Option(help="The message; {first_name}, {name} etc. are filled in.")
+    ],
+    template: Annotated[
+        str, typer.Option(help="WhatsApp template NAME[:LANGUAGE] for closed windows.")
+    ] = "",
+    param: Annotated[list[str], typer.Option(help="A template parameter (repeat).")] = [],  # noqa: B006
+    media: Annotated[str, typer.Option(help="An image URL sent with the text.")] = "",
+    button: Annotated[list[str], typer.Option(help="A reply button title (repeat).")] = [],  # noqa: B006
+    channel: Annotated[
+        list[str], typer.Option(help="Only these channels (kind, name or id).")
+    ] = [],  # noqa: B006
+    segment: Annotated[str, typer.Option(help="A saved segment (name or id).")] = "",
+    filter_json: Annotated[str, typer.Option("--filter", help="A segment filter as JSON.")] = "",
+    time_zone: Annotated[str, typer.Option(help="Default: the workspace's.")] = "",
+    quiet_hours: Annotated[
+        str, typer.Option(help="No sending then, e.g. 21:00-08:00, or none.")
+    ] = "21:00-08:00",
+    frequency_cap: Annotated[
+        int, typer.Option(help="At most N broadcasts per person in 7 days (0: no cap).")
+    ] = 0,
+) -> None:
+    """Create a draft campaign; prints its id and how many it would reach now."""
+    import json
+
+    from tresen.broadcast import campaigns
+    from tresen.channels.manage import default_workspace
+
+    try:
+        flt = json.loads(filter_json) if filter_json else {}
+    except ValueError:
+        fail('--filter must be JSON, e.g. \'{"language": "de"}\'')
+    if not isinstance(flt, dict):
+        fail("--filter must be a JSON object")
+    frequency_cap = frequency_cap or cli_settings().broadcast_weekly_cap
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        campaign = await campaigns.create_campaign(
+            session,
+            ws.id,
+            name=name,
+            topic=topic,
+            content=_content_option(text, template, list(param), media, list(button)),
+            channels=list(channel),
+            segment=segment or None,
+            filter=flt,
+            time_zone=time_zone or None,
+            quiet_hours=quiet_hours,
+            frequency_cap=frequency_cap,
+        )
+        reach = await campaigns.audience_estimate(session, campaign)
+        return f"{campaign.id}\t{campaign.name}\tdraft\treaches {reach} now"
+
+    typer.echo(_campaign_run(work))
+
+
+def _transition(ref: str, action: str, **kwargs: Any) -> None:
+    from tresen.broadcast import campaigns
+    from tresen.channels.manage import default_workspace
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        campaign = await campaigns.find_campaign(session, ws.id, ref)
+        moved = await getattr(campaigns, action)(session, campaign, **kwargs)
+        return f"{moved.id}\t{moved.name}\t{moved.state}"
+
+    typer.echo(_campaign_run(work))
+
+
+@broadcast_app.command("schedule")
+def broadcast_schedule(
+    campaign: str,
+    at: Annotated[str, typer.Option(help="Local time YYYY-MM-DD HH:MM in the campaign's zone.")],
+) -> None:
+    """Send from a time on (in the campaign's time zone)."""
+    from tresen.broadcast import campaigns
+    from tresen.channels.manage import default_workspace
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        row = await campaigns.find_campaign(session, ws.id, campaign)
+        when = campaigns.parse_local_time(at, row.time_zone)
+        moved = await campaigns.schedule(session, row, when)
+        return f"{moved.id}\t{moved.name}\tscheduled for {when.isoformat()} UTC"
+
+    typer.echo(_campaign_run(work))
+
+
+@broadcast_app.command("start")
+def broadcast_start(campaign: str) -> None:
+    """Start now (a running worker fixes the audience and sends)."""
+    _transition(campaign, "start")
+
+
+@broadcast_app.command("pause")
+def broadcast_pause(campaign: str) -> None:
+    """Stop sending for now."""
+    _transition(campaign, "pause")
+
+
+@broadcast_app.command("resume")
+def broadcast_resume(campaign: str) -> None:
+    """Carry on after a pause."""
+    _transition(campaign, "resume")
+
+
+@broadcast_app.command("cancel")
+def broadcast_cancel(campaign: str) -> None:
+    """End the campaign; nobody still waiting gets it."""
+    _transition(campaign, "cancel")
+
+
+@broadcast_app.command("test")
+def broadcast_test(
+    campaign: str,
+    to: Annotated[
+        str, typer.Option(help="Your own address (phone number, chat id) on the channel.")
+    ],
+    channel: Annotated[str, typer.Option(help="Channel kind, name or id.")] = "whatsapp",
+) -> None:
+    """Send the campaign once to your own address (which must have written to you before)."""
+    from tresen.broadcast import campaigns
+    from tresen.channels.manage import default_workspace
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        row = await campaigns.find_campaign(session, ws.id, campaign)
+        return await campaigns.test_send(session, row, channel, to)
+
+    typer.echo(f"queued test message {_campaign_run(work)}")
+
+
+@broadcast_app.command("list")
+def broadcast_list() -> None:
+    """Campaigns, newest first: id, name, state, audience."""
+    from sqlalchemy import select
+
+    from tresen.channels.manage import default_workspace
+    from tresen.db.tables import Campaign
+
+    async def work(session: Any) -> list[str]:
+        ws = await default_workspace(session)
+        rows = await session.scalars(
+            select(Campaign)
+            .where(Campaign.workspace_id == ws.id)
+            .order_by(Campaign.created_at.desc())
+        )
+        return [f"{c.id}\t{c.name}\t{c.state}\taudience={c.audience}" for c in rows]
+
+    for line in _campaign_run(work):
+        typer.echo(line)
+
+
+@broadcast_app.command("report")
+def broadcast_report(campaign: str) -> None:
+    """The campaign's figures as one JSON line."""
+    import json
+
+    from tresen.broadcast import campaigns, report
+    from tresen.channels.manage import default_workspace
+
+    async def work(session: Any) -> dict[str, Any]:
+        ws = await default_workspace(session)
+        row = await campaigns.find_campaign(session, ws.id, campaign)
+        return (await report.build(session, row)).to_json()
+
+    typer.echo(json.dumps(_campaign_run(work), ensure_ascii=False))
+
+
+@broadcast_app.command("watch")
+def broadcast_watch(
+    campaign: str,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between looks.")] = 1.0,
+) -> None:
+    """Follow a campaign with a progress bar until it is done, cancelled or paused."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from tresen.broadcast import campaigns
+    from tresen.channels.manage import default_workspace
+
+    async def look(session: Any) -> tuple[str, str, int, dict[str, int]]:
+        ws = await default_workspace(session)
+        row = await campaigns.find_campaign(session, ws.id, campaign)
+        return row.name, row.state, row.audience, await campaigns.progress(session, row.id)
+
+    import time
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("", total=None, detail="")
+        while True:
+            name, state, audience, counts = _campaign_run(look)
+            done = sum(counts.get(k, 0) for k in ("sent", "skipped", "failed", "cancelled"))
+            bar.update(
+                task,
+                description=f"{name} ({state})",
+                total=audience or None,
+                completed=done,
+                detail=f"sent {counts.get('sent', 0)} skipped {counts.get('skipped', 0)} "
+                f"failed {counts.get('failed', 0)}",
+            )
+            if state in ("done", "cancelled", "paused", "draft"):
+                break
+            time.sleep(interval)
+    typer.echo(f"{name}: {state}")

@@ -694,3 +694,73 @@ class LinkClick(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    """A saved audience filter (attributes, labels, channel, language, activity, topic)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(200))
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    """A broadcast to a topic's subscribers: content, schedule, quiet hours, caps, progress."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_state", "state", "scheduled_at"),)
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(200))
+    # draft, scheduled, starting, running, paused, done, cancelled
+    state: Mapped[str] = mapped_column(String(12), default="draft")
+    topic_id: Mapped[str] = mapped_column(String(26), ForeignKey("topics.id", ondelete="CASCADE"))
+    channel_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"ids": [...]} by priority
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the segment's filter, copied
+    segment_id: Mapped[str | None] = mapped_column(String(26))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))  # "21:00-08:00"
+    frequency_cap: Mapped[int] = mapped_column(Integer, default=0)  # per 7 days; 0: none
+    scheduled_at: Mapped[datetime | None] = mapped_column()
+    audience: Mapped[int] = mapped_column(Integer, default=0)
+    expand_seconds: Mapped[float | None] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(26))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignRecipient(Base):
+    """One contact of a campaign's fixed audience: sent at most once (unique per campaign)."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id"),
+        Index("ix_campaign_recipients_claim", "campaign_id", "state", "id"),
+        Index("ix_campaign_recipients_contact", "contact_id", "sent_at"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    campaign_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[str] = mapped_column(String(26))
+    channel_id: Mapped[str] = mapped_column(String(26))
+    identity_id: Mapped[str] = mapped_column(String(26))
+    message_id: Mapped[str | None] = mapped_column(String(26))
+    # pending, sending, sent, skipped, failed, cancelled
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tresen.db.tables import (
     BotConversation,
     BotTurn,
+    CampaignRecipient,
     ConsentEvent,
     Contact,
     ContactIdentity,
@@ -80,6 +81,7 @@ class ErasureReport:
     jobs: int = 0
     pending_statuses: int = 0
     link_clicks: int = 0
+    campaign_recipients: int = 0
     consent_events_kept: int = 0
     files: list[Path] = field(default_factory=list)
     files_removed: int = 0
@@ -254,6 +256,12 @@ async def erase_contact(
     await session.execute(
         delete(ContactMerge).where(
             ContactMerge.target_id.in_(everyone) | ContactMerge.source_id.in_(everyone)
+        )
+    )
+    # A campaign still sending skips the erased person: their recipient rows are gone.
+    report.campaign_recipients = _count(
+        await session.execute(
+            delete(CampaignRecipient).where(CampaignRecipient.contact_id.in_(everyone))
         )
     )
     if merged:

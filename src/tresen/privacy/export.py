@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tresen.db.tables import (
     AuditEntry,
+    Campaign,
+    CampaignRecipient,
     ChannelRow,
     ConsentEvent,
     ContactIdentity,
@@ -72,6 +74,8 @@ data.json         one JSON object (UTF-8):
   link_clicks[]   the person's clicks on links (only recorded with link-tracking consent):
                   url, campaign_id, clicked_at, ip_address and user_agent (only where the
                   setting allows storing them)
+  broadcasts[]    campaigns the person was in: campaign (name), state (sent, skipped, failed,
+                  ...), sent_at; the messages themselves are in messages.jsonl
 messages.jsonl    one JSON object per line, oldest first: id, conversation_id, direction
                   (inbound = from the person, outbound = to them), sender_kind (contact, agent,
                   bot, system), content_kind (text, media, interactive, ...), body, payload (the
@@ -202,6 +206,14 @@ async def write_export(
                 )
             )
         )
+    broadcasts = (
+        await session.execute(
+            select(Campaign.name, CampaignRecipient.state, CampaignRecipient.sent_at)
+            .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+            .where(CampaignRecipient.contact_id == contact.id)
+            .order_by(CampaignRecipient.id)
+        )
+    ).all()
     notes.sort(key=lambda n: (n.created_at, n.id))
     own_links = list(
         await session.scalars(
@@ -311,6 +323,10 @@ async def write_export(
                 "user_agent": c.user_agent,
             }
             for c, url, campaign_id in clicks
+        ],
+        "broadcasts": [
+            {"campaign": name, "state": state, "sent_at": _iso(sent_at)}
+            for name, state, sent_at in broadcasts
         ],
     }
 

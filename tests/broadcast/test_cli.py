@@ -1,0 +1,93 @@
+"""`tresen broadcast ...` and a tiny `tresen bench broadcast`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import WA_CONFIG
+from tresen.bench.broadcast import run_broadcast_bench, seed_audience
+from tresen.broadcast import topics
+from tresen.channels.manage import add_channel, default_workspace
+from tresen.cli import app
+from tresen.clitools import cli_settings
+from tresen.db.migrate import upgrade_to_head
+from tresen.runtime import Runtime
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TRESEN_REDIS_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+async def _seed() -> None:
+    runtime = Runtime.create(cli_settings())
+    try:
+        await upgrade_to_head(runtime.engine)
+        async with runtime.sessions() as session, session.begin():
+            ws = await default_workspace(session, "CLI-Laden")
+            channel = await add_channel(session, ws.id, "whatsapp", "WA", dict(WA_CONFIG))
+            topic = await topics.create_topic(session, ws.id, "ticker", "Live-Ticker")
+            ids = (ws.id, channel.id, topic.id)
+        await seed_audience(
+            runtime.engine, workspace_id=ids[0], channel_id=ids[1], topic_id=ids[2], n=3
+        )
+    finally:
+        await runtime.close()
+
+
+def test_broadcast_commands() -> None:
+    asyncio.run(_seed())
+    created = runner.invoke(
+        app,
+        ["broadcast", "create", "Spieltag", "--topic", "ticker", "--text", "Tor! {first_name}",
+         "--quiet-hours", "none"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    campaign_id, name, state, reach = created.output.strip().split("\t")
+    assert (name, state, reach) == ("Spieltag", "draft", "reaches 3 now")
+    refused = runner.invoke(
+        app, ["broadcast", "create", "X", "--topic", "ticker", "--text", "x", "--template", "nope"]
+    )
+    assert refused.exit_code == 2 and "no template" in refused.output
+    bad_filter = runner.invoke(
+        app, ["broadcast", "create", "X", "--topic", "ticker", "--text", "x", "--filter", "[1]"]
+    )
+    assert bad_filter.exit_code == 2
+    assert runner.invoke(app, ["broadcast", "list"]).output.count("Spieltag") == 1
+    scheduled = runner.invoke(
+        app, ["broadcast", "schedule", campaign_id, "--at", "2099-01-01 09:00"]
+    )
+    assert scheduled.exit_code == 0 and "2099-01-01T08:00:00+00:00" in scheduled.output
+    assert "paused" in runner.invoke(app, ["broadcast", "pause", "Spieltag"]).output
+    assert "starting" in runner.invoke(app, ["broadcast", "resume", campaign_id]).output
+    again = runner.invoke(app, ["broadcast", "resume", campaign_id])
+    assert again.exit_code == 2 and "cannot go to" in again.output
+    assert "cancelled" in runner.invoke(app, ["broadcast", "cancel", campaign_id]).output
+    watched = runner.invoke(app, ["broadcast", "watch", campaign_id, "--interval", "0.2"])
+    assert watched.exit_code == 0 and "Spieltag: cancelled" in watched.output
+    reported = runner.invoke(app, ["broadcast", "report", campaign_id])
+    figures = json.loads(reported.output)
+    assert figures["state"] == "cancelled" and figures["sent"] == 0
+    unknown = runner.invoke(app, ["broadcast", "start", "nichtda"])
+    assert unknown.exit_code == 2 and "no campaign" in unknown.output
+
+
+async def test_bench_broadcast_tiny() -> None:
+    result = await run_broadcast_bench(recipients=60, cap=200, database_url="")
+    json.dumps(result)
+    assert result["bench"] == "broadcast"
+    assert result["audience"] == 60 and result["sent"] == 60
+    assert result["lost"] == 0 and result["duplicated"] == 0
+    assert result["rate"] > 0 and result["cap_ratio"] == round(result["rate"] / 200, 4)
+    assert result["expand_seconds"] is not None and result["peak_rss_mb"] > 0
+    assert result["config"]["database"] == "sqlite"

@@ -1,0 +1,89 @@
+"""The report page and the live segment count, in German and English, for admins only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy import select
+
+from tests.broadcast.conftest import Shop
+from tests.broadcast.test_campaigns import _start
+from tests.inbox.test_pages import PASSWORD, _csrf, _login
+from tresen.app import create_app
+from tresen.broadcast import report
+from tresen.db.tables import Campaign, CampaignRecipient
+from tresen.inbox import accounts
+
+
+@asynccontextmanager
+async def _client(shop: Shop, role: str, language: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with shop.runtime.sessions() as session, session.begin():
+        await accounts.add_user(
+            session, shop.workspace_id, f"{role}-{language}@shop.test", role, PASSWORD,
+            language=language,
+        )  # fmt: skip
+    app = create_app(
+        shop.runtime.settings, runtime=shop.runtime, embedded_worker=False, migrate=False
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        await _login(client, f"{role}-{language}@shop.test")
+        yield client
+
+
+async def test_report_page_funnel_chart_and_actions(shop: Shop) -> None:
+    await shop.subscribers(4)
+    campaign_id = await _start(shop)
+    assert await shop.dispatcher.drain(campaign_id) == "done"
+    async with shop.runtime.sessions() as session:
+        message_ids = list(
+            await session.scalars(
+                select(CampaignRecipient.message_id).where(
+                    CampaignRecipient.campaign_id == campaign_id
+                )
+            )
+        )
+    await shop.stack.wait_states(message_ids, {"read"}, timeout=20)
+    async with shop.runtime.sessions() as session:
+        figures = await report.build(session, await session.get_one(Campaign, campaign_id))
+    assert (figures.audience, figures.sent, figures.delivered, figures.read) == (4, 4, 4, 4)
+    assert figures.series and figures.series[-1][1:] == (4, 4, 4)
+    assert figures.clicks == []
+
+    async with _client(shop, "admin", "de") as admin:
+        page = await admin.get(f"/inbox/admin/campaigns/{campaign_id}")
+        assert page.status_code == 200
+        assert "Zustellung" in page.text and "Gelesen" in page.text
+        assert re.search(r'<polyline points="[0-9., ]+"', page.text), "the chart has points"
+        assert "http" not in page.text.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
+            "http://www.w3.org", ""
+        ), "the chart loads nothing from elsewhere"
+        listing = await admin.get("/inbox/admin/campaigns")
+        assert "Frühjahr" in listing.text
+        count = await admin.get("/inbox/admin/campaigns/count", params={"topic": "neuigkeiten"})
+        assert "4 Kontakte" in count.text
+        bad = await admin.get("/inbox/admin/campaigns/count", params={"language": "Deutsch"})
+        assert bad.status_code == 200 and "language" in bad.text
+        # A finished campaign cannot be paused; the page says so instead of failing.
+        paused = await admin.post(
+            f"/inbox/admin/campaigns/{campaign_id}/pause",
+            data={"_csrf_token": _csrf((await admin.get("/inbox/login")).text)},
+        )
+        assert paused.status_code in (302, 303)
+        assert "error=state" in paused.headers["location"]
+
+    async with _client(shop, "supervisor", "en") as english:
+        page = await english.get(f"/inbox/admin/campaigns/{campaign_id}")
+        assert page.status_code == 200 and "Delivery funnel" in page.text
+        assert "/pause" not in page.text, "supervisors see the report, not the buttons"
+        refused = await english.post(
+            f"/inbox/admin/campaigns/{campaign_id}/cancel",
+            data={"_csrf_token": _csrf((await english.get("/inbox/login")).text)},
+        )
+        assert refused.status_code == 403
+        missing = await english.get("/inbox/admin/campaigns/01nosuchcampaign0000000000")
+        assert missing.status_code == 404
