@@ -23,9 +23,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, false, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -626,8 +638,8 @@ class Dispatcher:
             links.append({"b_id": row.recipient_id, "b_message": message_id})
             items.append(self._item(row, message_id, kind.value, body, payload, row.address or ""))
         if new_messages:
-            await session.execute(insert(Message.__table__), new_messages)
-            t = CampaignRecipient.__table__
+            await session.execute(insert(Message), new_messages)
+            t = cast(Table, CampaignRecipient.__table__)
             await session.execute(
                 update(t)
                 .where(t.c.id == bindparam("b_id"))
@@ -763,7 +775,7 @@ class Dispatcher:
         """Write the outcomes of one batch in one transaction."""
         now = self.clock()
         r = CampaignRecipient
-        m = Message.__table__
+        m = cast(Table, Message.__table__)
         sent = [o for o in outcomes if o.provider_message_id]
         limited = [o for o in outcomes if isinstance(o.error, RateLimited)]
         permanent = [o for o in outcomes if isinstance(o.error, PermanentError)]
