@@ -88,6 +88,7 @@ async def test_bench_broadcast_tiny() -> None:
     assert result["bench"] == "broadcast"
     assert result["audience"] == 60 and result["sent"] == 60
     assert result["lost"] == 0 and result["duplicated"] == 0
-    assert result["rate"] > 0 and result["cap_ratio"] == round(result["rate"] / 200, 4)
+    assert result["rate"] > 0
+    assert result["cap_ratio"] == pytest.approx(result["rate"] / 200, abs=1e-3)
     assert result["expand_seconds"] is not None and result["peak_rss_mb"] > 0
     assert result["config"]["database"] == "sqlite"
