@@ -369,3 +369,63 @@ def test_free_texts_fill_only_plain_placeholders(text: str, variables: dict[str,
         notify.render_text(text, variables)
     except notify.NotificationError as error:
         assert error.code == "missing_variable"
+
+
+async def test_closed_window_uses_the_approved_template_of_the_same_name(runtime: Runtime) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tresen.db.tables import Conversation, MessageTemplate
+    from tresen.domain.ids import new_id
+
+    contact_id, auth, channel = await _seed(runtime)
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(Conversation).values(last_inbound_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    shipped = {
+        "contact_id": contact_id,
+        "template": "order_shipped",
+        "variables": {
+            "name": "Jana",
+            "order_number": "A-1001",
+            "tracking_url": "https://track.example/A-1001",
+        },
+    }
+    async with helpers.client_for(runtime) as client:
+        refused = await client.post(
+            "/api/v1/notifications", json=shipped, headers={**auth, "Idempotency-Key": "s-1"}
+        )
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "window_closed"
+        assert "name, order_number, tracking_url, carrier" in error["message"]
+        assert await _messages(runtime) == []
+        async with runtime.sessions() as session, session.begin():
+            session.add(
+                MessageTemplate(
+                    id=new_id(),
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.id,
+                    name="order_shipped",
+                    language="de",
+                    category="utility",
+                    body="Hallo {{1}}, Bestellung {{2}} ist unterwegs: {{3}} ({{4}})",
+                    status="approved",
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        sent = await client.post(
+            "/api/v1/notifications", json=shipped, headers={**auth, "Idempotency-Key": "s-2"}
+        )
+        assert sent.status_code == 202, sent.text
+    [message] = await _messages(runtime)
+    assert message.content_kind == "template"
+    assert message.payload is not None and message.payload["parameters"] == [
+        "Jana",
+        "A-1001",
+        "https://track.example/A-1001",
+        "-",
+    ]
+    assert message.body == (
+        "Hallo Jana, Bestellung A-1001 ist unterwegs: https://track.example/A-1001 (-)"
+    )

@@ -18,15 +18,18 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.channels.base import channel_factory
 from tresen.db.tables import Message, Notification, Workspace
 from tresen.db.types import utcnow
 from tresen.db.upsert import insert_ignore, rowcount
+from tresen.domain.conversation import window_open
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
-from tresen.pipeline.outbound import OutboundContent, queue_message
-from tresen.pipeline.recipients import RecipientError, resolve
+from tresen.pipeline import templates
+from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.pipeline.recipients import Recipient, RecipientError, resolve
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +173,8 @@ _DECORATE = {
 }
 
 
-def render_template(name: str, variables: dict[str, str], language: str) -> str:
-    """The text of a built-in template, or a NotificationError naming the bad variable."""
+def checked_values(name: str, variables: dict[str, str], language: str) -> dict[str, str]:
+    """A built-in template's variables, checked (missing optional ones empty), or an error."""
     template = TEMPLATES.get(name)
     if template is None:
         raise NotificationError(
@@ -199,8 +202,29 @@ def render_template(name: str, variables: dict[str, str], language: str) -> str:
             raise NotificationError("invalid_variable", f"variable {key!r}: {exc}") from exc
         if key == "date" and language == "de":
             value = date.fromisoformat(value).strftime("%d.%m.%Y")
-        values[key] = _DECORATE[key][language].format(value) if key in _DECORATE else value
-    return template.texts[language].format(**values)
+        values[key] = value
+    return values
+
+
+def render_template(name: str, variables: dict[str, str], language: str) -> str:
+    """The text of a built-in template, or a NotificationError naming the bad variable."""
+    values = checked_values(name, variables, language)
+    decorated = {
+        key: _DECORATE[key][language].format(value) if key in _DECORATE and value else value
+        for key, value in values.items()
+    }
+    return TEMPLATES[name].texts[language].format(**decorated)
+
+
+def provider_parameters(name: str, variables: dict[str, str], language: str) -> list[str]:
+    """Values for a provider template registered under a built-in name, in declared order.
+
+    The order is the built-in template's variables, required first (e.g. order_shipped:
+    name, order_number, tracking_url, carrier); a missing optional value is sent as "-".
+    """
+    values = checked_values(name, variables, language)
+    template = TEMPLATES[name]
+    return [values[key] or "-" for key in (*template.required, *template.optional)]
 
 
 def render_text(text: str, variables: dict[str, str]) -> str:
@@ -354,11 +378,14 @@ async def _create(
         raise NotificationError(
             "recipient_blocked", "the customer blocked this channel or cannot be reached on it"
         )
+    content = OutboundContent(ContentKind.TEXT, text)
+    if req.template is not None:
+        content = await _provider_template(session, recipient, req) or content
     message = await queue_message(
         session,
         recipient.conversation,
         recipient.channel,
-        OutboundContent(ContentKind.TEXT, text),
+        content,
         sender_kind=SenderKind.SYSTEM,
         max_attempts=max_attempts,
     )
@@ -369,6 +396,37 @@ async def _create(
     row = await session.get_one(Notification, notification_id)
     await session.refresh(row)
     return row, message, True
+
+
+async def _provider_template(
+    session: AsyncSession, recipient: Recipient, req: NotificationRequest
+) -> OutboundContent | None:
+    """The channel's approved template of the same name when its free-text window is closed."""
+    caps = channel_factory(recipient.channel.kind).capabilities
+    if not caps.templates or caps.window is None or req.template is None:
+        return None
+    if window_open(recipient.conversation.last_inbound_at, caps.window, utcnow()):
+        return None
+    candidates = [
+        t
+        for t in await templates.approved(session, recipient.channel.id)
+        if t.name == req.template and t.language.split("_")[0] == req.language
+    ]
+    if not candidates:
+        raise NotificationError(
+            "window_closed",
+            f"the customer's {caps.window // timedelta(hours=1)}-hour window on "
+            f"{recipient.channel.kind} is closed and the channel has no approved template "
+            f"{req.template!r} in {req.language!r}; register one (tresen template add) whose "
+            f"variables are, in order: "
+            f"{', '.join((*TEMPLATES[req.template].required, *TEMPLATES[req.template].optional))}",
+        )
+    values = provider_parameters(req.template, req.variables, req.language)
+    needed = templates.variables(candidates[0].body)
+    try:
+        return templates.content(candidates[0], values[:needed])
+    except OutboundRefused as refused:
+        raise NotificationError("template_parameters", refused.message) from refused
 
 
 def sign(secret: str, body: bytes) -> str:
