@@ -288,7 +288,12 @@ async def test_retention_keeps_a_restricted_contact(runtime: Runtime) -> None:
     result = await retention.run(
         runtime.sessions, runtime.settings.secret_key, runtime.settings.data_dir
     )
-    assert result.workspaces[ws].counts() == {"conversations": 0, "media_files": 0, "contacts": 0}
+    assert result.workspaces[ws].counts() == {
+        "conversations": 0,
+        "media_files": 0,
+        "contacts": 0,
+        "link_clicks": 0,
+    }
     async with runtime.sessions() as session, session.begin():
         assert await session.get(Contact, contact_id) is not None
         await set_restricted(session, ws, contact_id, False, actor_id=None, via="test")
