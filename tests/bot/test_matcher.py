@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
-from tresen.bot.matcher import Match, Matcher
+from tresen.bot.matcher import Match, Matcher, _fit_calibration
 
 ROWS = {
     "oeffnungszeiten": [
@@ -104,3 +105,29 @@ def test_oos_training_rows_fit_the_threshold() -> None:
         m = Matcher(folds=3).fit(texts, labels)
     assert "oos" not in m.labels
     assert m.calibration.oos_source == "training oos rows"
+
+
+@pytest.mark.parametrize("target", [0.3, 0.6, 0.9])
+def test_oos_rows_set_the_lowest_threshold_reaching_the_recall_target(target: float) -> None:
+    rng = np.random.default_rng(3)
+    in_raw = rng.normal(1.0, 0.5, 400)
+    in_ok = in_raw + rng.normal(0.0, 0.3, 400) > 0.5
+    oos_raw = rng.normal(0.0, 0.5, 50)
+    cal = _fit_calibration(in_raw, in_ok, np.zeros(0), oos_raw, 0.1, target)
+    p_in, p_oos = cal.probability(in_raw), cal.probability(oos_raw)
+    assert cal.oos_source == "training oos rows"
+    assert np.mean(p_oos < cal.threshold) >= target
+    below = p_oos[p_oos < cal.threshold]
+    # One oos row fewer declined would miss the target: no needless in-scope declines.
+    assert np.mean(p_oos < below.max()) < target
+    assert cal.in_scope_accuracy == pytest.approx(np.mean(in_ok & (p_in >= cal.threshold)))
+
+
+def test_held_out_labels_use_the_cost_rule() -> None:
+    in_raw = np.array([2.0, 1.8, 1.5, 1.2, 0.4, 0.3])
+    in_ok = np.array([True, True, True, True, False, False])
+    pseudo = np.array([0.2, 0.35, 1.6, 0.1])
+    cal = _fit_calibration(in_raw, in_ok, pseudo, np.zeros(0), 0.1, 0.99)
+    assert cal.oos_source == "held-out labels"
+    assert cal.in_scope_accuracy == pytest.approx(4 / 6)
+    assert cal.oos_recall == pytest.approx(0.75)

@@ -45,7 +45,7 @@ class LexicalFeatures:
     def __init__(
         self,
         languages: Sequence[str] = ("de", "en"),
-        char_range: tuple[int, int] = (2, 5),
+        char_range: tuple[int, int] = (1, 4),
         char_weight: float = 1.0,
         typo_cutoff: float = 84.0,
     ) -> None:

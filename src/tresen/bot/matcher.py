@@ -89,10 +89,11 @@ class Matcher:
         self,
         backend: FeatureBackend | None = None,
         *,
-        svm_c: float = 1.0,
+        svm_c: float = 2.0,
         knn_weight: float = 0.3,
         folds: int = 5,
         oos_weight: float = 0.1,
+        oos_recall_target: float = 0.6,
         default_language: str | None = None,
         seed: int = 13,
     ) -> None:
@@ -101,6 +102,7 @@ class Matcher:
         self.knn_weight = knn_weight
         self.folds = folds
         self.oos_weight = oos_weight
+        self.oos_recall_target = oos_recall_target
         self.default_language = default_language
         self.seed = seed
         self.calibration = Calibration()
@@ -145,9 +147,16 @@ class Matcher:
         in_labels = [lab for _, lab in pairs]
         if self.default_language is None:
             self.default_language = _majority_language(in_texts)
+        model = self._train(self.backend, in_texts, in_labels)
         if calibrate:
-            self.calibration = self._calibrate(in_texts, in_labels, oos_texts)
-        self._model = self._train(self.backend, in_texts, in_labels)
+            # oos rows are never trained on, so the final model's scores on them are held-out scores.
+            oos_raw = (
+                model.scores(model.backend.transform(oos_texts), self.knn_weight).max(1)
+                if oos_texts
+                else np.zeros(0)
+            )
+            self.calibration = self._calibrate(in_texts, in_labels, oos_raw)
+        self._model = model
         return self
 
     def raw_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +186,7 @@ class Matcher:
             None if declined else guess, confidence, language, declined, guess, alternatives
         )
 
-    def _calibrate(self, texts: list[str], labels: list[str], oos_texts: list[str]) -> Calibration:
+    def _calibrate(self, texts: list[str], labels: list[str], oos_raw: np.ndarray) -> Calibration:
         """Cross-validate: held-out rows give in-scope scores; held-out labels act as unknown questions."""
         rng = np.random.default_rng(self.seed)
         k = max(2, self.folds)
@@ -193,11 +202,9 @@ class Matcher:
             offset = int(rng.integers(k))
             for j, i in enumerate(idx):
                 fold_of[i] = (j + offset) % k
-        oos_fold = np.arange(len(oos_texts)) % k
         in_raw: list[float] = []
         in_ok: list[bool] = []
         pseudo_raw: list[float] = []
-        real_raw: list[float] = []
         for f in range(k):
             held_labels = {lab for lab, g in label_group.items() if g == f}
             train_idx = [i for i in range(len(y)) if fold_of[i] != f and y[i] not in held_labels]
@@ -207,11 +214,9 @@ class Matcher:
                 self.backend.fresh(), [texts[i] for i in train_idx], [labels[i] for i in train_idx]
             )
             test_idx = [i for i in range(len(y)) if fold_of[i] == f]
-            batch = [texts[i] for i in test_idx] + [
-                t for t, g in zip(oos_texts, oos_fold, strict=True) if g == f
-            ]
-            if not batch:
+            if not test_idx:
                 continue
+            batch = [texts[i] for i in test_idx]
             s = model.scores(model.backend.transform(batch), self.knn_weight)
             best, raw = s.argmax(1), s.max(1)
             for pos, i in enumerate(test_idx):
@@ -220,13 +225,13 @@ class Matcher:
                 else:
                     in_raw.append(float(raw[pos]))
                     in_ok.append(bool(model.labels[best[pos]] == y[i]))
-            real_raw.extend(float(r) for r in raw[len(test_idx) :])
         return _fit_calibration(
             np.asarray(in_raw),
             np.asarray(in_ok),
             np.asarray(pseudo_raw),
-            np.asarray(real_raw),
+            np.asarray(oos_raw, dtype=float),
             self.oos_weight,
+            self.oos_recall_target,
         )
 
 
@@ -259,8 +264,14 @@ def _fit_calibration(
     pseudo_raw: np.ndarray,
     real_raw: np.ndarray,
     oos_weight: float,
+    oos_recall_target: float = 0.6,
 ) -> Calibration:
-    """Calibrate P(right) on CV scores; pick the threshold maximising answered-right + w * declined-oos."""
+    """Calibrate P(right) on held-out scores and pick the decline threshold.
+
+    With real unknown questions (training `oos` rows): the lowest threshold that declines at least
+    `oos_recall_target` of them, i.e. the most in-scope answers subject to that oos recall.
+    With held-out labels only (a pessimistic stand-in): maximise answered-right + w * declined.
+    """
     if len(in_raw) == 0:
         return Calibration(oos_source="none")
     oos_raw = real_raw if len(real_raw) else pseudo_raw
@@ -272,11 +283,17 @@ def _fit_calibration(
     a, b = _platt(raw, target)
     cal = Calibration(a=a, b=b, oos_source=source, n_in_scope=len(in_raw), n_oos=len(oos_raw))
     p_in, p_oos = cal.probability(in_raw), cal.probability(oos_raw)
-    candidates = np.unique(np.concatenate([[0.0], p_in, p_oos]))
+    above = [np.nextafter(p_oos.max(), 2.0)] if len(p_oos) else []
+    candidates = np.unique(np.concatenate([[0.0], p_in, p_oos, above]))
     best = (-1.0, 0.0, 0.0, 0.0)
     for t in candidates:
         acc = float(np.mean(in_ok & (p_in >= t)))
         rec = float(np.mean(p_oos < t)) if len(p_oos) else 0.0
+        if len(real_raw):
+            if rec >= oos_recall_target:
+                best = (acc, float(t), acc, rec)
+                break
+            continue
         value = acc + oos_weight * rec
         if value > best[0] + 1e-12:
             best = (value, float(t), acc, rec)
