@@ -608,6 +608,9 @@ def bench_broadcast(
     timeout: Annotated[
         float, typer.Option(min=0, help="Give up after S seconds (0: 600 + 30 * N / cap).")
     ] = 0,
+    expand_only: Annotated[
+        bool, typer.Option(help="Stop once the audience is fixed (figures: expand_seconds).")
+    ] = False,
 ) -> None:
     """Send a campaign to N subscribers through a capped simulator; print one JSON line."""
     from tresen.bench.broadcast import run_broadcast_bench
@@ -621,6 +624,7 @@ def bench_broadcast(
                 workers=workers,
                 redis_url=redis_url,
                 timeout=timeout or None,
+                expand_only=expand_only,
             )
         )
     except ValueError as exc:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -27,6 +30,7 @@ class LoadedChannel:
     adapter: Channel
     enabled: bool
     loaded_at: float
+    config: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,7 +45,10 @@ class Runtime:
     events: EventBus = field(default_factory=MemoryEventBus)
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
     channel_ttl: float = 10.0
+    bulk_http: httpx.AsyncClient | None = None
+    """The client of campaign sends (cheaper per request); None: `http`."""
     _channels: dict[str, LoadedChannel] = field(default_factory=dict)
+    _bulk: dict[str, LoadedChannel] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, http: httpx.AsyncClient | None = None) -> Runtime:
@@ -50,15 +57,25 @@ class Runtime:
 
         crypto.use(crypto.parse_keys(settings.encryption_keys))
         engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+        timeout = httpx.Timeout(settings.send_timeout_seconds, connect=5.0)
         client = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0),
+            timeout=timeout,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        # httpx's own pool costs ~3 ms of CPU per request under load; aiohttp's ~0.5 ms.
+        bulk = (
+            None
+            if http is not None
+            else HttpxAiohttpClient(
+                timeout=timeout, limits=httpx.Limits(max_connections=64, keepalive_expiry=30.0)
+            )
         )
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine, info={"base_url": settings.base_url}),
             http=client,
+            bulk_http=bulk,
             limiters=RateLimiters(settings.redis_url),
             events=event_bus_for(settings.redis_url),
         )
@@ -68,6 +85,8 @@ class Runtime:
         await self.events.close()
         await self.limiters.close()
         await self.http.aclose()
+        if self.bulk_http is not None:
+            await self.bulk_http.aclose()
         await self.engine.dispose()
 
     async def channel(self, channel_id: str) -> LoadedChannel | None:
@@ -79,6 +98,7 @@ class Runtime:
             row = await session.scalar(select(ChannelRow).where(ChannelRow.id == channel_id))
         if row is None:
             self._channels.pop(channel_id, None)
+            self._bulk.pop(channel_id, None)
             return None
         return self.remember(row)
 
@@ -90,10 +110,30 @@ class Runtime:
             adapter=adapter,
             enabled=row.enabled,
             loaded_at=time.monotonic(),
+            config=row.config,
         )
         self._channels[row.id] = loaded
         return loaded
 
+    async def bulk_channel(self, channel_id: str) -> LoadedChannel | None:
+        """A channel whose adapter sends through `bulk_http` (campaigns); None when unknown."""
+        loaded = await self.channel(channel_id)
+        if loaded is None or self.bulk_http is None:
+            return loaded
+        cached = self._bulk.get(channel_id)
+        if cached is not None and cached.loaded_at == loaded.loaded_at:
+            return cached
+        bulk = LoadedChannel(
+            ref=loaded.ref,
+            adapter=channel_factory(loaded.ref.kind)(loaded.config, self.bulk_http),
+            enabled=loaded.enabled,
+            loaded_at=loaded.loaded_at,
+            config=loaded.config,
+        )
+        self._bulk[channel_id] = bulk
+        return bulk
+
     def forget_channel(self, channel_id: str) -> None:
         """Drop a cached channel after its row changed."""
         self._channels.pop(channel_id, None)
+        self._bulk.pop(channel_id, None)

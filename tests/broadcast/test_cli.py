@@ -92,3 +92,11 @@ async def test_bench_broadcast_tiny() -> None:
     assert result["cap_ratio"] == pytest.approx(result["rate"] / 200, abs=1e-3)
     assert result["expand_seconds"] is not None and result["peak_rss_mb"] > 0
     assert result["config"]["database"] == "sqlite"
+
+
+async def test_bench_broadcast_expand_only() -> None:
+    result = await run_broadcast_bench(recipients=40, cap=200, database_url="", expand_only=True)
+    assert result["mode"] == "expand_only"
+    assert result["audience"] == 40
+    assert result["expand_seconds"] is not None and result["expand_seconds"] >= 0
+    assert "rate" not in result

@@ -304,6 +304,7 @@ async def run_broadcast_bench(
     redis_url: str = "",
     timeout: float | None = None,
     lease_seconds: float = 30.0,
+    expand_only: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (one JSON-able dict)."""
     from tresen.settings import normalise_database_url
@@ -361,7 +362,7 @@ async def run_broadcast_bench(
                         log_text = (tmp / "worker0.log").read_text(errors="replace")[-3000:]
                         raise RuntimeError(f"a worker exited with {proc.returncode}:\n{log_text}")
                 state, audience, expand_seconds = await _campaign_state(url, campaign_id)
-                if state in ("done", "cancelled"):
+                if state in ("done", "cancelled") or (expand_only and expand_seconds is not None):
                     break
                 if time.monotonic() - began > timeout:
                     tail = (tmp / "worker0.log").read_text(errors="replace")[-3000:]
@@ -385,6 +386,8 @@ async def run_broadcast_bench(
             lost = len(counts["ids"] - seen) + (audience - len(counts["ids"]))
             duplicated = sim.duplicates()
             rejected = dict(sim.stats()["rejected"])
+            if expand_only:
+                rate, lost = 0.0, 0
     finally:
         stop_gc.set()
         await gc_task
@@ -394,6 +397,17 @@ async def run_broadcast_bench(
             await _admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
             _log(f"dropped database {db_name}")
         shutil.rmtree(tmp, ignore_errors=True)
+    if expand_only:
+        return {
+            "bench": "broadcast",
+            "mode": "expand_only",
+            "recipients": recipients,
+            "audience": audience,
+            "expand_seconds": expand_seconds,
+            "peak_rss_mb": round(peak, 1),
+            "seed_seconds": round(seed_seconds, 1),
+            "config": {"database": kind, "cap": cap, "workers": workers, "cpus": os.cpu_count()},
+        }
     return {
         "bench": "broadcast",
         "recipients": recipients,

@@ -365,7 +365,7 @@ class Dispatcher:
         return claimed > 0
 
     async def _pipeline(self, campaign_id: str, channel_id: str, stopping: asyncio.Event) -> int:
-        loaded = await self.runtime.channel(channel_id)
+        loaded = await self.runtime.bulk_channel(channel_id)
         if loaded is None or not loaded.enabled:
             return 0
         rate = _rate(loaded)

@@ -519,7 +519,7 @@ class WhatsAppSimulator:
         """How many of the next media downloads answer 503 (a CDN hiccup)."""
         self.fetched_links: dict[str, tuple[int, bytes, str]] = {}
         self.uploads: list[dict[str, Any]] = []
-        self.app = self._build_app()
+        self.app = self._fast_sends(self._build_app())
 
     # -- windows -----------------------------------------------------------------------
 
@@ -1088,6 +1088,36 @@ class WhatsAppSimulator:
         if self._phone_page is None:
             self._phone_page = _load_phone_page()
         return self._phone_page
+
+    def _fast_sends(self, app: ASGIApp) -> ASGIApp:
+        """Answer POST /{version}/{phone_number_id}/messages without the router (bulk sends)."""
+
+        async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope.get("method") == "POST":
+                parts = scope["path"].split("/")
+                if (
+                    len(parts) == 4
+                    and not parts[0]
+                    and parts[1]
+                    and parts[2]
+                    and parts[3] == "messages"
+                ):
+                    chunks: list[bytes] = []
+                    while True:
+                        message: Any = await receive()
+                        chunks.append(message.get("body", b""))
+                        if not message.get("more_body"):
+                            break
+                    auth = next(
+                        (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
+                        None,
+                    )
+                    answer = await self.send_endpoint(parts[1], parts[2], auth, b"".join(chunks))
+                    await answer(scope, receive, send)
+                    return
+            await app(scope, receive, send)
+
+        return fast
 
     def _build_app(self) -> Litestar:
         """Build the Litestar app."""
