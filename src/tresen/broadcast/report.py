@@ -118,7 +118,9 @@ async def _series(
         .where(CampaignRecipient.campaign_id == campaign.id)
     )
     counts: dict[int, list[int]] = {}
-    for slot, column in enumerate((Message.sent_at, Message.delivered_at, Message.read_at)):
+    # A read whose delivered status came late (or never) was delivered all the same.
+    delivered = func.coalesce(Message.delivered_at, Message.read_at)
+    for slot, column in enumerate((Message.sent_at, delivered, Message.read_at)):
         bucket = _bucket(column, dialect, size)
         rows = await session.execute(
             joined.add_columns(bucket, func.count()).where(column.is_not(None)).group_by(bucket)
