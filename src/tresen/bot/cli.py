@@ -111,6 +111,20 @@ def latency_command(
     typer.echo(json.dumps(result))
 
 
+async def _import_workspace(session: Any, workspace_id: str | None) -> Any:
+    """The workspace an import goes to: the given id, or the install's first."""
+    from tresen.channels.manage import default_workspace
+    from tresen.clitools import fail
+    from tresen.db.tables import Workspace
+
+    if not workspace_id:
+        return await default_workspace(session)
+    ws = await session.get(Workspace, workspace_id)
+    if ws is None:
+        fail(f"no workspace with id {workspace_id!r}; nothing was imported")
+    return ws
+
+
 @bot_app.command("import-faq")
 def import_faq_command(
     source: Annotated[
@@ -134,15 +148,7 @@ def import_faq_command(
     settings = cli_settings()
 
     async def work(session: Any) -> dict[str, Any]:
-        from tresen.channels.manage import default_workspace
-        from tresen.db.tables import Workspace
-
-        if workspace:
-            ws = await session.get(Workspace, workspace)
-            if ws is None:
-                fail(f"no workspace with id {workspace!r}; nothing was imported")
-        else:
-            ws = await default_workspace(session)
+        ws = await _import_workspace(session, workspace)
         count = await import_file(session, ws.id, parsed)
         return {"imported": count, "workspace": ws.id, "language": parsed.kb.language}
 
@@ -175,15 +181,7 @@ def import_products_command(
     settings = cli_settings()
 
     async def work(session: Any) -> dict[str, Any]:
-        from tresen.channels.manage import default_workspace
-        from tresen.db.tables import Workspace
-
-        if workspace:
-            ws = await session.get(Workspace, workspace)
-            if ws is None:
-                fail(f"no workspace with id {workspace!r}; nothing was imported")
-        else:
-            ws = await default_workspace(session)
+        ws = await _import_workspace(session, workspace)
         count = await import_products(session, ws.id, catalog)
         return {"imported": count, "workspace": ws.id}
 
