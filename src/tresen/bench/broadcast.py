@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tresen.bench.inbox import _admin, _insert
+from tresen.bench.inbox import _insert
+from tresen.bench.scratch import create_scratch
 from tresen.db.engine import make_engine, make_sessionmaker
 from tresen.db.migrate import upgrade_to_head
 from tresen.db.tables import (
@@ -307,24 +308,16 @@ async def run_broadcast_bench(
     expand_only: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (one JSON-able dict)."""
-    from tresen.settings import normalise_database_url
     from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
     if workers > 1 and not redis_url:
         raise ValueError("several workers share the rate limit through Redis: give --redis-url")
     run = secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix="tresen-bench-broadcast-"))
-    admin_url = db_name = ""
-    if database_url and not database_url.startswith("sqlite"):
-        admin_url = normalise_database_url(database_url)
-        db_name = f"tresen_bench_{run}"
-        url = admin_url.rsplit("/", 1)[0] + "/" + db_name
-        _log(f"creating PostgreSQL database {db_name}")
-        await _admin(admin_url, f'CREATE DATABASE "{db_name}"')
-        kind = "postgresql"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / 'tresen.db'}"
-        kind = "sqlite"
+    scratch = await create_scratch(database_url, tmp, run)
+    if scratch.name:
+        _log(f"created PostgreSQL database {scratch.name}")
+    url, kind = scratch.url, scratch.kind
     timeout = timeout if timeout is not None else 600 + 30 * recipients / cap
     procs: list[subprocess.Popen[bytes]] = []
     stop_gc = asyncio.Event()
@@ -393,9 +386,7 @@ async def run_broadcast_bench(
         await gc_task
         for proc in procs:
             stop_worker(proc, grace=5)
-        if db_name:
-            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            _log(f"dropped database {db_name}")
+        await scratch.drop()
         shutil.rmtree(tmp, ignore_errors=True)
     if expand_only:
         return {

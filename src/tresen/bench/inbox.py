@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from tresen.bench.scratch import admin_sql
 from tresen.db.engine import make_engine, make_sessionmaker
 from tresen.db.migrate import upgrade_to_head
 from tresen.db.tables import (
@@ -102,15 +103,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         "max_ms": round(ordered[-1] * 1000, 3),
         "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
     }
-
-
-async def _admin(url: str, sql: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
 
 
 async def _insert(engine: AsyncEngine, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -336,7 +328,7 @@ async def run_inbox_bench(
             database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
         admin_url = database_url
         name = f"tresen_bench_{secrets.token_hex(4)}"
-        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+        await admin_sql(admin_url, f'CREATE DATABASE "{name}"')
         url = admin_url.rsplit("/", 1)[0] + "/" + name
     else:
         tmp = tempfile.mkdtemp(prefix="tresen-bench-inbox-")
@@ -381,6 +373,6 @@ async def run_inbox_bench(
     finally:
         await engine.dispose()
         if admin_url is not None:
-            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from tresen.bench.scratch import create_scratch
 from tresen.bench.traffic import (
     KNOWN_SENDERS,
     REDELIVER_EVERY,
@@ -305,18 +306,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _admin(url: str, sql: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
 
 
 async def _seed(url: str, traffic: Traffic, n_outbound: int) -> tuple[str, str]:
@@ -617,7 +606,6 @@ async def run_ingest_bench(
     redeliver_every: int = REDELIVER_EVERY,
 ) -> dict[str, Any]:
     """Run the ingest benchmark for one channel kind and return its figures (one JSON-able dict)."""
-    from tresen.settings import normalise_database_url
 
     if channel not in TRAFFIC:
         raise ValueError(
@@ -625,17 +613,10 @@ async def run_ingest_bench(
         )
     run = secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix="tresen-bench-ingest-"))
-    admin_url = db_name = ""
-    if database_url and not database_url.startswith("sqlite"):
-        admin_url = normalise_database_url(database_url)
-        db_name = f"tresen_bench_{run}"
-        url = admin_url.rsplit("/", 1)[0] + "/" + db_name
-        _log(f"creating PostgreSQL database {db_name}")
-        await _admin(admin_url, f'CREATE DATABASE "{db_name}"')
-        kind = "postgresql"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / 'tresen.db'}"
-        kind = "sqlite"
+    scratch = await create_scratch(database_url, tmp, run)
+    if scratch.name:
+        _log(f"created PostgreSQL database {scratch.name}")
+    url, kind = scratch.url, scratch.kind
     hello_seconds = hello_seconds if hello_seconds is not None else min(seconds, 10.0)
     port = _free_port()
     base_cfg = {
@@ -694,9 +675,7 @@ async def run_ingest_bench(
     finally:
         if proc is not None:
             _stop_server(proc)
-        if db_name:
-            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            _log(f"dropped database {db_name}")
+        await scratch.drop()
         shutil.rmtree(tmp, ignore_errors=True)
     stored_ratio = check["stored"] / len(acked) if acked else 0.0
     by_label: dict[str, int] = {}
