@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 
+from tests.conftest import IN_CI
 from tresen.jobs.ratelimit import RateLimiters, RedisTokenBucket, TokenBucket
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -37,6 +38,8 @@ async def test_in_process_bucket_grants_at_most_its_burst() -> None:
 
 async def test_two_processes_share_one_redis_bucket() -> None:
     if not await _redis_up():
+        if IN_CI:
+            pytest.fail(f"CI=true but Redis at {REDIS_URL} is not reachable")
         pytest.skip(f"no Redis at {REDIS_URL}")
     prefix = f"tresen-test:{secrets.token_hex(4)}:"
     first, second = RateLimiters(REDIS_URL, prefix=prefix), RateLimiters(REDIS_URL, prefix=prefix)
