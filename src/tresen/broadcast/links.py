@@ -117,13 +117,17 @@ async def tracking_allowed(session: AsyncSession, contact_id: str) -> bool:
     state = await session.scalar(select(Contact.consent_state).where(Contact.id == contact_id))
     if state is None or state in ("restricted", "refused"):
         return False
-    action = await session.scalar(
+    return await latest_action(session, contact_id) == "granted"
+
+
+async def latest_action(session: AsyncSession, contact_id: str) -> str | None:
+    """The contact's latest link-tracking consent event ("granted", "withdrawn" or None)."""
+    return await session.scalar(
         select(ConsentEvent.action)
         .where(ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == PURPOSE)
         .order_by(ConsentEvent.id.desc())
         .limit(1)
     )
-    return action == "granted"
 
 
 async def record_consent(
@@ -134,7 +138,9 @@ async def record_consent(
     source: str,
     channel_id: str | None = None,
     text_version: str | None = None,
+    text_hash: str | None = None,
     language: str | None = None,
+    user_agent: str | None = None,
     occurred_at: datetime | None = None,
 ) -> None:
     """Append a link-tracking consent event ("granted" or "withdrawn") for a contact."""
@@ -149,7 +155,9 @@ async def record_consent(
             channel_id=channel_id,
             source=source[:200],
             text_version=text_version,
+            text_hash=text_hash,
             language=language,
+            user_agent=user_agent,
             occurred_at=occurred_at or utcnow(),
         )
     )

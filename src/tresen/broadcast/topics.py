@@ -191,7 +191,7 @@ def validate_topic(keyword: str, name: str, descriptions: dict[str, str]) -> str
     key = keyword.strip().lower()
     if not KEYWORD_RE.match(key):
         raise TopicError("invalid_keyword", "a topic keyword is 1 to 32 letters a-z or digits")
-    if key in SUBSCRIBE_WORDS | OPT_OUT_WORDS:
+    if key in SUBSCRIBE_WORDS | OPT_OUT_WORDS | {"tracking"}:  # TRACKING: link-tracking consent
         raise TopicError(
             "keyword_reserved", f"{key!r} is a command word and cannot be a keyword", 409
         )
@@ -532,7 +532,7 @@ async def withdraw(
     return [t for _, t in rows]
 
 
-async def _contact_language(session: AsyncSession, contact_id: str) -> str | None:
+async def contact_language(session: AsyncSession, contact_id: str) -> str | None:
     return await session.scalar(
         select(ConsentEvent.language)
         .where(ConsentEvent.contact_id == contact_id, ConsentEvent.language.is_not(None))
@@ -599,7 +599,7 @@ async def handle_before_consent(session: AsyncSession, message_id: str) -> bool:
         topic = await find_topic(session, found.workspace.id, command.keyword)
         if topic is None:
             return False  # "stop something" that names no topic is an ordinary message
-    language = _lang(command.language or await _contact_language(session, found.contact.id))
+    language = _lang(command.language or await contact_language(session, found.contact.id))
     source = f"{found.channel.kind} keyword"
     await withdraw(session, found.contact, found.channel.id, topic, source, language)
     if command.carrier_handled:
@@ -630,7 +630,7 @@ async def handle_inbound(
     topic = await find_topic(session, found.workspace.id, command.keyword)
     if topic is None:
         return None
-    language = _lang(command.language or await _contact_language(session, found.contact.id))
+    language = _lang(command.language or await contact_language(session, found.contact.id))
     try:
         _sub, sent = await request_subscription(
             session,

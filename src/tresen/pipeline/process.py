@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot import live
 from tresen.bot.llm import llm_enabled
-from tresen.broadcast import topics
+from tresen.broadcast import topics, tracking
 from tresen.db.tables import Contact, Conversation, Message
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
 from tresen.inbox import autoreply, routing
@@ -59,7 +59,12 @@ async def process_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None
         # A STOP (all topics or one) or a confirm button is handled before anything else and
         # never answered with the consent question or by the bot.
         outcome = live.Outcome(route=True)
-        if not await topics.handle_before_consent(session, message_id):
+        if not (
+            await tracking.handle_inbound(
+                session, message_id, consent_first=runtime.settings.consent_first
+            )
+            or await topics.handle_before_consent(session, message_id)
+        ):
             allowed, consent_now = True, "granted"
             # An erased person who writes again is asked first, whatever the setting says.
             if runtime.settings.consent_first or await consent.after_erasure(

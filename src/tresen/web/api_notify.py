@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Router, delete, get, post
+from litestar import Request, Router, delete, get, post, put
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.broadcast import topics
+from tresen.broadcast import links, topics, tracking
 from tresen.db.tables import Contact, Message, Notification, Subscription, Topic, Workspace
 from tresen.integrations import notifications as notify
 from tresen.pipeline.recipients import RecipientError, resolve
@@ -34,6 +34,8 @@ RESPONSES = {
 
 
 Description = Annotated[str, msgspec.Meta(max_length=300)]
+# Not blank: a character that is whitespace neither to Python (str.strip) nor to JSON Schema (ECMA).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 
 class Descriptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,7 +49,7 @@ class TopicIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new topic."""
 
     keyword: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]{1,32}$")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
     descriptions: Descriptions | None = None
 
 
@@ -116,9 +118,6 @@ class NotificationOut(msgspec.Struct):
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
-
-
-STRICT_BODIES = (TopicIn, SubscriptionIn, NotificationIn, Descriptions)
 
 
 def _present(*names: str) -> Schema:
@@ -317,6 +316,101 @@ async def withdraw_subscription(
         return _subscription_out(sub)
 
 
+class LinkTrackingIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A contact's yes to per-person link tracking, given on the shop's own form."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=NOT_BLANK)]
+    source_url: (
+        Annotated[
+            str, msgspec.Meta(max_length=300, pattern=r"^https?://[^\s\x1c-\x1f\x85\ufeff]+$")
+        ]
+        | None
+    ) = None
+    language: Lang = "de"
+
+
+class LinkTrackingOut(msgspec.Struct):
+    """Whether clicks of this contact are counted per person."""
+
+    contact_id: str
+    granted: bool
+    changed: bool
+
+
+async def _contact(session: AsyncSession, workspace_id: str, contact_id: str) -> Contact:
+    contact = await session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.workspace_id == workspace_id)
+    )
+    if contact is None:
+        raise ApiError(404, "not_found", "no contact with this id")
+    return contact
+
+
+@get(
+    "/contacts/{contact_id:str}/link-tracking",
+    responses=RESPONSES,
+    summary="Read whether a contact agreed to per-person link tracking",
+)
+async def read_link_tracking(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> LinkTrackingOut:
+    """The latest link-tracking consent event decides; no event means anonymous counting."""
+    principal = await require(request, "subscriptions:manage")
+    async with _runtime(request).sessions() as session:
+        contact = await _contact(session, principal.workspace_id, contact_id)
+        latest = await links.latest_action(session, contact.id)
+    return LinkTrackingOut(contact_id, latest == "granted", False)
+
+
+async def _set_link_tracking(
+    request: Request[Any, Any, Any], contact_id: str, data: LinkTrackingIn | None
+) -> LinkTrackingOut:
+    principal = await require(request, "subscriptions:manage")
+    source = f"api token {principal.token_id}"
+    if data is not None and data.source_url:
+        source += f", web form {data.source_url}"
+    async with _runtime(request).sessions() as session, session.begin():
+        contact = await _contact(session, principal.workspace_id, contact_id)
+        if data is not None and contact.restricted_at is not None:
+            raise ApiError(
+                409, "contact_restricted", "processing of this contact's data is restricted"
+            )
+        changed = await tracking.set_consent(
+            session,
+            contact,
+            data is not None,
+            source=source,
+            text=data.text if data is not None else None,
+            language=data.language if data is not None else None,
+        )
+    return LinkTrackingOut(contact_id, data is not None, changed)
+
+
+@put(
+    "/contacts/{contact_id:str}/link-tracking",
+    responses=RESPONSES,
+    summary="Record a contact's consent to per-person link tracking",
+)
+async def grant_link_tracking(
+    request: Request[Any, Any, Any], contact_id: FromPath[str], data: JSONBody[LinkTrackingIn]
+) -> LinkTrackingOut:
+    """Appends a consent event with the hash of the text the person agreed to (unless granted)."""
+    return await _set_link_tracking(request, contact_id, data)
+
+
+@delete(
+    "/contacts/{contact_id:str}/link-tracking",
+    responses=RESPONSES,
+    status_code=200,
+    summary="Record the withdrawal of a contact's consent to per-person link tracking",
+)
+async def withdraw_link_tracking(
+    request: Request[Any, Any, Any], contact_id: FromPath[str]
+) -> LinkTrackingOut:
+    """Appends a withdrawal event (unless not granted); clicks are counted anonymously again."""
+    return await _set_link_tracking(request, contact_id, None)
+
+
 @post(
     "/notifications",
     responses=RESPONSES,
@@ -395,6 +489,8 @@ async def read_notification(
         return _notification_out(row, message)
 
 
+STRICT_BODIES = (TopicIn, SubscriptionIn, NotificationIn, Descriptions, LinkTrackingIn)
+
 notify_router = Router(
     path="/api/v1",
     route_handlers=[
@@ -403,6 +499,9 @@ notify_router = Router(
         request_subscription,
         read_subscription,
         withdraw_subscription,
+        read_link_tracking,
+        grant_link_tracking,
+        withdraw_link_tracking,
         send_notification,
         read_notification,
     ],

@@ -8,8 +8,8 @@ from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response
 
-from tresen.broadcast import topics
-from tresen.db.tables import Workspace
+from tresen.broadcast import topics, tracking
+from tresen.db.tables import Contact, Workspace
 from tresen.web.pages import render
 
 TEXTS = {
@@ -35,17 +35,29 @@ STATUS = {"confirmed": 200, "used": 410, "expired": 410, "unknown": 404}
 
 async def _page(request: Request[Any, Any, Any], token: str, *, apply: bool) -> Response[str]:
     runtime = request.app.state.runtime
+    user_agent = (request.headers.get("user-agent") or "")[:400] or None
+    wants_tracking = apply and (await request.form()).get("link_tracking") == "yes"
     async with runtime.sessions() as session, session.begin():
         outcome, sub, topic = await topics.confirm_by_token(
-            session,
-            token,
-            apply=apply,
-            user_agent=(request.headers.get("user-agent") or "")[:400] or None,
+            session, token, apply=apply, user_agent=user_agent
         )
         workspace = await session.get(Workspace, sub.workspace_id) if sub is not None else None
+        language = sub.language if sub is not None and sub.language in TEXTS else "de"
+        label = tracking.form_label(workspace, language) if workspace is not None else ""
+        if wants_tracking and outcome == "confirmed" and sub is not None:
+            # The address was just proven by the single-use link: the box counts as that person's.
+            await tracking.set_consent(
+                session,
+                await session.get_one(Contact, sub.contact_id),
+                True,
+                source="web form /s/confirm",
+                text=label,
+                language=language,
+                channel_id=sub.channel_id,
+                user_agent=user_agent,
+            )
     if apply and outcome == "confirmed":
         runtime.jobs_ready.set()
-    language = sub.language if sub is not None and sub.language in TEXTS else "de"
     fill = {
         "topic": topic.name if topic else "",
         "keyword": topic.keyword.upper() if topic else "",
@@ -58,6 +70,7 @@ async def _page(request: Request[Any, Any, Any], token: str, *, apply: bool) -> 
         status_code=STATUS[outcome],
         text=TEXTS[language][key].format(**fill),
         button=TEXTS[language]["button"] if key == "ask" else None,
+        tracking_label=label if key == "ask" else None,
         page_lang=language,
         action=f"/s/confirm/{token}",
     )
