@@ -76,3 +76,44 @@ async def test_campaign_links_are_tracked_and_clicks_reach_the_report(shop: Shop
     async with shop.runtime.sessions() as session:
         figures = await report.build(session, await session.get_one(Campaign, campaign_id))
     assert figures.clicks == [{"link": url, "clicks": 2, "people": 0}]
+
+
+async def test_links_are_per_person_only_for_those_who_consented(shop: Shop) -> None:
+    from tresen.broadcast import links
+    from tresen.db.tables import Contact, TrackedLink
+
+    contact_ids = await shop.subscribers(5, window_open=True)
+    async with shop.runtime.sessions() as session, session.begin():
+        for contact_id, actions in zip(
+            contact_ids, (["granted"], ["granted"], ["granted", "withdrawn"], [], []), strict=True
+        ):
+            contact = await session.get_one(Contact, contact_id)
+            for action in actions:
+                await links.record_consent(session, contact, action, source="test")
+    urls = ("https://laden.example/a", "https://laden.example/b")
+    text = f"Hallo {{first_name}}: {urls[0]} und {urls[1]}."
+    campaign_id = await _campaign(shop, content={"text": text})
+    assert await shop.dispatcher.drain(campaign_id) == "done"
+    async with shop.runtime.sessions() as session:
+        sent = list(await session.scalars(select(Message.body)))
+        rows = (
+            await session.execute(
+                select(TrackedLink.token, TrackedLink.contact_id, TrackedLink.url)
+            )
+        ).all()
+    owner = {token: (contact_id, url) for token, contact_id, url in rows}
+    by_contact: dict[str | None, list[tuple[str, str]]] = {}
+    for body in sent:
+        tokens = re.findall(r"/l/([A-Za-z0-9_-]+)", body or "")
+        assert len(tokens) == 2 and body.endswith("."), body
+        for token in tokens:
+            contact_id, url = owner[token]
+            by_contact.setdefault(contact_id, []).append((token, url))
+    assert set(by_contact) == {contact_ids[0], contact_ids[1], None}
+    for person in contact_ids[:2]:
+        assert sorted(url for _, url in by_contact[person]) == list(urls)
+    anonymous = by_contact[None]
+    assert len(anonymous) == 6 and len({token for token, _ in anonymous}) == 2, (
+        "three recipients without consent share one link per URL"
+    )
+    assert len(rows) == 6, "2 own links for each of 2 consenting people + 2 shared ones"

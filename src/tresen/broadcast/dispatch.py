@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import campaigns as cmp
+from tresen.broadcast import links as tracked
 from tresen.broadcast import segments
 from tresen.broadcast.topics import CONFIRMED, OPTED_OUT
 from tresen.channels.base import (
@@ -563,6 +564,8 @@ class Dispatcher:
         items: list[Item] = []
         new_messages: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
+        fresh: list[tuple[_Row, dict[str, Any]]] = []
+        texts: list[tuple[str, dict[str, Any]]] = []
         for row in rows:
             reason = self._skip_reason(row, capped)
             if reason is None and row.message_id is not None:
@@ -608,35 +611,36 @@ class Dispatcher:
                 }
             else:
                 kind = part.kind
-                body = await cmp.render_campaign_text(
-                    session,
-                    part.body,
-                    values,
-                    campaign_id=campaign.id,
-                    contact_id=row.contact_id,
-                )
+                body = cmp.fill_variables(part.body, values)  # links are rewritten below, in bulk
                 payload = dict(part.payload)
             payload["campaign"] = campaign.id
             message_id = new_id()
-            new_messages.append(
-                {
-                    "id": message_id,
-                    "workspace_id": campaign.workspace_id,
-                    "conversation_id": conversation_id,
-                    "channel_id": loaded.ref.id,
-                    "direction": Direction.OUTBOUND.value,
-                    "sender_kind": SenderKind.SYSTEM.value,
-                    "content_kind": kind.value,
-                    "body": body,
-                    "payload": payload,
-                    "state": DeliveryState.SENDING.value,
-                    "created_at": now,
-                    "send_attempts": row.attempts,
-                    "topic_id": campaign.topic_id,
-                }
-            )
+            message: dict[str, Any] = {
+                "id": message_id,
+                "workspace_id": campaign.workspace_id,
+                "conversation_id": conversation_id,
+                "channel_id": loaded.ref.id,
+                "direction": Direction.OUTBOUND.value,
+                "sender_kind": SenderKind.SYSTEM.value,
+                "content_kind": kind.value,
+                "body": body,
+                "payload": payload,
+                "state": DeliveryState.SENDING.value,
+                "created_at": now,
+                "send_attempts": row.attempts,
+                "topic_id": campaign.topic_id,
+            }
+            new_messages.append(message)
             links.append({"b_id": row.recipient_id, "b_message": message_id})
-            items.append(self._item(row, message_id, kind.value, body, payload, row.address or ""))
+            fresh.append((row, message))
+            if not use_template:
+                texts.append((row.contact_id, message))
+        await _track_links(session, campaign, texts)
+        for row, message in fresh:
+            items.append(
+                self._item(row, message["id"], message["content_kind"], message["body"],
+                           message["payload"], row.address or "")
+            )  # fmt: skip
         if new_messages:
             await session.execute(insert(Message), new_messages)
             t = cast(Table, CampaignRecipient.__table__)
@@ -931,3 +935,33 @@ class Dispatcher:
 async def dispatch_poller(runtime: Any, stopping: asyncio.Event) -> None:
     """The worker's campaign loop (a poller of `jobs.worker.Worker`)."""
     await Dispatcher(runtime).run(stopping)
+
+
+async def _track_links(
+    session: AsyncSession, campaign: Campaign, texts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Rewrite the URLs of new campaign texts to counting redirects: one query set per batch.
+
+    A recipient gets links of their own only with link-tracking consent; everyone else shares
+    the campaign's anonymous link per URL.
+    """
+    if not any(tracked.find_urls(message["body"] or "") for _, message in texts):
+        return
+    prefix = tracked.redirect_base(tracked.session_base_url(session))
+    uris = {
+        id(message): tracked.trackable_uris(message["body"] or "", prefix) for _, message in texts
+    }
+    if not any(uris.values()):
+        return
+    consenting = await tracked.tracking_granted(session, [contact_id for contact_id, _ in texts])
+    person = {
+        id(message): contact_id if contact_id in consenting else None
+        for contact_id, message in texts
+    }
+    wanted = [(person[key], uri) for key, found in uris.items() for uri in found]
+    tokens = await tracked.link_tokens(session, campaign.workspace_id, campaign.id, wanted)
+    for _, message in texts:
+        if uris[id(message)]:
+            message["body"] = tracked.substitute(
+                message["body"], prefix, tokens, person[id(message)]
+            )

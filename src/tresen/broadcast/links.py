@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -23,6 +24,7 @@ from tresen.domain.ids import new_id
 
 PURPOSE = "link_tracking"
 MAX_URL = 2000
+_CHUNK = 1000  # ids per IN (...) query
 TOKEN_LENGTH = 16  # secrets.token_urlsafe(12): 96 random bits
 _URL = re.compile(r"https?://[^\s<>\"'`{}|\\^]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\"*_~"
@@ -164,35 +166,89 @@ async def record_consent(
     await session.flush()
 
 
-async def _link(
+async def tracking_granted(session: AsyncSession, contact_ids: Iterable[str]) -> set[str]:
+    """Of these contacts, those whose latest link-tracking consent event is a grant (in bulk)."""
+    latest: dict[str, str] = {}
+    ids = list(dict.fromkeys(contact_ids))
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.execute(
+            select(ConsentEvent.contact_id, ConsentEvent.action)
+            .where(
+                ConsentEvent.purpose == PURPOSE,
+                ConsentEvent.contact_id.in_(ids[start : start + _CHUNK]),
+            )
+            .order_by(ConsentEvent.id)
+        )
+        latest.update({contact_id: action for contact_id, action in rows})
+    return {contact_id for contact_id, action in latest.items() if action == "granted"}
+
+
+async def link_tokens(
     session: AsyncSession,
     workspace_id: str,
-    url: str,
     campaign_id: str | None,
-    contact_id: str | None,
-) -> str:
-    """The token of the tracked link for (campaign, contact, url), created once."""
-    key = _key(campaign_id, contact_id, url)
+    wanted: Iterable[tuple[str | None, str]],
+) -> dict[tuple[str | None, str], str]:
+    """Tokens of the tracked links for (contact or None, URL) pairs, each created once, in bulk."""
+    by_key = {_key(campaign_id, person, url): (person, url) for person, url in set(wanted)}
+    if not by_key:
+        return {}
+    now = utcnow()
     await session.execute(
-        insert_ignore(session, TrackedLink.__table__).values(
-            id=new_id(),
-            workspace_id=workspace_id,
-            token=secrets.token_urlsafe(TOKEN_LENGTH * 3 // 4),
-            key=key,
-            url=url,
-            campaign_id=campaign_id,
-            contact_id=contact_id,
-            clicks=0,
-            created_at=utcnow(),
-        )
+        insert_ignore(session, TrackedLink.__table__),
+        [
+            {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "token": secrets.token_urlsafe(TOKEN_LENGTH * 3 // 4),
+                "key": key,
+                "url": url,
+                "campaign_id": campaign_id,
+                "contact_id": person,
+                "clicks": 0,
+                "created_at": now,
+            }
+            for key, (person, url) in by_key.items()
+        ],
     )
-    token = await session.scalar(
-        select(TrackedLink.token).where(
-            TrackedLink.workspace_id == workspace_id, TrackedLink.key == key
+    keys = list(by_key)
+    tokens: dict[tuple[str | None, str], str] = {}
+    for start in range(0, len(keys), _CHUNK):
+        rows = await session.execute(
+            select(TrackedLink.key, TrackedLink.token).where(
+                TrackedLink.workspace_id == workspace_id,
+                TrackedLink.key.in_(keys[start : start + _CHUNK]),
+            )
         )
-    )
-    assert token is not None
-    return token
+        tokens.update({by_key[key]: token for key, token in rows})
+    return tokens
+
+
+def trackable_uris(text: str, prefix: str) -> list[str]:
+    """The URLs of a text that get a redirect link (ASCII form; tracked links left out)."""
+    uris = []
+    for start, end in find_urls(text):
+        url = text[start:end]
+        uri = to_uri(url)
+        if uri is not None and not url.startswith(prefix):
+            uris.append(uri)
+    return uris
+
+
+def substitute(
+    text: str, prefix: str, tokens: dict[tuple[str | None, str], str], person: str | None
+) -> str:
+    """The text with each trackable URL replaced by its redirect link from `tokens`."""
+    out, pos = [], 0
+    for start, end in find_urls(text):
+        url = text[start:end]
+        uri = to_uri(url)
+        token = None if uri is None or url.startswith(prefix) else tokens.get((person, uri))
+        out.append(text[pos:start])
+        out.append(url if token is None else prefix + token)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 async def rewrite_links(
@@ -212,8 +268,7 @@ async def rewrite_links(
     `workspace_id` defaults to the contact's; `base_url` to TRESEN_BASE_URL of the runtime
     that made the session (Runtime puts it in `session.info`).
     """
-    spans = find_urls(text)
-    if not spans:
+    if not find_urls(text):
         return text
     if workspace_id is None:
         if contact_id is None:
@@ -223,27 +278,18 @@ async def rewrite_links(
         )
         if workspace_id is None:
             raise ValueError("no contact with this id")
-    prefix = redirect_base(base_url or _session_base_url(session))
+    prefix = redirect_base(base_url or session_base_url(session))
     person = (
         contact_id
         if per_person and contact_id and await tracking_allowed(session, contact_id)
         else None
     )
-    out, pos = [], 0
-    for start, end in spans:
-        url = text[start:end]
-        out.append(text[pos:start])
-        uri = to_uri(url)
-        if url.startswith(prefix) or uri is None:
-            out.append(url)  # already a tracked link
-        else:
-            out.append(prefix + await _link(session, workspace_id, uri, campaign_id, person))
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
+    wanted = [(person, uri) for uri in trackable_uris(text, prefix)]
+    tokens = await link_tokens(session, workspace_id, campaign_id, wanted)
+    return substitute(text, prefix, tokens, person)
 
 
-def _session_base_url(session: AsyncSession) -> str:
+def session_base_url(session: AsyncSession) -> str:
     """TRESEN_BASE_URL of the runtime whose sessionmaker made this session."""
     base = session.info.get("base_url")
     if not isinstance(base, str) or not base:
