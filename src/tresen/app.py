@@ -48,6 +48,7 @@ from tresen.web.metrics import metrics_endpoint
 from tresen.web.optin import optin_router
 from tresen.web.security import security_headers
 from tresen.web.settings import settings_router
+from tresen.web.subscribe import subscribe_router
 from tresen.web.topics_admin import topics_admin_router
 from tresen.web.webchat import webchat_router
 from tresen.web.webhooks import receive_webhook, verify_webhook
@@ -124,6 +125,7 @@ def create_app(
             api_router,
             notify_router,
             optin_router,
+            subscribe_router,
             webchat_router,
             settings_router,
             contacts_router,
