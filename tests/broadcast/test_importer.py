@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
 from tests import helpers
@@ -167,6 +168,76 @@ async def test_link_tracking_column_records_that_consent(runtime: Runtime) -> No
         ids = {i.address: i.contact_id for i in await session.scalars(select(ContactIdentity))}
         assert await links.tracking_allowed(session, ids["4915111111111"])
         assert not await links.tracking_allowed(session, ids["4915122222222"])
+
+
+async def test_thousands_of_rows_in_one_call_cross_the_batches(runtime: Runtime) -> None:
+    ws, topic = await _setup(runtime)
+    n = 2 * importer.BATCH + 700
+    rows = [
+        f"whatsapp,+49 151 {i:08d},{'en' if i % 3 == 0 else 'de'},Shop,2025-03-01,v1,"
+        + ("yes" if i % 4 == 0 else "")
+        for i in range(n)
+    ]
+    # The same people again, in another spelling, in later batches.
+    rows += [f"whatsapp,0049 151 {i:08d},de,Again,2025-04-01,v2," for i in (3, 501, 1199)]
+    # Someone who opted out before, in the middle of the file.
+    async with runtime.sessions() as session, session.begin():
+        await _import_one(session, runtime, ws, topic, "4915100000777")
+    data = _csv(*rows, header=HEADER.replace("consent_proof", "link_tracking"))
+    report = await _import(runtime, ws, topic, data, skip_invalid=True)
+    assert report.written and report.records == n + 3
+    assert report.imported == n - 1 and report.already == 3
+    assert [(p.line, "unsubscribed" in p.message) for p in report.problems] == [(779, True)]
+    assert await _count(runtime, Contact) == n and await _count(runtime, ContactIdentity) == n
+    async with runtime.sessions() as session:
+        subs = dict(
+            (
+                await session.execute(
+                    select(Subscription.state, func.count()).group_by(Subscription.state)
+                )
+            ).all()
+        )
+        events = {
+            (purpose, action): count
+            for purpose, action, count in await session.execute(
+                select(ConsentEvent.purpose, ConsentEvent.action, func.count()).group_by(
+                    ConsentEvent.purpose, ConsentEvent.action
+                )
+            )
+        }
+        english = await session.scalar(
+            select(func.count()).select_from(Subscription).where(Subscription.language == "en")
+        )
+    assert subs == {"confirmed": n - 1, "withdrawn": 1}
+    assert events == {
+        ("topic:ticker", "granted"): n,  # n - 1 imported now, and the one who left later
+        ("topic:ticker", "withdrawn"): 1,
+        (links.PURPOSE, "granted"): len(range(0, n, 4)),
+    }
+    assert english == len([i for i in range(n) if i % 3 == 0 and i != 777])
+    again = await _import(runtime, ws, topic, data, skip_invalid=True)
+    assert again.imported == 0 and again.already == n + 2 and len(again.problems) == 1
+    assert await _count(runtime, Contact) == n
+
+
+async def _import_one(
+    session: AsyncSession, runtime: Runtime, ws: str, topic: Topic, address: str
+) -> None:
+    """One subscriber who then opts out of the topic."""
+    await importer.import_subscribers(
+        session,
+        secret_key=runtime.settings.secret_key,
+        workspace_id=ws,
+        topic=topic,
+        data=_csv(f"whatsapp,+{address},de,Shop,2025-03-01,v1,"),
+    )
+    contact = await session.scalar(
+        select(Contact)
+        .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+        .where(ContactIdentity.address == address)
+    )
+    assert contact is not None
+    await topics.withdraw(session, contact, None, topic, "whatsapp keyword", "de")
 
 
 def test_whole_file_errors_are_clear() -> None:

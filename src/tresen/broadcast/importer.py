@@ -7,12 +7,13 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import links
@@ -21,11 +22,12 @@ from tresen.db.tables import ChannelRow, ConsentEvent, Contact, ContactIdentity,
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.privacy import audit
-from tresen.privacy.suppression import Suppressed, check_import
+from tresen.privacy.suppression import refused_imports
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_FIELD = 500
+BATCH = 500  # rows per query and per bulk insert
 REQUIRED = ("channel", "address", "consent_source", "consent_at")
 PROOF_ANY = ("consent_text_version", "consent_proof")
 OPTIONAL = ("language", "name", "link_tracking")
@@ -33,9 +35,14 @@ KNOWN = frozenset(REQUIRED + PROOF_ANY + OPTIONAL)
 IMPORTABLE = ("whatsapp", "sms", "telegram", "messenger", "instagram", "email", "xmpp")
 _YES = {"1", "yes", "ja", "true", "y", "j", "x"}
 _NO = {"", "0", "no", "nein", "false", "n"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _PHONE_NOISE = re.compile(r"[\s\-()/.\u00a0]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _JID = re.compile(r"[^@\s/]{1,256}@[^@\s/]+")
+ERASED = (
+    "this address belongs to a person whose data was erased; "
+    "they must write to you and consent again before it can be imported"
+)
 
 
 class ImportFileError(ValueError):
@@ -199,7 +206,7 @@ def _row(line: int, names: list[str], fields: list[str]) -> Row:
     for name, value in values.items():
         if len(value) > MAX_FIELD:
             raise ValueError(f"{name} is longer than {MAX_FIELD} characters")
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
+        if _CONTROL.search(value):
             raise ValueError(f"{name} contains control characters")
     for name in ("channel", "address"):
         if not values.get(name):
@@ -306,18 +313,31 @@ def proof_hash(row: Row, topic: Topic) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _opted_out(session: AsyncSession, contact_id: str, topic: Topic) -> bool:
-    """Whether the contact ever withdrew this topic (or all topics)."""
-    found = await session.scalar(
-        select(ConsentEvent.id)
-        .where(
-            ConsentEvent.contact_id == contact_id,
-            ConsentEvent.purpose.in_((f"topic:{topic.keyword}", ALL_TOPICS)),
-            ConsentEvent.action == "withdrawn",
-        )
-        .limit(1)
-    )
-    return found is not None
+@dataclass(frozen=True)
+class _Known:
+    """What the database knows of one address: its contact and why it is not imported."""
+
+    contact_id: str
+    refusal: str | None  # "confirmed", a reason to refuse, or None to import
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One row to write."""
+
+    row: Row
+    channel: ChannelRow
+    address: str
+    contact_id: str | None
+
+
+@dataclass
+class _Checked:
+    """What the check of all rows found: the rows to write and facts the writes need."""
+
+    plans: list[_Plan] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    subscription_of: dict[str, str] = field(default_factory=dict)  # contact id -> its row id
 
 
 async def import_subscribers(
@@ -343,43 +363,16 @@ async def import_subscribers(
         await session.scalars(select(ChannelRow).where(ChannelRow.workspace_id == workspace_id))
     )
     lookup = _channel_lookup(channels)
-    planned: list[tuple[Row, ChannelRow, str, str | None]] = []
-    seen: set[tuple[str, str]] = set()
-    for row in parsed.rows:
-        found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
-        if found is None or isinstance(found, str):
-            report.problems.append(
-                Problem(
-                    row.line, found or f"no channel {row.channel!r} (give its id, name or kind)"
-                )
-            )
-            continue
-        try:
-            address = normalise_address(found.kind, row.address)
-            await check_import(session, secret_key, workspace_id, address)
-        except (ValueError, Suppressed) as exc:
-            report.problems.append(Problem(row.line, str(exc)))
-            continue
-        if (found.id, address) in seen:
-            report.already += 1  # the same person twice in the file
-            continue
-        seen.add((found.id, address))
-        state, contact_id = await _existing(session, found, address, topic)
-        if state == "confirmed":
-            report.already += 1
-        elif state is not None:
-            report.problems.append(Problem(row.line, state))
-        else:
-            planned.append((row, found, address, contact_id))
+    checked = _Checked()
+    async with _custom_plans(session):
+        for lo in range(0, len(parsed.rows), BATCH):
+            batch = parsed.rows[lo : lo + BATCH]
+            await _check(session, secret_key, workspace_id, topic, lookup, batch, checked, report)
     report.problems.sort(key=lambda p: p.line)
-    report.imported = len(planned)
+    report.imported = len(checked.plans)
     if dry_run or (report.problems and not skip_invalid):
         return report
-    for i, (row, channel, address, contact_id) in enumerate(planned):
-        await _write(session, workspace_id, topic, row, channel, address, contact_id)
-        if i % 500 == 499:
-            await session.flush()  # written rows leave the session's memory
-    await session.flush()
+    await _write(session, workspace_id, topic, checked)
     await audit.record(
         session,
         workspace_id,
@@ -398,123 +391,250 @@ async def import_subscribers(
     return report
 
 
-async def _existing(
-    session: AsyncSession, channel: ChannelRow, address: str, topic: Topic
-) -> tuple[str | None, str | None]:
-    """("confirmed", a reason to refuse, or None to import; the contact id of a known address)."""
-    contact = await session.scalar(
-        select(Contact)
-        .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
-        .where(ContactIdentity.channel_id == channel.id, ContactIdentity.address == address)
-    )
-    if contact is None:
-        return None, None
-    if contact.consent_state in ("refused", "restricted"):
-        return "this person refused processing or is restricted; not imported", contact.id
-    state = await session.scalar(
-        select(Subscription.state).where(
-            Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
-        )
-    )
-    if state == CONFIRMED:
-        return "confirmed", contact.id
-    if await _opted_out(session, contact.id, topic):
-        reason = "this person unsubscribed from the topic; an import does not subscribe them again"
-        return reason, contact.id
-    return None, contact.id
+@asynccontextmanager
+async def _custom_plans(session: AsyncSession) -> AsyncIterator[None]:
+    """On PostgreSQL, plan the lookups with their values, not once for any values."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    # A prepared statement gets a generic plan after five runs. Planned while the tables had no
+    # statistics (a first big import), it compares each row with the batch's 500 values in turn.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    # Inserts, prepared once and run per row, keep their generic plans.
+    await session.execute(text("SET LOCAL plan_cache_mode = DEFAULT"))
 
 
-async def _write(
+async def _check(
     session: AsyncSession,
+    secret_key: str,
     workspace_id: str,
     topic: Topic,
-    row: Row,
-    channel: ChannelRow,
-    address: str,
-    contact_id: str | None,
+    lookup: dict[str, ChannelRow | str],
+    rows: list[Row],
+    checked: _Checked,
+    report: ImportReport,
 ) -> None:
-    """Contact and identity (when new), the confirmed subscription and its consent event."""
-    now = utcnow()
-    sub: Subscription | None = None
-    if contact_id is None:
-        contact = Contact(
-            id=new_id(),
-            workspace_id=workspace_id,
-            display_name=row.name or None,
-            attributes={},
-            consent_state="unknown",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(contact)
-        session.add(
-            ContactIdentity(
-                id=new_id(),
-                workspace_id=workspace_id,
-                contact_id=contact.id,
-                channel_id=channel.id,
-                address=address,
-                display_name=row.name or None,
-                unreachable=False,
-                created_at=now,
+    """Sort a batch of rows into refused, already subscribed and to write, in file order."""
+    candidates: list[tuple[Row, ChannelRow, str]] = []
+    for row in rows:
+        found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
+        if found is None or isinstance(found, str):
+            report.problems.append(
+                Problem(
+                    row.line, found or f"no channel {row.channel!r} (give its id, name or kind)"
+                )
             )
+            continue
+        try:
+            candidates.append((row, found, normalise_address(found.kind, row.address)))
+        except ValueError as exc:
+            report.problems.append(Problem(row.line, str(exc)))
+    if not candidates:
+        return
+    try:
+        erased = await refused_imports(
+            session, secret_key, workspace_id, [a for _, _, a in candidates]
         )
-    else:
-        contact = await session.get_one(Contact, contact_id)
-        sub = await session.scalar(
-            select(Subscription).where(
-                Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
+    except ValueError as exc:  # no secret key: no row can be checked
+        report.problems.extend(Problem(row.line, str(exc)) for row, _, _ in candidates)
+        return
+    known = await _existing(
+        session,
+        topic,
+        {(c.id, a) for _, c, a in candidates if (c.id, a) not in checked.seen},
+        checked.subscription_of,
+    )
+    for row, channel, address in candidates:
+        if address in erased:
+            report.problems.append(Problem(row.line, ERASED))
+            continue
+        if (channel.id, address) in checked.seen:
+            report.already += 1  # the same person twice in the file
+            continue
+        checked.seen.add((channel.id, address))
+        found_contact = known.get((channel.id, address))
+        if found_contact is None:
+            checked.plans.append(_Plan(row, channel, address, None))
+        elif found_contact.refusal == "confirmed":
+            report.already += 1
+        elif found_contact.refusal is not None:
+            report.problems.append(Problem(row.line, found_contact.refusal))
+        else:
+            checked.plans.append(_Plan(row, channel, address, found_contact.contact_id))
+
+
+async def _existing(
+    session: AsyncSession,
+    topic: Topic,
+    pairs: set[tuple[str, str]],
+    subscription_of: dict[str, str],
+) -> dict[tuple[str, str], _Known]:
+    """The known contacts among (channel id, address) pairs; notes their subscriptions' ids."""
+    by_channel: dict[str, list[str]] = {}
+    for channel_id, address in pairs:
+        by_channel.setdefault(channel_id, []).append(address)
+    contacts: dict[tuple[str, str], tuple[str, str]] = {}
+    for channel_id, addresses in by_channel.items():
+        found = await session.execute(
+            select(ContactIdentity.address, Contact.id, Contact.consent_state)
+            .join(Contact, Contact.id == ContactIdentity.contact_id)
+            .where(ContactIdentity.channel_id == channel_id, ContactIdentity.address.in_(addresses))
+        )
+        contacts.update(((channel_id, a), (cid, state)) for a, cid, state in found)
+    ids = list({cid for cid, _ in contacts.values()})
+    if not ids:
+        return {}
+    states: dict[str, str] = {}
+    for sub_id, contact_id, state in await session.execute(
+        select(Subscription.id, Subscription.contact_id, Subscription.state).where(
+            Subscription.topic_id == topic.id, Subscription.contact_id.in_(ids)
+        )
+    ):
+        states[contact_id] = state
+        subscription_of[contact_id] = sub_id
+    opted_out = set(
+        await session.scalars(
+            select(ConsentEvent.contact_id)
+            .where(
+                ConsentEvent.contact_id.in_(ids),
+                ConsentEvent.purpose.in_((f"topic:{topic.keyword}", ALL_TOPICS)),
+                ConsentEvent.action == "withdrawn",
             )
-        )
-    values: dict[str, Any] = {
-        "state": CONFIRMED,
-        "channel_id": channel.id,
-        "source": "import",
-        "language": row.language,
-        "token_hash": None,
-        "token_expires_at": None,
-        "token_used_at": None,
-        "requested_at": row.consent_at,
-        "confirmed_at": row.consent_at,
-        "withdrawn_at": None,
-    }
-    if sub is None:
-        session.add(
-            Subscription(
-                id=new_id(),
-                workspace_id=workspace_id,
-                topic_id=topic.id,
-                contact_id=contact.id,
-                **values,
-            )
-        )
-    else:
-        for name, value in values.items():
-            setattr(sub, name, value)
-    source = f"import: {row.consent_source}" + (f"; proof {row.proof}" if row.proof else "")
-    session.add(
-        ConsentEvent(
-            workspace_id=workspace_id,
-            contact_id=contact.id,
-            purpose=f"topic:{topic.keyword}",
-            action="granted",
-            channel_id=channel.id,
-            source=source[:200],
-            text_version=(row.text_version or row.proof)[:64] or None,
-            text_hash=proof_hash(row, topic),
-            language=row.language,
-            occurred_at=row.consent_at,
+            .distinct()
         )
     )
-    known = contact_id is not None and await links.tracking_allowed(session, contact.id)
-    if row.link_tracking and not known:
-        await links.record_consent(
-            session,
-            contact,
-            "granted",
-            source=source,
-            channel_id=channel.id,
-            text_version=(row.text_version or row.proof)[:64] or None,
-            language=row.language,
-            occurred_at=row.consent_at,
-        )
+    known: dict[tuple[str, str], _Known] = {}
+    for pair, (contact_id, consent_state) in contacts.items():
+        refusal: str | None = None
+        if consent_state in ("refused", "restricted"):
+            refusal = "this person refused processing or is restricted; not imported"
+        elif states.get(contact_id) == CONFIRMED:
+            refusal = "confirmed"
+        elif contact_id in opted_out:
+            refusal = (
+                "this person unsubscribed from the topic; an import does not subscribe them again"
+            )
+        known[pair] = _Known(contact_id, refusal)
+    return known
+
+
+async def _tracking_granted(session: AsyncSession, contact_ids: list[str]) -> set[str]:
+    """The contacts whose latest link-tracking consent event is a grant."""
+    granted: set[str] = set()
+    for lo in range(0, len(contact_ids), BATCH):
+        latest: dict[str, str] = {}
+        for contact_id, action in await session.execute(
+            select(ConsentEvent.contact_id, ConsentEvent.action)
+            .where(
+                ConsentEvent.contact_id.in_(contact_ids[lo : lo + BATCH]),
+                ConsentEvent.purpose == links.PURPOSE,
+            )
+            .order_by(ConsentEvent.id)
+        ):
+            latest[contact_id] = action
+        granted.update(c for c, action in latest.items() if action == "granted")
+    return granted
+
+
+async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked: _Checked) -> None:
+    """Contacts and identities (when new), confirmed subscriptions and consent events, in bulk."""
+    tracking = await _tracking_granted(
+        session,
+        sorted({p.contact_id for p in checked.plans if p.contact_id and p.row.link_tracking}),
+    )
+    subscription_of = checked.subscription_of
+    for lo in range(0, len(checked.plans), BATCH):
+        now = utcnow()
+        contacts: list[dict[str, Any]] = []
+        identities: list[dict[str, Any]] = []
+        new_subs: dict[str, dict[str, Any]] = {}
+        changed_subs: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        for plan in checked.plans[lo : lo + BATCH]:
+            row, channel = plan.row, plan.channel
+            contact_id = plan.contact_id
+            if contact_id is None:
+                contact_id = new_id()
+                contacts.append(
+                    {
+                        "id": contact_id,
+                        "workspace_id": workspace_id,
+                        "display_name": row.name or None,
+                        "attributes": {},
+                        "consent_state": "unknown",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                identities.append(
+                    {
+                        "id": new_id(),
+                        "workspace_id": workspace_id,
+                        "contact_id": contact_id,
+                        "channel_id": channel.id,
+                        "address": plan.address,
+                        "display_name": row.name or None,
+                        "unreachable": False,
+                        "created_at": now,
+                    }
+                )
+            values = {
+                "state": CONFIRMED,
+                "channel_id": channel.id,
+                "source": "import",
+                "language": row.language,
+                "token_hash": None,
+                "token_expires_at": None,
+                "token_used_at": None,
+                "requested_at": row.consent_at,
+                "confirmed_at": row.consent_at,
+                "withdrawn_at": None,
+            }
+            sub_id = subscription_of.get(contact_id)
+            if sub_id is None:
+                sub_id = subscription_of[contact_id] = new_id()
+                new_subs[sub_id] = {
+                    "id": sub_id,
+                    "workspace_id": workspace_id,
+                    "topic_id": topic.id,
+                    "contact_id": contact_id,
+                    **values,
+                }
+            elif sub_id in new_subs:
+                new_subs[sub_id].update(values)
+            else:
+                changed_subs[sub_id] = {"id": sub_id, **values}
+            source = f"import: {row.consent_source}" + (f"; proof {row.proof}" if row.proof else "")
+            event = {
+                "workspace_id": workspace_id,
+                "contact_id": contact_id,
+                "channel_id": channel.id,
+                "source": source[:200],
+                "text_version": (row.text_version or row.proof)[:64] or None,
+                "language": row.language,
+                "occurred_at": row.consent_at,
+            }
+            events.append(
+                {
+                    **event,
+                    "purpose": f"topic:{topic.keyword}",
+                    "action": "granted",
+                    "text_hash": proof_hash(row, topic),
+                }
+            )
+            if row.link_tracking and contact_id not in tracking:
+                tracking.add(contact_id)
+                events.append(
+                    {**event, "purpose": links.PURPOSE, "action": "granted", "text_hash": None}
+                )
+        for table, rows in (
+            (Contact, contacts),
+            (ContactIdentity, identities),
+            (Subscription, list(new_subs.values())),
+            (ConsentEvent, events),
+        ):
+            if rows:  # Core inserts: the ORM would insert rows without a primary key one by one
+                await session.execute(insert(cast(Table, table.__table__)), rows)
+        if changed_subs:
+            await session.execute(update(Subscription), list(changed_subs.values()))
