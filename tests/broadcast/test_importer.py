@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import string
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
 from tests import helpers
+from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tresen.broadcast import importer, links, topics
 from tresen.cli import app
 from tresen.db.tables import (
@@ -24,8 +28,10 @@ from tresen.db.tables import (
     Subscription,
     Topic,
 )
+from tresen.inbox import accounts
 from tresen.privacy import erasure
 from tresen.runtime import Runtime
+from tresen.web import i18n
 
 HEADER = "channel,address,language,consent_source,consent_at,consent_text_version,consent_proof"
 
@@ -84,6 +90,16 @@ async def test_rows_without_proof_are_refused_by_line_and_nothing_is_written(
     assert "country code" in messages[5]
     assert "'fr'" in messages[6] and "future" in messages[7] and "gestern" in messages[8]
     assert "no channel 'telegram'" in messages[9] and "5 fields" in messages[10]
+    assert [(p.code, dict(p.params)) for p in report.problems] == [
+        ("no_proof", {"columns": "consent_source"}),
+        ("no_proof_version", {}),
+        ("no_country_code", {"value": "0151 4444444"}),
+        ("bad_language", {"value": "fr"}),
+        ("future_time", {}),
+        ("bad_time", {"value": "gestern"}),
+        ("no_channel", {"value": "telegram"}),
+        ("field_count", {"found": 5, "expected": 7}),
+    ]
     assert await _count(runtime, Contact) == 0 and await _count(runtime, ConsentEvent) == 0
 
     partial = await _import(runtime, ws, topic, data, skip_invalid=True)
@@ -238,6 +254,78 @@ async def _import_one(
     )
     assert contact is not None
     await topics.withdraw(session, contact, None, topic, "whatsapp keyword", "de")
+
+
+async def _admins(runtime: Runtime) -> Topic:
+    """A German and an English admin, and a topic to import into."""
+    ws, topic = await _setup(runtime)
+    async with runtime.sessions() as session, session.begin():
+        await accounts.add_user(session, ws, "chefin@laden.example", "admin", PASSWORD)
+        await accounts.add_user(session, ws, "boss@laden.example", "admin", PASSWORD, language="en")
+    return topic
+
+
+async def _upload(
+    client: httpx.AsyncClient, topic: Topic, data: bytes, **form: str
+) -> httpx.Response:
+    page = await client.get("/inbox/admin/topics")
+    return await client.post(
+        "/inbox/admin/topics/import",
+        data={"_csrf_token": _csrf(page.text), "topic": topic.id, **form},
+        files={"file": ("abonnenten.csv", data, "text/csv")},
+    )
+
+
+async def test_admin_page_shows_import_errors_in_the_admins_language(runtime: Runtime) -> None:
+    topic = await _admins(runtime)
+    rows = _csv(
+        "whatsapp,+49 151 1111111,xx,Shop,2025-03-01,v1,",
+        "whatsapp,0151 2222222,de,Shop,2025-03-01,v1,",
+        "whatsapp,+49 151 3333333,de,Shop,2025-03-01,,",
+    )
+    latin1 = HEADER.encode() + b"\nwhatsapp,+4915111111111,de,Caf\xe9,2025-01-01,v1,\n"
+    expected = {
+        "chefin@laden.example": (
+            "Zeile 2: Sprache 'xx' ist weder de noch en",
+            "Zeile 3: Bei der Telefonnummer '0151 2222222' fehlt die Ländervorwahl",
+            "Zeile 4: Kein Nachweis der Einwilligung: consent_text_version und consent_proof leer",
+            "Es wurde nichts importiert.",
+            "Die Datei ist nicht UTF-8-kodiert (Zeile 2, Byte",
+        ),
+        "boss@laden.example": (
+            "Line 2: language 'xx' is not de or en",
+            "Line 3: phone number '0151 2222222' needs its country code",
+            "Line 4: no proof of consent: consent_text_version or consent_proof empty",
+            "Nothing was imported.",
+            "the file is not UTF-8 (line 2, byte",
+        ),
+    }
+    for email, (bad_language, no_country_code, no_proof, nothing, not_utf8) in expected.items():
+        async with helpers.client_for(runtime) as client:
+            await _login(client, email)
+            answer = await _upload(client, topic, rows, apply="1")
+            text = html.unescape(answer.text)
+            assert answer.status_code == 200
+            assert bad_language in text and no_country_code in text and no_proof in text
+            assert nothing in text
+            answer = await _upload(client, topic, latin1, apply="1")
+            assert answer.status_code == 422 and not_utf8 in html.unescape(answer.text)
+    assert await _count(runtime, Contact) == 0
+
+
+def _fields(message: str) -> list[tuple[str, str | None]]:
+    return sorted((f, c) for _, f, _, c in string.Formatter().parse(message) if f is not None)
+
+
+def test_every_refusal_has_german_words_with_the_same_fields() -> None:
+    german = i18n.catalog("de")
+    for code, english in importer.MESSAGES.items():
+        assert english in german, f"{code} has no German translation in messages.po"
+        assert _fields(german[english]) == _fields(english), code
+    # Words that do not fit their fields fall back to English rather than fail the page.
+    assert importer.render("bad_language", {"value": "fr"}, lambda _: "{sprache}") == (
+        "language 'fr' is not de or en"
+    )
 
 
 def test_whole_file_errors_are_clear() -> None:

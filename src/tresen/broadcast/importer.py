@@ -7,7 +7,7 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,14 +39,98 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _PHONE_NOISE = re.compile(r"[\s\-()/.\u00a0]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _JID = re.compile(r"[^@\s/]{1,256}@[^@\s/]+")
-ERASED = (
-    "this address belongs to a person whose data was erased; "
-    "they must write to you and consent again before it can be imported"
+_COLUMNS = (
+    "columns: channel, address, consent_source, consent_at, consent_text_version and/or "
+    "consent_proof (optional: language, name, link_tracking)"
 )
+# Every refusal by code, in English; the web pages show them translated (web/locale).
+MESSAGES: dict[str, str] = {
+    "file_too_large": "the file is larger than {mb} MB",
+    "not_utf8": (
+        "the file is not UTF-8 (line {line}, byte {byte}); save it as 'CSV UTF-8' and try again"
+    ),
+    "file_empty": "the file is empty",
+    "nul_bytes": "the file contains NUL bytes; it is not a CSV text file",
+    "malformed": "line {line}: the CSV is malformed: {detail}",
+    "header_lacks": "line {line}: the header lacks {columns}; " + _COLUMNS,
+    "header_lacks_proof": (
+        "line {line}: the header lacks consent_text_version or consent_proof; " + _COLUMNS
+    ),
+    "header_lacks_both": (
+        "line {line}: the header lacks {columns}, consent_text_version or consent_proof; "
+        + _COLUMNS
+    ),
+    "unknown_columns": "line {line}: unknown columns {columns}",
+    "duplicate_column": "line {line}: a column name appears twice",
+    "too_many_rows": "more than {limit} rows; split the file",
+    "field_count": "{found} fields, the header has {expected}",
+    "too_long": "{column} is longer than {limit} characters",
+    "control_characters": "{column} contains control characters",
+    "empty": "{column} is empty",
+    "no_proof": "no proof of consent: {columns} empty",
+    "no_proof_version": "no proof of consent: consent_text_version or consent_proof empty",
+    "no_proof_both": (
+        "no proof of consent: {columns}, consent_text_version or consent_proof empty"
+    ),
+    "bad_language": "language {value!r} is not de or en",
+    "bad_link_tracking": "link_tracking {value!r} is not yes or no",
+    "bad_time": (
+        "consent_at {value!r} is not a date or time like 2025-03-01 or 2025-03-01T10:15:00+01:00"
+    ),
+    "future_time": "consent_at lies in the future",
+    "no_country_code": "phone number {value!r} needs its country code, e.g. +49 151 12345678",
+    "bad_phone": "{value!r} is not a phone number (7 to 15 digits with country code)",
+    "bad_telegram_id": "a Telegram chat id is a number, not {value!r}",
+    "bad_meta_id": "a {kind} id (PSID/IGSID) is digits, not {value!r}",
+    "bad_email": "{value!r} is not an e-mail address",
+    "bad_xmpp": "{value!r} is not a bare XMPP address (name@server)",
+    "kind_not_importable": "subscribers of {kind} channels cannot be imported",
+    "ambiguous_channel": "{count} channels are called {value!r}; give the channel id",
+    "no_channel": "no channel {value!r} (give its id, name or kind)",
+    "erased": (
+        "this address belongs to a person whose data was erased; "
+        "they must write to you and consent again before it can be imported"
+    ),
+    "no_secret_key": "suppression hashes need TRESEN_SECRET_KEY",
+    "refused_processing": "this person refused processing or is restricted; not imported",
+    "unsubscribed": (
+        "this person unsubscribed from the topic; an import does not subscribe them again"
+    ),
+}
+Params = Mapping[str, str | int]
 
 
-class ImportFileError(ValueError):
+def _english(message: str) -> str:
+    return message
+
+
+def render(code: str, params: Params, gettext: Callable[[str], str] = _english) -> str:
+    """A refusal in the language `gettext` translates to (English when its words do not fit)."""
+    try:
+        return gettext(MESSAGES[code]).format(**params)
+    except (KeyError, IndexError, ValueError):
+        return MESSAGES[code].format(**params)
+
+
+class _Refusal(ValueError):
+    """A refusal with its code and parameters; str() gives the English text."""
+
+    def __init__(self, code: str, **params: str | int) -> None:
+        self.code = code
+        self.params: Params = params
+        super().__init__(render(code, params))
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language `gettext` translates to."""
+        return render(self.code, self.params, gettext)
+
+
+class ImportFileError(_Refusal):
     """The file as a whole cannot be read (encoding, header, size)."""
+
+
+class RowError(_Refusal):
+    """One row cannot be imported."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +151,25 @@ class Row:
 
 @dataclass(frozen=True)
 class Problem:
-    """Why one line was refused."""
+    """Why one line was refused: a code of MESSAGES and its parameters."""
 
     line: int
-    message: str
+    code: str
+    params: Params = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, line: int, error: RowError) -> Problem:
+        """The problem a row error describes."""
+        return cls(line, error.code, error.params)
+
+    @property
+    def message(self) -> str:
+        """In English (the CLI)."""
+        return render(self.code, self.params)
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language `gettext` translates to."""
+        return render(self.code, self.params, gettext)
 
 
 @dataclass
@@ -107,15 +206,12 @@ class ImportReport:
 def decode(data: bytes) -> str:
     """The file as text (UTF-8, with or without BOM), or an error saying where it is not."""
     if len(data) > MAX_BYTES:
-        raise ImportFileError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise ImportFileError("file_too_large", mb=MAX_BYTES // (1024 * 1024))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ImportFileError(
-            f"the file is not UTF-8 (line {line}, byte {exc.start}); save it as "
-            "'CSV UTF-8' and try again"
-        ) from exc
+        raise ImportFileError("not_utf8", line=line, byte=exc.start) from exc
 
 
 def _delimiter(text: str) -> str:
@@ -135,7 +231,7 @@ def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportFileError(f"line {start}: the CSV is malformed: {exc}") from exc
+            raise ImportFileError("malformed", line=start, detail=str(exc)) from exc
         yield start, fields
         start = reader.line_num + 1
 
@@ -146,13 +242,10 @@ def parse_time(raw: str) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError as exc:
-        raise ValueError(
-            f"consent_at {raw[:40]!r} is not a date or time like 2025-03-01 or "
-            "2025-03-01T10:15:00+01:00"
-        ) from exc
+        raise RowError("bad_time", value=raw[:40]) from exc
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when > utcnow():
-        raise ValueError("consent_at lies in the future")
+        raise RowError("future_time")
     return when
 
 
@@ -164,65 +257,62 @@ def parse_csv(data: bytes) -> Parsed:
     """Read a subscriber CSV: header check, then every record becomes a row or a problem."""
     text = decode(data)
     if not text.strip():
-        raise ImportFileError("the file is empty")
+        raise ImportFileError("file_empty")
     if "\x00" in text:
-        raise ImportFileError("the file contains NUL bytes; it is not a CSV text file")
+        raise ImportFileError("nul_bytes")
     records = _records(text, _delimiter(text))
     header_line, header = next(records, (1, []))
     names = [_clean(h).lower().replace(" ", "_") for h in header]
     missing = [c for c in REQUIRED if c not in names]
-    if missing or not any(c in names for c in PROOF_ANY):
-        wanted = ", ".join(
-            missing + ([] if any(c in names for c in PROOF_ANY) else [" or ".join(PROOF_ANY)])
-        )
-        raise ImportFileError(
-            f"line {header_line}: the header lacks {wanted}; columns: channel, address, "
-            "consent_source, consent_at, consent_text_version and/or consent_proof "
-            "(optional: language, name, link_tracking)"
-        )
+    no_proof = not any(c in names for c in PROOF_ANY)
+    if not missing and no_proof:
+        raise ImportFileError("header_lacks_proof", line=header_line)
+    if missing:
+        code = "header_lacks_both" if no_proof else "header_lacks"
+        raise ImportFileError(code, line=header_line, columns=", ".join(missing))
     unknown = [n for n in names if n and n not in KNOWN]
     if unknown:
-        raise ImportFileError(f"line {header_line}: unknown columns {unknown}")
+        raise ImportFileError("unknown_columns", line=header_line, columns=repr(unknown))
     if len(set(names) - {""}) != len([n for n in names if n]):
-        raise ImportFileError(f"line {header_line}: a column name appears twice")
+        raise ImportFileError("duplicate_column", line=header_line)
     parsed = Parsed()
     for line, fields in records:
         if not any(f.strip() for f in fields):
             continue  # blank line
         parsed.records += 1
         if parsed.records > MAX_ROWS:
-            raise ImportFileError(f"more than {MAX_ROWS} rows; split the file")
+            raise ImportFileError("too_many_rows", limit=MAX_ROWS)
         try:
             parsed.rows.append(_row(line, names, fields))
-        except ValueError as exc:
-            parsed.problems.append(Problem(line, str(exc)))
+        except RowError as exc:
+            parsed.problems.append(Problem.of(line, exc))
     return parsed
 
 
 def _row(line: int, names: list[str], fields: list[str]) -> Row:
     if len(fields) != len(names):
-        raise ValueError(f"{len(fields)} fields, the header has {len(names)}")
+        raise RowError("field_count", found=len(fields), expected=len(names))
     values = {n: _clean(f) for n, f in zip(names, fields, strict=True) if n}
     for name, value in values.items():
         if len(value) > MAX_FIELD:
-            raise ValueError(f"{name} is longer than {MAX_FIELD} characters")
+            raise RowError("too_long", column=name, limit=MAX_FIELD)
         if _CONTROL.search(value):
-            raise ValueError(f"{name} contains control characters")
+            raise RowError("control_characters", column=name)
     for name in ("channel", "address"):
         if not values.get(name):
-            raise ValueError(f"{name} is empty")
-    proof = [c for c in ("consent_source", "consent_at") if not values.get(c)]
-    if proof or not any(values.get(c) for c in PROOF_ANY):
-        lacking = proof + (
-            [] if any(values.get(c) for c in PROOF_ANY) else [" or ".join(PROOF_ANY)]
-        )
-        raise ValueError(f"no proof of consent: {', '.join(lacking)} empty")
+            raise RowError("empty", column=name)
+    lacking = [c for c in ("consent_source", "consent_at") if not values.get(c)]
+    no_proof = not any(values.get(c) for c in PROOF_ANY)
+    if not lacking and no_proof:
+        raise RowError("no_proof_version")
+    if lacking:
+        raise RowError("no_proof_both" if no_proof else "no_proof", columns=", ".join(lacking))
     language = values.get("language", "").lower() or "de"
     if language not in ("de", "en"):
-        raise ValueError(f"language {language!r} is not de or en")
+        raise RowError("bad_language", value=language)
     tracking = values.get("link_tracking", "").lower()
     if tracking not in _YES | _NO:
-        raise ValueError(f"link_tracking {tracking!r} is not yes or no")
+        raise RowError("bad_link_tracking", value=tracking)
     return Row(
         line=line,
         channel=values["channel"],
@@ -247,9 +337,9 @@ def phone(raw: str, *, bare_digits: bool) -> str:
     elif bare_digits and text.isdigit() and not text.startswith("0"):
         digits = text
     else:
-        raise ValueError(f"phone number {raw!r} needs its country code, e.g. +49 151 12345678")
+        raise RowError("no_country_code", value=raw)
     if not digits.isdigit() or not 7 <= len(digits) <= 15 or digits.startswith("0"):
-        raise ValueError(f"{raw!r} is not a phone number (7 to 15 digits with country code)")
+        raise RowError("bad_phone", value=raw)
     return digits
 
 
@@ -261,26 +351,26 @@ def normalise_address(kind: str, raw: str) -> str:
         return "+" + phone(raw, bare_digits=False)
     if kind == "telegram":
         if not re.fullmatch(r"-?[0-9]{1,20}", raw):
-            raise ValueError(f"a Telegram chat id is a number, not {raw[:40]!r}")
+            raise RowError("bad_telegram_id", value=raw[:40])
         return raw
     if kind in ("messenger", "instagram"):
         if not re.fullmatch(r"[0-9]{1,64}", raw):
-            raise ValueError(f"a {kind} id (PSID/IGSID) is digits, not {raw[:40]!r}")
+            raise RowError("bad_meta_id", kind=kind, value=raw[:40])
         return raw
     if kind == "email":
         if not _EMAIL.fullmatch(raw):
-            raise ValueError(f"{raw[:60]!r} is not an e-mail address")
+            raise RowError("bad_email", value=raw[:60])
         return raw.lower()
     if kind == "xmpp":
         if not _JID.fullmatch(raw):
-            raise ValueError(f"{raw[:60]!r} is not a bare XMPP address (name@server)")
+            raise RowError("bad_xmpp", value=raw[:60])
         return raw.lower()
-    raise ValueError(f"subscribers of {kind} channels cannot be imported")
+    raise RowError("kind_not_importable", kind=kind)
 
 
-def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | str]:
-    """Channel by id, name (case-insensitive) or kind; an ambiguous key maps to an error text."""
-    out: dict[str, ChannelRow | str] = {}
+def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | RowError]:
+    """Channel by id, name (case-insensitive) or kind; an ambiguous key maps to its error."""
+    out: dict[str, ChannelRow | RowError] = {}
     for c in channels:
         out[c.id] = c
     for key_of in (lambda c: c.name.casefold(), lambda c: c.kind):
@@ -293,7 +383,7 @@ def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | str]:
             out[key] = (
                 found[0]
                 if len(found) == 1
-                else (f"{len(found)} channels are called {key!r}; give the channel id")
+                else RowError("ambiguous_channel", count=len(found), value=key)
             )
     return out
 
@@ -318,7 +408,7 @@ class _Known:
     """What the database knows of one address: its contact and why it is not imported."""
 
     contact_id: str
-    refusal: str | None  # "confirmed", a reason to refuse, or None to import
+    refusal: str | None  # "confirmed", the code of a refusal, or None to import
 
 
 @dataclass(frozen=True)
@@ -410,7 +500,7 @@ async def _check(
     secret_key: str,
     workspace_id: str,
     topic: Topic,
-    lookup: dict[str, ChannelRow | str],
+    lookup: dict[str, ChannelRow | RowError],
     rows: list[Row],
     checked: _Checked,
     report: ImportReport,
@@ -419,26 +509,20 @@ async def _check(
     candidates: list[tuple[Row, ChannelRow, str]] = []
     for row in rows:
         found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
-        if found is None or isinstance(found, str):
-            report.problems.append(
-                Problem(
-                    row.line, found or f"no channel {row.channel!r} (give its id, name or kind)"
-                )
-            )
+        if not isinstance(found, ChannelRow):
+            refusal = found or RowError("no_channel", value=row.channel)
+            report.problems.append(Problem.of(row.line, refusal))
             continue
         try:
             candidates.append((row, found, normalise_address(found.kind, row.address)))
-        except ValueError as exc:
-            report.problems.append(Problem(row.line, str(exc)))
+        except RowError as exc:
+            report.problems.append(Problem.of(row.line, exc))
     if not candidates:
         return
-    try:
-        erased = await refused_imports(
-            session, secret_key, workspace_id, [a for _, _, a in candidates]
-        )
-    except ValueError as exc:  # no secret key: no row can be checked
-        report.problems.extend(Problem(row.line, str(exc)) for row, _, _ in candidates)
+    if not secret_key:
+        report.problems.extend(Problem(row.line, "no_secret_key") for row, _, _ in candidates)
         return
+    erased = await refused_imports(session, secret_key, workspace_id, [a for _, _, a in candidates])
     known = await _existing(
         session,
         topic,
@@ -447,7 +531,7 @@ async def _check(
     )
     for row, channel, address in candidates:
         if address in erased:
-            report.problems.append(Problem(row.line, ERASED))
+            report.problems.append(Problem(row.line, "erased"))
             continue
         if (channel.id, address) in checked.seen:
             report.already += 1  # the same person twice in the file
@@ -508,13 +592,11 @@ async def _existing(
     for pair, (contact_id, consent_state) in contacts.items():
         refusal: str | None = None
         if consent_state in ("refused", "restricted"):
-            refusal = "this person refused processing or is restricted; not imported"
+            refusal = "refused_processing"
         elif states.get(contact_id) == CONFIRMED:
             refusal = "confirmed"
         elif contact_id in opted_out:
-            refusal = (
-                "this person unsubscribed from the topic; an import does not subscribe them again"
-            )
+            refusal = "unsubscribed"
         known[pair] = _Known(contact_id, refusal)
     return known
 

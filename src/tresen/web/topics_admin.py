@@ -72,6 +72,7 @@ async def _page(
         views=views,
         kind_names=clicktochat.KIND_NAMES,
         report=report,
+        problems=[(p.line, p.text(i18n.gettext)) for p in report.problems] if report else [],
         error=error,
     )
 
@@ -125,25 +126,27 @@ async def import_upload(
         return await _page(request, actor, error=i18n.gettext("Choose a file."), status_code=422)
     content = await upload.read(importer.MAX_BYTES + 1)
     runtime = _runtime(request)
+    report: importer.ImportReport | None = None
     try:
         async with runtime.sessions() as session, session.begin():
             topic = await topics.find_topic(
                 session, actor.user.workspace_id, str(data.get("topic", ""))
             )
-            if topic is None:
-                raise importer.ImportFileError(i18n.gettext("Choose a topic."))
-            report = await importer.import_subscribers(
-                session,
-                secret_key=runtime.settings.secret_key,
-                workspace_id=actor.user.workspace_id,
-                topic=topic,
-                data=content,
-                dry_run=data.get("apply") != "1",
-                skip_invalid=data.get("skip_invalid") == "1",
-                actor_id=actor.user.id,
-            )
+            if topic is not None:
+                report = await importer.import_subscribers(
+                    session,
+                    secret_key=runtime.settings.secret_key,
+                    workspace_id=actor.user.workspace_id,
+                    topic=topic,
+                    data=content,
+                    dry_run=data.get("apply") != "1",
+                    skip_invalid=data.get("skip_invalid") == "1",
+                    actor_id=actor.user.id,
+                )
     except importer.ImportFileError as exc:
-        return await _page(request, actor, error=str(exc), status_code=422)
+        return await _page(request, actor, error=exc.text(i18n.gettext), status_code=422)
+    if report is None:
+        return await _page(request, actor, error=i18n.gettext("Choose a topic."), status_code=422)
     return await _page(request, actor, report=report)
 
 
