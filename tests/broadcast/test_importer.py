@@ -31,7 +31,7 @@ from tresen.db.tables import (
 from tresen.inbox import accounts
 from tresen.privacy import erasure
 from tresen.runtime import Runtime
-from tresen.web import i18n
+from tresen.web import i18n, topics_admin
 
 HEADER = "channel,address,language,consent_source,consent_at,consent_text_version,consent_proof"
 
@@ -310,6 +310,27 @@ async def test_admin_page_shows_import_errors_in_the_admins_language(runtime: Ru
             assert nothing in text
             answer = await _upload(client, topic, latin1, apply="1")
             assert answer.status_code == 422 and not_utf8 in html.unescape(answer.text)
+    assert await _count(runtime, Contact) == 0
+
+
+async def test_admin_page_takes_big_files_and_says_when_one_is_too_big(runtime: Runtime) -> None:
+    topic = await _admins(runtime)
+    proof = "x" * 400
+    rows = [f"whatsapp,+49 151 {i:08d},de,Shop,2025-03-01,,{proof}-{i}" for i in range(3000)]
+    big = _csv(*rows)
+    assert len(big) > 1_000_000 > runtime.settings.max_webhook_bytes
+    async with helpers.client_for(runtime) as client:
+        await _login(client, "boss@laden.example")
+        answer = await _upload(client, topic, big)
+        assert answer.status_code == 200 and "Would import: 3000" in answer.text
+        too_big = big + b"x" * (importer.MAX_BYTES - len(big) + 1)
+        answer = await _upload(client, topic, too_big)
+        assert answer.status_code == 413 and "the file is larger than 20 MB" in answer.text
+        huge = too_big + b"x" * (topics_admin.UPLOAD_LIMIT - len(too_big))
+        answer = await _upload(client, topic, huge)
+        assert answer.status_code == 303
+        answer = await client.get(answer.headers["location"])
+        assert answer.status_code == 413 and "the file is larger than 20 MB" in answer.text
     assert await _count(runtime, Contact) == 0
 
 
