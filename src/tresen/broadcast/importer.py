@@ -62,6 +62,7 @@ MESSAGES: dict[str, str] = {
     ),
     "unknown_columns": "line {line}: unknown columns {columns}",
     "duplicate_column": "line {line}: a column name appears twice",
+    "no_rows": "the file has a header but no rows",
     "too_many_rows": "more than {limit} rows; split the file",
     "field_count": "{found} fields, the header has {expected}",
     "too_long": "{column} is longer than {limit} characters",
@@ -286,6 +287,8 @@ def parse_csv(data: bytes) -> Parsed:
             parsed.rows.append(_row(line, names, fields))
         except RowError as exc:
             parsed.problems.append(Problem.of(line, exc))
+    if not parsed.records:
+        raise ImportFileError("no_rows")
     return parsed
 
 
