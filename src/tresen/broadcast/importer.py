@@ -109,7 +109,7 @@ def render(code: str, params: Params, gettext: Callable[[str], str] = _english) 
     """A refusal in the language `gettext` translates to (English when its words do not fit)."""
     try:
         return gettext(MESSAGES[code]).format(**params)
-    except (KeyError, IndexError, ValueError):
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):
         return MESSAGES[code].format(**params)
 
 
