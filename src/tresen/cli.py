@@ -592,6 +592,20 @@ def bench_inbox(
     typer.echo(json.dumps(result))
 
 
+@bench_app.command("topic-import")
+def bench_topic_import(
+    rows: Annotated[int, typer.Option(min=1, max=100_000)] = 10_000,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for a fresh database; default SQLite.")
+    ] = "",
+) -> None:
+    """Import a generated CSV of N subscribers into a fresh database; print one JSON line."""
+    from tresen.bench.topic_import import run_topic_import_bench
+
+    result = asyncio.run(run_topic_import_bench(rows=rows, database_url=database_url))
+    typer.echo(json.dumps(result))
+
+
 @bench_app.command("broadcast")
 def bench_broadcast(
     recipients: Annotated[int, typer.Option(min=1)] = 10_000,

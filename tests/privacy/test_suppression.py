@@ -93,3 +93,41 @@ async def _contact_state(runtime: Runtime, state: str) -> bool:
             .where(ContactIdentity.address == PHONE)
         )
     return found == state
+
+
+async def test_many_addresses_are_checked_at_once_like_one(runtime: Runtime) -> None:
+    from tests import helpers
+    from tresen.db.types import utcnow
+    from tresen.domain.ids import new_id
+
+    key = runtime.settings.secret_key
+    ws, channel = await helpers.seed_whatsapp(runtime)
+    erased, again, fresh = "4915100000001", "4915100000002", "4915100000003"
+    async with runtime.sessions() as session, session.begin():
+        for address in (erased, again):
+            await suppression.suppress(session, key, ws, address, new_id())
+        contact = Contact(id=new_id(), workspace_id=ws, consent_state="granted", attributes={})
+        session.add(contact)
+        session.add(
+            ContactIdentity(
+                id=new_id(),
+                workspace_id=ws,
+                contact_id=contact.id,
+                channel_id=channel.id,
+                address="+" + again,
+                created_at=utcnow(),
+            )
+        )
+    wanted = [erased, "+" + erased, again, fresh, "0049 151 00000001", fresh]
+    async with runtime.sessions() as session:
+        refused = await suppression.refused_imports(session, key, ws, wanted)
+        assert refused == {erased, "+" + erased, "0049 151 00000001"}
+        for address in wanted:
+            try:
+                await suppression.check_import(session, key, ws, address)
+            except suppression.Suppressed:
+                assert address in refused
+            else:
+                assert address not in refused
+        assert await suppression.refused_imports(session, key, "other-workspace", wanted) == set()
+        assert await suppression.refused_imports(session, "", ws, []) == set()

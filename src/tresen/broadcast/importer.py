@@ -7,12 +7,13 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import links
@@ -21,11 +22,12 @@ from tresen.db.tables import ChannelRow, ConsentEvent, Contact, ContactIdentity,
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.privacy import audit
-from tresen.privacy.suppression import Suppressed, check_import
+from tresen.privacy.suppression import refused_imports
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_FIELD = 500
+BATCH = 500  # rows per query and per bulk insert
 REQUIRED = ("channel", "address", "consent_source", "consent_at")
 PROOF_ANY = ("consent_text_version", "consent_proof")
 OPTIONAL = ("language", "name", "link_tracking")
@@ -33,13 +35,103 @@ KNOWN = frozenset(REQUIRED + PROOF_ANY + OPTIONAL)
 IMPORTABLE = ("whatsapp", "sms", "telegram", "messenger", "instagram", "email", "xmpp")
 _YES = {"1", "yes", "ja", "true", "y", "j", "x"}
 _NO = {"", "0", "no", "nein", "false", "n"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _PHONE_NOISE = re.compile(r"[\s\-()/.\u00a0]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _JID = re.compile(r"[^@\s/]{1,256}@[^@\s/]+")
+_COLUMNS = (
+    "columns: channel, address, consent_source, consent_at, consent_text_version and/or "
+    "consent_proof (optional: language, name, link_tracking)"
+)
+# Every refusal by code, in English; the web pages show them translated (web/locale).
+MESSAGES: dict[str, str] = {
+    "file_too_large": "the file is larger than {mb} MB",
+    "not_utf8": (
+        "the file is not UTF-8 (line {line}, byte {byte}); save it as 'CSV UTF-8' and try again"
+    ),
+    "file_empty": "the file is empty",
+    "nul_bytes": "the file contains NUL bytes; it is not a CSV text file",
+    "malformed": "line {line}: the CSV is malformed: {detail}",
+    "header_lacks": "line {line}: the header lacks {columns}; " + _COLUMNS,
+    "header_lacks_proof": (
+        "line {line}: the header lacks consent_text_version or consent_proof; " + _COLUMNS
+    ),
+    "header_lacks_both": (
+        "line {line}: the header lacks {columns}, consent_text_version or consent_proof; "
+        + _COLUMNS
+    ),
+    "unknown_columns": "line {line}: unknown columns {columns}",
+    "duplicate_column": "line {line}: a column name appears twice",
+    "no_rows": "the file has a header but no rows",
+    "too_many_rows": "more than {limit} rows; split the file",
+    "field_count": "{found} fields, the header has {expected}",
+    "too_long": "{column} is longer than {limit} characters",
+    "control_characters": "{column} contains control characters",
+    "empty": "{column} is empty",
+    "no_proof": "no proof of consent: {columns} empty",
+    "no_proof_version": "no proof of consent: consent_text_version or consent_proof empty",
+    "no_proof_both": (
+        "no proof of consent: {columns}, consent_text_version or consent_proof empty"
+    ),
+    "bad_language": "language {value!r} is not de or en",
+    "bad_link_tracking": "link_tracking {value!r} is not yes or no",
+    "bad_time": (
+        "consent_at {value!r} is not a date or time like 2025-03-01 or 2025-03-01T10:15:00+01:00"
+    ),
+    "future_time": "consent_at lies in the future",
+    "no_country_code": "phone number {value!r} needs its country code, e.g. +49 151 12345678",
+    "bad_phone": "{value!r} is not a phone number (7 to 15 digits with country code)",
+    "bad_telegram_id": "a Telegram chat id is a number, not {value!r}",
+    "bad_meta_id": "a {kind} id (PSID/IGSID) is digits, not {value!r}",
+    "bad_email": "{value!r} is not an e-mail address",
+    "bad_xmpp": "{value!r} is not a bare XMPP address (name@server)",
+    "kind_not_importable": "subscribers of {kind} channels cannot be imported",
+    "ambiguous_channel": "{count} channels are called {value!r}; give the channel id",
+    "no_channel": "no channel {value!r} (give its id, name or kind)",
+    "erased": (
+        "this address belongs to a person whose data was erased; "
+        "they must write to you and consent again before it can be imported"
+    ),
+    "no_secret_key": "suppression hashes need TRESEN_SECRET_KEY",
+    "refused_processing": "this person refused processing or is restricted; not imported",
+    "unsubscribed": (
+        "this person unsubscribed from the topic; an import does not subscribe them again"
+    ),
+}
+Params = Mapping[str, str | int]
 
 
-class ImportFileError(ValueError):
+def _english(message: str) -> str:
+    return message
+
+
+def render(code: str, params: Params, gettext: Callable[[str], str] = _english) -> str:
+    """A refusal in the language `gettext` translates to (English when its words do not fit)."""
+    try:
+        return gettext(MESSAGES[code]).format(**params)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):
+        return MESSAGES[code].format(**params)
+
+
+class _Refusal(ValueError):
+    """A refusal with its code and parameters; str() gives the English text."""
+
+    def __init__(self, code: str, **params: str | int) -> None:
+        self.code = code
+        self.params: Params = params
+        super().__init__(render(code, params))
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language `gettext` translates to."""
+        return render(self.code, self.params, gettext)
+
+
+class ImportFileError(_Refusal):
     """The file as a whole cannot be read (encoding, header, size)."""
+
+
+class RowError(_Refusal):
+    """One row cannot be imported."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +152,25 @@ class Row:
 
 @dataclass(frozen=True)
 class Problem:
-    """Why one line was refused."""
+    """Why one line was refused: a code of MESSAGES and its parameters."""
 
     line: int
-    message: str
+    code: str
+    params: Params = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, line: int, error: RowError) -> Problem:
+        """The problem a row error describes."""
+        return cls(line, error.code, error.params)
+
+    @property
+    def message(self) -> str:
+        """In English (the CLI)."""
+        return render(self.code, self.params)
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        """The message in the language `gettext` translates to."""
+        return render(self.code, self.params, gettext)
 
 
 @dataclass
@@ -100,15 +207,12 @@ class ImportReport:
 def decode(data: bytes) -> str:
     """The file as text (UTF-8, with or without BOM), or an error saying where it is not."""
     if len(data) > MAX_BYTES:
-        raise ImportFileError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise ImportFileError("file_too_large", mb=MAX_BYTES // (1024 * 1024))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ImportFileError(
-            f"the file is not UTF-8 (line {line}, byte {exc.start}); save it as "
-            "'CSV UTF-8' and try again"
-        ) from exc
+        raise ImportFileError("not_utf8", line=line, byte=exc.start) from exc
 
 
 def _delimiter(text: str) -> str:
@@ -128,7 +232,7 @@ def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportFileError(f"line {start}: the CSV is malformed: {exc}") from exc
+            raise ImportFileError("malformed", line=start, detail=str(exc)) from exc
         yield start, fields
         start = reader.line_num + 1
 
@@ -139,13 +243,10 @@ def parse_time(raw: str) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError as exc:
-        raise ValueError(
-            f"consent_at {raw[:40]!r} is not a date or time like 2025-03-01 or "
-            "2025-03-01T10:15:00+01:00"
-        ) from exc
+        raise RowError("bad_time", value=raw[:40]) from exc
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when > utcnow():
-        raise ValueError("consent_at lies in the future")
+        raise RowError("future_time")
     return when
 
 
@@ -157,65 +258,64 @@ def parse_csv(data: bytes) -> Parsed:
     """Read a subscriber CSV: header check, then every record becomes a row or a problem."""
     text = decode(data)
     if not text.strip():
-        raise ImportFileError("the file is empty")
+        raise ImportFileError("file_empty")
     if "\x00" in text:
-        raise ImportFileError("the file contains NUL bytes; it is not a CSV text file")
+        raise ImportFileError("nul_bytes")
     records = _records(text, _delimiter(text))
     header_line, header = next(records, (1, []))
     names = [_clean(h).lower().replace(" ", "_") for h in header]
     missing = [c for c in REQUIRED if c not in names]
-    if missing or not any(c in names for c in PROOF_ANY):
-        wanted = ", ".join(
-            missing + ([] if any(c in names for c in PROOF_ANY) else [" or ".join(PROOF_ANY)])
-        )
-        raise ImportFileError(
-            f"line {header_line}: the header lacks {wanted}; columns: channel, address, "
-            "consent_source, consent_at, consent_text_version and/or consent_proof "
-            "(optional: language, name, link_tracking)"
-        )
+    no_proof = not any(c in names for c in PROOF_ANY)
+    if not missing and no_proof:
+        raise ImportFileError("header_lacks_proof", line=header_line)
+    if missing:
+        code = "header_lacks_both" if no_proof else "header_lacks"
+        raise ImportFileError(code, line=header_line, columns=", ".join(missing))
     unknown = [n for n in names if n and n not in KNOWN]
     if unknown:
-        raise ImportFileError(f"line {header_line}: unknown columns {unknown}")
+        raise ImportFileError("unknown_columns", line=header_line, columns=repr(unknown))
     if len(set(names) - {""}) != len([n for n in names if n]):
-        raise ImportFileError(f"line {header_line}: a column name appears twice")
+        raise ImportFileError("duplicate_column", line=header_line)
     parsed = Parsed()
     for line, fields in records:
         if not any(f.strip() for f in fields):
             continue  # blank line
         parsed.records += 1
         if parsed.records > MAX_ROWS:
-            raise ImportFileError(f"more than {MAX_ROWS} rows; split the file")
+            raise ImportFileError("too_many_rows", limit=MAX_ROWS)
         try:
             parsed.rows.append(_row(line, names, fields))
-        except ValueError as exc:
-            parsed.problems.append(Problem(line, str(exc)))
+        except RowError as exc:
+            parsed.problems.append(Problem.of(line, exc))
+    if not parsed.records:
+        raise ImportFileError("no_rows")
     return parsed
 
 
 def _row(line: int, names: list[str], fields: list[str]) -> Row:
     if len(fields) != len(names):
-        raise ValueError(f"{len(fields)} fields, the header has {len(names)}")
+        raise RowError("field_count", found=len(fields), expected=len(names))
     values = {n: _clean(f) for n, f in zip(names, fields, strict=True) if n}
     for name, value in values.items():
         if len(value) > MAX_FIELD:
-            raise ValueError(f"{name} is longer than {MAX_FIELD} characters")
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError(f"{name} contains control characters")
+            raise RowError("too_long", column=name, limit=MAX_FIELD)
+        if _CONTROL.search(value):
+            raise RowError("control_characters", column=name)
     for name in ("channel", "address"):
         if not values.get(name):
-            raise ValueError(f"{name} is empty")
-    proof = [c for c in ("consent_source", "consent_at") if not values.get(c)]
-    if proof or not any(values.get(c) for c in PROOF_ANY):
-        lacking = proof + (
-            [] if any(values.get(c) for c in PROOF_ANY) else [" or ".join(PROOF_ANY)]
-        )
-        raise ValueError(f"no proof of consent: {', '.join(lacking)} empty")
+            raise RowError("empty", column=name)
+    lacking = [c for c in ("consent_source", "consent_at") if not values.get(c)]
+    no_proof = not any(values.get(c) for c in PROOF_ANY)
+    if not lacking and no_proof:
+        raise RowError("no_proof_version")
+    if lacking:
+        raise RowError("no_proof_both" if no_proof else "no_proof", columns=", ".join(lacking))
     language = values.get("language", "").lower() or "de"
     if language not in ("de", "en"):
-        raise ValueError(f"language {language!r} is not de or en")
+        raise RowError("bad_language", value=language)
     tracking = values.get("link_tracking", "").lower()
     if tracking not in _YES | _NO:
-        raise ValueError(f"link_tracking {tracking!r} is not yes or no")
+        raise RowError("bad_link_tracking", value=tracking)
     return Row(
         line=line,
         channel=values["channel"],
@@ -240,9 +340,9 @@ def phone(raw: str, *, bare_digits: bool) -> str:
     elif bare_digits and text.isdigit() and not text.startswith("0"):
         digits = text
     else:
-        raise ValueError(f"phone number {raw!r} needs its country code, e.g. +49 151 12345678")
+        raise RowError("no_country_code", value=raw)
     if not digits.isdigit() or not 7 <= len(digits) <= 15 or digits.startswith("0"):
-        raise ValueError(f"{raw!r} is not a phone number (7 to 15 digits with country code)")
+        raise RowError("bad_phone", value=raw)
     return digits
 
 
@@ -254,26 +354,26 @@ def normalise_address(kind: str, raw: str) -> str:
         return "+" + phone(raw, bare_digits=False)
     if kind == "telegram":
         if not re.fullmatch(r"-?[0-9]{1,20}", raw):
-            raise ValueError(f"a Telegram chat id is a number, not {raw[:40]!r}")
+            raise RowError("bad_telegram_id", value=raw[:40])
         return raw
     if kind in ("messenger", "instagram"):
         if not re.fullmatch(r"[0-9]{1,64}", raw):
-            raise ValueError(f"a {kind} id (PSID/IGSID) is digits, not {raw[:40]!r}")
+            raise RowError("bad_meta_id", kind=kind, value=raw[:40])
         return raw
     if kind == "email":
         if not _EMAIL.fullmatch(raw):
-            raise ValueError(f"{raw[:60]!r} is not an e-mail address")
+            raise RowError("bad_email", value=raw[:60])
         return raw.lower()
     if kind == "xmpp":
         if not _JID.fullmatch(raw):
-            raise ValueError(f"{raw[:60]!r} is not a bare XMPP address (name@server)")
+            raise RowError("bad_xmpp", value=raw[:60])
         return raw.lower()
-    raise ValueError(f"subscribers of {kind} channels cannot be imported")
+    raise RowError("kind_not_importable", kind=kind)
 
 
-def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | str]:
-    """Channel by id, name (case-insensitive) or kind; an ambiguous key maps to an error text."""
-    out: dict[str, ChannelRow | str] = {}
+def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | RowError]:
+    """Channel by id, name (case-insensitive) or kind; an ambiguous key maps to its error."""
+    out: dict[str, ChannelRow | RowError] = {}
     for c in channels:
         out[c.id] = c
     for key_of in (lambda c: c.name.casefold(), lambda c: c.kind):
@@ -286,7 +386,7 @@ def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | str]:
             out[key] = (
                 found[0]
                 if len(found) == 1
-                else (f"{len(found)} channels are called {key!r}; give the channel id")
+                else RowError("ambiguous_channel", count=len(found), value=key)
             )
     return out
 
@@ -306,18 +406,31 @@ def proof_hash(row: Row, topic: Topic) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _opted_out(session: AsyncSession, contact_id: str, topic: Topic) -> bool:
-    """Whether the contact ever withdrew this topic (or all topics)."""
-    found = await session.scalar(
-        select(ConsentEvent.id)
-        .where(
-            ConsentEvent.contact_id == contact_id,
-            ConsentEvent.purpose.in_((f"topic:{topic.keyword}", ALL_TOPICS)),
-            ConsentEvent.action == "withdrawn",
-        )
-        .limit(1)
-    )
-    return found is not None
+@dataclass(frozen=True)
+class _Known:
+    """What the database knows of one address: its contact and why it is not imported."""
+
+    contact_id: str
+    refusal: str | None  # "confirmed", the code of a refusal, or None to import
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One row to write."""
+
+    row: Row
+    channel: ChannelRow
+    address: str
+    contact_id: str | None
+
+
+@dataclass
+class _Checked:
+    """What the check of all rows found: the rows to write and facts the writes need."""
+
+    plans: list[_Plan] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    subscription_of: dict[str, str] = field(default_factory=dict)  # contact id -> its row id
 
 
 async def import_subscribers(
@@ -343,43 +456,16 @@ async def import_subscribers(
         await session.scalars(select(ChannelRow).where(ChannelRow.workspace_id == workspace_id))
     )
     lookup = _channel_lookup(channels)
-    planned: list[tuple[Row, ChannelRow, str, str | None]] = []
-    seen: set[tuple[str, str]] = set()
-    for row in parsed.rows:
-        found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
-        if found is None or isinstance(found, str):
-            report.problems.append(
-                Problem(
-                    row.line, found or f"no channel {row.channel!r} (give its id, name or kind)"
-                )
-            )
-            continue
-        try:
-            address = normalise_address(found.kind, row.address)
-            await check_import(session, secret_key, workspace_id, address)
-        except (ValueError, Suppressed) as exc:
-            report.problems.append(Problem(row.line, str(exc)))
-            continue
-        if (found.id, address) in seen:
-            report.already += 1  # the same person twice in the file
-            continue
-        seen.add((found.id, address))
-        state, contact_id = await _existing(session, found, address, topic)
-        if state == "confirmed":
-            report.already += 1
-        elif state is not None:
-            report.problems.append(Problem(row.line, state))
-        else:
-            planned.append((row, found, address, contact_id))
+    checked = _Checked()
+    async with _custom_plans(session):
+        for lo in range(0, len(parsed.rows), BATCH):
+            batch = parsed.rows[lo : lo + BATCH]
+            await _check(session, secret_key, workspace_id, topic, lookup, batch, checked, report)
     report.problems.sort(key=lambda p: p.line)
-    report.imported = len(planned)
+    report.imported = len(checked.plans)
     if dry_run or (report.problems and not skip_invalid):
         return report
-    for i, (row, channel, address, contact_id) in enumerate(planned):
-        await _write(session, workspace_id, topic, row, channel, address, contact_id)
-        if i % 500 == 499:
-            await session.flush()  # written rows leave the session's memory
-    await session.flush()
+    await _write(session, workspace_id, topic, checked)
     await audit.record(
         session,
         workspace_id,
@@ -398,123 +484,242 @@ async def import_subscribers(
     return report
 
 
-async def _existing(
-    session: AsyncSession, channel: ChannelRow, address: str, topic: Topic
-) -> tuple[str | None, str | None]:
-    """("confirmed", a reason to refuse, or None to import; the contact id of a known address)."""
-    contact = await session.scalar(
-        select(Contact)
-        .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
-        .where(ContactIdentity.channel_id == channel.id, ContactIdentity.address == address)
-    )
-    if contact is None:
-        return None, None
-    if contact.consent_state in ("refused", "restricted"):
-        return "this person refused processing or is restricted; not imported", contact.id
-    state = await session.scalar(
-        select(Subscription.state).where(
-            Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
-        )
-    )
-    if state == CONFIRMED:
-        return "confirmed", contact.id
-    if await _opted_out(session, contact.id, topic):
-        reason = "this person unsubscribed from the topic; an import does not subscribe them again"
-        return reason, contact.id
-    return None, contact.id
+@asynccontextmanager
+async def _custom_plans(session: AsyncSession) -> AsyncIterator[None]:
+    """On PostgreSQL, plan the lookups with their values, not once for any values."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    # A prepared statement gets a generic plan after five runs. Planned while the tables had no
+    # statistics (a first big import), it compares each row with the batch's 500 values in turn.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    # Inserts, prepared once and run per row, keep their generic plans.
+    await session.execute(text("SET LOCAL plan_cache_mode = DEFAULT"))
 
 
-async def _write(
+async def _check(
     session: AsyncSession,
+    secret_key: str,
     workspace_id: str,
     topic: Topic,
-    row: Row,
-    channel: ChannelRow,
-    address: str,
-    contact_id: str | None,
+    lookup: dict[str, ChannelRow | RowError],
+    rows: list[Row],
+    checked: _Checked,
+    report: ImportReport,
 ) -> None:
-    """Contact and identity (when new), the confirmed subscription and its consent event."""
-    now = utcnow()
-    sub: Subscription | None = None
-    if contact_id is None:
-        contact = Contact(
-            id=new_id(),
-            workspace_id=workspace_id,
-            display_name=row.name or None,
-            attributes={},
-            consent_state="unknown",
-            created_at=now,
-            updated_at=now,
+    """Sort a batch of rows into refused, already subscribed and to write, in file order."""
+    candidates: list[tuple[Row, ChannelRow, str]] = []
+    for row in rows:
+        found = lookup.get(row.channel) or lookup.get(row.channel.casefold())
+        if not isinstance(found, ChannelRow):
+            refusal = found or RowError("no_channel", value=row.channel)
+            report.problems.append(Problem.of(row.line, refusal))
+            continue
+        try:
+            candidates.append((row, found, normalise_address(found.kind, row.address)))
+        except RowError as exc:
+            report.problems.append(Problem.of(row.line, exc))
+    if not candidates:
+        return
+    if not secret_key:
+        report.problems.extend(Problem(row.line, "no_secret_key") for row, _, _ in candidates)
+        return
+    erased = await refused_imports(session, secret_key, workspace_id, [a for _, _, a in candidates])
+    known = await _existing(
+        session,
+        topic,
+        {(c.id, a) for _, c, a in candidates if (c.id, a) not in checked.seen},
+        checked.subscription_of,
+    )
+    for row, channel, address in candidates:
+        if address in erased:
+            report.problems.append(Problem(row.line, "erased"))
+            continue
+        if (channel.id, address) in checked.seen:
+            report.already += 1  # the same person twice in the file
+            continue
+        checked.seen.add((channel.id, address))
+        found_contact = known.get((channel.id, address))
+        if found_contact is None:
+            checked.plans.append(_Plan(row, channel, address, None))
+        elif found_contact.refusal == "confirmed":
+            report.already += 1
+        elif found_contact.refusal is not None:
+            report.problems.append(Problem(row.line, found_contact.refusal))
+        else:
+            checked.plans.append(_Plan(row, channel, address, found_contact.contact_id))
+
+
+async def _existing(
+    session: AsyncSession,
+    topic: Topic,
+    pairs: set[tuple[str, str]],
+    subscription_of: dict[str, str],
+) -> dict[tuple[str, str], _Known]:
+    """The known contacts among (channel id, address) pairs; notes their subscriptions' ids."""
+    by_channel: dict[str, list[str]] = {}
+    for channel_id, address in pairs:
+        by_channel.setdefault(channel_id, []).append(address)
+    contacts: dict[tuple[str, str], tuple[str, str]] = {}
+    for channel_id, addresses in by_channel.items():
+        found = await session.execute(
+            select(ContactIdentity.address, Contact.id, Contact.consent_state)
+            .join(Contact, Contact.id == ContactIdentity.contact_id)
+            .where(ContactIdentity.channel_id == channel_id, ContactIdentity.address.in_(addresses))
         )
-        session.add(contact)
-        session.add(
-            ContactIdentity(
-                id=new_id(),
-                workspace_id=workspace_id,
-                contact_id=contact.id,
-                channel_id=channel.id,
-                address=address,
-                display_name=row.name or None,
-                unreachable=False,
-                created_at=now,
+        contacts.update(((channel_id, a), (cid, state)) for a, cid, state in found)
+    ids = list({cid for cid, _ in contacts.values()})
+    if not ids:
+        return {}
+    states: dict[str, str] = {}
+    for sub_id, contact_id, state in await session.execute(
+        select(Subscription.id, Subscription.contact_id, Subscription.state).where(
+            Subscription.topic_id == topic.id, Subscription.contact_id.in_(ids)
+        )
+    ):
+        states[contact_id] = state
+        subscription_of[contact_id] = sub_id
+    opted_out = set(
+        await session.scalars(
+            select(ConsentEvent.contact_id)
+            .where(
+                ConsentEvent.contact_id.in_(ids),
+                ConsentEvent.purpose.in_((f"topic:{topic.keyword}", ALL_TOPICS)),
+                ConsentEvent.action == "withdrawn",
             )
-        )
-    else:
-        contact = await session.get_one(Contact, contact_id)
-        sub = await session.scalar(
-            select(Subscription).where(
-                Subscription.topic_id == topic.id, Subscription.contact_id == contact.id
-            )
-        )
-    values: dict[str, Any] = {
-        "state": CONFIRMED,
-        "channel_id": channel.id,
-        "source": "import",
-        "language": row.language,
-        "token_hash": None,
-        "token_expires_at": None,
-        "token_used_at": None,
-        "requested_at": row.consent_at,
-        "confirmed_at": row.consent_at,
-        "withdrawn_at": None,
-    }
-    if sub is None:
-        session.add(
-            Subscription(
-                id=new_id(),
-                workspace_id=workspace_id,
-                topic_id=topic.id,
-                contact_id=contact.id,
-                **values,
-            )
-        )
-    else:
-        for name, value in values.items():
-            setattr(sub, name, value)
-    source = f"import: {row.consent_source}" + (f"; proof {row.proof}" if row.proof else "")
-    session.add(
-        ConsentEvent(
-            workspace_id=workspace_id,
-            contact_id=contact.id,
-            purpose=f"topic:{topic.keyword}",
-            action="granted",
-            channel_id=channel.id,
-            source=source[:200],
-            text_version=(row.text_version or row.proof)[:64] or None,
-            text_hash=proof_hash(row, topic),
-            language=row.language,
-            occurred_at=row.consent_at,
+            .distinct()
         )
     )
-    known = contact_id is not None and await links.tracking_allowed(session, contact.id)
-    if row.link_tracking and not known:
-        await links.record_consent(
-            session,
-            contact,
-            "granted",
-            source=source,
-            channel_id=channel.id,
-            text_version=(row.text_version or row.proof)[:64] or None,
-            language=row.language,
-            occurred_at=row.consent_at,
-        )
+    known: dict[tuple[str, str], _Known] = {}
+    for pair, (contact_id, consent_state) in contacts.items():
+        refusal: str | None = None
+        if consent_state in ("refused", "restricted"):
+            refusal = "refused_processing"
+        elif states.get(contact_id) == CONFIRMED:
+            refusal = "confirmed"
+        elif contact_id in opted_out:
+            refusal = "unsubscribed"
+        known[pair] = _Known(contact_id, refusal)
+    return known
+
+
+async def _tracking_granted(session: AsyncSession, contact_ids: list[str]) -> set[str]:
+    """The contacts whose latest link-tracking consent event is a grant."""
+    granted: set[str] = set()
+    for lo in range(0, len(contact_ids), BATCH):
+        latest: dict[str, str] = {}
+        for contact_id, action in await session.execute(
+            select(ConsentEvent.contact_id, ConsentEvent.action)
+            .where(
+                ConsentEvent.contact_id.in_(contact_ids[lo : lo + BATCH]),
+                ConsentEvent.purpose == links.PURPOSE,
+            )
+            .order_by(ConsentEvent.id)
+        ):
+            latest[contact_id] = action
+        granted.update(c for c, action in latest.items() if action == "granted")
+    return granted
+
+
+async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked: _Checked) -> None:
+    """Contacts and identities (when new), confirmed subscriptions and consent events, in bulk."""
+    tracking = await _tracking_granted(
+        session,
+        sorted({p.contact_id for p in checked.plans if p.contact_id and p.row.link_tracking}),
+    )
+    subscription_of = checked.subscription_of
+    for lo in range(0, len(checked.plans), BATCH):
+        now = utcnow()
+        contacts: list[dict[str, Any]] = []
+        identities: list[dict[str, Any]] = []
+        new_subs: dict[str, dict[str, Any]] = {}
+        changed_subs: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        for plan in checked.plans[lo : lo + BATCH]:
+            row, channel = plan.row, plan.channel
+            contact_id = plan.contact_id
+            if contact_id is None:
+                contact_id = new_id()
+                contacts.append(
+                    {
+                        "id": contact_id,
+                        "workspace_id": workspace_id,
+                        "display_name": row.name or None,
+                        "attributes": {},
+                        "consent_state": "unknown",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                identities.append(
+                    {
+                        "id": new_id(),
+                        "workspace_id": workspace_id,
+                        "contact_id": contact_id,
+                        "channel_id": channel.id,
+                        "address": plan.address,
+                        "display_name": row.name or None,
+                        "unreachable": False,
+                        "created_at": now,
+                    }
+                )
+            values = {
+                "state": CONFIRMED,
+                "channel_id": channel.id,
+                "source": "import",
+                "language": row.language,
+                "token_hash": None,
+                "token_expires_at": None,
+                "token_used_at": None,
+                "requested_at": row.consent_at,
+                "confirmed_at": row.consent_at,
+                "withdrawn_at": None,
+            }
+            sub_id = subscription_of.get(contact_id)
+            if sub_id is None:
+                sub_id = subscription_of[contact_id] = new_id()
+                new_subs[sub_id] = {
+                    "id": sub_id,
+                    "workspace_id": workspace_id,
+                    "topic_id": topic.id,
+                    "contact_id": contact_id,
+                    **values,
+                }
+            elif sub_id in new_subs:
+                new_subs[sub_id].update(values)
+            else:
+                changed_subs[sub_id] = {"id": sub_id, **values}
+            source = f"import: {row.consent_source}" + (f"; proof {row.proof}" if row.proof else "")
+            event = {
+                "workspace_id": workspace_id,
+                "contact_id": contact_id,
+                "channel_id": channel.id,
+                "source": source[:200],
+                "text_version": (row.text_version or row.proof)[:64] or None,
+                "language": row.language,
+                "occurred_at": row.consent_at,
+            }
+            events.append(
+                {
+                    **event,
+                    "purpose": f"topic:{topic.keyword}",
+                    "action": "granted",
+                    "text_hash": proof_hash(row, topic),
+                }
+            )
+            if row.link_tracking and contact_id not in tracking:
+                tracking.add(contact_id)
+                events.append(
+                    {**event, "purpose": links.PURPOSE, "action": "granted", "text_hash": None}
+                )
+        for table, rows in (
+            (Contact, contacts),
+            (ContactIdentity, identities),
+            (Subscription, list(new_subs.values())),
+            (ConsentEvent, events),
+        ):
+            if rows:  # Core inserts: the ORM would insert rows without a primary key one by one
+                await session.execute(insert(cast(Table, table.__table__)), rows)
+        if changed_subs:
+            await session.execute(update(Subscription), list(changed_subs.values()))

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Redirect
 
 from tresen.broadcast import clicktochat, importer, topics
 from tresen.db.tables import Topic
@@ -17,6 +19,10 @@ from tresen.inbox.service import Forbidden
 from tresen.web import i18n
 from tresen.web.inbox import _runtime, current_actor
 from tresen.web.pages import render
+
+# Room for the multipart envelope around a file of the largest size the importer reads.
+UPLOAD_LIMIT = importer.MAX_BYTES + 1024 * 1024
+TOO_LARGE = "file_too_large"
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,22 @@ async def _page(
         views=views,
         kind_names=clicktochat.KIND_NAMES,
         report=report,
+        problems=[(p.line, p.text(i18n.gettext)) for p in report.problems] if report else [],
         error=error,
     )
 
 
+def _too_large() -> str:
+    return importer.render(TOO_LARGE, {"mb": importer.MAX_BYTES // (1024 * 1024)}, i18n.gettext)
+
+
 @get("/inbox/admin/topics", include_in_schema=False)
-async def topics_page(request: Request[Any, Any, Any]) -> Response[str]:
+async def topics_page(request: Request[Any, Any, Any], error: FromQuery[str] = "") -> Response[str]:
     """Per topic and channel: the link, its QR code and a snippet for the website."""
-    return await _page(request, await _admin(request))
+    actor = await _admin(request)
+    if error == TOO_LARGE:  # an upload refused before it reached the import
+        return await _page(request, actor, error=_too_large(), status_code=413)
+    return await _page(request, actor)
 
 
 @get("/inbox/admin/topics/{topic_id:str}/qr/{channel_id:str}/{fmt:str}", include_in_schema=False)
@@ -113,7 +127,17 @@ async def qr_download(
     )
 
 
-@post("/inbox/admin/topics/import", include_in_schema=False, status_code=200)
+def _upload_too_large(_: Request[Any, Any, Any], __: RequestEntityTooLarge) -> Response[Any]:
+    return Redirect(f"/inbox/admin/topics?error={TOO_LARGE}", status_code=303)
+
+
+@post(
+    "/inbox/admin/topics/import",
+    include_in_schema=False,
+    status_code=200,
+    request_max_body_size=UPLOAD_LIMIT,
+    exception_handlers={RequestEntityTooLarge: _upload_too_large},
+)
 async def import_upload(
     request: Request[Any, Any, Any],
     data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
@@ -125,25 +149,28 @@ async def import_upload(
         return await _page(request, actor, error=i18n.gettext("Choose a file."), status_code=422)
     content = await upload.read(importer.MAX_BYTES + 1)
     runtime = _runtime(request)
+    report: importer.ImportReport | None = None
     try:
         async with runtime.sessions() as session, session.begin():
             topic = await topics.find_topic(
                 session, actor.user.workspace_id, str(data.get("topic", ""))
             )
-            if topic is None:
-                raise importer.ImportFileError(i18n.gettext("Choose a topic."))
-            report = await importer.import_subscribers(
-                session,
-                secret_key=runtime.settings.secret_key,
-                workspace_id=actor.user.workspace_id,
-                topic=topic,
-                data=content,
-                dry_run=data.get("apply") != "1",
-                skip_invalid=data.get("skip_invalid") == "1",
-                actor_id=actor.user.id,
-            )
+            if topic is not None:
+                report = await importer.import_subscribers(
+                    session,
+                    secret_key=runtime.settings.secret_key,
+                    workspace_id=actor.user.workspace_id,
+                    topic=topic,
+                    data=content,
+                    dry_run=data.get("apply") != "1",
+                    skip_invalid=data.get("skip_invalid") == "1",
+                    actor_id=actor.user.id,
+                )
     except importer.ImportFileError as exc:
-        return await _page(request, actor, error=str(exc), status_code=422)
+        status = 413 if exc.code == TOO_LARGE else 422
+        return await _page(request, actor, error=exc.text(i18n.gettext), status_code=status)
+    if report is None:
+        return await _page(request, actor, error=i18n.gettext("Choose a topic."), status_code=422)
     return await _page(request, actor, report=report)
 
 
