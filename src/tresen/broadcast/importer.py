@@ -604,27 +604,9 @@ async def _existing(
     return known
 
 
-async def _tracking_granted(session: AsyncSession, contact_ids: list[str]) -> set[str]:
-    """The contacts whose latest link-tracking consent event is a grant."""
-    granted: set[str] = set()
-    for lo in range(0, len(contact_ids), BATCH):
-        latest: dict[str, str] = {}
-        for contact_id, action in await session.execute(
-            select(ConsentEvent.contact_id, ConsentEvent.action)
-            .where(
-                ConsentEvent.contact_id.in_(contact_ids[lo : lo + BATCH]),
-                ConsentEvent.purpose == links.PURPOSE,
-            )
-            .order_by(ConsentEvent.id)
-        ):
-            latest[contact_id] = action
-        granted.update(c for c, action in latest.items() if action == "granted")
-    return granted
-
-
 async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked: _Checked) -> None:
     """Contacts and identities (when new), confirmed subscriptions and consent events, in bulk."""
-    tracking = await _tracking_granted(
+    tracking = await links.tracking_granted(
         session,
         sorted({p.contact_id for p in checked.plans if p.contact_id and p.row.link_tracking}),
     )
