@@ -248,6 +248,7 @@ async def test_admin_page_lists_links_qr_and_snippets(runtime: Runtime) -> None:
         assert f"tresen channel set {tg.id} --bot-username" in html
         topic_id = re.search(r"/inbox/admin/topics/([0-9a-z]+)/qr/", html)
         assert topic_id
+        assert f"/s/subscribe/{topic_id.group(1)}</a>" in html, "the public form is linked"
         svg = await client.get(f"/inbox/admin/topics/{topic_id.group(1)}/qr/{wa.id}/svg")
         assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
         png = await client.get(f"/inbox/admin/topics/{topic_id.group(1)}/qr/{wa.id}/png")

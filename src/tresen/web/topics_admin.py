@@ -77,6 +77,7 @@ async def _page(
         actor=actor,
         views=views,
         kind_names=clicktochat.KIND_NAMES,
+        base_url=runtime.settings.base_url,
         report=report,
         problems=[(p.line, p.text(i18n.gettext)) for p in report.problems] if report else [],
         error=error,
