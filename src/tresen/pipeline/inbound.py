@@ -238,6 +238,8 @@ async def _apply_watermark(
     values: dict[str, object] = {"state": status.state.value}
     if status.state in _TIME_COLUMN:
         values[_TIME_COLUMN[status.state]] = status.occurred_at
+    if status.state == DeliveryState.READ:  # read implies delivered (a stale delivered comes later)
+        values["delivered_at"] = func.coalesce(Message.delivered_at, status.occurred_at)
     bound: list[Any] = [Message.sent_at <= status.watermark]
     if status.provider_message_id:
         # "Up to this message" (Instagram's read of one message): its send time is the mark;
@@ -399,6 +401,16 @@ class _Statements:
             column = _TIME_COLUMN.get(state)
             if column:
                 values[column] = bindparam("b_at", type_=m.c[column].type)
+            # Read implies delivered and delivered implies sent: when statuses are stored out of
+            # order the skipped step (now stale) still gets a time, at the latest this one.
+            implied = {
+                DeliveryState.DELIVERED: ("sent_at",),
+                DeliveryState.READ: ("sent_at", "delivered_at"),
+            }.get(state, ())
+            for earlier in implied:
+                values[earlier] = func.coalesce(
+                    m.c[earlier], bindparam("b_at", type_=m.c[earlier].type)
+                )
             if state == DeliveryState.FAILED:
                 values["error_code"] = bindparam("b_error_code", type_=m.c.error_code.type)
                 values["error_reason"] = bindparam("b_error_reason", type_=m.c.error_reason.type)
