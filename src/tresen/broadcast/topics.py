@@ -112,7 +112,8 @@ class Command:
     carrier_handled: bool = False  # SMS: the carrier already blocked and answered the STOP
 
 
-def _words(text: str) -> list[str]:
+def command_words(text: str) -> list[str]:
+    """The words of a short command, folded (letters and digits only, lower case)."""
     cleaned = unicodedata.normalize("NFKC", text).lower()
     cleaned = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in cleaned)
     return cleaned.split()
@@ -148,7 +149,7 @@ def parse_command(text: str | None, payload: dict[str, Any], channel_kind: str) 
     text = inbound_text(text, payload, channel_kind)  # a deep link's start/ref payload
     if not text or len(text) > 200:
         return None
-    words = _words(text)
+    words = command_words(text)
     language = None
     if words and words[0] in GERMAN_WORDS:
         language = "de"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import links
-from tresen.broadcast.topics import contact_language
+from tresen.broadcast.topics import command_words, contact_language
 from tresen.db.tables import ChannelRow, Contact, Conversation, Message, Workspace
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
@@ -77,16 +76,11 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _words(text: str) -> list[str]:
-    cleaned = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in cleaned).split()
-
-
 def parse(text: str | None) -> Command | None:
     """Read TRACKING / TRACKING JA / TRACKING NEIN / STOP TRACKING (None: not one of them)."""
     if not text or len(text) > 100:
         return None
-    words = _words(text)
+    words = command_words(text)
     if words == [WORD]:
         return Command("ask", None)
     if len(words) != 2 or WORD not in words:
