@@ -117,6 +117,9 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
             await _login(lea, stack.base_url, "lea@laden.example")
             assert await kim.locator("text=Abmelden").count() == 1, "Kim reads German"
             assert await lea.locator("text=Sign out").count() == 1, "Lea reads English"
+            # Kim starts her shift (agents start offline; an offline assignee's chats go back to the queue).
+            async with kim.expect_navigation():
+                await kim.select_option("select[name=availability]", "available")
             await asyncio.sleep(0.5)  # both pages are connected to the live stream
 
             xss = '<img src=x onerror="window.__xss=1">Hallo, ist das Rad da?'
@@ -132,6 +135,10 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
             await kim.click("form.reply button[type=submit]")
             await kim.locator(".timeline >> text=Ja, ist da!").wait_for()
             await kim.fill("#note-body", "Stammkundin, Rabatt anbieten")
+            # A live refresh while Kim types (the customer writes again) must keep her draft.
+            await stack.sim.customer_sends("4915112345678", name="Jana Müller", body="Größe 42?")
+            await kim.locator(".timeline >> text=Größe 42?").wait_for()
+            assert await kim.input_value("#note-body") == "Stammkundin, Rabatt anbieten"
             await kim.click("form.note-form button[type=submit]")
             await kim.locator(".timeline .note >> text=Stammkundin").wait_for()
             await _send_reply(kim, runtime, "/gruss", "Hallo Jana, hier ist Kim!")

@@ -28,3 +28,32 @@ document.addEventListener("input", (event) => {
   typingTimer = setTimeout(() => { typingSentAt = 0; sendTyping(url, false); }, 5000);
 });
 document.addEventListener("submit", () => { clearTimeout(typingTimer); typingSentAt = 0; });
+
+// A live refresh re-renders the open conversation; keep what the agent is typing (reply, note).
+let drafts = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const section = event.detail.target.querySelector("section[id^='conv-']");
+  if (!section) { drafts = null; return; }
+  const fields = Array.from(section.querySelectorAll("textarea[id], input[type=text][id]"));
+  drafts = {
+    section: section.id,
+    fields: fields.filter((el) => el.value).map((el) => ({
+      id: el.id, value: el.value, start: el.selectionStart, end: el.selectionEnd,
+      focused: el === document.activeElement,
+    })),
+  };
+});
+document.addEventListener("htmx:afterSwap", (event) => {
+  const saved = drafts;
+  drafts = null;
+  if (!saved || !event.detail.target.querySelector(`section#${CSS.escape(saved.section)}`)) return;
+  for (const draft of saved.fields) {
+    const el = document.getElementById(draft.id);
+    if (!el || el.value || el.disabled) continue;
+    el.value = draft.value;
+    if (draft.focused) {
+      el.focus();
+      el.setSelectionRange(draft.start, draft.end);
+    }
+  }
+});
