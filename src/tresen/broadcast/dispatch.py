@@ -269,6 +269,8 @@ class Dispatcher:
         self._wire = asyncio.Semaphore(max_in_flight)
         self._holding: set[int] = set()
         """Rows this process claimed and has not recorded: never taken over by itself."""
+        self._expired_due: dict[tuple[str, str], datetime] = {}
+        """When a lane next looks for rows whose lease ran out (a worker died holding them)."""
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -460,7 +462,13 @@ class Dispatcher:
             if pg:
                 expired = expired.with_for_update(skip_locked=True)
                 due = due.with_for_update(skip_locked=True)
-            ids = list(await session.scalars(expired))
+            # Every row passes through "sending", so this scan grows with the campaign (on
+            # PostgreSQL it walks the dead index entries sent rows left): look a few times a lease.
+            lane = (campaign_id, channel_id)
+            ids: list[int] = []
+            if after == 0 or now >= self._expired_due.get(lane, now):
+                self._expired_due[lane] = now + self.lease / 3
+                ids = list(await session.scalars(expired))
             ids += (
                 list(await session.scalars(due.limit(size - len(ids)))) if len(ids) < size else []
             )
