@@ -625,6 +625,10 @@ def bench_broadcast(
     expand_only: Annotated[
         bool, typer.Option(help="Stop once the audience is fixed (figures: expand_seconds).")
     ] = False,
+    window: Annotated[
+        float,
+        typer.Option(min=0, help="Measure S seconds of sending, then pause (0: send to all)."),
+    ] = 0,
 ) -> None:
     """Send a campaign to N subscribers through a capped simulator; print one JSON line."""
     from tresen.bench.broadcast import run_broadcast_bench
@@ -639,6 +643,7 @@ def bench_broadcast(
                 redis_url=redis_url,
                 timeout=timeout or None,
                 expand_only=expand_only,
+                window=window or None,
             )
         )
     except ValueError as exc:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import WA_CONFIG
-from tresen.bench.broadcast import run_broadcast_bench, seed_audience
+from tresen.bench.broadcast import rate_deciles, run_broadcast_bench, seed_audience
 from tresen.broadcast import topics
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.cli import app
@@ -100,3 +100,21 @@ async def test_bench_broadcast_expand_only() -> None:
     assert result["audience"] == 40
     assert result["expand_seconds"] is not None and result["expand_seconds"] >= 0
     assert "rate" not in result
+
+
+async def test_bench_broadcast_window_pauses_and_accounts_for_every_sent_row() -> None:
+    result = await run_broadcast_bench(recipients=400, cap=50, database_url="", window=2.0)
+    states = result["recipient_states"]
+    assert states.get("pending", 0) > 0, "a 2 s window at 50/s cannot reach 400 recipients"
+    assert "sending" not in states, "the pause waits until nothing is on the wire"
+    assert 0 < result["sent"] < 400 and result["lost"] == 0 and result["duplicated"] == 0
+    assert result["window_seconds"] == 2.0
+
+
+def test_rate_deciles() -> None:
+    assert rate_deciles([0.0, 1.0]) == []
+    steady = [i / 100 for i in range(101)]
+    assert rate_deciles(steady) == [100.0] * 10
+    slowing = [i / 100 for i in range(51)] + [0.5 + i / 50 for i in range(1, 51)]
+    deciles = rate_deciles(slowing)
+    assert deciles[0] == 100.0 and deciles[-1] == 50.0

@@ -273,19 +273,61 @@ async def _counts(url: str, campaign_id: str) -> dict[str, Any]:
                     )
                 ).all()
             )
-            message_ids = set(
-                (
-                    await conn.scalars(
-                        select(CampaignRecipient.message_id).where(
-                            CampaignRecipient.campaign_id == campaign_id,
-                            CampaignRecipient.message_id.is_not(None),
-                        )
+            rows = (
+                await conn.execute(
+                    select(CampaignRecipient.message_id, CampaignRecipient.state).where(
+                        CampaignRecipient.campaign_id == campaign_id,
+                        CampaignRecipient.message_id.is_not(None),
                     )
-                ).all()
-            )
-        return {"by_state": {str(k): int(v) for k, v in by_state.items()}, "ids": message_ids}
+                )
+            ).all()
+        return {
+            "by_state": {str(k): int(v) for k, v in by_state.items()},
+            "ids": {message_id for message_id, _ in rows},
+            "sent_ids": {message_id for message_id, state in rows if state == "sent"},
+        }
     finally:
         await engine.dispose()
+
+
+async def _pause(url: str, campaign_id: str) -> None:
+    """Pause the campaign and wait until no recipient row is on the wire any more."""
+    from tresen.broadcast import campaigns
+
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as session, session.begin():
+            campaign = await session.get(Campaign, campaign_id)
+            assert campaign is not None
+            await campaigns.pause(session, campaign)
+        for _ in range(240):
+            async with engine.connect() as conn:
+                in_flight = await conn.scalar(
+                    select(func.count()).where(
+                        CampaignRecipient.campaign_id == campaign_id,
+                        CampaignRecipient.state == "sending",
+                    )
+                )
+            if not in_flight:
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError("recipients stayed in 'sending' for 120 s after the pause")
+    finally:
+        await engine.dispose()
+
+
+def rate_deciles(accepted_at: list[float]) -> list[float]:
+    """The accepted rate (messages/s) in each tenth of the ledger, first to last."""
+    n = len(accepted_at)
+    if n < 20:
+        return []
+    rates = []
+    for k in range(10):
+        lo, hi = k * (n - 1) // 10, (k + 1) * (n - 1) // 10
+        span = accepted_at[hi] - accepted_at[lo]
+        rates.append(round((hi - lo) / span, 1) if span > 0 else 0.0)
+    return rates
 
 
 async def _freeze_gc(stop: asyncio.Event) -> None:
@@ -306,8 +348,13 @@ async def run_broadcast_bench(
     timeout: float | None = None,
     lease_seconds: float = 30.0,
     expand_only: bool = False,
+    window: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark and return its figures (one JSON-able dict)."""
+    """Run the benchmark and return its figures (one JSON-able dict).
+
+    With `window`, sending is measured for that many seconds from the first accepted message;
+    then the campaign is paused, the rows on the wire are recorded, and the workers stop.
+    """
     from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
     if workers > 1 and not redis_url:
@@ -357,6 +404,10 @@ async def run_broadcast_bench(
                 state, audience, expand_seconds = await _campaign_state(url, campaign_id)
                 if state in ("done", "cancelled") or (expand_only and expand_seconds is not None):
                     break
+                if window and sim.ledger and time.time() - sim.ledger[0].accepted_at >= window:
+                    await _pause(url, campaign_id)
+                    state = "paused"
+                    break
                 if time.monotonic() - began > timeout:
                     tail = (tmp / "worker0.log").read_text(errors="replace")[-3000:]
                     raise RuntimeError(
@@ -377,6 +428,10 @@ async def run_broadcast_bench(
             counts = await _counts(url, campaign_id)
             seen = {e.biz_opaque_callback_data for e in ledger}
             lost = len(counts["ids"] - seen) + (audience - len(counts["ids"]))
+            if window:
+                # Only the rows marked sent are due: each must be in the provider's ledger.
+                lost = len(counts["sent_ids"] - seen)
+            deciles = rate_deciles([e.accepted_at for e in ledger])
             duplicated = sim.duplicates()
             rejected = dict(sim.stats()["rejected"])
             if expand_only:
@@ -406,6 +461,8 @@ async def run_broadcast_bench(
         "sent": counts["by_state"].get("sent", 0),
         "rate": round(rate, 1),
         "cap_ratio": round(rate / cap, 4),
+        "rate_deciles": deciles,
+        "window_seconds": window,
         "lost": lost,
         "duplicated": duplicated,
         "expand_seconds": expand_seconds,
