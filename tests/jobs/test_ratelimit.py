@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 from tests.conftest import IN_CI
-from tresen.jobs.ratelimit import RateLimiters, RedisTokenBucket, TokenBucket
+from tresen.jobs.ratelimit import RateLimiters, RedisTokenBucket, RedisWindow, TokenBucket
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -57,5 +57,42 @@ async def test_two_processes_share_one_redis_bucket() -> None:
         granted, wait = await b._call(1)
         assert granted == 0 and wait > 20, "a 130429 seen by one process pauses all"
     finally:
+        await first.close()
+        await second.close()
+
+
+async def test_in_process_window_counts_per_key() -> None:
+    window = RateLimiters().window("form", limit=2, seconds=60)
+    assert await window.check("203.0.113.9") is None
+    assert await window.check("203.0.113.9") is None
+    wait = await window.check("203.0.113.9")
+    assert wait is not None and 0 < wait <= 60
+    assert await window.check("198.51.100.7") is None, "another address has its own count"
+
+
+async def test_two_processes_share_one_redis_window_without_storing_the_key() -> None:
+    if not await _redis_up():
+        if IN_CI:
+            pytest.fail(f"CI=true but Redis at {REDIS_URL} is not reachable")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    prefix = f"tresen-test:{secrets.token_hex(4)}:"
+    first, second = RateLimiters(REDIS_URL, prefix=prefix), RateLimiters(REDIS_URL, prefix=prefix)
+    try:
+        a = first.window("subscribe-form", limit=3, seconds=3600)
+        b = second.window("subscribe-form", limit=3, seconds=3600)
+        assert isinstance(a, RedisWindow)
+        assert [await a.check("203.0.113.9"), await b.check("203.0.113.9")] == [None, None]
+        assert await a.check("203.0.113.9") is None
+        wait = await b.check("203.0.113.9")
+        assert wait is not None and 0 < wait <= 3600, "the fourth, in either process, is refused"
+        assert await b.check("198.51.100.7") is None
+        keys = [k.decode() async for k in first._redis.scan_iter(f"{prefix}*")]
+        assert keys and all("203.0.113.9" not in k and "198.51.100.7" not in k for k in keys), (
+            "client addresses never reach Redis"
+        )
+        ttls = [await first._redis.ttl(k) for k in keys]
+        assert all(0 < ttl <= 3601 for ttl in ttls), "windows expire"
+    finally:
+        await first._redis.delete(*[k async for k in first._redis.scan_iter(f"{prefix}*")])
         await first.close()
         await second.close()

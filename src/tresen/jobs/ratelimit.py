@@ -1,9 +1,12 @@
-"""Token-bucket rate limits per channel account: in-process, or shared through Redis."""
+"""Rate limits: token buckets per channel account and request windows per client key,
+in-process, or shared by all processes through Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import hashlib
 import logging
 import time
 from typing import Any, Protocol
@@ -145,11 +148,70 @@ class RedisTokenBucket:
         task.add_done_callback(self._pending.discard)
 
 
+class Window(Protocol):
+    """At most `limit` events per `seconds` per key."""
+
+    limit: int
+    seconds: float
+
+    async def check(self, key: str) -> float | None:
+        """None when allowed (and counted), else the seconds until one is allowed again."""
+        ...
+
+
+class RateWindow:
+    """A sliding window in this process."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._hits: dict[str, collections.deque[float]] = {}
+
+    async def check(self, key: str) -> float | None:
+        """None when allowed (and counted), else the seconds until one is allowed again."""
+        now = time.monotonic()
+        hits = self._hits.setdefault(key, collections.deque())
+        while hits and now - hits[0] > self.seconds:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return self.seconds - (now - hits[0])
+        hits.append(now)
+        if len(self._hits) > 50_000:
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.seconds}
+        return None
+
+
+class RedisWindow:
+    """A fixed window counted in Redis, shared by every process (at most twice the limit
+    across a window boundary). Keys are hashed: client addresses never reach Redis."""
+
+    def __init__(self, client: Any, prefix: str, limit: int, seconds: float) -> None:
+        self._client = client
+        self.prefix = prefix
+        self.limit = limit
+        self.seconds = seconds
+
+    async def check(self, key: str) -> float | None:
+        """None when allowed (and counted), else the seconds until one is allowed again."""
+        now = time.time()
+        slot = int(now // self.seconds)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        name = f"{self.prefix}{digest}:{slot}"
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, int(self.seconds) + 1)
+            count, _ = await pipe.execute()
+        if int(count) > self.limit:
+            return (slot + 1) * self.seconds - now
+        return None
+
+
 class RateLimiters:
     """One bucket per key (a channel account): in-process, or in Redis when a URL is given."""
 
     def __init__(self, redis_url: str = "", prefix: str = "tresen:rate:") -> None:
         self._buckets: dict[str, Bucket] = {}
+        self._windows: dict[str, Window] = {}
         self._redis: Any = None
         self.prefix = prefix
         if redis_url:
@@ -172,6 +234,17 @@ class RateLimiters:
                 bucket = TokenBucket(rate)
             self._buckets[key] = bucket
         return bucket
+
+    def window(self, name: str, limit: int, seconds: float) -> Window:
+        """The request window called `name` (e.g. web chat sessions per client address)."""
+        window = self._windows.get(name)
+        if window is None or (window.limit, window.seconds) != (limit, seconds):
+            if self._redis is not None:
+                window = RedisWindow(self._redis, f"{self.prefix}window:{name}:", limit, seconds)
+            else:
+                window = RateWindow(limit, seconds)
+            self._windows[name] = window
+        return window
 
     async def close(self) -> None:
         """Close the Redis connection, if any."""

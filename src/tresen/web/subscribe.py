@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tresen.broadcast import clicktochat, topics
 from tresen.broadcast.importer import normalise_address
 from tresen.db.tables import ChannelRow, Topic, Workspace
+from tresen.jobs.ratelimit import RateLimiters, Window
 from tresen.pipeline.outbound import OutboundRefused
 from tresen.pipeline.recipients import WRITE_FIRST_KINDS, RecipientError, resolve
 from tresen.privacy.consent import notice_for
 from tresen.settings import Settings
 from tresen.web.pages import render
-from tresen.web.webchat import RateWindow
 
 MAX_ADDRESS = 320
 SOURCE = "web form /s/subscribe"
@@ -169,12 +169,10 @@ async def show_form(request: Request[Any, Any, Any], topic_id: FromPath[str]) ->
     return _page(request, form, _language(request))
 
 
-def _limits(request: Request[Any, Any, Any]) -> RateWindow:
-    found = getattr(request.app.state, "subscribe_limits", None)
-    if found is None:
-        found = RateWindow(10, 3600.0)
-        request.app.state.subscribe_limits = found
-    return found
+def _limits(request: Request[Any, Any, Any]) -> Window:
+    """Ten requests per client address and hour, across all web processes with Redis."""
+    limiters: RateLimiters = request.app.state.runtime.limiters
+    return limiters.window("subscribe-form", 10, 3600.0)
 
 
 @post("/subscribe/{topic_id:str}", include_in_schema=False, status_code=200)
@@ -200,7 +198,7 @@ async def submit_form(request: Request[Any, Any, Any], topic_id: FromPath[str]) 
             error = texts["bad_address"][channel.kind]
             return _page(request, form, language, status_code=422, error=error, values=values)
         client = request.client.host if request.client else "?"
-        if _limits(request).check(f"{form.topic.workspace_id}:{client}") is not None:
+        if await _limits(request).check(f"{form.topic.workspace_id}:{client}") is not None:
             return _page(
                 request, form, language, status_code=429, error=texts["too_many"], values=values
             )

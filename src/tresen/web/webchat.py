@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gzip
 import hashlib
 import html
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +36,7 @@ from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction
 from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, RESYNC, TYPING, Event
+from tresen.jobs.ratelimit import RateLimiters
 from tresen.media import store
 from tresen.media.sniff import MediaRefused
 from tresen.pipeline.inbound import apply_status
@@ -62,41 +61,19 @@ _CORS_BASE = {
 }
 
 
-class RateWindow:
-    """At most `limit` events per `seconds` per key (sliding window, in this process)."""
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self._hits: dict[str, collections.deque[float]] = {}
-
-    def check(self, key: str) -> float | None:
-        """None when allowed (and counted), else the seconds until the next one is allowed."""
-        now = time.monotonic()
-        hits = self._hits.setdefault(key, collections.deque())
-        while hits and now - hits[0] > self.seconds:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return self.seconds - (now - hits[0])
-        hits.append(now)
-        if len(self._hits) > 50_000:
-            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.seconds}
-        return None
-
-
 class Limits:
-    """The web chat's per-session rate limits of one app."""
+    """The web chat's rate limits: shared by all web processes when Redis is configured."""
 
-    def __init__(self) -> None:
-        self.messages = RateWindow(10, 10.0)
-        self.uploads = RateWindow(5, 60.0)
-        self.sessions = RateWindow(30, 60.0)
+    def __init__(self, limiters: RateLimiters) -> None:
+        self.messages = limiters.window("webchat-messages", 10, 10.0)
+        self.uploads = limiters.window("webchat-uploads", 5, 60.0)
+        self.sessions = limiters.window("webchat-sessions", 30, 60.0)
 
 
 def _limits(request: Request[Any, Any, Any]) -> Limits:
     found = getattr(request.app.state, "webchat_limits", None)
     if found is None:
-        found = Limits()
+        found = Limits(request.app.state.runtime.limiters)
         request.app.state.webchat_limits = found
     return found
 
@@ -268,7 +245,7 @@ async def start_session(
     async def work() -> Response[Any]:
         loaded, cors = await _cors(request, channel_id)
         client = request.client.host if request.client else "?"
-        wait = _limits(request).sessions.check(f"{channel_id}:{client}")
+        wait = await _limits(request).sessions.check(f"{channel_id}:{client}")
         if wait is not None:
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
@@ -294,7 +271,7 @@ async def visitor_message(
 
     async def work() -> Response[Any]:
         visitor = await _visitor(request, channel_id)
-        wait = _limits(request).messages.check(visitor.address)
+        wait = await _limits(request).messages.check(visitor.address)
         if wait is not None:
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
@@ -311,7 +288,7 @@ async def offline_form(request: Request[Any, Any, Any], channel_id: FromPath[str
 
     async def work() -> Response[Any]:
         visitor = await _visitor(request, channel_id)
-        wait = _limits(request).uploads.check("offline:" + visitor.address)
+        wait = await _limits(request).uploads.check("offline:" + visitor.address)
         if wait is not None:
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
@@ -342,7 +319,7 @@ async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
                 f"files of type {mime or 'unknown'} are not accepted; allowed: "
                 + ", ".join(adapter.upload_types),
             )
-        wait = _limits(request).uploads.check(visitor.address)
+        wait = await _limits(request).uploads.check(visitor.address)
         if wait is not None:
             raise _rate_limited(wait)
         try:
