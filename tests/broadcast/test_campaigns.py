@@ -197,6 +197,21 @@ async def test_pause_resume_and_cancel(shop: Shop) -> None:
             await campaigns.resume(session, await session.get_one(Campaign, other))
 
 
+async def test_a_scheduled_campaign_paused_and_resumed_waits_for_its_time(shop: Shop) -> None:
+    await shop.subscribers(3)
+    campaign = await _create(shop)
+    async with shop.runtime.sessions() as session, session.begin():
+        row = await session.get_one(Campaign, campaign.id)
+        await campaigns.schedule(session, row, datetime.now(UTC) + timedelta(days=2))
+        await campaigns.pause(session, row)
+        resumed = await campaigns.resume(session, row)
+        assert resumed.state == campaigns.SCHEDULED
+    await shop.dispatcher.tick()
+    async with shop.runtime.sessions() as session:
+        assert (await session.get_one(Campaign, campaign.id)).state == campaigns.SCHEDULED
+    assert shop.stack.sim.ledger == [], "nothing goes out before the scheduled time"
+
+
 async def test_who_opts_out_during_the_campaign_is_skipped(shop: Shop) -> None:
     ids = await shop.subscribers(8)
     campaign_id = await _start(shop)

@@ -69,7 +69,8 @@ def test_broadcast_commands() -> None:
     )
     assert scheduled.exit_code == 0 and "2099-01-01T08:00:00+00:00" in scheduled.output
     assert "paused" in runner.invoke(app, ["broadcast", "pause", "Spieltag"]).output
-    assert "starting" in runner.invoke(app, ["broadcast", "resume", campaign_id]).output
+    resumed = runner.invoke(app, ["broadcast", "resume", campaign_id]).output
+    assert "scheduled" in resumed, "resumed before its time, it waits for it"
     again = runner.invoke(app, ["broadcast", "resume", campaign_id])
     assert again.exit_code == 2 and "cannot go to" in again.output
     assert "cancelled" in runner.invoke(app, ["broadcast", "cancel", campaign_id]).output

@@ -405,9 +405,16 @@ async def pause(session: AsyncSession, campaign: Campaign) -> Campaign:
     return await _move(session, campaign, (SCHEDULED, STARTING, RUNNING), PAUSED)
 
 
-async def resume(session: AsyncSession, campaign: Campaign) -> Campaign:
-    """Carry on where the campaign was paused."""
-    to = RUNNING if campaign.started_at is not None else STARTING
+async def resume(
+    session: AsyncSession, campaign: Campaign, *, now: datetime | None = None
+) -> Campaign:
+    """Carry on where the campaign was paused (one whose time has not come waits for it)."""
+    if campaign.started_at is not None:
+        to = RUNNING
+    elif campaign.scheduled_at is not None and campaign.scheduled_at > (now or utcnow()):
+        to = SCHEDULED
+    else:
+        to = STARTING
     return await _move(session, campaign, (PAUSED,), to)
 
 
