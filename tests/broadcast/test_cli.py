@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.helpers import WA_CONFIG
@@ -16,6 +17,7 @@ from tresen.channels.manage import add_channel, default_workspace
 from tresen.cli import app
 from tresen.clitools import cli_settings
 from tresen.db.migrate import upgrade_to_head
+from tresen.db.tables import Campaign
 from tresen.runtime import Runtime
 
 runner = CliRunner()
@@ -81,6 +83,29 @@ def test_broadcast_commands() -> None:
     assert figures["state"] == "cancelled" and figures["sent"] == 0
     unknown = runner.invoke(app, ["broadcast", "start", "nichtda"])
     assert unknown.exit_code == 2 and "no campaign" in unknown.output
+
+
+async def _caps() -> dict[str, int]:
+    runtime = Runtime.create(cli_settings())
+    try:
+        async with runtime.sessions() as session:
+            rows = await session.execute(select(Campaign.name, Campaign.frequency_cap))
+            return {name: cap for name, cap in rows.all()}
+    finally:
+        await runtime.close()
+
+
+def test_frequency_cap_defaults_to_the_setting_and_zero_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asyncio.run(_seed())
+    monkeypatch.setenv("TRESEN_BROADCAST_WEEKLY_CAP", "3")
+    base = ["broadcast", "create"]
+    text = ["--topic", "ticker", "--text", "Neu!", "--quiet-hours", "none"]
+    assert runner.invoke(app, [*base, "Standard", *text]).exit_code == 0
+    assert runner.invoke(app, [*base, "Ohne", *text, "--frequency-cap", "0"]).exit_code == 0
+    assert runner.invoke(app, [*base, "Eins", *text, "--frequency-cap", "1"]).exit_code == 0
+    assert asyncio.run(_caps()) == {"Standard": 3, "Ohne": 0, "Eins": 1}
 
 
 async def test_bench_broadcast_tiny() -> None:

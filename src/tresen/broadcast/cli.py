@@ -270,8 +270,12 @@ def broadcast_create(
         str, typer.Option(help="No sending then, e.g. 21:00-08:00, or none.")
     ] = "21:00-08:00",
     frequency_cap: Annotated[
-        int, typer.Option(help="At most N broadcasts per person in 7 days (0: no cap).")
-    ] = 0,
+        int | None,
+        typer.Option(
+            help="At most N broadcasts per person in 7 days (0: no cap; default "
+            "TRESEN_BROADCAST_WEEKLY_CAP)."
+        ),
+    ] = None,
 ) -> None:
     """Create a draft campaign; prints its id and how many it would reach now."""
     import json
@@ -285,7 +289,7 @@ def broadcast_create(
         fail('--filter must be JSON, e.g. \'{"language": "de"}\'')
     if not isinstance(flt, dict):
         fail("--filter must be a JSON object")
-    frequency_cap = frequency_cap or cli_settings().broadcast_weekly_cap
+    cap = cli_settings().broadcast_weekly_cap if frequency_cap is None else frequency_cap
 
     async def work(session: Any) -> str:
         ws = await default_workspace(session)
@@ -300,7 +304,7 @@ def broadcast_create(
             filter=flt,
             time_zone=time_zone or None,
             quiet_hours=quiet_hours,
-            frequency_cap=frequency_cap,
+            frequency_cap=cap,
         )
         reach = await campaigns.audience_estimate(session, campaign)
         return f"{campaign.id}\t{campaign.name}\tdraft\treaches {reach} now"
