@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from tests.broadcast.conftest import Shop
 from tresen.broadcast import campaigns, segments, topics
-from tresen.broadcast.dispatch import Dispatcher
+from tresen.broadcast.dispatch import Dispatcher, _rate
 from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
@@ -231,6 +232,44 @@ async def test_who_opts_out_during_the_campaign_is_skipped(shop: Shop) -> None:
     assert codes == {"opted_out"}
     sent_to = {entry.to for entry in shop.stack.sim.ledger}
     assert len(sent_to) == 5
+
+
+async def test_who_opts_out_while_the_batch_waits_for_the_rate_limit_is_skipped(
+    shop: Shop,
+) -> None:
+    ids = await shop.subscribers(6)
+    campaign_id = await _start(shop)
+    assert await shop.dispatcher.expand_one(campaign_id)
+    loaded = await shop.runtime.bulk_channel(shop.stack.channel.id)
+    assert loaded is not None
+    bucket = shop.runtime.limiters.bucket(loaded.ref.id, _rate(loaded))
+    bucket.pause(2.0)  # as after a 130429: the claimed batch waits, its messages already written
+    sending = asyncio.create_task(shop.dispatcher.drain(campaign_id))
+    await asyncio.sleep(0.6)
+    async with shop.runtime.sessions() as session:
+        on_the_way = await session.scalar(
+            select(func.count()).where(
+                CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == "sending"
+            )
+        )
+    assert on_the_way == 6, "the batch was claimed before the opt-out"
+    async with shop.runtime.sessions() as session, session.begin():
+        for contact_id in ids[:2]:
+            contact = await session.get_one(Contact, contact_id)
+            await topics.withdraw(session, contact, None, shop.topic, "test", "de")
+    assert await sending == "done"
+    assert await _states(shop, campaign_id) == {"sent": 4, "skipped": 2}
+    assert len(shop.stack.sim.ledger) == 4, "nobody gets a broadcast after their STOP"
+    async with shop.runtime.sessions() as session:
+        unsent = (
+            await session.execute(
+                select(Message.state, Message.error_reason)
+                .join(CampaignRecipient, CampaignRecipient.message_id == Message.id)
+                .where(CampaignRecipient.state == "skipped")
+            )
+        ).all()
+    assert [state for state, _ in unsent] == ["failed", "failed"]
+    assert all("left the topic" in (reason or "") for _, reason in unsent)
 
 
 async def test_rate_limit_130429_backs_off_and_loses_nothing(shop: Shop) -> None:

@@ -97,6 +97,8 @@ SKIP_REASONS = {
     "template_not_approved": "the campaign's template is not approved (any more)",
     "contact_gone": "the contact or their address was deleted",
 }
+RECHECK_SECONDS = 1.0
+"""A batch that waited this long for the rate limit checks its contacts again before sending."""
 BATCH_SECONDS = 0.5
 """A batch holds about this much sending time at the channel's rate."""
 MAX_BATCH = 500
@@ -126,6 +128,8 @@ class Outcome:
     item: Item
     provider_message_id: str | None = None
     error: ChannelError | None = None
+    skipped: str | None = None
+    """Not sent: the reason found right before sending (e.g. the contact opted out)."""
 
 
 @dataclass
@@ -135,6 +139,7 @@ class Batch:
     items: list[Item] = field(default_factory=list)
     last_id: int = 0
     claimed: int = 0
+    topic_id: str | None = None
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -391,7 +396,7 @@ class Dispatcher:
                 self._holding.update(held)
                 beat = asyncio.create_task(self._heartbeat(held))
                 try:
-                    outcomes = await self._send(loaded, bucket, batch.items)
+                    outcomes = await self._send(loaded, bucket, batch.items, batch.topic_id)
                     await self._record_with_retries(channel_id, outcomes, bucket)
                 finally:
                     beat.cancel()
@@ -481,7 +486,7 @@ class Dispatcher:
                 .execution_options(synchronize_session=False)
             )
             rows = await self._details(session, campaign, ids)
-            batch = Batch(last_id=max(ids), claimed=len(ids))
+            batch = Batch(last_id=max(ids), claimed=len(ids), topic_id=campaign.topic_id)
             batch.items = await self._prepare(session, campaign, loaded, rows, now)
         return batch
 
@@ -746,15 +751,55 @@ class Dispatcher:
 
     # -- send ------------------------------------------------------------------------------
 
-    async def _send(self, loaded: LoadedChannel, bucket: Any, items: list[Item]) -> list[Outcome]:
+    async def _send(
+        self, loaded: LoadedChannel, bucket: Any, items: list[Item], topic_id: str | None
+    ) -> list[Outcome]:
+        """Send at the bucket's pace; after a wait, skip whoever opted out meanwhile."""
         tasks: list[asyncio.Task[Outcome]] = []
-        i = 0
-        while i < len(items):
-            n = await bucket.take(len(items) - i)
-            for item in items[i : i + n]:
+        skipped: list[Outcome] = []
+        waiting = list(items)
+        checked = time.monotonic()
+        while waiting:
+            n = await bucket.take(len(waiting))
+            if time.monotonic() - checked >= RECHECK_SECONDS:
+                gone = await self._left_meanwhile(topic_id, waiting)
+                checked = time.monotonic()
+                skipped += [
+                    Outcome(i, skipped=gone[i.contact_id]) for i in waiting if i.contact_id in gone
+                ]
+                waiting = [i for i in waiting if i.contact_id not in gone]
+            for item in waiting[:n]:
                 tasks.append(asyncio.create_task(self._send_one(loaded, item)))
-            i += n
-        return list(await asyncio.gather(*tasks))
+            waiting = waiting[n:]
+        return list(await asyncio.gather(*tasks)) + skipped
+
+    async def _left_meanwhile(self, topic_id: str | None, items: list[Item]) -> dict[str, str]:
+        """Contacts of `items` that may no longer get this campaign, with the reason."""
+        contact_ids = list({item.contact_id for item in items})
+        async with self.runtime.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Contact.id, Contact.consent_state, Subscription.state)
+                    .select_from(Contact)
+                    .outerjoin(
+                        Subscription,
+                        and_(
+                            Subscription.contact_id == Contact.id,
+                            Subscription.topic_id == topic_id,
+                        ),
+                    )
+                    .where(Contact.id.in_(contact_ids))
+                )
+            ).all()
+        gone = {contact_id: "contact_gone" for contact_id in contact_ids}
+        for contact_id, consent_state, subscribed in rows:
+            if topic_id is not None and subscribed != CONFIRMED:
+                gone[contact_id] = OPTED_OUT
+            elif consent_state in segments.BLOCKED_CONSENT:
+                gone[contact_id] = "consent"
+            else:
+                del gone[contact_id]
+        return gone
 
     async def _send_one(self, loaded: LoadedChannel, item: Item) -> Outcome:
         try:
@@ -788,6 +833,7 @@ class Dispatcher:
         now = self.clock()
         r = CampaignRecipient
         m = cast(Table, Message.__table__)
+        skipped = [o for o in outcomes if o.skipped]
         sent = [o for o in outcomes if o.provider_message_id]
         limited = [o for o in outcomes if isinstance(o.error, RateLimited)]
         permanent = [o for o in outcomes if isinstance(o.error, PermanentError)]
@@ -833,6 +879,8 @@ class Dispatcher:
                     .values(state=SENT, sent_at=now, done_at=now, lease_until=None, error_code=None)
                 )
                 await self._early_statuses(session, channel_id, sent)
+            for outcome in skipped:
+                await self._skip(session, outcome, now)
             if limited:
                 delay = max((o.error.retry_after or 1.0) for o in limited if o.error)
                 await self._again(session, limited, now + timedelta(seconds=delay), count=False)
@@ -864,6 +912,29 @@ class Dispatcher:
                 Message.provider_message_id.is_(None),
             )
             .values(state=DeliveryState.QUEUED.value)
+        )
+
+    @staticmethod
+    async def _skip(session: AsyncSession, outcome: Outcome, now: datetime) -> None:
+        reason = outcome.skipped or OPTED_OUT
+        await session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.id == outcome.item.recipient_id)
+            .values(state=SKIPPED, error_code=reason, done_at=now, lease_until=None)
+        )
+        await session.execute(
+            update(Message)
+            .where(
+                Message.id == outcome.item.message_id,
+                Message.state.in_(_UNSENT),
+                Message.provider_message_id.is_(None),
+            )
+            .values(
+                state=DeliveryState.FAILED.value,
+                error_code=reason,
+                error_reason="not sent: " + SKIP_REASONS.get(reason, reason),
+                failed_at=now,
+            )
         )
 
     async def _fail(
