@@ -85,6 +85,47 @@ def test_broadcast_commands() -> None:
     assert unknown.exit_code == 2 and "no campaign" in unknown.output
 
 
+def test_segments_are_saved_listed_and_used_by_name() -> None:
+    asyncio.run(_seed())
+    saved = runner.invoke(
+        app,
+        [
+            "broadcast",
+            "segment",
+            "save",
+            "Deutsch",
+            "--filter",
+            '{"topic": "ticker", "language": "de"}',
+        ],
+    )
+    assert saved.exit_code == 0, saved.output
+    assert saved.output.strip().endswith("Deutsch\tmatches 3 now")
+    nobody = runner.invoke(
+        app,
+        [
+            "broadcast",
+            "segment",
+            "save",
+            "Englisch",
+            "--filter",
+            '{"topic": "ticker", "language": "en"}',
+        ],
+    )
+    assert nobody.output.strip().endswith("matches 0 now")
+    listed = runner.invoke(app, ["broadcast", "segment", "list"]).output.splitlines()
+    assert [line.split("\t")[1] for line in listed] == ["Deutsch", "Englisch"]
+    bad = runner.invoke(app, ["broadcast", "segment", "save", "X", "--filter", '{"colour": 1}'])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    for segment, reach in (("Deutsch", "reaches 3 now"), ("Englisch", "reaches 0 now")):
+        created = runner.invoke(
+            app,
+            ["broadcast", "create", f"An {segment}", "--topic", "ticker", "--text", "Hallo",
+             "--segment", segment, "--quiet-hours", "none"],
+        )  # fmt: skip
+        assert created.exit_code == 0, created.output
+        assert created.output.strip().endswith(reach)
+
+
 async def _caps() -> dict[str, int]:
     runtime = Runtime.create(cli_settings())
     try:

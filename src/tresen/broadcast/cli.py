@@ -245,6 +245,72 @@ def _content_option(
     return content
 
 
+segment_app = typer.Typer(no_args_is_help=True, help="Saved segments (named audience filters).")
+broadcast_app.add_typer(segment_app, name="segment")
+
+
+def _filter_option(filter_json: str) -> dict[str, Any]:
+    import json
+
+    try:
+        flt = json.loads(filter_json) if filter_json else {}
+    except ValueError:
+        fail('--filter must be JSON, e.g. \'{"language": "de"}\'')
+    if not isinstance(flt, dict):
+        fail("--filter must be a JSON object")
+    return flt
+
+
+@segment_app.command("save")
+def segment_save(
+    name: str,
+    filter_json: Annotated[
+        str, typer.Option("--filter", help='e.g. {"topic": "ticker", "language": "de"}')
+    ],
+) -> None:
+    """Create or replace a named segment; prints its id, name and how many it matches now."""
+    from tresen.broadcast import segments
+    from tresen.channels.manage import default_workspace
+
+    flt = _filter_option(filter_json)
+
+    async def work(session: Any) -> str:
+        ws = await default_workspace(session)
+        row = await segments.save_segment(session, ws.id, name, flt)
+        n = await segments.count(session, ws.id, row.filter or {})
+        return f"{row.id}\t{row.name}\tmatches {n} now"
+
+    typer.echo(_campaign_run(work))
+
+
+@segment_app.command("list")
+def segment_list() -> None:
+    """Saved segments: id, name, filter, how many each matches now."""
+    import json
+
+    from sqlalchemy import select
+
+    from tresen.broadcast import segments
+    from tresen.channels.manage import default_workspace
+    from tresen.db.tables import Segment
+
+    async def work(session: Any) -> list[str]:
+        ws = await default_workspace(session)
+        rows = list(
+            await session.scalars(
+                select(Segment).where(Segment.workspace_id == ws.id).order_by(Segment.name)
+            )
+        )
+        return [
+            f"{row.id}\t{row.name}\t{json.dumps(row.filter, ensure_ascii=False)}\t"
+            f"matches {await segments.count(session, ws.id, row.filter or {})} now"
+            for row in rows
+        ]
+
+    for line in _campaign_run(work):
+        typer.echo(line)
+
+
 @broadcast_app.command("create")
 def broadcast_create(
     name: str,
@@ -278,17 +344,11 @@ def broadcast_create(
     ] = None,
 ) -> None:
     """Create a draft campaign; prints its id and how many it would reach now."""
-    import json
 
     from tresen.broadcast import campaigns
     from tresen.channels.manage import default_workspace
 
-    try:
-        flt = json.loads(filter_json) if filter_json else {}
-    except ValueError:
-        fail('--filter must be JSON, e.g. \'{"language": "de"}\'')
-    if not isinstance(flt, dict):
-        fail("--filter must be a JSON object")
+    flt = _filter_option(filter_json)
     cap = cli_settings().broadcast_weekly_cap if frequency_cap is None else frequency_cap
 
     async def work(session: Any) -> str:
