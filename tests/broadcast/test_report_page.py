@@ -13,8 +13,8 @@ from tests.broadcast.conftest import Shop
 from tests.broadcast.test_campaigns import _start
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tresen.app import create_app
-from tresen.broadcast import report
-from tresen.db.tables import Campaign, CampaignRecipient
+from tresen.broadcast import report, topics
+from tresen.db.tables import Campaign, CampaignRecipient, Contact
 from tresen.inbox import accounts
 
 
@@ -36,7 +36,7 @@ async def _client(shop: Shop, role: str, language: str) -> AsyncIterator[httpx.A
 
 
 async def test_report_page_funnel_chart_and_actions(shop: Shop) -> None:
-    await shop.subscribers(4)
+    contact_ids = await shop.subscribers(4)
     campaign_id = await _start(shop)
     assert await shop.dispatcher.drain(campaign_id) == "done"
     async with shop.runtime.sessions() as session:
@@ -53,11 +53,19 @@ async def test_report_page_funnel_chart_and_actions(shop: Shop) -> None:
     assert (figures.audience, figures.sent, figures.delivered, figures.read) == (4, 4, 4, 4)
     assert figures.series and figures.series[-1][1:] == (4, 4, 4)
     assert figures.clicks == []
+    assert figures.opted_out_after == 0
+    async with shop.runtime.sessions() as session, session.begin():
+        contact = await session.get_one(Contact, contact_ids[0])
+        await topics.withdraw(session, contact, None, shop.topic, "STOP", "de")
+    async with shop.runtime.sessions() as session:
+        figures = await report.build(session, await session.get_one(Campaign, campaign_id))
+    assert figures.opted_out_after == 1, "who left the topic after this campaign is counted"
 
     async with _client(shop, "admin", "de") as admin:
         page = await admin.get(f"/inbox/admin/campaigns/{campaign_id}")
         assert page.status_code == 200
         assert "Zustellung" in page.text and "Gelesen" in page.text
+        assert "<th>Danach abgemeldet</th><td>1</td>" in page.text
         assert re.search(r'<polyline points="[0-9., ]+"', page.text), "the chart has points"
         assert "http" not in page.text.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
             "http://www.w3.org", ""
@@ -65,7 +73,7 @@ async def test_report_page_funnel_chart_and_actions(shop: Shop) -> None:
         listing = await admin.get("/inbox/admin/campaigns")
         assert "Frühjahr" in listing.text
         count = await admin.get("/inbox/admin/campaigns/count", params={"topic": "neuigkeiten"})
-        assert "4 Kontakte" in count.text
+        assert "3 Kontakte" in count.text, "one of the four left the topic"
         bad = await admin.get("/inbox/admin/campaigns/count", params={"language": "Deutsch"})
         assert bad.status_code == 200 and "language" in bad.text
         # A finished campaign cannot be paused; the page says so instead of failing.
