@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from tests.broadcast.conftest import Shop
 from tresen.broadcast import campaigns, segments, topics
-from tresen.broadcast.dispatch import Dispatcher, _rate
+from tresen.broadcast.dispatch import Dispatcher, _rate, audience_size, expand
 from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
@@ -23,6 +23,7 @@ from tresen.db.tables import (
     Message,
     MessageTemplate,
 )
+from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.privacy.erasure import erase_contact
 from tresen.sim.common import TokenBucket
@@ -105,10 +106,9 @@ async def test_the_audience_is_fixed_once_with_one_row_per_contact(shop: Shop) -
     assert not await shop.dispatcher.expand_one(campaign_id), "a second expansion must not run"
     async with shop.runtime.sessions() as session, session.begin():
         campaign = await session.get_one(Campaign, campaign_id)
-        # Expanding again (e.g. a retried statement) adds nobody twice.
-        from tresen.broadcast.dispatch import expand
-
-        assert await expand(session, campaign, datetime.now(UTC)) == 5
+        # Expanding again (e.g. a retried batch) adds nobody twice.
+        assert await expand(session, campaign, datetime.now(UTC)) is None
+        assert await audience_size(session, campaign_id) == 5
     await shop.subscribers(3, start=50)  # subscribed after the start: not in this campaign
     assert await shop.dispatcher.drain(campaign_id) == "done"
     async with shop.runtime.sessions() as session:
@@ -124,6 +124,65 @@ async def test_the_audience_is_fixed_once_with_one_row_per_contact(shop: Shop) -
     assert campaign.audience == 5
     assert await _states(shop, campaign_id) == {"sent": 5}
     assert shop.stack.sim.duplicates() == 0
+
+
+async def test_the_audience_is_expanded_in_batches_that_resume_after_a_crash(
+    shop: Shop,
+) -> None:
+    ids = await shop.subscribers(11)
+    campaign_id = await _start(shop)
+    small = Dispatcher(shop.runtime, expand_batch=4)
+    # A process that expanded one batch of four and died: its cursor and lease stay behind.
+    async with shop.runtime.sessions() as session, session.begin():
+        campaign = await session.get_one(Campaign, campaign_id)
+        last = await expand(session, campaign, datetime.now(UTC), None, 4)
+        assert last == sorted(ids)[3]
+        campaign.expanded_through = last
+        campaign.expand_lease_until = datetime.now(UTC) + timedelta(seconds=30)
+        campaign.started_at = datetime.now(UTC)
+    assert not await small.expand_one(campaign_id), "the dead process's lease still holds"
+    async with shop.runtime.sessions() as session:
+        assert await audience_size(session, campaign_id) == 4
+        assert (await session.get_one(Campaign, campaign_id)).state == campaigns.STARTING
+    later = Dispatcher(shop.runtime, expand_batch=4, clock=lambda: utcnow() + timedelta(minutes=1))
+    assert await later.expand_one(campaign_id), "after the lease another process finishes it"
+    async with shop.runtime.sessions() as session:
+        campaign = await session.get_one(Campaign, campaign_id)
+        rows = list(
+            await session.scalars(
+                select(CampaignRecipient.contact_id).where(
+                    CampaignRecipient.campaign_id == campaign_id
+                )
+            )
+        )
+    assert campaign.state == campaigns.RUNNING and campaign.audience == 11
+    assert sorted(rows) == sorted(ids), "every subscriber once, none twice"
+    assert campaign.expanded_through is None and campaign.expand_lease_until is None
+    assert await shop.dispatcher.drain(campaign_id) == "done"
+    assert len(shop.stack.sim.ledger) == 11 and shop.stack.sim.duplicates() == 0
+
+
+async def test_a_pause_during_the_expansion_stops_it_and_resume_finishes_it(shop: Shop) -> None:
+    await shop.subscribers(9)
+    campaign_id = await _start(shop)
+    async with shop.runtime.sessions() as session, session.begin():
+        campaign = await session.get_one(Campaign, campaign_id)
+        await expand(session, campaign, datetime.now(UTC), None, 3)
+        campaign.expanded_through = (
+            await session.scalars(
+                select(CampaignRecipient.contact_id).order_by(CampaignRecipient.contact_id.desc())
+            )
+        ).first()
+        campaign.started_at = datetime.now(UTC)
+        await campaigns.pause(session, campaign)
+    small = Dispatcher(shop.runtime, expand_batch=3)
+    assert not await small.expand_one(campaign_id), "a paused campaign is not expanded"
+    async with shop.runtime.sessions() as session, session.begin():
+        resumed = await campaigns.resume(session, await session.get_one(Campaign, campaign_id))
+        assert resumed.state == campaigns.STARTING, "its audience is not fixed yet"
+    assert await small.expand_one(campaign_id)
+    assert await shop.dispatcher.drain(campaign_id) == "done"
+    assert await _states(shop, campaign_id) == {"sent": 9}
 
 
 async def test_frequency_cap_per_contact(shop: Shop) -> None:

@@ -409,7 +409,7 @@ async def resume(
     session: AsyncSession, campaign: Campaign, *, now: datetime | None = None
 ) -> Campaign:
     """Carry on where the campaign was paused (one whose time has not come waits for it)."""
-    if campaign.started_at is not None:
+    if campaign.expand_seconds is not None:  # its audience is fixed
         to = RUNNING
     elif campaign.scheduled_at is not None and campaign.scheduled_at > (now or utcnow()):
         to = SCHEDULED

@@ -97,6 +97,8 @@ SKIP_REASONS = {
     "template_not_approved": "the campaign's template is not approved (any more)",
     "contact_gone": "the contact or their address was deleted",
 }
+EXPAND_BATCH = 50_000
+"""Subscribers turned into recipient rows per transaction when a campaign starts."""
 RECHECK_SECONDS = 1.0
 """A batch that waited this long for the rate limit checks its contacts again before sending."""
 BATCH_SECONDS = 0.5
@@ -148,11 +150,30 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-async def expand(session: AsyncSession, campaign: Campaign, now: datetime) -> int:
-    """Fix the audience: one recipient row per matching subscriber, in one INSERT ... SELECT."""
+async def expand(
+    session: AsyncSession,
+    campaign: Campaign,
+    now: datetime,
+    after: str | None = None,
+    size: int | None = None,
+) -> str | None:
+    """Add the recipient rows of the next `size` subscribers (by contact id) after `after`.
+
+    Returns the last contact id of this batch, or None when it was the last one. A batch run
+    twice adds nothing twice: the row per (campaign, contact) is unique.
+    """
     flt = segments.parse_filter(campaign.filter)
     channel_ids = list((campaign.channel_ids or {}).get("ids") or [])
     sub, contact, ident = Subscription, Contact, ContactIdentity
+    last: str | None = None
+    in_range = []
+    if after is not None:
+        in_range.append(sub.contact_id > after)
+    if size is not None:
+        bounds = select(sub.contact_id).where(sub.topic_id == campaign.topic_id, *in_range)
+        last = await session.scalar(bounds.order_by(sub.contact_id).offset(size - 1).limit(1))
+        if last is not None:
+            in_range.append(sub.contact_id <= last)
     chosen = (
         select(
             literal(campaign.id),
@@ -167,6 +188,7 @@ async def expand(session: AsyncSession, campaign: Campaign, now: datetime) -> in
         .join(ident, and_(ident.contact_id == sub.contact_id, ident.channel_id == sub.channel_id))
         .where(
             sub.topic_id == campaign.topic_id,
+            *in_range,
             sub.state == CONFIRMED,
             sub.channel_id.in_(channel_ids),
             contact.workspace_id == campaign.workspace_id,
@@ -188,7 +210,12 @@ async def expand(session: AsyncSession, campaign: Campaign, now: datetime) -> in
         )
     )
     if campaign.frequency_cap > 0:
-        chosen = chosen.where(sub.contact_id.not_in(_capped_contacts(campaign, now)))
+        capped = _capped_contacts(campaign, now)
+        if after is not None:
+            capped = capped.where(CampaignRecipient.contact_id > after)
+        if last is not None:
+            capped = capped.where(CampaignRecipient.contact_id <= last)
+        chosen = chosen.where(sub.contact_id.not_in(capped))
     table = CampaignRecipient.__table__
     stmt = (
         _insert(session, table)
@@ -199,11 +226,16 @@ async def expand(session: AsyncSession, campaign: Campaign, now: datetime) -> in
         .on_conflict_do_nothing()
     )
     await session.execute(stmt)
+    return last
+
+
+async def audience_size(session: AsyncSession, campaign_id: str) -> int:
+    """The recipient rows of a campaign."""
     return int(
         await session.scalar(
             select(func.count())
             .select_from(CampaignRecipient)
-            .where(CampaignRecipient.campaign_id == campaign.id)
+            .where(CampaignRecipient.campaign_id == campaign_id)
         )
         or 0
     )
@@ -264,12 +296,14 @@ class Dispatcher:
         pipelines: int = PIPELINES,
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
+        expand_batch: int = EXPAND_BATCH,
     ) -> None:
         self.runtime = runtime
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.pipelines = pipelines
         self.max_batch = max_batch
+        self.expand_batch = expand_batch
         self.lease = timedelta(seconds=runtime.settings.job_lease_seconds)
         self._wire = asyncio.Semaphore(max_in_flight)
         self._holding: set[int] = set()
@@ -337,26 +371,61 @@ class Dispatcher:
             await self.expand_one(campaign_id)
 
     async def expand_one(self, campaign_id: str) -> bool:
-        """Fix one campaign's audience and set it running (all or nothing, by one process)."""
+        """Fix one starting campaign's audience in batches, then set it running.
+
+        One process at a time holds the expansion (a lease on the campaign row); each batch is
+        its own transaction and moves a cursor, so a process that dies mid-way leaves the rest
+        to whoever takes the lease over. A pause or cancel stops it between batches.
+        """
         began = time.monotonic()
         now = self.clock()
         async with self.runtime.sessions() as session, session.begin():
-            moved = await session.execute(
+            claimed = await session.execute(
                 update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.state == cmp.STARTING)
-                .values(state=cmp.RUNNING, started_at=now, updated_at=now)
+                .where(
+                    Campaign.id == campaign_id,
+                    Campaign.state == cmp.STARTING,
+                    or_(Campaign.expand_lease_until.is_(None), Campaign.expand_lease_until < now),
+                )
+                .values(
+                    expand_lease_until=now + self.lease,
+                    started_at=func.coalesce(Campaign.started_at, now),
+                    updated_at=now,
+                )
             )
-            if not rowcount(moved):
+            if not rowcount(claimed):
                 return False
-            campaign = await session.get_one(Campaign, campaign_id)
-            audience = await expand(session, campaign, now)
-            await session.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id)
-                .values(audience=audience, expand_seconds=round(time.monotonic() - began, 3))
-            )
-        log.info("campaign %s: audience of %d fixed", campaign_id, audience)
-        return True
+        while True:
+            now = self.clock()
+            async with self.runtime.sessions() as session, session.begin():
+                campaign = await session.get_one(Campaign, campaign_id)
+                if campaign.state != cmp.STARTING:
+                    campaign.expand_lease_until = None
+                    return False
+                last = await expand(
+                    session, campaign, now, campaign.expanded_through, self.expand_batch
+                )
+                if last is not None:
+                    campaign.expanded_through = last
+                    campaign.expand_lease_until = now + self.lease
+                    continue
+                audience = await audience_size(session, campaign_id)
+                moved = await session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id, Campaign.state == cmp.STARTING)
+                    .values(
+                        state=cmp.RUNNING,
+                        audience=audience,
+                        expand_seconds=round(time.monotonic() - began, 3),
+                        expanded_through=None,
+                        expand_lease_until=None,
+                        updated_at=now,
+                    )
+                )
+                if not rowcount(moved):
+                    return False
+            log.info("campaign %s: audience of %d fixed", campaign_id, audience)
+            return True
 
     async def run_campaign(
         self, campaign_id: str, channel_ids: dict[str, Any], stopping: asyncio.Event

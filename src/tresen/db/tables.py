@@ -729,7 +729,9 @@ class Campaign(Base):
     frequency_cap: Mapped[int] = mapped_column(Integer, default=0)  # per 7 days; 0: none
     scheduled_at: Mapped[datetime | None] = mapped_column()
     audience: Mapped[int] = mapped_column(Integer, default=0)
-    expand_seconds: Mapped[float | None] = mapped_column(Float)
+    expand_seconds: Mapped[float | None] = mapped_column(Float)  # set once the audience is fixed
+    expanded_through: Mapped[str | None] = mapped_column(String(26))  # last contact id expanded
+    expand_lease_until: Mapped[datetime | None] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(26))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()

@@ -378,10 +378,12 @@ TABLES: tuple[TableEntry, ...] = (
             "time_zone",
             "quiet_hours",
             "created_by",
+            "expanded_through",
         ),
         "",
         Erasure.NOT_ABOUT_CONTACTS,
-        "the business's broadcasts: audience filter, content, schedule",
+        "the business's broadcasts: audience filter, content, schedule (while an audience is "
+        "being fixed, the id of the last contact added, cleared when it is done)",
     ),
     TableEntry(
         "segments",
