@@ -17,6 +17,7 @@ from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
     Contact,
+    ContactIdentity,
     Conversation,
     ConversationLabel,
     Label,
@@ -183,6 +184,27 @@ async def test_a_pause_during_the_expansion_stops_it_and_resume_finishes_it(shop
     assert await small.expand_one(campaign_id)
     assert await shop.dispatcher.drain(campaign_id) == "done"
     assert await _states(shop, campaign_id) == {"sent": 9}
+
+
+async def test_the_estimate_counts_what_the_start_would_fix(shop: Shop) -> None:
+    ids = await shop.subscribers(5)
+    campaign = await _create(shop)
+    async with shop.runtime.sessions() as session, session.begin():
+        assert await campaigns.audience_estimate(session, campaign) == 5
+        await session.execute(
+            update(ContactIdentity)
+            .where(ContactIdentity.contact_id == ids[0])
+            .values(unreachable=True)
+        )
+        await session.execute(
+            update(Contact).where(Contact.id == ids[1]).values(consent_state="refused")
+        )
+        assert await campaigns.audience_estimate(session, campaign) == 3
+    async with shop.runtime.sessions() as session, session.begin():
+        await campaigns.start(session, await session.get_one(Campaign, campaign.id))
+    assert await shop.dispatcher.expand_one(campaign.id)
+    async with shop.runtime.sessions() as session:
+        assert (await session.get_one(Campaign, campaign.id)).audience == 3
 
 
 async def test_frequency_cap_per_contact(shop: Shop) -> None:

@@ -446,18 +446,11 @@ async def progress(session: AsyncSession, campaign_id: str) -> dict[str, int]:
 
 
 async def audience_estimate(session: AsyncSession, campaign: Campaign) -> int:
-    """How many subscribers the campaign would reach if it started now."""
-    flt = segments.parse_filter(campaign.filter)
-    flt = segments.Filter(
-        topic_id=campaign.topic_id,
-        channel_ids=tuple((campaign.channel_ids or {}).get("ids") or ()),
-        language=flt.language,
-        labels=flt.labels,
-        attributes=flt.attributes,
-        active_within_days=flt.active_within_days,
-        inactive_for_days=flt.inactive_for_days,
-    )
-    return await segments.count(session, campaign.workspace_id, flt)
+    """How many the campaign would reach if it started now (the query that fixes the audience)."""
+    from tresen.broadcast.dispatch import audience_query  # dispatch builds on this module
+
+    chosen = audience_query(campaign, utcnow()).subquery()
+    return int(await session.scalar(select(func.count()).select_from(chosen)) or 0)
 
 
 async def test_send(

@@ -150,30 +150,18 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-async def expand(
-    session: AsyncSession,
-    campaign: Campaign,
-    now: datetime,
-    after: str | None = None,
-    size: int | None = None,
-) -> str | None:
-    """Add the recipient rows of the next `size` subscribers (by contact id) after `after`.
-
-    Returns the last contact id of this batch, or None when it was the last one. A batch run
-    twice adds nothing twice: the row per (campaign, contact) is unique.
-    """
+def audience_query(
+    campaign: Campaign, now: datetime, after: str | None = None, through: str | None = None
+) -> Any:
+    """The recipient rows the campaign gets (optionally only contact ids in (after, through])."""
     flt = segments.parse_filter(campaign.filter)
     channel_ids = list((campaign.channel_ids or {}).get("ids") or [])
     sub, contact, ident = Subscription, Contact, ContactIdentity
-    last: str | None = None
     in_range = []
     if after is not None:
         in_range.append(sub.contact_id > after)
-    if size is not None:
-        bounds = select(sub.contact_id).where(sub.topic_id == campaign.topic_id, *in_range)
-        last = await session.scalar(bounds.order_by(sub.contact_id).offset(size - 1).limit(1))
-        if last is not None:
-            in_range.append(sub.contact_id <= last)
+    if through is not None:
+        in_range.append(sub.contact_id <= through)
     chosen = (
         select(
             literal(campaign.id),
@@ -213,9 +201,32 @@ async def expand(
         capped = _capped_contacts(campaign, now)
         if after is not None:
             capped = capped.where(CampaignRecipient.contact_id > after)
-        if last is not None:
-            capped = capped.where(CampaignRecipient.contact_id <= last)
+        if through is not None:
+            capped = capped.where(CampaignRecipient.contact_id <= through)
         chosen = chosen.where(sub.contact_id.not_in(capped))
+    return chosen
+
+
+async def expand(
+    session: AsyncSession,
+    campaign: Campaign,
+    now: datetime,
+    after: str | None = None,
+    size: int | None = None,
+) -> str | None:
+    """Add the recipient rows of the next `size` subscribers (by contact id) after `after`.
+
+    Returns the last contact id of this batch, or None when it was the last one. A batch run
+    twice adds nothing twice: the row per (campaign, contact) is unique.
+    """
+    sub = Subscription
+    last: str | None = None
+    if size is not None:
+        bounds = select(sub.contact_id).where(sub.topic_id == campaign.topic_id)
+        if after is not None:
+            bounds = bounds.where(sub.contact_id > after)
+        last = await session.scalar(bounds.order_by(sub.contact_id).offset(size - 1).limit(1))
+    chosen = audience_query(campaign, now, after, last)
     table = CampaignRecipient.__table__
     stmt = (
         _insert(session, table)
