@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.helpers import WA_CONFIG
 from tresen.bench.broadcast import rate_deciles, run_broadcast_bench, seed_audience
-from tresen.broadcast import topics
+from tresen.broadcast import campaigns, topics
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.cli import app
 from tresen.clitools import cli_settings
@@ -124,6 +125,43 @@ def test_segments_are_saved_listed_and_used_by_name() -> None:
         )  # fmt: skip
         assert created.exit_code == 0, created.output
         assert created.output.strip().endswith(reach)
+
+
+async def _content(name: str) -> dict[str, Any]:
+    runtime = Runtime.create(cli_settings())
+    try:
+        async with runtime.sessions() as session:
+            return dict(
+                await session.scalar(select(Campaign.content).where(Campaign.name == name)) or {}
+            )
+    finally:
+        await runtime.close()
+
+
+def test_content_per_channel_from_the_command_line() -> None:
+    asyncio.run(_seed())
+    per_channel = (
+        '{"channels": {"telegram": {"text": "Tor! Jetzt abstimmen:", '
+        '"buttons": [{"id": "ja", "title": "Ja"}, {"id": "nein", "title": "Nein"}]}}}'
+    )
+    created = runner.invoke(
+        app,
+        ["broadcast", "create", "Mehrkanal", "--topic", "ticker", "--text", "Tor!",
+         "--content", per_channel, "--quiet-hours", "none"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    content = asyncio.run(_content("Mehrkanal"))
+    telegram = campaigns.content_for(content, "telegram")
+    assert telegram.body == "Tor! Jetzt abstimmen:" and telegram.kind.value == "interactive"
+    assert [b["title"] for b in telegram.payload["buttons"]] == ["Ja", "Nein"]
+    whatsapp = campaigns.content_for(content, "whatsapp")
+    assert whatsapp.body == "Tor!" and whatsapp.kind.value == "text", "other channels: --text"
+    for bad in ("[1]", "{", '{"channels": {"telegram": "Tor"}}'):
+        refused = runner.invoke(
+            app,
+            ["broadcast", "create", "Y", "--topic", "ticker", "--text", "x", "--content", bad],
+        )
+        assert refused.exit_code == 2 and "--content" in refused.output, refused.output
 
 
 async def _caps() -> dict[str, int]:

@@ -249,16 +249,20 @@ segment_app = typer.Typer(no_args_is_help=True, help="Saved segments (named audi
 broadcast_app.add_typer(segment_app, name="segment")
 
 
-def _filter_option(filter_json: str) -> dict[str, Any]:
+def _json_object(raw: str, option: str) -> dict[str, Any]:
     import json
 
     try:
-        flt = json.loads(filter_json) if filter_json else {}
+        value = json.loads(raw) if raw else {}
     except ValueError:
-        fail('--filter must be JSON, e.g. \'{"language": "de"}\'')
-    if not isinstance(flt, dict):
-        fail("--filter must be a JSON object")
-    return flt
+        fail(f"{option} must be JSON")
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object")
+    return value
+
+
+def _filter_option(filter_json: str) -> dict[str, Any]:
+    return _json_object(filter_json, "--filter")
 
 
 @segment_app.command("save")
@@ -329,6 +333,14 @@ def broadcast_create(
     channel: Annotated[
         list[str], typer.Option(help="Only these channels (kind, name or id).")
     ] = [],  # noqa: B006
+    content_json: Annotated[
+        str,
+        typer.Option(
+            "--content",
+            help='Content as JSON with per-channel parts, e.g. {"channels": {"telegram": '
+            '{"text": "…", "buttons": [{"id": "a", "title": "Ja"}]}}}; merged over the options.',
+        ),
+    ] = "",
     segment: Annotated[str, typer.Option(help="A saved segment (name or id).")] = "",
     filter_json: Annotated[str, typer.Option("--filter", help="A segment filter as JSON.")] = "",
     time_zone: Annotated[str, typer.Option(help="Default: the workspace's.")] = "",
@@ -349,6 +361,15 @@ def broadcast_create(
     from tresen.channels.manage import default_workspace
 
     flt = _filter_option(filter_json)
+    content = _content_option(text, template, list(param), media, list(button))
+    if content_json:
+        extra = _json_object(content_json, "--content")
+        channels = {**content.get("channels", {})}
+        for kind, part in (extra.pop("channels", None) or {}).items():
+            if not isinstance(part, dict):
+                fail(f"--content: channels.{kind} must be a JSON object")
+            channels[kind] = {**channels.get(kind, {}), **part}
+        content = {**content, **extra, **({"channels": channels} if channels else {})}
     cap = cli_settings().broadcast_weekly_cap if frequency_cap is None else frequency_cap
 
     async def work(session: Any) -> str:
@@ -358,7 +379,7 @@ def broadcast_create(
             ws.id,
             name=name,
             topic=topic,
-            content=_content_option(text, template, list(param), media, list(button)),
+            content=content,
             channels=list(channel),
             segment=segment or None,
             filter=flt,
