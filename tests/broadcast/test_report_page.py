@@ -95,3 +95,27 @@ async def test_report_page_funnel_chart_and_actions(shop: Shop) -> None:
         assert refused.status_code == 403
         missing = await english.get("/inbox/admin/campaigns/01nosuchcampaign0000000000")
         assert missing.status_code == 404
+
+
+async def test_clicks_per_link_are_counted_and_drawn(shop: Shop) -> None:
+    await shop.subscribers(2, window_open=True)
+    content = {"text": "Neu: https://laden.example/fruehjahr und https://laden.example/sale"}
+    campaign_id = await _start(shop, name="Mit Links", content=content)
+    assert await shop.dispatcher.drain(campaign_id) == "done"
+    tokens = [
+        re.findall(r"/l/([A-Za-z0-9_-]+)", e.payload["text"]["body"]) for e in shop.stack.sim.ledger
+    ]
+    assert len(tokens) == 2 and all(len(t) == 2 for t in tokens)
+    async with _client(shop, "admin", "de") as admin:
+        for first, _ in tokens:  # both people open the first link, one of them the second too
+            assert (await admin.get(f"/l/{first}", follow_redirects=False)).status_code in (
+                302,
+                303,
+                307,
+            )
+        await admin.get(f"/l/{tokens[0][1]}", follow_redirects=False)
+        page = await admin.get(f"/inbox/admin/campaigns/{campaign_id}")
+    table = page.text.split('class="clicks"', 1)[1].split("</table>", 1)[0]
+    assert "https://laden.example/fruehjahr" in table and "https://laden.example/sale" in table
+    widths = [float(w) for w in re.findall(r'<rect width="([0-9.]+)"', table)]
+    assert sorted(widths) == [100.0, 200.0], "bars in proportion to the clicks (2 and 1)"
