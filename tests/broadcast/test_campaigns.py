@@ -23,6 +23,7 @@ from tresen.db.tables import (
     Label,
     Message,
     MessageTemplate,
+    TrackedLink,
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -478,3 +479,10 @@ async def test_test_send_goes_to_one_address(shop: Shop) -> None:
         assert message.body == "Hallo Jürgen, neu im Laden!"
         with pytest.raises(campaigns.CampaignError):
             await campaigns.test_send(session, campaign, "whatsapp", "4900000")
+    linked = await _create(shop, name="Mit Link", content={"text": "Neu: https://laden.example/x"})
+    async with shop.runtime.sessions() as session, session.begin():
+        message_id = await campaigns.test_send(session, linked, "whatsapp", "4915000000001")
+        body = (await session.get_one(Message, message_id)).body or ""
+        assert "/l/" in body and "laden.example" not in body, "the link is a working redirect"
+        tracked = list(await session.scalars(select(TrackedLink.campaign_id)))
+    assert tracked == [None], "a test send's clicks never count for the campaign"

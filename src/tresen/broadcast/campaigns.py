@@ -123,9 +123,10 @@ async def render_campaign_text(
     text: str,
     values: dict[str, str],
     *,
-    campaign_id: str,
-    contact_id: str,
+    campaign_id: str | None,
+    contact_id: str | None,
     per_person: bool = True,
+    workspace_id: str | None = None,
 ) -> str:
     """The text one recipient gets: personal variables, then links rewritten to count clicks.
 
@@ -136,7 +137,12 @@ async def render_campaign_text(
     if session is None:
         return filled
     return await rewrite_links(
-        session, filled, campaign_id=campaign_id, contact_id=contact_id, per_person=per_person
+        session,
+        filled,
+        campaign_id=campaign_id,
+        contact_id=contact_id,
+        per_person=per_person,
+        workspace_id=workspace_id,
     )
 
 
@@ -489,8 +495,14 @@ async def test_send(
 
         outbound = template_content(template, params)
     else:
+        # Links work, but the tester's clicks are not the campaign's: no campaign on them.
         body = await render_campaign_text(
-            session, part.body, values, campaign_id=campaign.id, contact_id=contact.id
+            session,
+            part.body,
+            values,
+            campaign_id=None,
+            contact_id=None,
+            workspace_id=campaign.workspace_id,
         )
         outbound = OutboundContent(part.kind, body, {**part.payload, "campaign": campaign.id})
     try:
