@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import json
 
-from tresen.bench.inbox import run_inbox_bench
+from tresen.benchmarks.inbox import run_inbox_bench
 
 
 def main() -> None:

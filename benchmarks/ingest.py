@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 
-from tresen.bench.ingest import CHANNELS, run_ingest_bench
+from tresen.benchmarks.ingest import CHANNELS, run_ingest_bench
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 
-from tresen.bench.topic_import import run_topic_import_bench
+from tresen.benchmarks.topic_import import run_topic_import_bench
 
 
 def main() -> None:

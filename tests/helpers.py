@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from litestar import Litestar
+from litestar.datastructures import State
 from sqlalchemy import func, select
 
 from tresen.app import create_app, make_worker
@@ -20,6 +22,7 @@ from tresen.channels.manage import add_channel, default_workspace
 from tresen.db.tables import Base, ChannelRow
 from tresen.integrations.tokens import create_token
 from tresen.runtime import Runtime
+from tresen.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WA_SECRET = "sim-app-secret"
@@ -112,22 +115,51 @@ async def seed_token(runtime: Runtime, workspace_id: str, scopes: list[str] | No
         return await create_token(session, workspace_id, "test", scopes or ["all"])
 
 
+_IDLE_APPS: dict[Settings, list[Litestar]] = {}
+"""Built apps not in use, by the settings they were built from (data dir and database aside).
+
+Building the app costs about a second of CPU (Litestar parses every handler's signature and
+the OpenAPI document), and almost every web test asks for one. The app reads nothing of its
+runtime at build time: requests find it in `app.state`. So in-process clients take an app
+built for equal settings and give it a fresh `State` holding only their runtime.
+"""
+
+
+def _app_key(settings: Settings) -> Settings:
+    return settings.with_overrides(data_dir=Path("."), database_url="")
+
+
+@asynccontextmanager
+async def _app_for(runtime: Runtime) -> AsyncIterator[Litestar]:
+    """An app for this runtime with empty state, built or reused (never shared while in use)."""
+    idle = _IDLE_APPS.setdefault(_app_key(runtime.settings), [])
+    app = idle.pop() if idle else None
+    if app is None:
+        app = create_app(runtime.settings, runtime=runtime, embedded_worker=False, migrate=False)
+    app.state = State({"runtime": runtime})
+    try:
+        yield app
+    finally:
+        app.state = State()
+        idle.append(app)
+
+
 @asynccontextmanager
 async def client_for(runtime: Runtime, *, worker: bool = False) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process HTTP client for the app on this runtime."""
-    app = create_app(runtime.settings, runtime=runtime, embedded_worker=False, migrate=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        if not worker:
-            yield client
-            return
-        w = make_worker(runtime, poll_seconds=0.05)
-        task = asyncio.create_task(w.run())
-        try:
-            yield client
-        finally:
-            w.stop()
-            await asyncio.wait_for(task, 10)
+    async with _app_for(runtime) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            if not worker:
+                yield client
+                return
+            w = make_worker(runtime, poll_seconds=0.05)
+            task = asyncio.create_task(w.run())
+            try:
+                yield client
+            finally:
+                w.stop()
+                await asyncio.wait_for(task, 10)
 
 
 @asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tresen.bench.inbox import run_inbox_bench
+from tresen.benchmarks.inbox import run_inbox_bench
 
 
 async def test_bench_inbox_tiny() -> None:

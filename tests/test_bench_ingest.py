@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from typer.testing import CliRunner
 
-from tresen.bench.ingest import CHANNELS, run_ingest_bench
+from tresen.benchmarks.ingest import CHANNELS, run_ingest_bench
 from tresen.cli import app
 
 FIELDS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tresen.bench.topic_import import run_topic_import_bench
+from tresen.benchmarks.topic_import import run_topic_import_bench
 
 
 async def test_bench_topic_import_tiny() -> None:

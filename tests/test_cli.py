@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from tresen.cli import app
@@ -22,6 +23,7 @@ runner = CliRunner()
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRESEN_BASE_URL", "https://shop.example")
+    monkeypatch.setenv("TRESEN_OUTBOUND_ALLOW_HOSTS", "127.0.0.1")  # the simulators
     monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     return {"TRESEN_DATA_DIR": str(tmp_path / "data")}
@@ -85,6 +87,7 @@ def test_bad_database_url_is_named(env: dict[str, str], monkeypatch: pytest.Monk
     assert result.exit_code == 2 and "TRESEN_DATABASE_URL" in result.output
 
 
+@pytest.mark.slow
 def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
     import socket
 
@@ -100,7 +103,7 @@ def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # imports and migrations, on a loaded machine
         while True:
             try:
                 response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
@@ -109,11 +112,39 @@ def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
                 assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "serve did not come up"
                 time.sleep(0.1)
-        assert response.json() == {"status": "ok", "database": "sqlite"}
+        assert response.json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+        assert ready["checks"]["database"] == "ok" and ready["checks"]["schema"] == "ok"
         assert (tmp_path / "fresh" / "tresen.db").exists()
     finally:
         proc.terminate()
         proc.wait(10)
+    said = proc.stdout.read().decode()  # type: ignore[union-attr]
+    assert f"tresen serve on http://127.0.0.1:{port} (web and embedded worker" in said, said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("variable", "option", "expected"), [("5", [], 5), ("5", ["--concurrency", "7"], 7)]
+)
+def test_worker_takes_its_concurrency_from_the_setting_unless_the_option_is_given(
+    tmp_path: Path, variable: str, option: list[str], expected: int
+) -> None:
+    """TRESEN_WORKER_CONCURRENCY decides; --concurrency wins over it; the worker says so."""
+    env = {**os.environ, "TRESEN_DATA_DIR": str(tmp_path), "TRESEN_WORKER_CONCURRENCY": variable}
+    env.pop("TRESEN_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tresen", "worker", *option],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first = proc.stdout.readline().decode()  # type: ignore[union-attr]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert first.startswith(f"tresen worker running {expected} jobs at once on SQLite "), first
 
 
 def test_channel_add_names_unknown_missing_and_malformed_options(env: dict[str, str]) -> None:
@@ -233,19 +264,23 @@ def test_teams_routes_and_limits_from_the_command_line(env: dict[str, str]) -> N
     assert runner.invoke(app, ["team", "add", "Verkauf"]).exit_code == 0
     member = runner.invoke(app, ["team", "member", "Verkauf", "ana@laden.example"])
     assert member.exit_code == 0, member.output
+    assert member.output == "ana@laden.example is in team Verkauf\n", "it says what it changed"
     assert runner.invoke(app, ["team", "list"]).output.split("\t")[1:] == [
         "Verkauf",
         "ana@laden.example\n",
     ]
     routed = runner.invoke(app, ["route", "set", channel_id, "Verkauf", "--mode", "least_busy"])
     assert routed.exit_code == 0, routed.output
+    assert f"channel Laden ({channel_id}) goes to team Verkauf, mode least_busy" in routed.output
     assert runner.invoke(app, ["route", "list"]).output.strip().split("\t") == [
         channel_id,
         "Laden",
         "Verkauf",
         "least_busy",
     ]
-    assert runner.invoke(app, ["user", "limit", "ana@laden.example", "3"]).exit_code == 0
+    limited = runner.invoke(app, ["user", "limit", "ana@laden.example", "3"])
+    assert limited.exit_code == 0
+    assert limited.output == "ana@laden.example: at most 3 open conversations from routing\n"
 
     bad_mode = runner.invoke(app, ["route", "set", channel_id, "Verkauf", "--mode", "random"])
     assert bad_mode.exit_code == 2 and "unknown mode 'random'" in bad_mode.output
@@ -258,5 +293,25 @@ def test_teams_routes_and_limits_from_the_command_line(env: dict[str, str]) -> N
     nobody = runner.invoke(app, ["team", "member", "Verkauf", "bob@laden.example"])
     assert nobody.exit_code == 2 and "no user" in nobody.output
 
-    assert runner.invoke(app, ["route", "remove", channel_id]).exit_code == 0
+    removed = runner.invoke(app, ["route", "remove", channel_id])
+    assert removed.exit_code == 0 and f"channel {channel_id} is not routed" in removed.output
     assert runner.invoke(app, ["route", "list"]).output.strip() == ""
+
+
+def test_an_unknown_contact_is_named_with_both_quotes(env: dict[str, str]) -> None:
+    """`no contact with the id 'nope'`: the id is quoted whole (it lost its closing quote once)."""
+    result = runner.invoke(app, ["privacy", "erase", "nope", "--yes"])
+    assert result.exit_code == 2
+    assert "error: no contact with the id 'nope'\n" in result.output
+
+
+def test_every_simulator_has_its_own_default_port() -> None:
+    """Two simulators started with their defaults never collide (telegram and sms once did)."""
+    sims = typer.main.get_command(app).commands["sim"].commands  # type: ignore[attr-defined]
+    ports = {
+        name: next(p.default for p in command.params if p.name == "port")
+        for name, command in sims.items()
+        if any(p.name == "port" for p in command.params)
+    }
+    assert len(ports) >= 7, ports
+    assert len(set(ports.values())) == len(ports), ports

@@ -5,35 +5,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shlex
 import socket
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from tresen.demo import run_demo
+from tresen.cli import app
+from tresen.demo import run_demo, write_command
 from tresen.settings import Settings
 
 
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b, socket.socket() as c:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            try:
-                b.bind(("127.0.0.1", port + 1))
-                c.bind(("127.0.0.1", port + 2))  # the fake shop
-            except OSError:
-                continue
-            return int(port)
-    raise RuntimeError("no three free neighbouring ports")
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+runner = CliRunner()
+
+
+def test_with_the_default_ports_the_demo_and_sim_whatsapp_send_agree() -> None:
+    """On the simulator's default port the printed command needs no --sim-url at all."""
+    assert "--sim-url" not in write_command("http://127.0.0.1:9001")
+    assert write_command("http://127.0.0.1:9999").endswith("--sim-url http://127.0.0.1:9999")
 
 
 async def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    port = _free_port_pair()
+    port, sim_port, shop_port = _free_ports(3)
     ready = asyncio.Event()
     task = asyncio.create_task(
-        run_demo(Settings(data_dir=tmp_path, secret_key="k"), port=port, ready=ready)
+        run_demo(
+            Settings(data_dir=tmp_path, secret_key="k"),
+            port=port,
+            sim_port=sim_port,
+            shop_port=shop_port,
+            ready=ready,
+        )
     )
     try:
         await asyncio.wait_for(ready.wait(), 30)
@@ -63,12 +78,37 @@ async def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
             assert login.status_code == 303
             inbox = await browser.get("/inbox")
             assert "Jana Müller" in inbox.text
+            # The web chat page: the widget's consent step links the profile's privacy policy.
+            chat_page = re.search(r"web chat page:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+            assert (await browser.get(chat_page)).status_code == 200
+            chat_id = chat_page.split("/chat/", 1)[1].split("/", 1)[0]
+            started = await browser.post(
+                f"/chat/{chat_id}/session", json={}, headers={"origin": base}
+            )
+            step = started.json()
+            assert step["privacy_link"] == "https://radhaus.example/datenschutz", step
+            assert step["privacy_notice"].startswith("Radhaus Demo verarbeitet Ihre Nachrichten")
         shop_url = re.search(r"shop order API:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         async with httpx.AsyncClient(base_url=shop_url) as shop:
             order = await shop.get(
                 "/orders/RH-100234", headers={"Authorization": "Bearer sim-shop-token"}
             )
             assert order.json()["status"] == "shipped", "the demo's fake shop answers"
+        command = re.search(r"or from a shell:\s+(tresen .+)", banner).group(1)  # type: ignore[union-attr]
+        assert f"--sim-url http://127.0.0.1:{sim_port}" in command
+        said = await asyncio.to_thread(runner.invoke, app, shlex.split(command)[1:])
+        assert said.exit_code == 0, said.output
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+            # Before consent the API withholds what the customer wrote; count their messages.
+            for _ in range(100):
+                listed = (await api.get(f"/api/v1/conversations/{conv['id']}/messages")).json()
+                inbound = [m for m in listed["items"] if m["direction"] == "inbound"]
+                if len(inbound) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(inbound) == 2, "the printed command reaches the demo's simulator"
         from tresen.bot import store
         from tresen.runtime import Runtime
 

@@ -36,6 +36,8 @@ from tresen.settings import Settings
 
 REDIS_URL = os.environ.get("TRESEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+SERVERS_REDIS_PREFIX = f"tresen-test-{secrets.token_hex(4)}:"
+"""The two server processes' Redis prefix: no other test run on this Redis reaches them."""
 
 
 async def _redis_problem() -> str | None:
@@ -167,6 +169,21 @@ async def test_runtime_uses_the_configured_bus(tmp_path: Path) -> None:
     finally:
         await plain.close()
         await redis_rt.close()
+
+
+async def test_redis_prefix_starts_every_channel_and_key(tmp_path: Path) -> None:
+    url = "redis://127.0.0.1:6379/0"
+    default = Runtime.create(Settings(data_dir=tmp_path, redis_url=url))
+    own = Runtime.create(Settings(data_dir=tmp_path, redis_url=url, redis_prefix="laden-2:"))
+    try:
+        assert isinstance(default.events, RedisEventBus) and isinstance(own.events, RedisEventBus)
+        assert default.events.channel("ws") == "tresen:events:ws"
+        assert default.limiters.prefix == "tresen:rate:"
+        assert own.events.channel("ws") == "laden-2:events:ws"
+        assert own.limiters.prefix == "laden-2:rate:"
+    finally:
+        await default.close()
+        await own.close()
 
 
 async def test_webhook_publishes_one_event_per_conversation_after_commit(runtime: Runtime) -> None:
@@ -387,6 +404,7 @@ async def two_processes(
         "TRESEN_REDIS_URL": redis_url,
         "TRESEN_DATA_DIR": str(tmp_path / "data"),
         "TRESEN_SECRET_KEY": "two-process-secret",
+        "TRESEN_REDIS_PREFIX": SERVERS_REDIS_PREFIX,
     }
     with (
         _server(env, _free_port(), tmp_path / "a.log") as a,
@@ -412,7 +430,8 @@ async def test_message_through_process_a_reaches_a_redis_subscriber_within_a_sec
     two_processes: tuple[str, str, str, str, Runtime], redis_url: str
 ) -> None:
     a, b, ws, channel_id, _ = two_processes
-    listener = RedisEventBus(redis_url)  # another process's subscriber, on the default channels
+    # Another process's subscriber, on the channels of the servers' prefix.
+    listener = RedisEventBus(redis_url, channel_prefix=f"{SERVERS_REDIS_PREFIX}events:")
     await listener.start()
     try:
         async with listener.subscribe(ws) as sub:

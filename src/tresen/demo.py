@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tresen.app import create_app
 from tresen.bot import store as bot_store
 from tresen.bot.products import read_catalog
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
 from tresen.db.migrate import upgrade_to_head
-from tresen.db.tables import CannedReply, ChannelRow
+from tresen.db.tables import CannedReply, ChannelRow, User
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.inbox.accounts import AccountError, add_user
@@ -25,13 +25,16 @@ from tresen.integrations.tokens import create_token
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 from tresen.sim import shop as shop_sim
+from tresen.sim import whatsapp as whatsapp_sim
 from tresen.sim.server import serve_asgi
 from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
 DEMO_BUSINESS = "Radhaus Demo"
 DEMO_CHANNEL = "Radhaus WhatsApp (Simulator)"
+DEMO_WEBCHAT = "Radhaus Web-Chat"
 DEMO_FAQ = Path(__file__).parent / "bot" / "data" / "demo_faq.yaml"
 DEMO_PRODUCTS = Path(__file__).parent / "bot" / "data" / "demo_products.json"
+DEMO_PRIVACY_URL = "https://radhaus.example/datenschutz"
 DEMO_CUSTOMER = (
     "4915112345678",
     "Jana Müller",
@@ -65,6 +68,18 @@ async def seed(runtime: Runtime, sim_base: str) -> tuple[ChannelRow, str]:
         elif row.config.get("api_base") != sim_base:
             row.config = {**row.config, "api_base": sim_base}
         token = await create_token(session, ws.id, "demo", ["all"])
+        if not await session.scalar(
+            select(ChannelRow.id).where(
+                ChannelRow.workspace_id == ws.id, ChannelRow.name == DEMO_WEBCHAT
+            )
+        ):
+            # Its demo page (/chat/ID/demo) shows the widget with its consent step.
+            await add_channel(session, ws.id, "webchat", DEMO_WEBCHAT, {"title": DEMO_BUSINESS})
+        profile = dict((ws.settings or {}).get("profile") or {})
+        if not profile.get("privacy_url"):
+            # The consent notice on every channel links it.
+            profile["privacy_url"] = DEMO_PRIVACY_URL
+            ws.settings = {**(ws.settings or {}), "profile": profile}
         if not await bot_store.entries(session, ws.id):
             await bot_store.import_file(session, ws.id, bot_store.read_import(DEMO_FAQ))
         if not await bot_store.products(session, ws.id):
@@ -129,11 +144,37 @@ async def seed_people(runtime: Runtime, data_dir: Path) -> list[tuple[str, str, 
     return [(email, role, known.get(email, "?")) for email, role, _, _ in DEMO_USERS]
 
 
+class NotADemoInstall(Exception):
+    """The data directory holds a real business: the demo does not seed into it."""
+
+
+async def _refuse_a_real_business(runtime: Runtime) -> None:
+    demo_emails = [email for email, *_ in DEMO_USERS]
+    async with runtime.sessions() as session:
+        others = await session.scalar(
+            select(func.count()).select_from(User).where(User.email.not_in(demo_emails))
+        )
+    if others:
+        raise NotADemoInstall(
+            f"{runtime.settings.data_dir.resolve()} holds a business with its own people; "
+            "start the demo with --data-dir pointing to another directory"
+        )
+
+
 async def run_demo(
-    settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, ready: Any = None
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    sim_port: int = whatsapp_sim.DEFAULT_PORT,
+    shop_port: int = shop_sim.DEFAULT_PORT,
+    ready: Any = None,
 ) -> None:
-    """Run the demo until interrupted; `ready` (an asyncio.Event) is set once everything is up."""
-    sim_port, shop_port = port + 1, port + 2
+    """Run the demo until interrupted; `ready` (an asyncio.Event) is set once everything is up.
+
+    The WhatsApp simulator and the fake shop run on the ports their own `tresen sim` commands
+    use by default, so `tresen sim whatsapp-send` reaches the demo's simulator as it is.
+    """
     base = f"http://{host}:{port}"
     settings = settings.with_overrides(base_url=base)
     fake_shop = not settings.shop_url
@@ -141,8 +182,18 @@ async def run_demo(
         settings = settings.with_overrides(
             shop_url=f"http://{host}:{shop_port}", shop_token=shop_sim.DEMO_TOKEN
         )
+    settings = settings.with_overrides(outbound_allow_hosts=_allow_sims(settings, host, sim_port))
+    if fake_shop:
+        settings = settings.with_overrides(
+            outbound_allow_hosts=f"{settings.outbound_allow_hosts},{host}:{shop_port}"
+        )
     runtime = Runtime.create(settings)
     await upgrade_to_head(runtime.engine)
+    try:
+        await _refuse_a_real_business(runtime)
+    except NotADemoInstall:
+        await runtime.close()
+        raise
     sim_base = f"http://{host}:{sim_port}"
     channel, token = await seed(runtime, sim_base)
     logins = await seed_people(runtime, settings.data_dir)
@@ -162,12 +213,27 @@ async def run_demo(
         ):
             customer, name, text = DEMO_CUSTOMER
             await sim.customer_sends(customer, name=name, body=text)
-            _banner(settings, base, sim.base_url or sim_base, channel, token, logins)
+            webchat_id = await _webchat_id(runtime)
+            _banner(settings, base, sim.base_url or sim_base, channel, token, logins, webchat_id)
             if ready is not None:
                 ready.set()
             await asyncio.Event().wait()
     finally:
         await runtime.close()
+
+
+async def _webchat_id(runtime: Runtime) -> str:
+    """The id of the demo's web chat channel."""
+    async with runtime.sessions() as session:
+        return str(
+            await session.scalar(select(ChannelRow.id).where(ChannelRow.name == DEMO_WEBCHAT))
+        )
+
+
+def _allow_sims(settings: Settings, host: str, sim_port: int) -> str:
+    """The operator's allowed hosts plus the demo's simulator (it runs on loopback)."""
+    own = f"{host}:{sim_port}"
+    return f"{settings.outbound_allow_hosts},{own}" if settings.outbound_allow_hosts else own
 
 
 @asynccontextmanager
@@ -180,6 +246,19 @@ async def _maybe_shop(run: bool, host: str, port: int) -> AsyncIterator[None]:
         yield
 
 
+def write_command(sim_base: str) -> str:
+    """The exact `tresen sim whatsapp-send` line that writes to the demo as its customer."""
+    customer, name, _ = DEMO_CUSTOMER
+    url = (
+        ""
+        if sim_base == f"http://127.0.0.1:{whatsapp_sim.DEFAULT_PORT}"
+        else f" --sim-url {sim_base}"
+    )
+    return (
+        f"tresen sim whatsapp-send --from {customer} --name '{name}' --body 'Habt ihr Helme?'{url}"
+    )
+
+
 def _banner(
     settings: Settings,
     base: str,
@@ -187,11 +266,13 @@ def _banner(
     channel: ChannelRow,
     token: str,
     logins: list[tuple[str, str, str]],
+    webchat_id: str,
 ) -> None:
     lines = [
         "",
         "tresen demo is running (everything embedded; Ctrl+C stops it)",
         f"  data:                 {settings.data_dir.resolve()} (SQLite)",
+        f"  CLI on this data:     export TRESEN_DATA_DIR={settings.data_dir.resolve()}",
         f"  team inbox:           {base}/inbox",
         *[
             f"    login ({role}):{' ' * (10 - len(role))}{email} / {password}"
@@ -200,7 +281,9 @@ def _banner(
         f"  health:               {base}/healthz",
         f"  API reference:        {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)",
         f"  customer's phone:     {sim_base}/   (simulated WhatsApp; write as a customer here)",
+        f"  or from a shell:      {write_command(sim_base)}",
         f"  WhatsApp channel:     {channel.id}  webhook {webhook_url(base, channel)}",
+        f"  web chat page:        {base}/chat/{webchat_id}/demo   (the widget as on a shop's site)",
         f'  shop order API:       {settings.shop_url}   (ask the bot: "Wo ist meine Bestellung'
         ' RH-100234?", postcode 70173)',
         f"  API token (all scopes, shown once): {token}",

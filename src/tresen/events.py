@@ -30,8 +30,16 @@ TYPING = "conversation.typing"
 """An agent is typing in a conversation (data: {"typing": bool}); for the web chat widget."""
 RESYNC = "bus.resync"
 """Delivered locally when events may have been lost (dropped for a slow subscriber, Redis outage)."""
+REVOCATIONS = "_revocations"
+"""The pseudo-workspace whose channel carries revocations to every process (never a real id)."""
+WEBCHAT_REVOKED = "webchat.revoked"
+"""Web chat sessions were deleted (erasure): web processes forget the sessions they cached."""
 
 DEFAULT_CHANNEL_PREFIX = "tresen:events:"
+
+OUTBOX_TOPIC = "_outbox"
+"""Not a workspace: where a process that committed domain events tells the others' dispatchers."""
+OUTBOX_READY = "outbox.ready"
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,14 @@ class Subscription:
         """Events waiting to be read."""
         return len(self._items)
 
+    def drain(self) -> list[Event]:
+        """Every queued event without waiting (a `bus.resync` first when some were dropped)."""
+        found = [Event(self.workspace_id, RESYNC, "", {})] if self._resync_pending else []
+        self._resync_pending = False
+        found += self._items
+        self._items.clear()
+        return found
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
 
@@ -86,8 +102,14 @@ class Subscription:
 class EventBus(Protocol):
     """Publish inbox events and subscribe to one workspace's."""
 
+    crosses_processes: bool
+    """Whether subscribers in other processes get the events too."""
+
     async def publish(self, event: Event) -> None:
         """Hand an event to every subscriber of its workspace; never raises, never waits on I/O."""
+
+    def publish_nowait(self, event: Event) -> None:
+        """`publish` from synchronous code (a commit hook)."""
 
     def subscribe(self, workspace_id: str) -> AbstractAsyncContextManager[Subscription]:
         """Receive the workspace's events while the context is open."""
@@ -102,11 +124,17 @@ class EventBus(Protocol):
 class MemoryEventBus:
     """Fan-out inside one process."""
 
+    crosses_processes = False
+
     def __init__(self, queue_size: int = 256) -> None:
         self.queue_size = queue_size
         self._subs: dict[str, set[Subscription]] = {}
 
     async def publish(self, event: Event) -> None:
+        """Hand an event to the local subscribers of its workspace."""
+        self.publish_nowait(event)
+
+    def publish_nowait(self, event: Event) -> None:
         """Hand an event to the local subscribers of its workspace."""
         self._deliver(event)
 
@@ -156,6 +184,8 @@ class RedisEventBus(MemoryEventBus):
     subscribers, skipping the events this process sent itself. Both tasks reconnect with backoff.
     """
 
+    crosses_processes = True
+
     def __init__(
         self,
         url: str,
@@ -184,6 +214,10 @@ class RedisEventBus(MemoryEventBus):
         return f"{self.prefix}{workspace_id}"
 
     async def publish(self, event: Event) -> None:
+        """Deliver locally now; queue for Redis (oldest dropped when Redis lags far behind)."""
+        self.publish_nowait(event)
+
+    def publish_nowait(self, event: Event) -> None:
         """Deliver locally now; queue for Redis (oldest dropped when Redis lags far behind)."""
         try:
             self._deliver(event)
@@ -334,6 +368,6 @@ class RedisEventBus(MemoryEventBus):
         self._deliver(event)
 
 
-def event_bus_for(redis_url: str) -> EventBus:
-    """Redis fan-out when a Redis URL is configured, in-process otherwise."""
-    return RedisEventBus(redis_url) if redis_url else MemoryEventBus()
+def event_bus_for(redis_url: str, prefix: str = DEFAULT_CHANNEL_PREFIX) -> EventBus:
+    """Redis fan-out (on channels starting with `prefix`) when a Redis URL is configured."""
+    return RedisEventBus(redis_url, channel_prefix=prefix) if redis_url else MemoryEventBus()

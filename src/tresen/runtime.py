@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
+from httpx_aiohttp.transport import AiohttpTransport
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tresen.channels.base import Channel, channel_factory
+from tresen.channels.base import Channel, ChannelRef
+from tresen.channels.registry import channel_factory
+from tresen.db import crypto, outbox
 from tresen.db.engine import make_engine, make_sessionmaker
 from tresen.db.tables import ChannelRow
-from tresen.events import EventBus, MemoryEventBus, event_bus_for
+from tresen.events import (
+    OUTBOX_READY,
+    OUTBOX_TOPIC,
+    Event,
+    EventBus,
+    MemoryEventBus,
+    event_bus_for,
+)
 from tresen.jobs.ratelimit import RateLimiters
-from tresen.pipeline.inbound import ChannelRef
+from tresen.net.guard import GuardedTransport, OutboundPolicy
+from tresen.pipeline.receive import Receiver
 from tresen.settings import Settings
+from tresen.storage import FileStore, open_store
 
 
 @dataclass
@@ -33,6 +45,19 @@ class LoadedChannel:
     config: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _waker(events_ready: asyncio.Event, events: EventBus) -> Callable[[], None]:
+    """What a commit that wrote domain events calls: wake this process's dispatcher, and the
+    other processes' through the event bus when it reaches them (Redis)."""
+    notice = Event(OUTBOX_TOPIC, OUTBOX_READY, "")
+
+    def wake() -> None:
+        events_ready.set()
+        if events.crosses_processes:
+            events.publish_nowait(notice)
+
+    return wake
+
+
 @dataclass
 class Runtime:
     """Everything a web or worker process shares across requests and jobs."""
@@ -44,40 +69,74 @@ class Runtime:
     limiters: RateLimiters = field(default_factory=RateLimiters)
     events: EventBus = field(default_factory=MemoryEventBus)
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    events_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a transaction that wrote domain events committed (wakes the dispatcher)."""
     channel_ttl: float = 10.0
     bulk_http: httpx.AsyncClient | None = None
     """The client of campaign sends (cheaper per request); None: `http`."""
+    receiver: Receiver = field(init=False)
+    files: FileStore = field(init=False)
+    """Media and exports: the data dir or the S3 bucket of the settings."""
+    """The one way in: stores what channels received (see `tresen.pipeline.receive`)."""
     _channels: dict[str, LoadedChannel] = field(default_factory=dict)
     _bulk: dict[str, LoadedChannel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        writers = 1 if self.engine.dialect.name == "sqlite" else 4
+        self.receiver = Receiver(self.sessions, self.events, self.jobs_ready, writers=writers)
+        self.files = open_store(self.settings)
 
     @classmethod
     def create(cls, settings: Settings, http: httpx.AsyncClient | None = None) -> Runtime:
         """Open the engine and the HTTP client the settings describe."""
-        from tresen.db import crypto
 
         crypto.use(crypto.parse_keys(settings.encryption_keys))
         engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+        events_ready = asyncio.Event()
+        events = event_bus_for(settings.redis_url, prefix=f"{settings.redis_prefix}events:")
         timeout = httpx.Timeout(settings.send_timeout_seconds, connect=5.0)
+        policy = OutboundPolicy.from_setting(
+            settings.outbound_allow_hosts, max_response_bytes=settings.max_media_bytes + 65536
+        )
+        # trust_env=False: an environment proxy would be a path around the guard.
         client = http or httpx.AsyncClient(
             timeout=timeout,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            trust_env=False,
+            transport=GuardedTransport(
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                ),
+                policy,
+            ),
         )
         # httpx's own pool costs ~3 ms of CPU per request under load; aiohttp's ~0.5 ms.
         bulk = (
             None
             if http is not None
             else HttpxAiohttpClient(
-                timeout=timeout, limits=httpx.Limits(max_connections=64, keepalive_expiry=30.0)
+                timeout=timeout,
+                trust_env=False,
+                transport=GuardedTransport(
+                    AiohttpTransport(
+                        trust_env=False,
+                        limits=httpx.Limits(max_connections=64, keepalive_expiry=30.0),
+                    ),
+                    policy,
+                ),
             )
         )
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine, info={"base_url": settings.base_url}),
+            sessions=make_sessionmaker(
+                engine,
+                info={"base_url": settings.base_url, outbox.WAKE: _waker(events_ready, events)},
+            ),
+            events_ready=events_ready,
             http=client,
             bulk_http=bulk,
-            limiters=RateLimiters(settings.redis_url),
-            events=event_bus_for(settings.redis_url),
+            limiters=RateLimiters(settings.redis_url, prefix=f"{settings.redis_prefix}rate:"),
+            events=events,
         )
 
     async def close(self) -> None:

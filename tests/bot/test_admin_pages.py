@@ -159,7 +159,7 @@ async def test_the_conversation_shows_the_hand_over(runtime: Runtime, channel: C
     assert page.status_code == 200
     assert "Vom Bot übergeben" in page.text
     assert "die Kundin oder der Kunde wollte einen Menschen" in page.text
-    assert "Matched questions: versand (Was kostet der Versand?)" in page.text
+    assert "Beantwortete Fragen: Was kostet der Versand?" in page.text
 
 
 async def test_tone_blacklist_and_switching_the_bot_off(
@@ -283,3 +283,64 @@ async def test_every_bot_text_is_editable_per_language(
 
         config = await session.get_one(BotConfig, channel.workspace_id)
     assert "handover" not in config.persona["texts"].get("de", {}), "empty = the default"
+
+
+async def test_flow_questions_are_editable_in_the_bot_s_form(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    key = "flow|groesse|size|ask"
+    async with helpers.client_for(runtime) as client:
+        token = await _admin(client)
+        page = await client.get("/inbox/admin/bot/texts")
+        assert f'name="de__{key}"' in page.text and "Welche Größe brauchen Sie?" in page.text
+        assert "Diese deutschen Texte verwenden die andere Anrede" not in page.text
+        bad = await client.post(
+            "/inbox/admin/bot/texts",
+            data={"_csrf_token": token, "de__flow|groesse||done": "Größe {size haben wir."},
+        )
+        assert bad.status_code == 422 and "de/groesse: braces" in bad.text
+        empty = await client.post(
+            "/inbox/admin/bot/texts", data={"_csrf_token": token, f"de__{key}": ""}
+        )
+        assert empty.status_code == 422 and "cannot be empty" in empty.text
+        saved = await client.post(
+            "/inbox/admin/bot/texts",
+            data={"_csrf_token": token, f"de__{key}": "Welche Schuhgröße haben Sie?"},
+        )
+        assert saved.status_code == 303
+        cid = await _writes(runtime, client, channel, "Habt ihr den Radschuh in meiner Größe?")
+        form = await client.post(
+            "/inbox/admin/bot/settings",
+            data={"_csrf_token": token, "name": "Tresi", "form": "du", "enabled": "1"},
+        )
+        assert form.status_code == 303
+        du = await client.get("/inbox/admin/bot/texts")
+        assert "Diese deutschen Texte verwenden die andere Anrede" in du.text
+        assert "rueckgabe" in du.text, "an FAQ answer in the Sie form is named"
+        assert "Welche Größe brauchen Sie?" in du.text, "du keeps the text meant for both"
+        assert "groesse / size: Frage" in du.text, "and it is named as the other form"
+        await client.post(
+            "/inbox/admin/bot/texts",
+            data={"_csrf_token": token, f"de__{key}": "Welche Schuhgröße hast du?"},
+        )
+        other = await _writes(
+            runtime, client, channel, "Habt ihr den Radschuh in meiner Größe?", "4915100000097"
+        )
+    assert (await _bot_said(runtime, cid))[-1].endswith("Welche Schuhgröße haben Sie?")
+    assert (await _bot_said(runtime, other))[-1].endswith("Welche Schuhgröße hast du?")
+    async with runtime.sessions() as session:
+        from tresen.db.tables import BotConfig
+
+        config = await session.get_one(BotConfig, channel.workspace_id)
+    ask = config.flows["flows"][0]["slots"][0]["ask"]
+    assert ask["de"] == {"sie": "Welche Schuhgröße haben Sie?", "du": "Welche Schuhgröße hast du?"}
+
+
+def test_every_label_of_the_texts_page_is_german_too() -> None:
+    from tresen.web.bot_admin import FLOW_FIELD_LABELS, TEXT_LABELS
+    from tresen.web.i18n import catalog
+
+    german = catalog("de")
+    assert set(TEXT_LABELS) == set(store.TEXT_KEYS)
+    missing = [v for v in [*TEXT_LABELS.values(), *FLOW_FIELD_LABELS.values()] if v not in german]
+    assert not missing

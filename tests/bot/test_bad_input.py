@@ -22,9 +22,9 @@ from tresen.db.tables import BotTurn, ChannelRow, ContactIdentity, Conversation,
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.domain.text import strip_control
+from tresen.handlers.process import process_job
 from tresen.jobs import queue as jobs
 from tresen.pipeline.inbound import PROCESS_JOB, storable
-from tresen.pipeline.process import process_job
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 

@@ -201,3 +201,40 @@ def test_import_products_replaces_the_catalog_and_refuses_bad_files(
     good.write_text("sku,name,price\nA1,Ding,1\n", encoding="utf-8")
     assert runner.invoke(app, ["bot", "import-products", str(good)]).exit_code == 0
     assert skus() == ["A1"]
+
+
+@pytest.mark.parametrize("backend", ["default", "lexical"])
+def test_latency_prints_latency_and_throughput_under_load(tmp_path: Path, backend: str) -> None:
+    rows = [(f"{t} {n}", lab) for n in range(3) for t, lab in TRAIN if lab != "oos"]
+    result = runner.invoke(
+        app,
+        [
+            "bot",
+            "latency",
+            "--train",
+            str(_csv(tmp_path / "tr.csv", rows)),
+            "--test",
+            str(_csv(tmp_path / "te.csv", TEST)),
+            "--entries",
+            "3",
+            "--concurrency",
+            "2",
+            "--backend",
+            backend,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = _last_json(result.stdout)
+    assert data["entries"] == 3 and data["queries"] == 3 and data["backend"] == backend
+    assert data["concurrency"] == 2
+    assert data["load_messages_per_s"] > 0 and data["load_messages_per_cpu_s"] > 0
+    assert data["ms_per_query_p95"] >= data["ms_per_query_p50"] > 0
+
+
+def test_latency_refuses_bad_options(tmp_path: Path) -> None:
+    good = _csv(tmp_path / "g.csv", TRAIN)
+    for extra in (["--concurrency", "0"], ["--backend", "minilm"], ["--entries", "1"]):
+        result = runner.invoke(
+            app, ["bot", "latency", "--train", str(good), "--test", str(good), *extra]
+        )
+        assert result.exit_code == 2, (extra, result.output)

@@ -93,8 +93,12 @@ def test_a_flow_hands_over_after_too_many_wrong_answers(bot: Bot) -> None:
 def test_summary_names_reason_matches_and_slots(bot: Bot) -> None:
     turn = bot.respond("Habt ihr die Radschuhe in 42?", {}, 0.0)
     turn = bot.respond("Mitarbeiter", turn.state, 1.0)
-    text = summary(turn.state, bot.kb, turn.handover or "", "Mitarbeiter")
-    assert "asked_for_person" in text and "schuhe" in text and "size=42" in text
+    text = bot.summary(turn.state, turn.handover or "", "Mitarbeiter")
+    assert "Wunsch nach einer Person" in text and "Radschuh" in text and "Schuhgröße 42" in text
+    assert "size=" not in text and "asked_for_person" not in text and "*" not in text
+    assert summary(turn.state, bot.kb, turn.handover or "", "Mitarbeiter").startswith(
+        "Vom Bot übergeben: Wunsch nach einer Person"
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -106,9 +110,9 @@ def test_any_text_gets_a_turn_and_never_the_blacklisted_term(bot: Bot, text: str
 
 def test_one_message_per_turn_with_buttons_or_numbered_options() -> None:
     from tresen.bot.engine import Turn
-    from tresen.bot.live import _contents
-    from tresen.channels.base import channel_factory
+    from tresen.channels.registry import channel_factory
     from tresen.domain.message import ContentKind
+    from tresen.handlers.bot_turn import _contents
 
     turn = Turn("answered", ("Antwort.", "Welche Farbe?"), {}, "de", ("Rot", "Blau"))
     [wa] = _contents(turn, channel_factory("whatsapp").capabilities)

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from tests import helpers
 from tests.bot.kbdata import BLACKLISTED, import_kb
-from tresen.bot.live import ACTION_JOB
 from tresen.bot.llm import llm_enabled, ungrounded
 from tresen.db.tables import ChannelRow, Message
 from tresen.domain.ids import new_id
+from tresen.handlers.bot_turn import ACTION_JOB
+from tresen.handlers.process import HANDLERS
 from tresen.jobs import queue as jobs
 from tresen.pipeline.inbound import PROCESS_JOB
-from tresen.pipeline.process import HANDLERS
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 from tresen.sim.openai import FakeLLM, run_fake_llm

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from tests import helpers
 from tests.bot.kbdata import import_kb, shop_kb_data
 from tresen.bot import orders
-from tresen.bot.live import ACTION_JOB
 from tresen.db.tables import BotConversation, ChannelRow, Conversation, Message
 from tresen.domain.ids import new_id
+from tresen.handlers.bot_turn import ACTION_JOB
+from tresen.handlers.process import HANDLERS
 from tresen.inbox import routing
 from tresen.jobs import queue as jobs
 from tresen.pipeline.inbound import PROCESS_JOB
-from tresen.pipeline.process import HANDLERS
 from tresen.runtime import Runtime
 from tresen.sim.shop import DEMO_TOKEN, ShopSimulator, run_shop_simulator
 

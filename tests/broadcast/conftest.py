@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from tests.pipeline.stack import Stack, running_stack
-from tresen.bench.broadcast import TEMPLATE_BODY, seed_audience
+from tresen.benchmarks.broadcast import TEMPLATE_BODY, seed_audience
 from tresen.broadcast import topics
 from tresen.broadcast.dispatch import Dispatcher
 from tresen.db.tables import MessageTemplate, Topic

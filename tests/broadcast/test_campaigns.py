@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from tests.broadcast.conftest import Shop
 from tresen.broadcast import campaigns, segments, topics
-from tresen.broadcast.dispatch import Dispatcher, _rate, audience_size, expand
+from tresen.broadcast.dispatch import RECHECK_SECONDS, Dispatcher, _rate, audience_size, expand
 from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
@@ -317,7 +318,7 @@ async def test_who_opts_out_during_the_campaign_is_skipped(shop: Shop) -> None:
 
 
 async def test_who_opts_out_while_the_batch_waits_for_the_rate_limit_is_skipped(
-    shop: Shop,
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = await shop.subscribers(6)
     campaign_id = await _start(shop)
@@ -326,19 +327,38 @@ async def test_who_opts_out_while_the_batch_waits_for_the_rate_limit_is_skipped(
     assert loaded is not None
     bucket = shop.runtime.limiters.bucket(loaded.ref.id, _rate(loaded))
     bucket.pause(2.0)  # as after a 130429: the claimed batch waits, its messages already written
+    # The bucket also stays shut until the opt-out is committed, however slow the machine is,
+    # and the batch waits at least as long as the dispatcher waits before it checks again.
+    opted_out = asyncio.Event()
+    take = bucket.take
+
+    async def take_after_the_opt_out(wanted: int) -> int:
+        if not opted_out.is_set():
+            asked = monotonic()
+            await opted_out.wait()
+            await asyncio.sleep(max(0.0, RECHECK_SECONDS - (monotonic() - asked)) + 0.05)
+        return await take(wanted)
+
+    monkeypatch.setattr(bucket, "take", take_after_the_opt_out)
     sending = asyncio.create_task(shop.dispatcher.drain(campaign_id))
-    await asyncio.sleep(0.6)
-    async with shop.runtime.sessions() as session:
-        on_the_way = await session.scalar(
-            select(func.count()).where(
-                CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == "sending"
+    on_the_way = 0
+    for _ in range(200):
+        async with shop.runtime.sessions() as session:
+            on_the_way = await session.scalar(
+                select(func.count()).where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.state == "sending",
+                )
             )
-        )
+        if on_the_way == 6 or sending.done():
+            break
+        await asyncio.sleep(0.05)
     assert on_the_way == 6, "the batch was claimed before the opt-out"
     async with shop.runtime.sessions() as session, session.begin():
         for contact_id in ids[:2]:
             contact = await session.get_one(Contact, contact_id)
             await topics.withdraw(session, contact, None, shop.topic, "test", "de")
+    opted_out.set()
     assert await sending == "done"
     assert await _states(shop, campaign_id) == {"sent": 4, "skipped": 2}
     assert len(shop.stack.sim.ledger) == 4, "nobody gets a broadcast after their STOP"
@@ -410,7 +430,6 @@ async def test_erasing_a_contact_mid_campaign_removes_its_row(shop: Shop) -> Non
         await erase_contact(
             session,
             secret_key="test-secret-key",
-            data_dir=shop.runtime.settings.data_dir,
             workspace_id=shop.workspace_id,
             contact_id=ids[0],
             actor_id=None,
@@ -479,6 +498,12 @@ async def test_test_send_goes_to_one_address(shop: Shop) -> None:
         assert message.body == "Hallo Jürgen, neu im Laden!"
         with pytest.raises(campaigns.CampaignError):
             await campaigns.test_send(session, campaign, "whatsapp", "4900000")
+        channel = shop.stack.channel
+        for how in (channel.name, channel.id):  # --channel takes a kind, a name or an id
+            again = await campaigns.test_send(session, campaign, how, "4915000000001")
+            assert (await session.get_one(Message, again)).channel_id == channel.id
+        with pytest.raises(campaigns.CampaignError):
+            await campaigns.test_send(session, campaign, "Kein solcher Kanal", "4915000000001")
     linked = await _create(shop, name="Mit Link", content={"text": "Neu: https://laden.example/x"})
     async with shop.runtime.sessions() as session, session.begin():
         message_id = await campaigns.test_send(session, linked, "whatsapp", "4915000000001")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.helpers import WA_CONFIG
-from tresen.bench.broadcast import rate_deciles, run_broadcast_bench, seed_audience
+from tresen.benchmarks.broadcast import rate_deciles, run_broadcast_bench, seed_audience
 from tresen.broadcast import campaigns, topics
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.cli import app
@@ -187,6 +187,7 @@ def test_frequency_cap_defaults_to_the_setting_and_zero_turns_it_off(
     assert asyncio.run(_caps()) == {"Standard": 3, "Ohne": 0, "Eins": 1}
 
 
+@pytest.mark.bench
 async def test_bench_broadcast_tiny() -> None:
     result = await run_broadcast_bench(recipients=60, cap=200, database_url="")
     json.dumps(result)
@@ -199,6 +200,7 @@ async def test_bench_broadcast_tiny() -> None:
     assert result["config"]["database"] == "sqlite"
 
 
+@pytest.mark.bench
 async def test_bench_broadcast_expand_only() -> None:
     result = await run_broadcast_bench(recipients=40, cap=200, database_url="", expand_only=True)
     assert result["mode"] == "expand_only"
@@ -207,6 +209,7 @@ async def test_bench_broadcast_expand_only() -> None:
     assert "rate" not in result
 
 
+@pytest.mark.bench
 async def test_bench_broadcast_window_pauses_and_accounts_for_every_sent_row() -> None:
     result = await run_broadcast_bench(recipients=400, cap=50, database_url="", window=2.0)
     states = result["recipient_states"]

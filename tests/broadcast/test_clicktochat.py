@@ -245,7 +245,9 @@ async def test_admin_page_lists_links_qr_and_snippets(runtime: Runtime) -> None:
         assert "https://wa.me/4930123456?text=START%20ticker" in html
         assert "Live &lt;Ticker&gt;" in html and "<Ticker>" not in html
         assert "data:image/svg+xml" in html and "&lt;a href=" in html  # the snippet, escaped
-        assert f"tresen channel set {tg.id} --bot-username" in html
+        assert f'href="/inbox/admin/channels/{tg.id}"' in html, (
+            "the missing setting is one click away"
+        )
         topic_id = re.search(r"/inbox/admin/topics/([0-9a-z]+)/qr/", html)
         assert topic_id
         assert f"/s/subscribe/{topic_id.group(1)}</a>" in html, "the public form is linked"

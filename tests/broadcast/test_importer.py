@@ -159,7 +159,7 @@ async def test_erased_and_unsubscribed_people_are_not_imported_again(runtime: Ru
             runtime.engine,
             session,
             secret_key=runtime.settings.secret_key,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             workspace_id=ws,
             contact_id=people["4915111111111"],
             actor_id=None,
@@ -414,7 +414,7 @@ async def test_a_formula_in_a_name_is_stored_as_text_and_exported_escaped(
         runtime.sessions,
         workspace_id=ws,
         contact_id=contact.id,
-        data_dir=runtime.settings.data_dir,
+        files=runtime.files,
         out=out,
         actor_id=None,
         via="test",
@@ -573,7 +573,7 @@ def test_parse_csv_refuses_only_with_import_file_errors_and_loses_no_row(
 
 @given(st.text(max_size=30))
 def test_address_normalisation_never_fails_oddly(raw: str) -> None:
-    for kind in importer.IMPORTABLE:
+    for kind in importer.importable_kinds():
         try:
             out = importer.normalise_address(kind, raw)
         except ValueError as exc:

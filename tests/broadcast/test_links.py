@@ -170,7 +170,7 @@ async def test_erasure_export_and_retention(runtime: Runtime, tmp_path: Path) ->
         async with runtime.sessions() as session, session.begin():
             await links.click(session, token, user_agent="Firefox")
     async with runtime.sessions() as session:
-        await write_export(session, ws, contact, runtime.settings.data_dir, tmp_path / "x.zip")
+        await write_export(session, ws, contact, runtime.files, tmp_path / "x.zip")
     data = json.loads(zipfile.ZipFile(tmp_path / "x.zip").read("data.json"))
     assert [c["url"] for c in data["link_clicks"]] == ["https://a.example/e"] * 3
     assert data["tracked_links"][0]["campaign_id"] == "C5"
@@ -181,7 +181,7 @@ async def test_erasure_export_and_retention(runtime: Runtime, tmp_path: Path) ->
             runtime.engine,
             session,
             secret_key="k",
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             workspace_id=ws,
             contact_id=contact,
             actor_id=None,
@@ -199,7 +199,7 @@ async def test_erasure_export_and_retention(runtime: Runtime, tmp_path: Path) ->
 
     # Retention: the anonymous click made just now goes after the tracking_events period.
     later = utcnow() + timedelta(days=retention.DEFAULTS["tracking_events"] + 1)
-    result = await retention.run(runtime.sessions, "k", runtime.settings.data_dir, now=later)
+    result = await retention.run(runtime.sessions, "k", runtime.files, now=later)
     assert result.workspaces[ws].link_clicks == 1
     async with runtime.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(LinkClick)) == 0
@@ -212,14 +212,10 @@ async def test_retention_unlinks_old_per_person_links(runtime: Runtime) -> None:
         runtime, "https://a.example/r", campaign_id="C6", contact_id=contact, per_person=True
     )
     now = utcnow()
-    await retention.run(
-        runtime.sessions, "k", runtime.settings.data_dir, now=now + timedelta(days=10)
-    )
+    await retention.run(runtime.sessions, "k", runtime.files, now=now + timedelta(days=10))
     async with runtime.sessions() as session:
         assert await session.scalar(select(TrackedLink.contact_id)) == contact
-    await retention.run(
-        runtime.sessions, "k", runtime.settings.data_dir, now=now + timedelta(days=181)
-    )
+    await retention.run(runtime.sessions, "k", runtime.files, now=now + timedelta(days=181))
     async with runtime.sessions() as session:
         assert await session.scalar(select(TrackedLink.contact_id)) is None
         events = await session.scalar(

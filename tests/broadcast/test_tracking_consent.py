@@ -137,7 +137,7 @@ async def test_confirmation_page_checkbox_records_consent_only_when_ticked(
             )
             assert created.status_code == 201, created.text
         contact_id = await _contact_id(stack)
-        async with httpx.AsyncClient(base_url=stack.base_url) as browser:
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as browser:
             for keyword, tick in (("news", False), ("ticker", True)):
                 asked = await stack.api.post(
                     "/api/v1/subscriptions", json={"topic": keyword, "contact_id": contact_id}

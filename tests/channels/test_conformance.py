@@ -14,8 +14,8 @@ from tests.channels.conformance import CASES, ChannelCase, Outcome
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.db.tables import Conversation, Message, PendingStatus
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.handlers.send import record_sent
 from tresen.pipeline.outbound import OutboundContent, queue_message
-from tresen.pipeline.sender import record_sent
 from tresen.runtime import Runtime
 
 PUBLIC = "http://testserver"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,10 +20,14 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
-    channel_factory,
 )
-from tresen.channels.email import EmailChannel, html_to_text, parse_mail, strip_quoted
+from tresen.channels.email import EmailChannel, parse_mail
+from tresen.channels.mailparts import html_to_text
+from tresen.channels.mailtext import strip_quoted
+from tresen.channels.registry import channel_factory
+from tresen.db import crypto
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.media import store
 from tresen.sim.email import (
     DOVECOT,
     Dovecot,
@@ -33,6 +38,7 @@ from tresen.sim.email import (
     run_dovecot,
     run_smtp_server,
 )
+from tresen.storage import LocalStore
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "email"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -374,6 +380,30 @@ async def test_file_sent_over_smtp_arrives_whole(
     [part] = list(mail.message.iter_attachments())
     assert part.get_payload(decode=True) == pdf
     assert part.get_filename() == "Rechnung März.pdf"
+
+
+async def test_file_from_the_store_goes_out_decrypted(
+    smtp: SmtpServer, tls: TlsFiles, tmp_path: Path
+) -> None:
+    """A file loaded from the file store (S3: no path on disk), sealed at rest, arrives plain."""
+    adapter = channel(smtp_port=smtp.port, tls_ca_file=str(tls.ca_file))
+    pdf = b"%PDF-1.7\nRechnung 4711\n%%EOF\n"
+    crypto.use(crypto.parse_keys(f"k1={crypto.new_key()}"))
+    try:
+        files = LocalStore(tmp_path / "data")
+        saved = store.save(files, "ws1", "01JMEDIA", pdf, "application/pdf", 10_000)
+        assert pdf not in (tmp_path / "data" / saved.path).read_bytes()
+        loaded = store.load(files, saved.path)
+        message = dataclasses.replace(
+            file_out(tmp_path, b"unused"),
+            attachment=Attachment(None, "Rechnung.pdf", "application/pdf", loaded),
+        )
+        await adapter.send(message)
+    finally:
+        crypto.use(None)
+    [mail] = smtp.ledger
+    [part] = list(mail.message.iter_attachments())
+    assert part.get_payload(decode=True) == pdf
 
 
 async def test_wrong_password_is_auth_error(smtp: SmtpServer, tls: TlsFiles) -> None:

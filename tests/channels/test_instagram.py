@@ -10,19 +10,20 @@ from sqlalchemy import select, update
 
 from tests import helpers
 from tresen.channels.base import (
+    ChannelRef,
     OutboundMessage,
     PermanentError,
     WebhookRejected,
     WebhookRequest,
-    channel_factory,
 )
 from tresen.channels.instagram import InstagramChannel
 from tresen.channels.manage import add_channel, default_workspace
+from tresen.channels.registry import channel_factory
 from tresen.db.tables import ChannelRow, Conversation, Message
 from tresen.domain.message import ContentKind, DeliveryState
-from tresen.pipeline.inbound import ChannelRef, ingest
+from tresen.handlers.send import record_sent
+from tresen.pipeline.inbound import ingest
 from tresen.pipeline.outbound import OutboundContent, queue_message
-from tresen.pipeline.sender import record_sent
 from tresen.runtime import Runtime
 
 IGSID = "5566778899001122"
@@ -77,11 +78,45 @@ def test_envelope_object_must_be_instagram() -> None:
         ("inbound_ig_reel", ContentKind.MEDIA),
         ("inbound_unsupported", ContentKind.UNSUPPORTED),
         ("inbound_postback", ContentKind.BUTTON),
+        ("inbound_share", ContentKind.TEXT),
+        ("inbound_ig_post", ContentKind.TEXT),
+        ("inbound_reel", ContentKind.MEDIA),
     ],
 )
 def test_parse(name: str, kind: ContentKind) -> None:
     [msg] = channel().parse(request(helpers.fixture_bytes(f"instagram/{name}.json"))).messages
     assert msg.content_kind == kind and msg.sender_address == IGSID
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("inbound_story_mention", "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=fx2"),
+        (
+            "inbound_ig_reel",
+            "Neue Kollektion\nhttps://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=fx3",
+        ),
+        ("inbound_share", "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=fx5"),
+        (
+            "inbound_ig_post",
+            "Neue Regenjacken sind da\n"
+            "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=18139494541428835",
+        ),
+        (
+            "inbound_reel",
+            "Gibt es die auch in Blau?\nHerbstkollektion\n"
+            "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=fx6",
+        ),
+    ],
+)
+def test_shared_posts_reels_and_stories_keep_title_and_link(name: str, body: str) -> None:
+    [msg] = channel().parse(request(helpers.fixture_bytes(f"instagram/{name}.json"))).messages
+    assert msg.body == body
+
+
+def test_standby_message_is_kept_and_marked() -> None:
+    [msg] = channel().parse(request(helpers.fixture_bytes("instagram/standby.json"))).messages
+    assert msg.body == "Wann habt ihr geöffnet?" and msg.payload["standby"] is True
 
 
 def test_read_by_mid_and_deleted_messages() -> None:

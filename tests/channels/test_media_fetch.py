@@ -102,7 +102,7 @@ async def test_whatsapp_refuses_a_file_graph_says_is_too_large() -> None:
         if request.url.path.endswith("/123"):
             assert request.headers["authorization"] == "Bearer sim-access-token"
             return httpx.Response(
-                200, json={"url": "https://lookaside.example/x", "file_size": 50_000_000}
+                200, json={"url": "https://lookaside.fbsbx.com/x", "file_size": 50_000_000}
             )
         downloads.append(str(request.url))
         return httpx.Response(200, content=b"")

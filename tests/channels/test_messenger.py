@@ -19,9 +19,9 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
-    channel_factory,
 )
 from tresen.channels.messenger import MessengerChannel
+from tresen.channels.registry import channel_factory
 from tresen.domain.message import ContentKind, DeliveryState
 
 PSID = "6945112233445566"
@@ -100,7 +100,19 @@ def test_verify_good_bad_missing() -> None:
         ("inbound_quick_reply", ContentKind.INTERACTIVE, "Größe 42"),
         ("inbound_postback", ContentKind.BUTTON, "Mit einem Menschen sprechen"),
         ("inbound_reaction", ContentKind.REACTION, "\u2764\ufe0f"),
-        ("inbound_fallback", ContentKind.UNSUPPORTED, None),
+        ("inbound_fallback", ContentKind.TEXT, "Shared link\nhttps://example.com"),
+        (
+            "inbound_fallback_null_payload",
+            ContentKind.TEXT,
+            "Radtour an der Havel\nhttps://www.example.com/touren/havel",
+        ),
+        ("inbound_fallback_empty", ContentKind.UNSUPPORTED, None),
+        ("inbound_unknown_future_type", ContentKind.UNSUPPORTED, "https://example.com/h"),
+        (
+            "inbound_product_template",
+            ContentKind.TEXT,
+            "Regenjacke Rot\n79,00 €\nhttps://scontent.example/jacke.jpg",
+        ),
     ],
 )
 def test_parse_inbound(name: str, kind: ContentKind, body: str | None) -> None:
@@ -305,3 +317,76 @@ async def test_network_errors_are_transient(exc: Exception) -> None:
 
     with pytest.raises(TransientError):
         await channel(handler).send(out())
+
+
+def test_events_without_a_sender_are_skipped_not_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = helpers.fixture_bytes("messenger/batch_sender_less_events.json")
+    with caplog.at_level("INFO", logger="tresen.channels.messenger"):
+        parsed = channel().parse(request(body))
+    [msg] = parsed.messages
+    assert (msg.provider_message_id, msg.body) == ("m_fx_batch_0001", "Ist die Jacke noch da?")
+    assert parsed.errors == [
+        "event without a sender skipped (policy_enforcement)",
+        "event without a sender skipped (app_roles)",
+        "event without a sender skipped (optin)",
+    ]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "policy_enforcement" in logged and PAGE_ID in logged
+    assert "checkout-box" not in logged and "checkbox-7f3a" not in logged  # ids and kinds only
+
+
+def test_a_bad_event_costs_only_itself() -> None:
+    good = {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "timestamp": 1,
+            "message": {"mid": "m_good", "text": "Hallo"}}  # fmt: skip
+    no_mid = {"sender": {"id": PSID}, "message": {"text": "ohne mid"}}
+    long_mid = {"sender": {"id": PSID}, "message": {"mid": "m" * 300, "text": "x"}}
+    envelope = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [no_mid, good, long_mid]}]}
+    parsed = channel().parse(request(helpers.dumps(envelope)))
+    assert [m.provider_message_id for m in parsed.messages] == ["m_good"]
+    assert len(parsed.errors) == 2 and "bad shape" in parsed.errors[0]
+    alone = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [no_mid]}]}
+    with pytest.raises(WebhookRejected) as exc:
+        channel().parse(request(helpers.dumps(alone)))
+    assert exc.value.status_code == 400 and "bad shape" in exc.value.message
+
+
+def test_standby_messages_are_kept_and_marked() -> None:
+    parsed = channel().parse(request(helpers.fixture_bytes("messenger/standby.json")))
+    [msg] = parsed.messages
+    assert msg.body == "Hallo? Ist da jemand?" and msg.payload["standby"] is True
+    [read] = parsed.statuses
+    assert read.state == DeliveryState.READ and read.recipient_address == PSID
+    [plain] = (
+        channel().parse(request(helpers.fixture_bytes("messenger/inbound_text.json"))).messages
+    )
+    assert "standby" not in plain.payload
+
+
+def test_handover_events_are_not_messages_but_say_who_owns_the_thread() -> None:
+    body = helpers.fixture_bytes("messenger/handover_pass_thread_control.json")
+    parsed = channel().parse(request(body))
+    assert parsed.messages == [] and parsed.errors == []
+    [thread] = parsed.threads
+    assert (thread.address, thread.owner) == ("6945112233445566", None), "passed to us"
+    taken = json.loads(body)
+    event = taken["entry"][0]["messaging"][0]
+    event["take_thread_control"] = event.pop("pass_thread_control")
+    [thread] = channel().parse(request(helpers.dumps(taken))).threads
+    assert thread.owner == "123456789", "taken from us by the named app"
+
+
+def test_every_attachment_keeps_its_links_once() -> None:
+    attachments = [
+        {"type": "fallback", "payload": None, "title": "A", "url": "https://a.example"},
+        {"type": "fallback", "payload": {"title": "A", "url": "https://a.example"}},
+        {"type": "template", "payload": {"elements": [{"title": "B", "item_url": "https://b"}]}},
+        {"type": "teleport", "payload": {"to": "mars"}},
+    ]
+    event = {"sender": {"id": PSID}, "message": {"mid": "m_links", "text": "Schau mal",
+             "attachments": attachments}}  # fmt: skip
+    envelope = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [event]}]}
+    [msg] = channel().parse(request(helpers.dumps(envelope))).messages
+    assert msg.content_kind == ContentKind.TEXT
+    assert msg.body == "Schau mal\nA\nhttps://a.example\nB\nhttps://b"

@@ -28,8 +28,8 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
-    channel_factory,
 )
+from tresen.channels.registry import channel_factory
 from tresen.channels.sms import SegmentInfo, SmsChannel, classify_keyword, segments, signature
 from tresen.domain.message import ContentKind, DeliveryState
 

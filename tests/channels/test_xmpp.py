@@ -34,9 +34,9 @@ from tresen.channels.base import (
     TransientError,
     WebhookRejected,
     WebhookRequest,
-    channel_factory,
 )
 from tresen.channels.manage import add_channel, default_workspace
+from tresen.channels.registry import channel_factory
 from tresen.channels.xmpp import (
     MAX_PROVIDER_ID_LENGTH,
     XmppChannel,
@@ -53,7 +53,7 @@ from tresen.db.tables import (
     PendingStatus,
 )
 from tresen.domain.message import ContentKind, DeliveryState
-from tresen.jobs.xmpp import poll_xmpp
+from tresen.handlers.xmpp import poll_xmpp
 from tresen.pipeline.outbound import OutboundContent, queue_message
 from tresen.runtime import Runtime
 from tresen.sim.email import TlsFiles, make_tls
@@ -587,8 +587,8 @@ async def _reply(runtime: Runtime, channel_id: str, text: str) -> str:
 
 
 async def test_stored_once_and_a_receipt_overtaking_the_send_record(runtime: Runtime) -> None:
-    from tresen.jobs.xmpp import make_sink
-    from tresen.pipeline.inbound import ChannelRef
+    from tresen.channels.base import ChannelRef
+    from tresen.handlers.xmpp import make_sink
 
     async with runtime.sessions() as session, session.begin():
         ws = await default_workspace(session)

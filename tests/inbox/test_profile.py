@@ -14,10 +14,12 @@ from sqlalchemy import update
 from tests import helpers
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tests.pipeline.stack import running_stack
+from tresen.bot import store as bot_store
 from tresen.db.tables import Workspace
+from tresen.domain import profile as profiles
 from tresen.inbox import accounts
-from tresen.inbox import profile as profiles
 from tresen.inbox.autoreply import after_hours_text
+from tresen.privacy import consent
 from tresen.runtime import Runtime
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -118,6 +120,15 @@ def test_after_hours_text_names_the_next_opening_in_the_language() -> None:
     assert "Monday 30 November, 09:00" in after_hours_text(p, "en", friday_night)
 
 
+def test_after_hours_text_follows_the_form_of_address() -> None:
+    p = _profile(WEEKDAY_HOURS)
+    friday_night = datetime(2026, 11, 27, 21, 0, tzinfo=BERLIN)
+    du = after_hours_text(p, "de", friday_night, "du")
+    assert du.startswith("Danke für deine Nachricht!") and "Ihre" not in du
+    assert after_hours_text(p, "de", friday_night, "sie").startswith("Danke für Ihre Nachricht!")
+    assert after_hours_text(p, "en", friday_night, "du").startswith("Thanks for your message!")
+
+
 async def _admin_and_agent(runtime: Runtime) -> str:
     _, channel = await helpers.seed_whatsapp(runtime)
     async with runtime.sessions() as session, session.begin():
@@ -150,7 +161,8 @@ async def test_admin_saves_the_profile_and_agents_may_not(runtime: Runtime) -> N
         bad = await client.post(
             "/inbox/admin/profile", data={**form, "hours_fri": "18-9", "_csrf_token": token}
         )
-        assert bad.status_code == 422 and "fri: " in bad.text and "18-9" in bad.text
+        assert bad.status_code == 422 and "Freitag: " in bad.text and "18-9" in bad.text
+        assert "ist kein Zeitraum wie 09:00-18:00" in bad.text
         async with runtime.sessions() as session:
             ws = await session.get_one(Workspace, workspace_id)
             assert "profile" not in (ws.settings or {}), "a refused form stores nothing"
@@ -223,6 +235,21 @@ async def test_after_hours_reply_once_then_quiet(runtime: Runtime) -> None:
         assert len(stack.sim.ledger) == 1, "one after-hours reply per 12 hours"
 
 
+async def test_after_hours_reply_says_du_when_the_business_chose_du(runtime: Runtime) -> None:
+    today = datetime.now(BERLIN).date()
+    closed = "\n".join(str(today + timedelta(days=i)) for i in range(2))
+    p = _profile(dict.fromkeys(profiles.WEEKDAYS, "09:00-18:00"), closed)
+    async with running_stack(runtime) as stack:
+        await _set_profile(runtime, stack.channel.workspace_id, p)
+        async with runtime.sessions() as session, session.begin():
+            await bot_store.save_voice(
+                session, stack.channel.workspace_id, language="de", form="du"
+            )
+        await stack.customer_writes("Hallo, habt ihr noch offen?")
+        body = (await _ledger_for(stack, 1))[0].payload["text"]["body"]
+        assert body.startswith("Danke für deine Nachricht!") and "Ihre" not in body
+
+
 async def test_welcome_once_while_open(runtime: Runtime) -> None:
     p = profiles.Profile(
         hours={day: [(time(0), None)] for day in profiles.WEEKDAYS},
@@ -236,3 +263,37 @@ async def test_welcome_once_while_open(runtime: Runtime) -> None:
         await stack.customer_writes("And cargo bikes?")
         await asyncio.sleep(1.0)
         assert len(stack.sim.ledger) == 1, "welcomed once per conversation"
+
+
+async def test_privacy_policy_and_colour_are_checked_and_reach_the_notice(runtime: Runtime) -> None:
+    workspace_id = await _admin_and_agent(runtime)
+    async with helpers.client_for(runtime) as client:
+        await _login(client, "chefin@laden.example")
+        page = await client.get("/inbox/admin/profile")
+        assert "Datenschutzerklärung (URL)" in page.text and "Farbe des Web-Chats" in page.text
+        token = _csrf(page.text)
+        for field, value, says in (
+            ("privacy_url", "javascript:alert(1)", "Die Datenschutzerklärung muss eine Webadresse"),
+            ("privacy_url", "radhaus.example/datenschutz", "mit https:// oder http:// beginnt"),
+            ("colour", "blau", "Die Farbe muss als #rrggbb angegeben werden"),
+        ):
+            bad = await client.post(
+                "/inbox/admin/profile", data={field: value, "_csrf_token": token}
+            )
+            assert bad.status_code == 422 and says in bad.text, (field, value)
+        ok = await client.post(
+            "/inbox/admin/profile",
+            data={
+                "name": "Radhaus",
+                "privacy_url": " https://radhaus.example/datenschutz ",
+                "colour": "#0F766E",
+                "_csrf_token": token,
+            },
+        )
+        assert ok.status_code == 200 and "https://radhaus.example/datenschutz" in ok.text
+    async with runtime.sessions() as session:
+        ws = await session.get_one(Workspace, workspace_id)
+    stored = profiles.from_settings(ws.settings)
+    assert (stored.privacy_url, stored.colour) == ("https://radhaus.example/datenschutz", "#0f766e")
+    for language, says in (("de", "Datenschutzerklärung: https://"), ("en", "policy: https://")):
+        assert says + "radhaus.example/datenschutz." in consent.notice_for(ws, language).text

@@ -20,10 +20,11 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.inbox import accounts, routing
+from tresen.handlers.process import process_job
+from tresen.inbox import accounts, routing, service
+from tresen.inbox.permissions import actor_for
 from tresen.jobs import queue as jobs
 from tresen.pipeline.inbound import PROCESS_JOB
-from tresen.pipeline.process import process_job
 from tresen.runtime import Runtime
 
 PASSWORD = "richtig-langes-passwort"
@@ -268,6 +269,35 @@ async def test_a_new_message_is_routed_by_the_process_job(
         conv = await session.scalar(select(Conversation))
     assert conv is not None and conv.assignee_id == agents[0] and conv.queued_at is None
     assert event.conversation_id == conv.id and event.kind == "conversation.updated"
+
+
+async def test_an_offline_agent_who_takes_a_conversation_keeps_it(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    """Taking makes an offline agent away: the customer's next message leaves it with them."""
+    _, [agent] = await _team(runtime, channel, "manual", 1, availability=["offline"])
+    async with helpers.client_for(runtime) as client:
+        for text in ("Habt ihr das Rad?", "Und in Blau?"):
+            body = helpers.dumps(
+                helpers.wa_envelope(messages=[helpers.wa_text(new_id(), "4915100000001", text)])
+            )
+            await client.post(
+                f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+            )
+            claimed = await jobs.claim(
+                runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB]
+            )
+            await process_job(runtime, claimed[0], "w1")
+            if text == "Habt ihr das Rad?":
+                async with runtime.sessions() as session, session.begin():
+                    cid = await session.scalar(select(Conversation.id))
+                    user = await session.get_one(User, agent)
+                    await service.take(session, await actor_for(session, user), str(cid))
+    async with runtime.sessions() as session:
+        conv = await session.get_one(Conversation, cid)
+        user = await session.get_one(User, agent)
+    assert (conv.assignee_id, conv.queued_at) == (agent, None)
+    assert user.availability == "away", "present, but nothing new is routed to them"
 
 
 async def test_a_message_without_rules_just_queues(runtime: Runtime, channel: ChannelRow) -> None:

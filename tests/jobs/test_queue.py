@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 
 from tresen.db.tables import Job
 from tresen.db.types import utcnow
+from tresen.handlers.worker import Worker
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
-from tresen.jobs.worker import Worker
 from tresen.runtime import Runtime
 
 LEASE = timedelta(seconds=5)
@@ -43,6 +43,36 @@ async def test_heartbeat_keeps_the_lease(runtime: Runtime) -> None:
     assert await queue.heartbeat(runtime.engine, "w1", [job.id], timedelta(seconds=60)) == 1
     await asyncio.sleep(1.2)
     assert await queue.claim(runtime.engine, "w2", 1, LEASE) == []
+
+
+async def test_a_worker_never_starts_a_job_it_still_runs_after_its_lease_ran_out(
+    runtime: Runtime,
+) -> None:
+    """A late heartbeat (a busy machine) lets the lease lapse; the same worker must not claim
+    the job again and run it a second time beside the first run."""
+    [job_id] = await _enqueue(runtime, 1)
+    started: list[str] = []
+    lapsed, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(rt: Runtime, job: ClaimedJob, worker_id: str) -> None:
+        started.append(job.id)
+        async with rt.sessions() as session, session.begin():
+            await session.execute(update(Job).values(lease_until=utcnow() - timedelta(seconds=1)))
+        lapsed.set()
+        await release.wait()
+        async with rt.sessions() as session, session.begin():
+            await queue.finish(session, job.id, worker_id)
+
+    worker = Worker(runtime, {"test.job": slow}, concurrency=4, poll_seconds=0.05)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(lapsed.wait(), 10)
+    for _ in range(5):  # several claim rounds while the first run still holds the job
+        runtime.jobs_ready.set()
+        await asyncio.sleep(0.05)
+    release.set()
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    assert started == [job_id]
 
 
 async def test_retry_later_and_bury_and_revive(runtime: Runtime) -> None:

@@ -32,7 +32,8 @@ def worker_process(
         **os.environ,
         "TRESEN_DATABASE_URL": runtime.settings.effective_database_url,
         "TRESEN_DATA_DIR": str(tmp_path / "data"),
-        "TRESEN_SECRET_KEY": "test",
+        "TRESEN_SECRET_KEY": runtime.settings.secret_key,  # one key per install (doctor checks)
+        "TRESEN_OUTBOUND_ALLOW_HOSTS": runtime.settings.outbound_allow_hosts,  # the simulator
         "TRESEN_JOB_LEASE_SECONDS": str(lease_seconds),
         "TRESEN_SEND_TIMEOUT_SECONDS": str(min(lease_seconds, 20)),
         "TRESEN_CONSENT_FIRST": "false",
@@ -100,6 +101,7 @@ async def _states(runtime: Runtime) -> dict[str, int]:
     return {state: n for state, n in rows}
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: Path) -> None:
     config = WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06), mps=30)
     async with running_stack(runtime, config, worker=False, channel_mps=30) as stack:
@@ -129,6 +131,7 @@ async def test_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: 
             assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path: Path) -> None:
     config = WhatsAppSimConfig(status_delays=(0.02, 0.04, 0.06), mps=500)
@@ -141,7 +144,8 @@ async def test_two_worker_processes_never_send_twice(runtime: Runtime, tmp_path:
             worker_process(runtime, tmp_path, "w2", lease_seconds=30),
         ):
             try:
-                await stack.wait_states(ids, DONE, timeout=90)
+                # 200 sends and 600 status webhooks: a machine busy with other work needs minutes.
+                await stack.wait_states(ids, DONE, timeout=240)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{await _diagnose(runtime, stack)}") from exc
         assert len(stack.sim.ledger) == 200

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import helpers
-from tresen.channels.email import poll_mailbox, thread_payload
+from tresen.channels.email import thread_payload
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.db.tables import ChannelRow, Conversation, Job, Message
+from tresen.handlers.mailboxes import poll_mailbox
 from tresen.runtime import Runtime
 from tresen.sim.email import DOVECOT, Dovecot, SmtpServer, make_tls, run_dovecot, run_smtp_server
 

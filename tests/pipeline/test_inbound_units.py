@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests import helpers
-from tresen.channels.base import InboundMessage, ParsedWebhook, PermanentError, StatusUpdate
-from tresen.db.tables import ContactIdentity, Conversation, Job, Message
+from tresen.channels.base import (
+    ChannelRef,
+    InboundMessage,
+    ParsedWebhook,
+    PermanentError,
+    StatusUpdate,
+)
+from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Job, Message
 from tresen.db.types import utcnow
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.handlers.send import _record_failure, acknowledge_job, record_sent
 from tresen.jobs.queue import ClaimedJob
-from tresen.pipeline.inbound import ACK_JOB, ChannelRef, ingest
+from tresen.pipeline.inbound import ACK_JOB, ingest
 from tresen.pipeline.outbound import OutboundContent, queue_message
-from tresen.pipeline.sender import _record_failure, acknowledge_job, record_sent
 from tresen.runtime import Runtime
 
 
@@ -130,3 +138,28 @@ async def test_blocked_recipient_marks_identity_unreachable(runtime: Runtime) ->
     assert identity.unreachable is True
     assert stored.state == "failed" and stored.error_code == "403"
     assert isinstance(job, ClaimedJob)
+
+
+async def test_sent_again_warning_only_for_a_second_provider_id(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref, conv = await _setup(runtime)
+    async with runtime.sessions() as session, session.begin():
+        channel = await session.get_one(ChannelRow, ref.id)
+        m = await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, "Hi"))
+    # The provider's status webhook, naming our message, came before the send's answer.
+    early = StatusUpdate(
+        provider_message_id="wamid.first",
+        state=DeliveryState.DELIVERED,
+        occurred_at=utcnow(),
+        client_reference=m.id,
+    )
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, ref, ParsedWebhook(statuses=[early]))
+    with caplog.at_level(logging.WARNING, logger="tresen.handlers.send"):
+        async with runtime.sessions() as session, session.begin():
+            await record_sent(session, m.id, ref.id, "wamid.first")
+        assert "sent again" not in caplog.text
+        async with runtime.sessions() as session, session.begin():
+            await record_sent(session, m.id, ref.id, "wamid.second")
+        assert f"message {m.id} was sent again" in caplog.text

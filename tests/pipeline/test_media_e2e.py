@@ -17,6 +17,7 @@ from tests.pipeline.stack import CUSTOMER, Stack, running_stack
 from tests.pipeline.test_telegram_e2e import CHAT, telegram_stack
 from tresen.channels.webchat import visitor_address
 from tresen.db.tables import Conversation, Job, Media, Message
+from tresen.domain.errors import from_record
 from tresen.inbox import accounts, routing
 from tresen.media import store
 from tresen.runtime import Runtime
@@ -357,9 +358,9 @@ async def test_a_failed_download_is_retried_by_the_job_queue(runtime: Runtime) -
 
 
 async def test_a_download_failing_on_the_last_attempt_is_unavailable(runtime: Runtime) -> None:
+    from tresen.handlers.media_fetch import fetch_job
     from tresen.jobs import queue
     from tresen.jobs.queue import ClaimedJob
-    from tresen.media.fetch import fetch_job
 
     async with running_stack(runtime, worker=False) as stack:
         stack.sim.media_failures = 100
@@ -370,8 +371,11 @@ async def test_a_download_failing_on_the_last_attempt_is_unavailable(runtime: Ru
         await fetch_job(runtime, last, "w1")
         [media] = await _media_rows(runtime)
         assert media.state == store.UNAVAILABLE
+        stored = from_record(media.reason)
+        assert stored is not None
         assert (
-            media.reason == "could not be fetched: WhatsApp answered HTTP 503 to the file download"
+            stored.message
+            == "could not be fetched: WhatsApp answered HTTP 503 to the file download"
         )
 
 
@@ -435,7 +439,7 @@ async def test_agent_upload_goes_to_telegram_as_multipart(runtime: Runtime) -> N
 async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -> None:
     from tresen.channels.base import OutboundMessage
     from tresen.domain.message import ContentKind
-    from tresen.media.outbound import with_attachment
+    from tresen.handlers.media_attach import with_attachment
 
     async with running_stack(runtime) as stack:
         await _customer_sends_image(stack, PNG)
@@ -456,7 +460,7 @@ async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -
             client_reference=media.message_id,
         )
         attached = await with_attachment(runtime, own)
-        assert attached.attachment is not None and attached.attachment.path.read_bytes() == PNG
+        assert attached.attachment is not None and attached.attachment.read() == PNG
 
 
 async def test_messenger_gets_a_signed_link(runtime: Runtime) -> None:

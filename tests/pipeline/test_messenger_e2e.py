@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from tests import helpers
 from tresen.app import create_app
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
-from tresen.db.tables import ChannelRow, Conversation, Message
+from tresen.db.tables import ChannelRow, Conversation, Job, Message
 from tresen.db.types import utcnow
+from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.runtime import Runtime
 from tresen.sim.messenger import MessengerSimConfig, MessengerSimulator, run_messenger_simulator
 from tresen.sim.server import serve_asgi
@@ -179,3 +180,95 @@ async def test_unavailable_person_marks_identity_unreachable(runtime: Runtime) -
         assert message.error_code == "551"
         identities = (await stack.api.get(f"/api/v1/conversations/{conv}")).json()
         assert "unreachable" in str(identities) or message.error_code == "551"
+
+
+async def _post(stack: MetaStack, kind: str, body: bytes) -> httpx.Response:
+    """POST a signed webhook body to tresen as Meta would."""
+    return await stack.api.post(
+        f"/webhooks/{kind}/{stack.channel.id}",
+        content=body,
+        headers={**helpers.wa_sign(body, secret=stack.sim.config.app_secret)},
+    )
+
+
+async def _processed(runtime: Runtime, message_id: str, timeout: float = 20) -> None:
+    """Wait until the process job of a stored message is done (the job row is gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with runtime.sessions() as session:
+            pending = [
+                job
+                for job in await session.scalars(select(Job).where(Job.kind == PROCESS_JOB))
+                if job.payload.get("message_id") == message_id
+            ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the process job of {message_id} did not finish")
+        await asyncio.sleep(0.05)
+
+
+def _batch(obj: str, page: str, *events: dict[str, object], standby: bool = False) -> bytes:
+    entry = {"id": page, "time": 1763800000500, ("standby" if standby else "messaging"): events}
+    return helpers.dumps({"object": obj, "entry": [entry]})
+
+
+@pytest.mark.parametrize("kind", ["messenger", "instagram"])
+async def test_a_sender_less_event_does_not_cost_the_batch(runtime: Runtime, kind: str) -> None:
+    async with meta_stack(runtime, kind) as stack:
+        page, obj = stack.sim.config.page_id, stack.sim.config.object
+        body = _batch(
+            obj,
+            page,
+            {"recipient": {"id": page}, "timestamp": 1, "policy_enforcement": {"action": "block"}},
+            {"recipient": {"id": page}, "timestamp": 1, "optin": {"user_ref": "cb-1"}},
+            {
+                "sender": {"id": PSID},
+                "recipient": {"id": page},
+                "timestamp": int(time.time() * 1000),
+                "message": {"mid": "m_batch_kept", "text": "Noch da?"},
+            },
+        )
+        response = await _post(stack, kind, body)
+        assert response.status_code == 200, response.text
+        assert response.json()["stored"] == 1
+        async with runtime.sessions() as session:
+            [stored] = await session.scalars(select(Message).where(Message.direction == "inbound"))
+        assert (stored.provider_message_id, stored.body) == ("m_batch_kept", "Noch da?")
+
+
+@pytest.mark.parametrize("kind", ["messenger", "instagram"])
+async def test_standby_is_stored_marked_and_never_answered(runtime: Runtime, kind: str) -> None:
+    runtime.settings = runtime.settings.with_overrides(consent_first=True)
+    async with meta_stack(runtime, kind) as stack:
+        page, obj = stack.sim.config.page_id, stack.sim.config.object
+
+        def message(sender: str, mid: str) -> dict[str, object]:
+            return {
+                "sender": {"id": sender},
+                "recipient": {"id": page},
+                "timestamp": int(time.time() * 1000),
+                "message": {"mid": mid, "text": "Hallo?"},
+            }
+
+        # A customer of our own thread gets the consent question: the pipeline does answer.
+        assert (await _post(stack, kind, _batch(obj, page, message("111", "m_own")))).is_success
+        other = _batch(obj, page, message("222", "m_standby"), standby=True)
+        assert (await _post(stack, kind, other)).is_success
+        async with runtime.sessions() as session:
+            rows = {m.provider_message_id: m for m in await session.scalars(select(Message))}
+        own, standby = rows["m_own"], rows["m_standby"]
+        assert standby.payload["standby"] is True and "standby" not in own.payload
+        await _processed(runtime, own.id)
+        await _processed(runtime, standby.id)
+        async with runtime.sessions() as session:
+            answered = {
+                m.conversation_id
+                for m in await session.scalars(
+                    select(Message).where(Message.direction == "outbound")
+                )
+            }
+            routed = await session.get(Conversation, standby.conversation_id)
+        assert own.conversation_id in answered
+        assert standby.conversation_id not in answered
+        assert routed is not None and routed.queued_at is None and routed.assignee_id is None

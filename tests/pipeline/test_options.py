@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tresen.channels.base import channel_factory
+from tresen.channels.registry import channel_factory
 from tresen.domain.message import ContentKind
 from tresen.pipeline.outbound import OutboundContent, adapt_content
 

@@ -194,7 +194,9 @@ async def test_undelivered_shows_the_carrier_reason(runtime: Runtime) -> None:
 
 
 async def test_rate_limited_by_provider_retries_until_delivered(runtime: Runtime) -> None:
-    config = SmsSimConfig(status_delays=FAST, mps=4, burst=2)
+    # One message every 2 s: the sends of one conversation go out one after another, and a
+    # machine under load may take a few hundred ms per send, so only a slow cap is surely hit.
+    config = SmsSimConfig(status_delays=FAST, mps=0.5, burst=1)
     async with sms_stack(runtime, config, channel_mps=50, worker=False) as stack:
         conv = await stack.customer_writes("Hallo")
         ids = [

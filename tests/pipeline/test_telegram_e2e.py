@@ -190,7 +190,8 @@ async def test_blocked_bot_fails_the_message_and_marks_the_identity_unreachable(
 
 
 async def test_per_chat_limit_429_retry_after_until_everything_is_sent(runtime: Runtime) -> None:
-    config = TelegramSimConfig(per_chat=(2, 2.0), retry_after=1, webhook_retry_delays=(0.05,))
+    # Two at once, then one per 2 s: replies sent one after another surely hit it.
+    config = TelegramSimConfig(per_chat=(2, 0.5), retry_after=1, webhook_retry_delays=(0.05,))
     async with telegram_stack(runtime, config) as stack:
         conv = await stack.customer_writes()
         ids = [await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"}) for i in range(6)]

@@ -105,12 +105,12 @@ async def test_submit_sync_offer_and_send_in_a_closed_window(runtime: Runtime) -
                 f"/inbox/c/{conv}/template",
                 data={"_csrf_token": token, "template_id": shipped_id, "value_1": "Jana"},
             )
-            assert short.status_code == 422 and "needs 2 values, got 1" in short.text
+            assert short.status_code == 422 and "braucht 2 Werte, erhalten: 1" in short.text
             unapproved = await client.post(
                 f"/inbox/c/{conv}/template",
                 data={"_csrf_token": token, "template_id": rejected_id, "value_1": "Jana"},
             )
-            assert unapproved.status_code == 422 and "not approved" in unapproved.text
+            assert unapproved.status_code == 422 and "nicht freigegeben" in unapproved.text
             free_text = await client.post(
                 f"/inbox/c/{conv}/reply", data={"_csrf_token": token, "body": "Hallo?"}
             )
@@ -146,6 +146,7 @@ async def test_template_commands(tmp_path, monkeypatch: pytest.MonkeyPatch) -> N
     from tresen.cli import app
 
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRESEN_OUTBOUND_ALLOW_HOSTS", "127.0.0.1")  # the simulator
     monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
     runner = CliRunner()
     config = WhatsAppSimConfig(template_review_seconds=0.1)

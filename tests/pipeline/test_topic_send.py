@@ -20,10 +20,10 @@ from tresen.db.tables import (
     Workspace,
 )
 from tresen.domain.message import ContentKind
-from tresen.jobs.worker import Worker
+from tresen.handlers.process import process_job
+from tresen.handlers.worker import Worker
 from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.pipeline.outbound import OutboundContent
-from tresen.pipeline.process import process_job
 from tresen.runtime import Runtime
 
 

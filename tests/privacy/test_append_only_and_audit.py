@@ -93,6 +93,7 @@ async def test_audit_verify_command(runtime: Runtime, monkeypatch: pytest.Monkey
         await audit.record(session, ws, "login", actor_id="01user")
     monkeypatch.setenv("TRESEN_DATABASE_URL", runtime.settings.effective_database_url)
     monkeypatch.setenv("TRESEN_DATA_DIR", str(runtime.settings.data_dir))
+    monkeypatch.setenv("TRESEN_SECRET_KEY", runtime.settings.secret_key)
     import asyncio
 
     result = await asyncio.get_running_loop().run_in_executor(

@@ -52,9 +52,7 @@ async def _seed_texts(runtime: Runtime, channel: ChannelRow) -> tuple[str, str]:
     """A contact with BODY in a message, its payload, a note, a hand-over summary and a file."""
     ws = channel.workspace_id
     media_id = new_id()
-    saved = store.save(
-        runtime.settings.data_dir, ws, media_id, b"%PDF-1.4 " + BODY.encode() * 30, None, 10**6
-    )
+    saved = store.save(runtime.files, ws, media_id, b"%PDF-1.4 " + BODY.encode() * 30, None, 10**6)
     async with runtime.sessions() as session, session.begin():
         contact = Contact(id=new_id(), workspace_id=ws, display_name="Klara Klartext")
         session.add(contact)
@@ -133,7 +131,7 @@ def _data_dir_bytes(runtime: Runtime) -> bytes:
 async def _read_back(runtime: Runtime, ws: str, contact_id: str, tmp: Path) -> None:
     """The application reads everything back in plaintext (an export holds it)."""
     async with runtime.sessions() as session:
-        await write_export(session, ws, contact_id, runtime.settings.data_dir, tmp)
+        await write_export(session, ws, contact_id, runtime.files, tmp)
     with zipfile.ZipFile(tmp) as archive:
         lines = [json.loads(x) for x in archive.read("messages.jsonl").splitlines()]
         assert lines[0]["body"] == f"Mein {BODY} bitte"
@@ -207,7 +205,7 @@ async def test_texts_and_files_are_not_on_disk_in_plaintext_and_erasure_leaves_n
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
                 workspace_id=ws,
                 contact_id=erase_id,
                 actor_id=None,
@@ -228,9 +226,8 @@ async def test_rotation_is_resumable_and_old_keys_can_then_go(
     contact_id, _ = await _seed_texts(runtime, channel)
     for i in range(3):
         await seed_contact(runtime, channel, f"Rotate{i}Canary", phone=f"49151999900{i}5")
-    data_dir = runtime.settings.data_dir
     keys(f"{K2},{K1}")
-    stale = await encryption.stale_count(runtime.sessions, data_dir)
+    stale = await encryption.stale_count(runtime.sessions, runtime.files)
     assert stale > 100
 
     calls = 0
@@ -244,12 +241,12 @@ async def test_rotation_is_resumable_and_old_keys_can_then_go(
     monkeypatch.setattr(encryption, "BATCH", 10)
     monkeypatch.setattr(encryption, "after_batch", crash)
     with pytest.raises(RuntimeError):
-        await encryption.rotate(runtime.engine, runtime.sessions, data_dir)
-    left = await encryption.stale_count(runtime.sessions, data_dir)
+        await encryption.rotate(runtime.engine, runtime.sessions, runtime.files)
+    left = await encryption.stale_count(runtime.sessions, runtime.files)
     assert 0 < left < stale
     monkeypatch.setattr(encryption, "after_batch", lambda *_: asyncio.sleep(0))
-    await encryption.rotate(runtime.engine, runtime.sessions, data_dir)
-    assert await encryption.stale_count(runtime.sessions, data_dir) == 0
+    await encryption.rotate(runtime.engine, runtime.sessions, runtime.files)
+    assert await encryption.stale_count(runtime.sessions, runtime.files) == 0
     async with runtime.sessions() as session:
         bodies = list(await session.scalars(select(type_coerce(Message.body, Text))))
     assert bodies and all(b.startswith("tresen:enc1:k2:") for b in bodies)
@@ -271,17 +268,17 @@ async def test_plaintext_install_turns_encryption_on_and_off(
     assert BODY.encode() in await _stored_bytes(runtime)
 
     keys(K1)
-    report = await encryption.rotate(runtime.engine, runtime.sessions, runtime.settings.data_dir)
+    report = await encryption.rotate(runtime.engine, runtime.sessions, runtime.files)
     assert report.rows["messages"] == 33 and report.files >= 1
     assert BODY.encode() not in await _stored_bytes(runtime)
     assert BODY.encode() not in _data_dir_bytes(runtime)
     await _read_back(runtime, ws, contact_id, tmp_path / "on.zip")
 
     keys(f"none,{K1}")  # decrypt everything, write plaintext from now on
-    await encryption.rotate(runtime.engine, runtime.sessions, runtime.settings.data_dir)
+    await encryption.rotate(runtime.engine, runtime.sessions, runtime.files)
     keys("")
     await _read_back(runtime, ws, contact_id, tmp_path / "off.zip")
-    assert await encryption.stale_count(runtime.sessions, runtime.settings.data_dir) == 0
+    assert await encryption.stale_count(runtime.sessions, runtime.files) == 0
 
 
 async def test_texts_that_look_like_ciphertext_are_stored_as_written(runtime: Runtime) -> None:

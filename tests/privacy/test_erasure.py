@@ -286,7 +286,7 @@ async def test_canary_is_gone_everywhere_after_erasure(
             runtime.engine,
             session,
             secret_key=runtime.settings.secret_key,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             workspace_id=ws,
             contact_id=contact_id,
             actor_id=None,
@@ -349,7 +349,7 @@ async def test_erasure_of_unknown_contact_changes_nothing(runtime: Runtime) -> N
                 runtime.engine,
                 session,
                 secret_key="k",
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
                 workspace_id=ws,
                 contact_id="nope",
                 actor_id=None,
@@ -379,7 +379,7 @@ async def test_canary_is_gone_after_retention_erases_an_inactive_contact(runtime
     result = await retention.run(
         runtime.sessions,
         runtime.settings.secret_key,
-        runtime.settings.data_dir,
+        runtime.files,
         engine=runtime.engine,
     )
     assert result.workspaces[ws].contacts == 1

@@ -48,7 +48,7 @@ async def test_erasure_mid_broadcast_cancels_only_that_persons_send(runtime: Run
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
                 workspace_id=erased_conv.workspace_id,
                 contact_id=erased_conv.contact_id,
                 actor_id=None,

@@ -50,7 +50,7 @@ async def _erase(runtime: Runtime, ws: str, contact_id: str) -> erasure.ErasureR
             runtime.engine,
             session,
             secret_key=runtime.settings.secret_key,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             workspace_id=ws,
             contact_id=contact_id,
             actor_id=None,
@@ -84,7 +84,7 @@ async def test_failure_between_steps_then_resume(
 
     monkeypatch.setattr(erasure, "after_step", original)
     # A fresh request is not taken over while its process may still be working on it.
-    kwargs = {"secret_key": runtime.settings.secret_key, "data_dir": runtime.settings.data_dir}
+    kwargs = {"secret_key": runtime.settings.secret_key, "files": runtime.files}
     assert await erasure.resume_pending(runtime.engine, runtime.sessions, **kwargs) == 0
     resumed = await erasure.resume_pending(
         runtime.engine, runtime.sessions, idle=timedelta(0), **kwargs
@@ -100,6 +100,7 @@ async def test_failure_between_steps_then_resume(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["files", "rows"])
 async def test_killed_process_is_resumed_by_the_next_worker(
     runtime: Runtime, tmp_path: Path, step: str
@@ -164,7 +165,7 @@ async def test_retention_run_and_a_second_erase_finish_an_interrupted_erasure(
     await retention.run(
         runtime.sessions,
         runtime.settings.secret_key,
-        runtime.settings.data_dir,
+        runtime.files,
         engine=runtime.engine,
     )
     async with runtime.sessions() as session:

@@ -65,7 +65,7 @@ async def test_export_holds_everything_and_is_audited(runtime: Runtime, tmp_path
         runtime.sessions,
         workspace_id=ws,
         contact_id=contact_id,
-        data_dir=runtime.settings.data_dir,
+        files=runtime.files,
         out=out,
         actor_id=None,
         via="test",
@@ -151,7 +151,13 @@ async def test_inbox_admin_exports_and_erases_with_confirmation(
         csrf = _csrf(page.text)
         got = await admin.post(f"/inbox/contacts/{contact_id}/export", data={"_csrf_token": csrf})
         assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
-        _check_archive(_zip(got.content), contact_id)
+        archive = _zip(got.content)
+        _check_archive(archive, contact_id)
+        readme = archive.read("README.txt").decode()
+        index = archive.read("index.html").decode()
+        assert readme.startswith("Export personenbezogener Daten"), "German UI, German export"
+        assert "This archive" not in readme and "Personal data held by" not in index
+        assert "<h2>Nachrichten</h2>" in index and "<th>Zeitpunkt</th>" in index
         unconfirmed = await admin.post(
             f"/inbox/contacts/{contact_id}/erase", data={"_csrf_token": csrf}
         )

@@ -78,7 +78,7 @@ async def test_export_of_100k_messages_streams(runtime: Runtime, tmp_path: Path)
     tracemalloc.start()
     try:
         async with runtime.sessions() as session:
-            summary = await write_export(session, ws, contact_id, runtime.settings.data_dir, out)
+            summary = await write_export(session, ws, contact_id, runtime.files, out)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -133,7 +133,7 @@ async def test_cli_proof_also_after_erasure(
             runtime.engine,
             session,
             secret_key=runtime.settings.secret_key,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             workspace_id=ws,
             contact_id=contact_id,
             actor_id=None,

@@ -101,7 +101,7 @@ async def test_periods_apply_as_the_clock_moves(runtime: Runtime) -> None:
         return await retention.run(
             runtime.sessions,
             runtime.settings.secret_key,
-            runtime.settings.data_dir,
+            runtime.files,
             now=t0 + timedelta(days=days),
         )
 
@@ -164,7 +164,7 @@ async def test_workspace_periods_override_defaults_and_bad_ones_are_refused(
     await retention.run(
         runtime.sessions,
         runtime.settings.secret_key,
-        runtime.settings.data_dir,
+        runtime.files,
         now=utcnow() + timedelta(days=8),
     )
     assert not await _exists(runtime, Conversation, conv)

@@ -58,7 +58,7 @@ async def test_erased_person_writing_again_gets_consent_first(runtime: Runtime) 
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
                 workspace_id=contact.workspace_id,
                 contact_id=contact.id,
                 actor_id=None,

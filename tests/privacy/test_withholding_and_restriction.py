@@ -103,8 +103,10 @@ async def test_content_is_withheld_until_consent_everywhere(runtime: Runtime) ->
             pages = await _pages(client, api, conv_id)
             for where, text in pages.items():
                 assert SECRET not in text, (state, where)
+            # Said no: nothing waits any more, and the pages say so.
+            label = "privacy notice declined" if state == "refused" else "waiting for consent"
             for where in ("list", "conversation", "history"):
-                assert "waiting for consent" in pages[where], (state, where)
+                assert label in pages[where], (state, where)
             assert '"withheld":"consent"' in pages["api"]
         await _set_state(runtime, contact_id, "granted")
         pages = await _pages(client, api, conv_id)
@@ -285,9 +287,7 @@ async def test_retention_keeps_a_restricted_contact(runtime: Runtime) -> None:
         )
         await set_restricted(session, ws, contact_id, True, actor_id=None, via="test")
 
-    result = await retention.run(
-        runtime.sessions, runtime.settings.secret_key, runtime.settings.data_dir
-    )
+    result = await retention.run(runtime.sessions, runtime.settings.secret_key, runtime.files)
     assert result.workspaces[ws].counts() == {
         "conversations": 0,
         "media_files": 0,
@@ -297,8 +297,6 @@ async def test_retention_keeps_a_restricted_contact(runtime: Runtime) -> None:
     async with runtime.sessions() as session, session.begin():
         assert await session.get(Contact, contact_id) is not None
         await set_restricted(session, ws, contact_id, False, actor_id=None, via="test")
-    result = await retention.run(
-        runtime.sessions, runtime.settings.secret_key, runtime.settings.data_dir
-    )
+    result = await retention.run(runtime.sessions, runtime.settings.secret_key, runtime.files)
     assert result.workspaces[ws].conversations == 1
     assert result.workspaces[ws].contacts == 1

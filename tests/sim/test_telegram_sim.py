@@ -112,7 +112,8 @@ async def test_wrong_token_and_bad_requests() -> None:
 
 
 async def test_per_chat_and_overall_limits_answer_429_with_retry_after() -> None:
-    async with run_telegram_simulator(config(per_chat=(2, 1.0), retry_after=2)) as sim:
+    # Both buckets refill far slower than a loaded machine sends: the limit is always hit.
+    async with run_telegram_simulator(config(per_chat=(2, 0.05), retry_after=2)) as sim:
         answers = [
             await call(sim, "sendMessage", {"chat_id": CHAT, "text": f"n{i}"}) for i in range(3)
         ]
@@ -121,7 +122,8 @@ async def test_per_chat_and_overall_limits_answer_429_with_retry_after() -> None
         assert answers[2].json()["description"] == "Too Many Requests: retry after 2"
         other = await call(sim, "sendMessage", {"chat_id": CHAT + 1, "text": "n"})
         assert other.status_code == 200
-    async with run_telegram_simulator(config(mps=3)) as sim:
+    # A cap of one message per 10 s: sends that go out one after another surely hit it.
+    async with run_telegram_simulator(config(mps=0.1)) as sim:
         codes = [
             (await call(sim, "sendMessage", {"chat_id": 100 + i, "text": "n"})).status_code
             for i in range(5)
@@ -228,3 +230,22 @@ async def test_set_webhook_from_the_adapter_configures_the_simulator(receiver: R
         info = await call(sim, "getWebhookInfo", {})
         assert info.json()["result"]["url"] == receiver.url
     assert receiver.secrets == ["new_Secret-42"]
+
+
+async def test_get_requests_are_accepted_like_post() -> None:
+    async with run_telegram_simulator(config()) as sim:
+        async with httpx.AsyncClient(base_url=sim.base_url or "", timeout=5) as client:
+            me = await client.get(f"/bot{sim.config.bot_token}/getMe")
+            sent = await client.get(
+                f"/bot{sim.config.bot_token}/sendMessage",
+                params={"chat_id": str(CHAT), "text": "per GET"},
+            )
+            info = await client.get(f"/bot{sim.config.bot_token}/getWebhookInfo")
+        assert me.status_code == 200 and me.json()["result"]["is_bot"] is True
+        assert sent.status_code == 200 and sent.json()["result"]["text"] == "per GET"
+        assert info.json()["result"] == {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
+        assert [e.payload["text"] for e in sim.ledger] == ["per GET"]

@@ -200,4 +200,39 @@ async def test_openapi_health_and_metrics(runtime: Runtime) -> None:
         assert "/api/v1/conversations/{conversation_id}/messages" in doc["paths"]
         assert (await client.get("/healthz")).json()["status"] == "ok"
         assert "tresen_webhooks_total" in (await client.get("/metrics")).text
-        assert "tresen REST API" in (await client.get("/api/v1/docs")).text
+        assert (
+            "tresen REST API"
+            in (await client.get("/api/v1/docs", headers={"accept-language": "en"})).text
+        )
+
+
+async def test_conversations_list_newest_activity_first_and_pages(runtime: Runtime) -> None:
+    ws, channel = await helpers.seed_whatsapp(runtime)
+    auth = {"Authorization": f"Bearer {await helpers.seed_token(runtime, ws)}"}
+    async with helpers.client_for(runtime) as client:
+        for sender in ("4915100000011", "4915100000012", "4915100000013"):
+            await _inbound(client, channel.id, 1, sender=sender)
+        # The oldest conversation gets the newest message: it moves to the top.
+        body = helpers.dumps(
+            helpers.wa_envelope(
+                messages=[helpers.wa_text("wamid.api-late", "4915100000011", "Noch was")]
+            )
+        )
+        await client.post(
+            f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
+        )
+        async with runtime.sessions() as session:
+            by_created = list(
+                await session.scalars(select(Conversation).order_by(Conversation.created_at))
+            )
+        expected = [by_created[0].id, by_created[2].id, by_created[1].id]
+        page1 = (await client.get("/api/v1/conversations?limit=2", headers=auth)).json()
+        assert [c["id"] for c in page1["items"]] == expected[:2]
+        page2 = (
+            await client.get(
+                f"/api/v1/conversations?limit=2&before={page1['next_before']}", headers=auth
+            )
+        ).json()
+        assert [c["id"] for c in page2["items"]] == expected[2:] and page2["next_before"] is None
+        unknown = await client.get("/api/v1/conversations?before=nope", headers=auth)
+        assert unknown.status_code == 404  # names no conversation (schema-valid input: not 400)

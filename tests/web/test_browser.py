@@ -124,10 +124,11 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
 
             xss = '<img src=x onerror="window.__xss=1">Hallo, ist das Rad da?'
             await stack.sim.customer_sends("4915112345678", name="Jana Müller", body=xss)
+            # The list's rows (its waiting-queue section may name her too while she waits).
             for page in (kim, lea):
-                await page.locator("#list >> text=Jana Müller").wait_for(timeout=5000)
+                await page.locator("#list > ul >> text=Jana Müller").wait_for(timeout=5000)
 
-            await kim.click("#list >> text=Jana Müller")
+            await kim.click("#list > ul >> text=Jana Müller")
             await kim.locator(".timeline >> text=Hallo, ist das Rad da?").wait_for()
             assert await kim.evaluate("window.__xss") is None, "customer text must never run"
             await kim.click("button:has-text('Übernehmen')")

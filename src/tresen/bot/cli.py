@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 # Heavy modules (scikit-learn, scipy) load inside the commands so that `tresen` starts fast.
-BACKENDS = ("default", "minilm")
+BACKENDS = ("default", "lexical")
 bot_app = typer.Typer(
     no_args_is_help=True, help="The chatbot: knowledge base, evaluation and data tools."
 )
@@ -38,9 +38,9 @@ def eval_command(
     ] = "default",
 ) -> None:
     """Train as the product does, answer every test row, print one JSON line of figures."""
-    from tresen.bot.backends import BackendUnavailable
     from tresen.bot.evaluate import DataError, load_eval_inputs, run_eval
     from tresen.bot.kb import KnowledgeBaseError
+    from tresen.bot.semantic import EncoderUnavailable
 
     if backend not in BACKENDS:
         raise _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -55,7 +55,7 @@ def eval_command(
                 extra=inputs.get("extra"),
                 backend=backend,
             )
-    except (DataError, KnowledgeBaseError, BackendUnavailable, ValueError) as exc:
+    except (DataError, KnowledgeBaseError, EncoderUnavailable, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(result))
 
@@ -92,21 +92,31 @@ def latency_command(
     train: Annotated[Path, typer.Option("--train", help="Intent CSV to draw FAQ phrasings from.")],
     test: Annotated[Path, typer.Option("--test", help="CSV whose texts are the queries.")],
     entries: Annotated[int, typer.Option("--entries", help="FAQ entries to index.")] = 1000,
-    backend: Annotated[str, typer.Option("--backend", help="Matcher backend.")] = "default",
+    backend: Annotated[
+        str, typer.Option("--backend", help=f"Matcher backend: {', '.join(BACKENDS)}.")
+    ] = "default",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Threads answering at once in the load phase.")
+    ] = 1,
 ) -> None:
-    """Per-query latency with a synthetic knowledge base of N entries; prints one JSON line."""
-    from tresen.bot.backends import BackendUnavailable
+    """Per-query latency with a synthetic knowledge base of N entries, then throughput under
+    load (messages/s and per CPU second); prints one JSON line."""
     from tresen.bot.evaluate import DataError, read_intent_csv, run_latency
+    from tresen.bot.semantic import EncoderUnavailable
 
     if entries < 2:
         raise _fail("--entries must be at least 2")
+    if not 1 <= concurrency <= 64:
+        raise _fail("--concurrency must be between 1 and 64")
+    if backend not in BACKENDS:
+        raise _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     try:
         source = read_intent_csv(train)
         queries = read_intent_csv(test)[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            result = run_latency(source, queries, entries, backend)
-    except (DataError, BackendUnavailable, ValueError) as exc:
+            result = run_latency(source, queries, entries, backend, concurrency=concurrency)
+    except (DataError, EncoderUnavailable, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(result))
 

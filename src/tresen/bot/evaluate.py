@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import random
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -13,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tresen.bot.backends import get_backend
 from tresen.bot.kb import KnowledgeBase, load_kb
-from tresen.bot.matcher import OOS, Matcher
+from tresen.bot.matcher import OOS, Matcher, new_matcher
 
 Progress = Callable[[str], None]
 
@@ -93,7 +93,7 @@ def build_matcher(
     default_language: str | None = None,
 ) -> Matcher:
     """The matcher the product would build from these rows (languages taken from the data)."""
-    return Matcher(get_backend(backend), default_language=default_language).fit(texts, labels)
+    return new_matcher(backend, default_language).fit(texts, labels)
 
 
 def kb_training_rows(
@@ -236,26 +236,69 @@ def run_latency(
     entries: int = 1000,
     backend: str = "default",
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
-    """Per-query latency of `match` against a synthetic knowledge base of `entries` FAQs."""
+    """Per-query latency of `match` against a synthetic knowledge base of `entries` FAQs, then
+    throughput with `concurrency` threads answering at once (messages/s, and per CPU second)."""
     say = progress or (lambda message: print(message, file=sys.stderr))
     texts, labels = synthetic_kb_rows(*source, entries=entries)
-    say(f"indexing {entries} synthetic entries ({len(texts)} phrasings)")
+    say(f"indexing {entries} synthetic entries ({len(texts)} phrasings), backend {backend}")
     started = time.perf_counter()
     matcher = build_matcher(texts, labels, backend, "en")
     train_seconds = time.perf_counter() - started
-    timings = []
+    say(f"indexed in {train_seconds:.1f}s; answering {len(queries)} queries one at a time")
+    timings, cpu = [], []
     for text in queries:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         matcher.match(text)
         timings.append((time.perf_counter() - t0) * 1000.0)
-    return {
+        cpu.append((time.process_time() - c0) * 1000.0)
+    result: dict[str, Any] = {
         "entries": entries,
         "phrasings": len(texts),
         "queries": len(timings),
         "ms_per_query_p50": round(float(np.percentile(timings, 50)), 3),
         "ms_per_query_p95": round(float(np.percentile(timings, 95)), 3),
         "ms_per_query_max": round(float(np.max(timings)), 3),
+        "cpu_ms_per_query_p50": round(float(np.percentile(cpu, 50)), 3),
+        "cpu_ms_per_query_p95": round(float(np.percentile(cpu, 95)), 3),
         "train_seconds": round(train_seconds, 2),
         "backend": backend,
+    }
+    result.update(_load(matcher, queries, concurrency, say))
+    return result
+
+
+def _load(
+    matcher: Matcher, queries: Sequence[str], concurrency: int, say: Progress
+) -> dict[str, Any]:
+    """All queries answered by `concurrency` threads at once: wall and CPU throughput."""
+    say(f"load: {len(queries)} queries by {concurrency} concurrent workers")
+    pending = iter(list(queries))
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                text = next(pending, None)
+            if text is None:
+                return
+            t0 = time.perf_counter()
+            matcher.match(text)
+            with lock:
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=worker) for _ in range(max(1, concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {
+        "concurrency": max(1, concurrency),
+        "load_messages_per_s": round(len(latencies) / wall, 1),
+        "load_messages_per_cpu_s": round(len(latencies) / max(cpu, 1e-9), 1),
+        "load_ms_per_query_p95": round(float(np.percentile(latencies, 95)), 3),
     }

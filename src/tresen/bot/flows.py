@@ -1,22 +1,63 @@
-"""Declarative forms with slots: ask, validate, re-ask, cancel, time out; state is a plain dict."""
+"""Declarative forms with slots: ask, validate, re-ask, cancel, time out; state is a plain dict.
+
+A question is asked at most twice: after a second wrong answer the flow offers its choices again
+with a way out (cancel, or a person), and after `max_attempts` wrong answers it hands over.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
-from rapidfuzz import fuzz, process
 
-from tresen.bot.text import clean, fold
+from tresen.bot.persona import DEFAULT_TEXTS, Persona
+from tresen.bot.slots import (
+    ANY,
+    Choices,
+    Reading,
+    colour_key,
+    has_phrase,
+    parse_amount,
+    parse_choice,
+    parse_colour,
+    parse_email,
+    parse_height,
+    parse_pattern,
+    parse_postcode,
+    parse_shoe_size,
+    parse_size,
+    read,
+    says_any,
+)
+from tresen.bot.text import clean
+
+__all__ = [
+    "ANY",
+    "FlowError",
+    "FlowRunner",
+    "FlowSpec",
+    "FlowTurn",
+    "SlotSpec",
+    "Vocabulary",
+    "load_flows",
+    "parse_choice",
+    "parse_email",
+    "parse_flow",
+    "parse_pattern",
+    "parse_postcode",
+    "parse_shoe_size",
+]
 
 SLOT_TYPES = (
     "text",
     "shoe_size",
     "size",
     "amount",
+    "height",
+    "color",
     "order_number",
     "postcode",
     "email",
@@ -25,63 +66,39 @@ SLOT_TYPES = (
     "pattern",
 )
 ACTIONS = ("find_products", "order_status")
-CHOICE_SOURCES = ("category", "brand")
-ANY = "*"
-ANY_WORDS = (
-    "egal",
-    "beliebig",
-    "keine",
-    "keine rolle",
-    "any",
-    "no preference",
-    "whatever",
-    "don't mind",
-)
-ANY_LABEL = {"de": "Egal", "en": "Any"}
+CHOICE_SOURCES = ("category", "brand", "color")
+FORMS = ("du", "sie")
 DEFAULT_ORDER_PATTERN = r"[A-Z]{0,3}-?\d{5,12}"
 
-CANCEL_WORDS = {
-    "de": ("abbrechen", "abbruch", "vergiss es", "egal", "nicht mehr", "lass gut sein"),
-    "en": ("cancel", "never mind", "nevermind", "forget it", "quit"),
-}
-RESTART_WORDS = {
-    "de": ("von vorne", "neu starten", "neustart", "nochmal von vorn", "zurucksetzen"),
-    "en": ("restart", "start over", "start again", "reset"),
-}
-FOLLOW_UP_OPENERS = ("und", "and", "what about", "how about", "auch", "also", "und in", "and in")
+CANCEL_WORDS = (
+    "abbrechen",
+    "abbruch",
+    "vergiss es",
+    "nicht mehr",
+    "lass gut sein",
+    "cancel",
+    "never mind",
+    "nevermind",
+    "forget it",
+    "quit",
+)
+RESTART_WORDS = (
+    "von vorne",
+    "neu starten",
+    "neustart",
+    "nochmal von vorn",
+    "zurucksetzen",
+    "restart",
+    "start over",
+    "start again",
+    "reset",
+)
+FOLLOW_UP_WORDS = 8  # a follow-up to a finished flow ("und in 43?") is a short message
 
-DEFAULT_TEXTS: dict[str, dict[str, str]] = {
-    "de": {
-        "invalid": "Das habe ich leider nicht verstanden.",
-        "invalid_shoe_size": "Bitte gib eine Schuhgröße zwischen 35 und 48 an (halbe Größen gehen auch, z. B. 42,5).",
-        "invalid_order_number": "Das sieht nicht nach einer Bestellnummer aus. Du findest sie in der Bestellbestätigung.",
-        "invalid_postcode": "Bitte gib eine fünfstellige Postleitzahl an, z. B. 70173.",
-        "invalid_email": "Bitte gib eine gültige E-Mail-Adresse an, z. B. name@beispiel.de.",
-        "invalid_size": "Bitte gib eine Größe an, z. B. 42 oder M.",
-        "invalid_amount": "Bitte gib einen Betrag an, z. B. 100 €.",
-        "invalid_verification": "Bitte gib die Postleitzahl der Lieferadresse oder die E-Mail-Adresse der Bestellung an.",
-        "invalid_choice": "Bitte wähle eine der Möglichkeiten.",
-        "numbered_hint": "Antworte einfach mit der Nummer.",
-        "cancelled": "Alles klar, ich habe abgebrochen. Wie kann ich sonst helfen?",
-        "expired": "Wir hatten eine Weile nichts voneinander gehört, deshalb fange ich neu an.",
-        "handover": "Ich hole jemanden aus dem Team dazu.",
-    },
-    "en": {
-        "invalid": "Sorry, I did not get that.",
-        "invalid_shoe_size": "Please give a shoe size between 35 and 48 (half sizes are fine, e.g. 42.5).",
-        "invalid_order_number": "That does not look like an order number. You find it in your order confirmation.",
-        "invalid_postcode": "Please give a five-digit postcode, e.g. 70173.",
-        "invalid_email": "Please give a valid e-mail address, e.g. name@example.com.",
-        "invalid_size": "Please give a size, e.g. 42 or M.",
-        "invalid_amount": "Please give an amount, e.g. 100 €.",
-        "invalid_verification": "Please give the postcode of the delivery address or the e-mail address of the order.",
-        "invalid_choice": "Please pick one of the options.",
-        "numbered_hint": "Just reply with the number.",
-        "cancelled": "All right, I have cancelled that. How else can I help?",
-        "expired": "It has been a while, so I am starting over.",
-        "handover": "I am bringing in someone from the team.",
-    },
-}
+# A flow text: per language, one text or one per form of address ({du: ..., sie: ...}).
+Text = Mapping[str, str | Mapping[str, str]]
+# The choices worth offering for a slot, given the slots filled so far (brands with helmets).
+Narrow = Callable[["SlotSpec", Mapping[str, Any]], tuple[str, ...]]
 
 
 class FlowError(ValueError):
@@ -94,13 +111,19 @@ class SlotSpec:
 
     name: str
     type: str
-    ask: Mapping[str, str]
+    ask: Text
     choices: tuple[str, ...] = ()
     pattern: str | None = None
-    error: Mapping[str, str] = field(default_factory=dict)
-    required: bool = True
-    choices_from: str | None = None  # "category" or "brand": filled from the product catalog
+    error: Text = field(default_factory=dict)
+    required: bool = True  # an optional slot is never asked, but read when the customer says it
+    choices_from: str | None = None  # "category", "brand" or "color": from the product catalog
     allow_any: bool = False  # "egal" / "any" is an answer (value "*")
+    synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # choice → other names
+    label: Text = field(default_factory=dict)  # what the slot is called in the hand-over note
+
+    def source(self, flow_id: str) -> str:
+        """Where the slot's choices come from: the catalog ("category") or its own list."""
+        return self.choices_from or f"{flow_id}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -111,8 +134,9 @@ class FlowSpec:
     slots: tuple[SlotSpec, ...]
     timeout_seconds: float = 1800.0
     max_attempts: int = 3
-    done: Mapping[str, str] = field(default_factory=dict)
+    done: Text = field(default_factory=dict)
     action: str | None = None  # what the bot does with the filled slots (see ACTIONS)
+    title: Text = field(default_factory=dict)  # "the product search", for "shall we go back?"
 
 
 @dataclass(frozen=True)
@@ -127,120 +151,144 @@ class FlowTurn:
     changed: tuple[str, ...] = ()
 
 
-# --- validators: each finds a value inside free text, or returns None ---------------------------
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the flows of a bot can read from any message: order numbers, choices, colours."""
 
-_SHOE = re.compile(
-    r"(?<![\d.,])(\d{2})(?:\s*(?:[.,]\s*5|½|1[/⁄]2|einhalb|and a half))?(?![\d.,]*\d)"
-)
-_POSTCODE = re.compile(r"(?<!\d)(\d{5})(?!\d)")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+    order_patterns: tuple[str, ...] = ()
+    choices: Mapping[str, Choices] = field(default_factory=dict)
+    colours: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, specs: Iterable[FlowSpec]) -> Vocabulary:
+        """The vocabulary of these flows (choice lists as the flows hold them)."""
+        patterns: dict[str, None] = {}
+        choices: dict[str, Choices] = {}
+        colours: list[str] = []
+        for spec in specs:
+            for slot in spec.slots:
+                if slot.type == "order_number":
+                    patterns[slot.pattern or DEFAULT_ORDER_PATTERN] = None
+                if slot.choices:
+                    source = slot.source(spec.id)
+                    known = choices.get(source)
+                    synonyms = {**(known.synonyms if known else {}), **slot.synonyms}
+                    choices[source] = Choices(slot.choices, synonyms)
+                    if slot.type == "color" or slot.choices_from == "color":
+                        colours.extend(slot.choices)
+        return cls(tuple(patterns), choices, tuple(dict.fromkeys(colours)))
 
-def parse_shoe_size(text: str) -> float | None:
-    """EU shoe size 35–48, halves allowed: "42", "42,5", "42.5", "42½" → 42.0 / 42.5."""
-    for m in _SHOE.finditer(clean(text).replace(" ½", "½")):
-        whole = int(m.group(1))
-        value = whole + (0.5 if m.group(0) != m.group(1) else 0.0)
-        if 35 <= value <= 48:
-            return value
-    return None
-
-
-def parse_postcode(text: str) -> str | None:
-    """A German postcode (five digits, 01001–99998)."""
-    for m in _POSTCODE.finditer(clean(text)):
-        if 1001 <= int(m.group(1)) <= 99998:
-            return m.group(1)
-    return None
-
-
-def parse_email(text: str) -> str | None:
-    """The first e-mail address in the text."""
-    m = _EMAIL.search(clean(text))
-    return m.group(0) if m else None
-
-
-def parse_pattern(text: str, pattern: str) -> str | None:
-    """The first match of `pattern` in the text (case-insensitive), upper-cased."""
-    m = re.search(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", clean(text), re.IGNORECASE)
-    return m.group(0).upper() if m else None
+    def read(self, text: str) -> Reading:
+        """Every value the message holds that a flow could use."""
+        return read(
+            text, order_patterns=self.order_patterns, choices=self.choices, colours=self.colours
+        )
 
 
-def parse_choice(text: str, choices: tuple[str, ...]) -> str | None:
-    """A choice by its number ("2"), its name, or a close spelling of it."""
-    raw = fold(clean(text)).strip(" .!?)")
-    if raw.isdigit() and 1 <= int(raw) <= len(choices):
-        return choices[int(raw) - 1]
-    folded = [fold(c) for c in choices]
-    if raw in folded:
-        return choices[folded.index(raw)]
-    for i, c in enumerate(folded):
-        if re.search(rf"(?<!\w){re.escape(c)}(?!\w)", raw):
-            return choices[i]
-    hit = process.extractOne(raw, folded, scorer=fuzz.WRatio, score_cutoff=85)
-    return choices[hit[2]] if hit else None
+# --- one slot -----------------------------------------------------------------------------------
 
 
-_MONEY = re.compile(
-    r"€|\beuro?\b|\beur\b|\bbis\b|\bunter\b|\bunder\b|\bmax|\bbudget", re.IGNORECASE
-)
-_AMOUNT = re.compile(r"(?<![\d.,])(\d{1,6})(?:[.,](\d{1,2}))?(?![\d])")
+def _without_money(text: str) -> str:
+    return re.sub(r"\d+(?:[.,]\d+)?\s*(?:€|euro?\b|eur\b)", " ", text, flags=re.IGNORECASE)
 
 
-def parse_amount(text: str) -> float | None:
-    """A money amount ("bis 120 €", "100", "99,90") in whole currency units."""
-    m = _AMOUNT.search(clean(text).replace("\u202f", "").replace(" ", " "))
-    if not m:
-        return None
-    value = float(m.group(1)) + (float(f"0.{m.group(2)}") if m.group(2) else 0.0)
-    return value if value > 0 else None
+def extract(slot: SlotSpec, text: str, reading: Reading | None = None, *, flow_id: str = "") -> Any:
+    """The slot's value in `text` when it answers the slot's question (None when it does not).
 
-
-def parse_verification(text: str) -> str | None:
-    """The second factor of an order lookup: an e-mail address or a postcode."""
-    return parse_email(text) or parse_postcode(text)
-
-
-def _parse_any_size(text: str) -> str | None:
-    from tresen.bot.products import parse_size
-
-    return parse_size(text)
-
-
-def extract(slot: SlotSpec, text: str) -> Any:
-    """The slot's value found in `text`, or None."""
-    if slot.allow_any and _has_word(text, ANY_WORDS + tuple(ANY_LABEL.values())):
+    With `reading` (the message read for every slot kind), the value as the message states it
+    unasked: only marked numbers, whole choice names, no "egal"."""
+    if reading is not None:
+        return _read_value(slot, text, reading, flow_id)
+    if slot.allow_any and says_any(text):
         return ANY
     if slot.allow_any and slot.choices and clean(text).strip(" .") == str(len(slot.choices) + 1):
         return ANY
+    choices = Choices(slot.choices, slot.synonyms)
     parsers: dict[str, Callable[[str], Any]] = {
-        "size": _parse_any_size,
+        "size": lambda t: parse_size(_without_money(t)),
         "amount": parse_amount,
-        "verification": parse_verification,
+        "height": parse_height,
+        "color": lambda t: parse_colour(t, slot.choices) or choices.find(t, loose=True),
+        "verification": lambda t: parse_email(t) or parse_postcode(t),
         "shoe_size": parse_shoe_size,
         "postcode": parse_postcode,
         "email": parse_email,
         "order_number": lambda t: parse_pattern(t, slot.pattern or DEFAULT_ORDER_PATTERN),
         "pattern": lambda t: parse_pattern(t, slot.pattern or ".+"),
-        "choice": lambda t: parse_choice(t, slot.choices),
+        "choice": lambda t: choices.find(t, loose=True),
         "text": lambda t: clean(t)[:500] or None,
     }
     return parsers[slot.type](text)
 
 
+def _read_value(slot: SlotSpec, text: str, reading: Reading, flow_id: str) -> Any:
+    kind = slot.type
+    if kind == "choice" or (kind == "color" and slot.choices):
+        found = reading.choices.get(slot.source(flow_id))
+        if found is None and kind == "color" and reading.colour:
+            found = next((c for c in slot.choices if colour_key(c) == reading.colour), None)
+        return found
+    if kind in ("size", "shoe_size"):
+        if reading.size is None:
+            return None
+        if kind == "shoe_size":
+            return parse_shoe_size(reading.size)
+        return reading.size
+    simple: dict[str, Any] = {
+        "amount": reading.budget,
+        "height": reading.height,
+        "color": reading.colour,
+        "postcode": reading.postcode,
+        "email": reading.email,
+        "verification": reading.email or reading.postcode,
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "order_number":
+        return reading.orders.get(slot.pattern or DEFAULT_ORDER_PATTERN)
+    if kind == "pattern":
+        return parse_pattern(text, slot.pattern or ".+")
+    return None  # free text is only taken as the answer to its own question
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _texts(value: Any, where: str) -> dict[str, str]:
+def _texts(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str) and value.strip():
         return {"de": value, "en": value}
-    if (
-        isinstance(value, dict)
-        and value
-        and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items())
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for lang, text in value.items():
+            if isinstance(lang, str) and isinstance(text, str) and text.strip():
+                out[lang] = text
+            elif (
+                isinstance(lang, str)
+                and isinstance(text, dict)
+                and text
+                and set(text) <= set(FORMS)
+                and all(isinstance(t, str) and t.strip() for t in text.values())
+            ):
+                out[lang] = dict(text)
+            else:
+                break
+        else:
+            return out
+    raise FlowError(
+        f"{where}: expected text or a mapping {{de: ..., en: ...}} "
+        "(a language may have {du: ..., sie: ...})"
+    )
+
+
+def _synonyms(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(w, str) for w in v)
+        for k, v in raw.items()
     ):
-        return dict(value)
-    raise FlowError(f"{where}: expected text or a mapping {{de: ..., en: ...}}")
+        raise FlowError(f"{where}: 'synonyms' maps a choice to a list of other names")
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
@@ -284,6 +332,8 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
                 required=bool(raw.get("required", True)),
                 choices_from=choices_from,
                 allow_any=bool(raw.get("allow_any", False)),
+                synonyms=_synonyms(raw.get("synonyms"), at),
+                label=_texts(raw["label"], f"{at}: 'label'") if raw.get("label") else {},
             )
         )
     timeout = data.get("timeout_minutes", 30)
@@ -293,10 +343,11 @@ def parse_flow(data: Any, source: str = "flow") -> FlowSpec:
     if not isinstance(attempts, int) or attempts < 1:
         raise FlowError(f"{where}: 'max_attempts' must be a positive whole number")
     done = _texts(data["done"], f"{where}: 'done'") if data.get("done") else {}
+    title = _texts(data["title"], f"{where}: 'title'") if data.get("title") else {}
     action = data.get("action")
     if action is not None and action not in ACTIONS:
         raise FlowError(f"{where}: 'action' is one of {', '.join(ACTIONS)}")
-    return FlowSpec(data["id"], tuple(slots), float(timeout) * 60.0, attempts, done, action)
+    return FlowSpec(data["id"], tuple(slots), float(timeout) * 60.0, attempts, done, action, title)
 
 
 def load_flows(text: str, source: str = "flows") -> dict[str, FlowSpec]:
@@ -315,19 +366,6 @@ def load_flows(text: str, source: str = "flows") -> dict[str, FlowSpec]:
 # --- running ------------------------------------------------------------------------------------
 
 
-def _show(value: Any, language: str) -> Any:
-    """A slot value as the customer reads it: 42.0 → "42", 42.5 → "42,5" in German."""
-    if isinstance(value, float):
-        text = f"{value:g}"
-        return text.replace(".", ",") if language == "de" else text
-    return value
-
-
-def _has_word(text: str, words: tuple[str, ...]) -> bool:
-    folded = fold(clean(text))
-    return any(re.search(rf"(?<!\w){re.escape(fold(w))}(?!\w)", folded) for w in words)
-
-
 class FlowRunner:
     """Runs one flow for one conversation; every call takes and returns the state dict."""
 
@@ -337,31 +375,61 @@ class FlowRunner:
         *,
         language: str = "de",
         supports_buttons: bool = True,
-        texts: Mapping[str, Mapping[str, str]] | None = None,
+        persona: Persona | None = None,
+        vocabulary: Vocabulary | None = None,
+        narrow: Narrow | None = None,
     ) -> None:
         self.spec = spec
-        self.language = language if language in DEFAULT_TEXTS else "de"
+        self.narrow = narrow
+        self.persona = persona or Persona()
+        self.language = self.persona.language(language)
         self.supports_buttons = supports_buttons
-        self._texts = {lang: dict(t) for lang, t in DEFAULT_TEXTS.items()}
-        for lang, overrides in (texts or {}).items():
-            self._texts.setdefault(lang, {}).update(overrides)
+        self.vocabulary = vocabulary or Vocabulary.of([spec])
 
-    def _t(self, key: str, fallback: str = "invalid") -> str:
-        texts = self._texts[self.language]
-        return texts.get(key) or texts.get(fallback) or DEFAULT_TEXTS["de"][fallback]
+    def _t(self, key: str) -> str:
+        return self.persona.say(key, self.language)
 
-    def _local(self, texts: Mapping[str, str]) -> str:
-        return texts.get(self.language) or next(iter(texts.values()), "")
+    def show(self, value: Any) -> str:
+        """A slot value as the customer reads it: 42.0 → "42", 42.5 → "42,5" in German."""
+        if value == ANY:
+            return self._t("any_value")
+        if isinstance(value, float):
+            text = f"{value:g}"
+            return text.replace(".", ",") if self.language == "de" else text
+        return str(value)
 
-    def start(self, now: float, text: str = "", state: Mapping[str, Any] | None = None) -> FlowTurn:
-        """Begin (slots already known may come from `state`, or be found in the opening `text`)."""
+    def title(self) -> str:
+        """What the flow is called in "shall we carry on with …?"."""
+        if self.spec.title:
+            return self.persona.pick(self.spec.title, self.language)
+        return self._t("flow_title")
+
+    def read(self, text: str) -> Reading:
+        """The message read for every slot kind this runner's vocabulary knows."""
+        return self.vocabulary.read(text)
+
+    def found(self, slots: Mapping[str, Any], text: str, reading: Reading) -> dict[str, Any]:
+        """Values for this flow's unfilled slots that the message states of its own accord."""
+        found = {}
+        for slot in self.spec.slots:
+            if slot.name in slots:
+                continue
+            value = extract(slot, text, reading, flow_id=self.spec.id)
+            if value is not None:
+                found[slot.name] = value
+        return found
+
+    def start(
+        self,
+        now: float,
+        text: str = "",
+        state: Mapping[str, Any] | None = None,
+        reading: Reading | None = None,
+    ) -> FlowTurn:
+        """Begin (slots already known may come from `state`, or be read in the opening `text`)."""
         slots = dict((state or {}).get("slots", {}))
         if text:
-            for slot in self.spec.slots:
-                if slot.name not in slots and slot.type not in {"text", "choice"}:
-                    value = extract(slot, text)
-                    if value is not None:
-                        slots[slot.name] = value
+            slots.update(self.found(slots, text, reading or self.read(text)))
         new = {
             "flow": self.spec.id,
             "slots": slots,
@@ -371,11 +439,33 @@ class FlowRunner:
         }
         return self._next(new, changed=tuple(slots))
 
-    def handle(self, state: Mapping[str, Any], text: str, now: float) -> FlowTurn:
+    def expired(self, state: Mapping[str, Any], now: float) -> bool:
+        """The customer has not answered for longer than the flow's time-out."""
+        return now - float(state.get("updated_at", now)) > self.spec.timeout_seconds
+
+    def pending(self, state: Mapping[str, Any]) -> SlotSpec | None:
+        """The slot the flow waits for."""
+        return self._pending(state.get("slots", {}))
+
+    def answers(self, state: Mapping[str, Any], text: str, reading: Reading) -> bool:
+        """Whether the message is meant for this flow: it answers the question, names a value
+        for another of its slots, or cancels, restarts or picks a way out."""
+        if self._way_out(state, text) is not None:
+            return True
+        if has_phrase(text, CANCEL_WORDS) or has_phrase(text, RESTART_WORDS):
+            return True
+        pending = self.pending(state)
+        if pending is not None and extract(pending, text) is not None:
+            return True
+        return bool(self.found(state.get("slots", {}), text, reading))
+
+    def handle(
+        self, state: Mapping[str, Any], text: str, now: float, reading: Reading | None = None
+    ) -> FlowTurn:
         """Take the customer's message as the answer to the pending slot (or cancel/restart)."""
         current = dict(state)
         current["slots"] = dict(state.get("slots", {}))
-        if now - float(state.get("updated_at", now)) > self.spec.timeout_seconds:
+        if self.expired(state, now):
             fresh = {
                 "flow": self.spec.id,
                 "slots": {},
@@ -384,48 +474,93 @@ class FlowRunner:
                 "updated_at": now,
             }
             return FlowTurn("expired", self._t("expired"), fresh)
+        way_out = self._way_out(current, text)
+        if way_out == "person":
+            current["status"] = "handover"
+            return FlowTurn("handover", self._t("handover"), current, slots=current["slots"])
         waiting = self._pending(current["slots"])
-        says_any = waiting is not None and waiting.allow_any and extract(waiting, text) == ANY
-        if not says_any and _has_word(text, CANCEL_WORDS["de"] + CANCEL_WORDS["en"]):
+        says = waiting is not None and waiting.allow_any and extract(waiting, text) == ANY
+        if way_out == "cancel" or (not says and has_phrase(text, CANCEL_WORDS)):
             current.update(status="cancelled", updated_at=now)
             return FlowTurn("cancelled", self._t("cancelled"), current, slots=current["slots"])
-        if _has_word(text, RESTART_WORDS["de"] + RESTART_WORDS["en"]):
+        if has_phrase(text, RESTART_WORDS):
             return self.start(now)
         current["updated_at"] = now
         if current.get("status") == "done":
-            turn = self.follow_up(current, text, now)
+            turn = self.follow_up(current, text, now, reading)
             return turn if turn is not None else self._next(current)
         pending = self._pending(current["slots"])
         if pending is None:
             return self._next(current)
-        value = extract(pending, text)
-        if value is None:
-            current["attempts"] = int(current.get("attempts", 0)) + 1
-            if current["attempts"] >= self.spec.max_attempts:
-                current["status"] = "handover"
-                return FlowTurn("handover", self._t("handover"), current, slots=current["slots"])
-            error = (
-                self._local(pending.error) if pending.error else self._t(f"invalid_{pending.type}")
-            )
-            turn = self._ask(current, pending)
-            return FlowTurn(
-                "asking", f"{error} {turn.reply}", current, turn.buttons, current["slots"]
-            )
-        current["slots"][pending.name] = value
+        value = extract(self._as_shown(pending, current["slots"]), text)
+        if value is None and not clean(text).strip(" .").isdigit():
+            value = extract(pending, text)  # named, though not among the choices shown
+        # Free text is the whole message: nothing in it counts for another slot too.
+        others = (
+            {}
+            if pending.type == "text"
+            else self.found(current["slots"], text, reading or self.read(text))
+        )
+        others.pop(pending.name, None)
+        if value is None and not others:
+            return self._wrong(current, pending)
+        if value is not None:
+            current["slots"][pending.name] = value
+        current["slots"].update(others)
         current["attempts"] = 0
-        return self._next(current, changed=(pending.name,))
+        current.pop("way_out", None)
+        changed = ((pending.name,) if value is not None else ()) + tuple(others)
+        return self._next(current, changed=changed)
 
-    def follow_up(self, state: Mapping[str, Any], text: str, now: float) -> FlowTurn | None:
+    def _wrong(self, state: dict[str, Any], pending: SlotSpec) -> FlowTurn:
+        """A wrong answer: ask once more, then offer a way out, then hand over."""
+        state["attempts"] = int(state.get("attempts", 0)) + 1
+        if state["attempts"] >= self.spec.max_attempts:
+            state["status"] = "handover"
+            return FlowTurn("handover", self._t("handover"), state, slots=state["slots"])
+        if state["attempts"] >= 2:
+            state["way_out"] = True
+            options = self._options(pending, state["slots"]) or (
+                (self._t("button_any"),) if pending.allow_any else ()
+            )
+            key = "way_out_choice" if options else "way_out_free"
+            buttons = (*options, self._t("button_cancel"), self._t("button_person"))
+            reply, shown = self._with_options(self._t(key), buttons)
+            return FlowTurn("asking", reply, state, shown, state["slots"])
+        key = f"invalid_{pending.type}"
+        error = (
+            self.persona.fill(self.persona.pick(pending.error, self.language))
+            if pending.error
+            else self._t(key if key in DEFAULT_TEXTS["de"] else "invalid")
+        )
+        turn = self._ask(state, pending)
+        return FlowTurn("asking", f"{error} {turn.reply}", state, turn.buttons, state["slots"])
+
+    def _way_out(self, state: Mapping[str, Any], text: str) -> str | None:
+        """ "cancel" or "person" when the customer picks a way out that was offered."""
+        if not state.get("way_out"):
+            return None
+        pending = self.pending(state)
+        options = self._options(pending, state.get("slots", {})) if pending else ()
+        if pending is not None and pending.allow_any and not options:
+            options = (self._t("button_any"),)
+        cancel, person = self._t("button_cancel"), self._t("button_person")
+        picked = parse_choice(text, (*options, cancel, person))
+        return {cancel: "cancel", person: "person"}.get(picked or "")
+
+    def follow_up(
+        self, state: Mapping[str, Any], text: str, now: float, reading: Reading | None = None
+    ) -> FlowTurn | None:
         """A short follow-up ("und in 42?") changes the slots it names and keeps the rest."""
         words = clean(text).split()
-        if not words or len(words) > 8:
+        if not words or len(words) > FOLLOW_UP_WORDS:
             return None
+        reading = reading or self.read(text)
         changed: dict[str, Any] = {}
-        money = bool(_MONEY.search(clean(text)))
         for slot in self.spec.slots:
-            if slot.type == "text" or (slot.type == "amount") != money:
-                continue  # "und in 43?" is a size, "und bis 80 €?" a budget
-            value = extract(slot, text)
+            if slot.type == "text":
+                continue
+            value = extract(slot, text, reading, flow_id=self.spec.id)
             if value is not None and value != state.get("slots", {}).get(slot.name):
                 changed[slot.name] = value
         if not changed:
@@ -435,21 +570,47 @@ class FlowRunner:
         new["updated_at"] = now
         return self._next(new, changed=tuple(changed))
 
+    def resume(self, state: Mapping[str, Any], now: float) -> FlowTurn:
+        """Take a paused flow up again where it stopped: its question once more."""
+        current = dict(state)
+        current["slots"] = dict(state.get("slots", {}))
+        current.update(status="asking", updated_at=now)
+        current.pop("offered", None)
+        return self._next(current)
+
     def _pending(self, slots: Mapping[str, Any]) -> SlotSpec | None:
         return next((s for s in self.spec.slots if s.required and s.name not in slots), None)
 
-    def _ask(self, state: dict[str, Any], slot: SlotSpec) -> FlowTurn:
-        question = self._local(slot.ask)
-        buttons: tuple[str, ...] = ()
-        choices = slot.choices
+    def _as_shown(self, slot: SlotSpec, slots: Mapping[str, Any]) -> SlotSpec:
+        """The slot with the choices the customer was shown (so that "2" means the second)."""
+        if not slot.choices or self.narrow is None:
+            return slot
+        return replace(slot, choices=self._choices(slot, slots))
+
+    def _choices(self, slot: SlotSpec, slots: Mapping[str, Any]) -> tuple[str, ...]:
+        narrowed = self.narrow(slot, slots) if self.narrow is not None else ()
+        return narrowed or slot.choices
+
+    def _options(self, slot: SlotSpec, slots: Mapping[str, Any]) -> tuple[str, ...]:
+        choices = self._choices(slot, slots)
         if choices and slot.allow_any:
-            choices = (*choices, ANY_LABEL.get(self.language, ANY_LABEL["en"]))
-        if choices:
-            if self.supports_buttons:
-                buttons = choices
-            else:
-                options = "\n".join(f"{n}. {c}" for n, c in enumerate(choices, start=1))
-                question = f"{question}\n{options}\n{self._t('numbered_hint')}"
+            return (*choices, self._t("button_any"))
+        return choices
+
+    def _with_options(self, question: str, options: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        if not options or self.supports_buttons:
+            return question, options
+        lines = "\n".join(f"{n}. {c}" for n, c in enumerate(options, start=1))
+        return f"{question}\n{lines}\n{self._t('numbered_hint')}", ()
+
+    def question(self, slot: SlotSpec) -> str:
+        """The slot's question in the customer's language and the bot's form of address."""
+        return self.persona.fill(self.persona.pick(slot.ask, self.language))
+
+    def _ask(self, state: dict[str, Any], slot: SlotSpec) -> FlowTurn:
+        question, buttons = self._with_options(
+            self.question(slot), self._options(slot, state["slots"])
+        )
         state["pending"] = slot.name
         return FlowTurn("asking", question, state, buttons, state["slots"])
 
@@ -461,6 +622,11 @@ class FlowRunner:
             return FlowTurn("asking", turn.reply, state, turn.buttons, state["slots"], changed)
         state["status"] = "done"
         state.pop("pending", None)
-        shown = {k: _show(v, self.language) for k, v in state["slots"].items()}
-        reply = self._local(self.spec.done).format(**shown) if self.spec.done else ""
+        state.pop("way_out", None)
+        shown = {k: self.show(v) for k, v in state["slots"].items()}
+        reply = (
+            self.persona.fill(self.persona.pick(self.spec.done, self.language), **shown)
+            if self.spec.done
+            else ""
+        )
         return FlowTurn("done", reply, state, (), state["slots"], changed)

@@ -28,11 +28,17 @@ class FaqEntry:
 
     def answer(self, language: str | None, fallback: str) -> str:
         """The answer in `language` when the entry has one, otherwise in `fallback` (or any)."""
+        return self.answer_in(language, fallback)[0]
+
+    def answer_in(self, language: str | None, fallback: str) -> tuple[str, str]:
+        """The answer and the language it is in: `language` when the entry has it, else
+        `fallback`, else the first the entry has."""
         if language and language in self.answers:
-            return self.answers[language]
+            return self.answers[language], language
         if fallback in self.answers:
-            return self.answers[fallback]
-        return next(iter(self.answers.values()))
+            return self.answers[fallback], fallback
+        first = next(iter(self.answers))
+        return self.answers[first], first
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from tresen.bot.text import clean, tokenize
 
 LANGUAGES = ("de", "en")
+# The name of a language (key) as written in another (inner key).
+LANGUAGE_NAMES = {
+    "de": {"de": "Deutsch", "en": "German"},
+    "en": {"de": "Englisch", "en": "English"},
+}
 
 _DE_WORDS = frozenset(
     [
@@ -261,3 +266,8 @@ def detect_language(text: str, default: str | None = None) -> LanguageGuess:
         return LanguageGuess(default, 0.0)
     language = "de" if de > en else "en" if en > de else default
     return LanguageGuess(language, abs(de - en) / total if language else 0.0)
+
+
+def language_name(code: str, in_language: str) -> str:
+    """The name of language `code` in `in_language` ("de" in "en" → "German"), or the code."""
+    return LANGUAGE_NAMES.get(code, {}).get(in_language, code)

@@ -1,4 +1,4 @@
-"""The bot in the pipeline: build (and cache) a workspace's bot, answer a message, hand over."""
+"""A workspace's bot, built from its configuration and cached; reset when a conversation ends."""
 
 from __future__ import annotations
 
@@ -7,57 +7,32 @@ import logging
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tresen.bot import orders, products, store
+from tresen.bot import embedding_store, products, store
 from tresen.bot.blacklist import Blacklist
-from tresen.bot.engine import Bot, Turn, summary
+from tresen.bot.engine import Bot
 from tresen.bot.flows import FlowError, FlowSpec, parse_flow
 from tresen.bot.kb import KnowledgeBase
-from tresen.bot.llm import llm_enabled, phrase_turn
-from tresen.bot.matcher import Matcher
+from tresen.bot.matcher import new_matcher
 from tresen.bot.persona import Persona
 from tresen.bot.products import Catalog
-from tresen.channels.base import Capabilities, channel_factory
+from tresen.bot.semantic import EmbeddingCache, EncoderUnavailable, shared_encoder
 from tresen.db.tables import (
     BotConfig,
     BotConversation,
-    BotTurn,
-    ChannelRow,
-    Conversation,
-    Message,
-    Note,
 )
 from tresen.db.types import utcnow
-from tresen.domain.ids import new_id
-from tresen.domain.message import ContentKind, Direction, SenderKind
-from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, Event
-from tresen.inbox import routing
-from tresen.jobs import queue
-from tresen.jobs.queue import ClaimedJob
-from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
-from tresen.runtime import Runtime
 
 log = logging.getLogger(__name__)
-ACTION_JOB = "bot.action"
 
 CACHE_SIZE = 64
-INTERACTIVE_BODY_MAX = 1024  # WhatsApp's limit for the body of a button message
 _cache: OrderedDict[str, tuple[int, Bot]] = OrderedDict()
 _locks: dict[str, asyncio.Lock] = {}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the bot did with a message; `route` says the conversation belongs in the inbox queue."""
-
-    route: bool
-    sent: int = 0
-    handover: str | None = None
 
 
 def _persona(config: BotConfig) -> Persona:
@@ -80,7 +55,11 @@ def _persona(config: BotConfig) -> Persona:
 
 def _flows(config: BotConfig, catalog: Catalog) -> dict[str, FlowSpec]:
     specs: dict[str, FlowSpec] = {}
-    sources = {"category": tuple(catalog.categories()), "brand": tuple(catalog.brands())}
+    sources = {
+        "category": tuple(catalog.categories()),
+        "brand": tuple(catalog.brands()),
+        "color": tuple(catalog.colours()),
+    }
     for n, raw in enumerate((config.flows or {}).get("flows", []), start=1):
         try:
             spec = parse_flow(raw, f"flow {n}")
@@ -103,13 +82,28 @@ def build_bot(
     flows: dict[str, FlowSpec],
     entry_flows: dict[str, str],
     catalog: Catalog | None = None,
+    embeddings: EmbeddingCache | None = None,
+    backend: str = "default",
 ) -> Bot:
-    """Fit the matcher (with its calibrated "don't know") and put the bot together."""
+    """Fit the matcher (with its calibrated "don't know") and put the bot together; the encoder
+    is the process's shared one unless `embeddings` (with stored KB embeddings) is given."""
     texts, labels = kb.training_rows()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        matcher = Matcher(default_language=kb.language).fit(texts, labels)
+        matcher = new_matcher(backend, kb.language, embeddings).fit(texts, labels)
     return Bot(kb, matcher, persona, blacklist, flows, entry_flows, catalog or Catalog(()))
+
+
+async def _embeddings(session: AsyncSession, workspace_id: str) -> EmbeddingCache | None:
+    """The workspace's stored KB embeddings around the shared encoder; None without an encoder."""
+    try:
+        encoder = shared_encoder()
+    except EncoderUnavailable as exc:
+        log.error("sentence encoder unavailable, the bot matches words only: %s", exc)
+        return None
+    return EmbeddingCache(
+        encoder, await embedding_store.load(session, workspace_id, encoder.model_id)
+    )
 
 
 async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str) -> Bot | None:
@@ -129,8 +123,9 @@ async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str)
         catalog = products.from_rows(await store.products(session, workspace_id))
         persona, flows = _persona(config), _flows(config, catalog)
         blacklist = Blacklist.of((config.blacklist or {}).get("terms", []))
-    if not kb.entries:
-        return None
+        if not kb.entries:
+            return None
+        embeddings = await _embeddings(session, workspace_id)
     lock = _locks.setdefault(workspace_id, asyncio.Lock())
     async with lock:
         hit = _cache.get(workspace_id)
@@ -138,242 +133,40 @@ async def bot_for(sessions: async_sessionmaker[AsyncSession], workspace_id: str)
             return hit[1]
         started = time.perf_counter()
         bot = await asyncio.to_thread(
-            build_bot, kb, persona, blacklist, flows, entry_flows, catalog
+            build_bot,
+            kb,
+            persona,
+            blacklist,
+            flows,
+            entry_flows,
+            catalog,
+            embeddings,
+            "default" if embeddings is not None else "lexical",
         )
         log.info(
-            "bot of workspace %s built (KB version %d, %d entries) in %.2fs",
+            "bot of workspace %s built (KB version %d, %d entries, %d embeddings cached, %d new) "
+            "in %.2fs",
             workspace_id,
             version,
             len(kb.entries),
+            embeddings.hits if embeddings else 0,
+            embeddings.misses if embeddings else 0,
             time.perf_counter() - started,
         )
+        if embeddings is not None:
+            async with sessions() as session, session.begin():
+                await embedding_store.save(
+                    session,
+                    workspace_id,
+                    embeddings.encoder.model_id,
+                    embeddings.added,
+                    embeddings.keys_of(kb.training_rows()[0]),
+                )
         _cache[workspace_id] = (version, bot)
         _cache.move_to_end(workspace_id)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return bot
-
-
-def _contents(turn: Turn, caps: Capabilities) -> list[OutboundContent]:
-    """The turn as one message: separate send jobs could deliver two parts out of order."""
-    if not turn.texts:
-        return []
-    text = "\n\n".join(turn.texts)
-    buttons = turn.buttons
-    fits = (
-        caps.interactive
-        and 0 < len(buttons) <= caps.max_buttons
-        and all(len(b) <= caps.max_button_title for b in buttons)
-        and len(text) <= INTERACTIVE_BODY_MAX
-    )
-    if fits:
-        payload = {
-            "buttons": [{"id": f"bot_choice_{n}", "title": b} for n, b in enumerate(buttons, 1)]
-        }
-        return [OutboundContent(ContentKind.INTERACTIVE, text, payload)]
-    if buttons:
-        text += "\n" + "\n".join(f"{n}. {b}" for n, b in enumerate(buttons, start=1))
-    if len(text) > caps.max_text_length:
-        text = text[: caps.max_text_length - 1] + "…"
-    return [OutboundContent(ContentKind.TEXT, text)]
-
-
-async def _context(
-    session: AsyncSession, message_id: str
-) -> tuple[Message, Conversation, ChannelRow] | None:
-    row = (
-        await session.execute(
-            select(Message, Conversation, ChannelRow)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .join(ChannelRow, ChannelRow.id == Message.channel_id)
-            .where(Message.id == message_id)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
-
-
-async def handle(
-    session: AsyncSession, bot: Bot | None, message_id: str, *, phrasing: bool = False
-) -> Outcome:
-    """Let the bot answer one inbound message (the caller checked consent) in the caller's transaction."""
-    found = await _context(session, message_id)
-    if found is None:
-        return Outcome(route=False)
-    message, conversation, channel = found
-    if bot is None or message.direction != Direction.INBOUND.value:
-        return Outcome(route=True)
-    if message.content_kind == ContentKind.REACTION.value:
-        return Outcome(route=False)  # a 👍 to the bot's answer needs no reply
-    if conversation.assignee_id is not None or conversation.queued_at is not None:
-        return Outcome(route=True)  # a person has it, or it waits for one: the bot stays silent
-    # Two messages of one conversation processed at once: the second waits for the first's state.
-    memory = await session.get(BotConversation, conversation.id, with_for_update=True)
-    if memory is not None and memory.handed_over_at is not None:
-        return Outcome(route=True)  # handed over and not resolved since
-    caps = channel_factory(channel.kind).capabilities
-    turn = bot.respond(
-        message.body or "",
-        memory.state if memory is not None else {},
-        time.time(),
-        supports_buttons=caps.interactive and caps.max_buttons >= 2,
-        conversation=conversation.id,
-    )
-    if memory is None:
-        memory = BotConversation(
-            conversation_id=conversation.id, workspace_id=conversation.workspace_id, state={}
-        )
-        session.add(memory)
-    if turn.action is not None or (phrasing and turn.facts and not turn.handover):
-        # I/O (the shop, a language model) happens in a job, outside this transaction; what it
-        # needs (the order number and second factor) stays in the bot's state, not the job.
-        pending = turn.action or {"kind": "phrase", "turn": _turn_data(turn)}
-        memory.state = {**turn.state, "pending": pending}
-        memory.updated_at = utcnow()
-        queue.enqueue(
-            session,
-            ACTION_JOB,
-            {"message_id": message.id, "conversation_id": conversation.id},
-            workspace_id=conversation.workspace_id,
-            max_attempts=3,
-        )
-        await session.flush()
-        return Outcome(route=False)
-    return await _apply(session, bot, turn, message, conversation, channel, memory)
-
-
-async def _apply(
-    session: AsyncSession,
-    bot: Bot,
-    turn: Turn,
-    message: Message,
-    conversation: Conversation,
-    channel: ChannelRow,
-    memory: BotConversation,
-) -> Outcome:
-    """Queue the turn's reply, store the state, record the turn; hand over when it says so."""
-    caps = channel_factory(channel.kind).capabilities
-    now = utcnow()
-    sent = 0
-    refused = False
-    for content in _contents(turn, caps):
-        try:
-            await queue_message(session, conversation, channel, content, sender_kind=SenderKind.BOT)
-            sent += 1
-        except OutboundRefused as exc:
-            log.warning("bot reply in %s refused: %s", conversation.id, exc.code)
-            refused = True
-            break
-    reason = turn.handover or ("cannot_send" if refused else None)
-    memory.state = {k: v for k, v in turn.state.items() if k != "pending"}
-    memory.updated_at = now
-    if reason is not None:
-        text = summary(turn.state, bot.kb, reason, message.body or "")
-        memory.handed_over_at = now
-        memory.handover_reason = reason
-        memory.handover_summary = text
-        session.add(
-            Note(
-                id=new_id(),
-                workspace_id=conversation.workspace_id,
-                conversation_id=conversation.id,
-                author_id=None,
-                body=text,
-                created_at=now,
-            )
-        )
-    session.add(
-        BotTurn(
-            workspace_id=conversation.workspace_id,
-            conversation_id=conversation.id,
-            message_id=message.id,
-            outcome="handover" if reason else turn.outcome,
-            reason=reason,
-            faq_key=turn.faq_key,
-            score=turn.score,
-            occurred_at=now,
-        )
-    )
-    await session.flush()
-    return Outcome(route=reason is not None, sent=sent, handover=reason)
-
-
-def _turn_data(turn: Turn) -> dict[str, Any]:
-    return {
-        "outcome": turn.outcome,
-        "texts": list(turn.texts),
-        "language": turn.language,
-        "buttons": list(turn.buttons),
-        "faq_key": turn.faq_key,
-        "score": turn.score,
-        "facts": turn.facts,
-    }
-
-
-def _turn_from(data: dict[str, Any], state: dict[str, Any]) -> Turn:
-    return Turn(
-        str(data["outcome"]),
-        tuple(data["texts"]),
-        state,
-        str(data["language"]),
-        tuple(data.get("buttons") or ()),
-        data.get("faq_key"),
-        data.get("score"),
-        facts=data.get("facts"),
-    )
-
-
-async def action_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
-    """The I/O part of a bot turn: look the order up and/or phrase the answer, then reply."""
-    message_id = str(job.payload.get("message_id", ""))
-    conversation_id = str(job.payload.get("conversation_id", ""))
-    bot = await bot_for(runtime.sessions, job.workspace_id) if job.workspace_id else None
-    async with runtime.sessions() as session:
-        memory = await session.get(BotConversation, conversation_id)
-        pending = dict((memory.state or {}).get("pending") or {}) if memory else {}
-        customer_text = await session.scalar(select(Message.body).where(Message.id == message_id))
-    settings = runtime.settings
-    turn: Turn | None = None
-    if bot is not None and pending.get("kind") == "order_status":
-        state = dict(memory.state) if memory else {}
-        found = await orders.lookup(
-            runtime.http,
-            settings.shop_url,
-            settings.shop_token,
-            pending.get("order"),
-            pending.get("factor"),
-            settings.shop_timeout_seconds,
-        )
-        language = str(state.get("language") or bot.kb.language)
-        turn = bot.order_result(state, language, pending, found, time.time())
-    elif bot is not None and pending.get("kind") == "phrase":
-        turn = _turn_from(pending["turn"], dict(memory.state) if memory else {})
-    if bot is not None and turn is not None and not turn.handover and llm_enabled(settings):
-        turn = await phrase_turn(
-            runtime.http, settings, bot, turn, customer_text=customer_text or ""
-        )
-    outcome = Outcome(route=False)
-    async with runtime.sessions() as session, session.begin():
-        found_ctx = await _context(session, message_id)
-        memory = await session.get(BotConversation, conversation_id, with_for_update=True)
-        if (
-            turn is not None
-            and bot is not None
-            and found_ctx is not None
-            and memory is not None
-            and memory.handed_over_at is None
-            and found_ctx[1].assignee_id is None
-            and found_ctx[1].queued_at is None
-            and (memory.state or {}).get("pending") == pending
-        ):
-            message, conversation, channel = found_ctx
-            outcome = await _apply(session, bot, turn, message, conversation, channel, memory)
-            if outcome.route:
-                await routing.route_for_message(session, message_id)
-        await queue.finish(session, job.id, worker_id)
-    runtime.jobs_ready.set()
-    if job.workspace_id and (outcome.sent or outcome.handover):
-        kind = CONVERSATION_UPDATED if outcome.handover else MESSAGE_NEW
-        await runtime.events.publish(Event(job.workspace_id, kind, conversation_id))
 
 
 async def reset(session: AsyncSession, conversation_id: str) -> None:

@@ -14,17 +14,16 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
-from tresen.bot.flows import parse_shoe_size
+from tresen.bot.slots import Choices, colour_key, parse_size
 from tresen.bot.text import clean, normalize, stem, tokenize
 
-FIELDS = ("sku", "name", "brand", "category", "sizes", "price", "stock", "url")
+__all__ = ["Catalog", "CatalogError", "Hit", "Product", "parse_size", "price_text", "read_catalog"]
+
+FIELDS = ("sku", "name", "brand", "category", "sizes", "price", "stock", "url", "colors")
+MODEL_WORD_ALONE = 7  # a one-word model name this long ("Nachtfalke") names its product alone
 MAX_PRODUCTS = 50_000
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,63}$")
 _SKU_IN_TEXT = re.compile(r"(?<![\w.\-/])[A-Za-z0-9][A-Za-z0-9_.\-/]{2,63}(?![\w\-/])")
-_CLOTHING_IN_TEXT = re.compile(
-    r"(?<!\w)(?:(?:gr(?:ö|o|oe)(?:ß|ss?)e|gr\.|size|in)\s*)?(XXXL|3XL|XXL|XXS|XL|XS|S|M|L)(?!\w)",
-    re.IGNORECASE,
-)
 # Words that say nothing about which product is meant (German and English, folded).
 _NOISE_TEXT = """
 habt ihr haben sie gibt es den die das der ein eine einen in im noch auf lager vorratig
@@ -52,6 +51,8 @@ class Product:
     stock: int
     url: str
     stock_by_size: Mapping[str, int] = field(default_factory=dict)
+    colors: tuple[str, ...] = ()
+    stock_by_color: Mapping[str, int] = field(default_factory=dict)
 
     def size_key(self, asked: str) -> str | None:
         """The offered size matching `asked` ("42,5" matches "42.5", "m" matches "M"), or None."""
@@ -73,6 +74,22 @@ class Product:
         """Offered sizes that are in stock now."""
         return [s for s in self.sizes if self.in_stock(s)]
 
+    def colour(self, asked: str) -> str | None:
+        """The offered colour matching `asked` ("black" matches "schwarz"), or None."""
+        want = colour_key(asked)
+        return next((c for c in self.colors if colour_key(c) == want), None)
+
+    def in_colour(self, asked: str) -> bool:
+        """Whether the product comes in `asked` and that colour is in stock now."""
+        offered = self.colour(asked)
+        if offered is None or not self.in_stock():
+            return False
+        return self.stock_by_color.get(offered, 1) > 0 if self.stock_by_color else True
+
+    def colours_in_stock(self) -> list[str]:
+        """Offered colours that are in stock now."""
+        return [c for c in self.colors if self.in_colour(c)]
+
 
 def size_key(value: str) -> str:
     """A size as compared: shoe sizes as numbers ("42,0" = "42"), letters upper-cased."""
@@ -81,19 +98,6 @@ def size_key(value: str) -> str:
         return f"{float(text):g}"
     except ValueError:
         return text.upper()
-
-
-def parse_size(text: str) -> str | None:
-    """A size asked for in free text: a shoe size (35–48, halves) or a clothing size (S–XXL)."""
-    shoe = parse_shoe_size(text)
-    if shoe is not None:
-        return f"{shoe:g}"
-    for m in _CLOTHING_IN_TEXT.finditer(clean(text)):
-        token = m.group(1)
-        # "m" or "s" alone are ordinary letters; "M", "in m", "Größe m" and "xl" are sizes.
-        if m.group(0).strip() != token or token.isupper() or len(token) > 1:
-            return token.upper()
-    return None
 
 
 def price_text(cents: int, language: str) -> str:
@@ -167,6 +171,42 @@ def _stock(raw: Any, sizes: tuple[str, ...], where: str) -> tuple[int, dict[str,
     return total, by_size
 
 
+def _colours(raw: Any, where: str) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Colours as a list ("schwarz|grau" in CSV), or with stock per colour ({"schwarz": 3})."""
+    if raw is None or raw == "" or raw == []:
+        return (), {}
+    if isinstance(raw, dict):
+        pairs: list[tuple[Any, Any]] = list(raw.items())
+    elif isinstance(raw, list):
+        pairs = [(c, None) for c in raw]
+    elif isinstance(raw, str):
+        pairs = [
+            (p.split(":", 1)[0], p.split(":", 1)[1]) if ":" in p else (p, None)
+            for p in re.split(r"[;|]", raw)
+        ]
+    else:
+        raise CatalogError(f"{where}: 'colors' must be a list of colours or colour: stock")
+    names: list[str] = []
+    stock: dict[str, int] = {}
+    for name, count in pairs:
+        colour = clean(str(name))
+        if not colour:
+            continue
+        if len(colour) > 40 or len(names) >= 50:
+            raise CatalogError(f"{where}: 'colors' has at most 50 colours of at most 40 characters")
+        if count not in (None, ""):
+            try:
+                stock[colour] = int(str(count).strip())
+            except ValueError:
+                raise CatalogError(
+                    f"{where}: 'colors' stock for {colour!r} is not a whole number"
+                ) from None
+            if stock[colour] < 0:
+                raise CatalogError(f"{where}: 'colors' stock cannot be negative")
+        names.append(colour)
+    return tuple(dict.fromkeys(names)), stock
+
+
 def parse_product(row: Mapping[str, Any], where: str) -> Product:
     """Validate one catalog row (from CSV or JSON)."""
     sku = clean(str(row.get("sku") or ""))
@@ -190,8 +230,19 @@ def parse_product(row: Mapping[str, Any], where: str) -> Product:
         raise CatalogError(f"{where}: 'url' must start with http:// or https://")
     if len(url) > 1000:
         raise CatalogError(f"{where}: 'url' has at most 1000 characters")
+    colors, by_colour = _colours(row.get("colors"), where)
     return Product(
-        sku, name, brand, category, sizes, _price(row["price"], where), stock, url, by_size
+        sku,
+        name,
+        brand,
+        category,
+        sizes,
+        _price(row["price"], where),
+        stock,
+        url,
+        by_size,
+        colors,
+        by_colour,
     )
 
 
@@ -221,16 +272,21 @@ def read_catalog(path: str | Path) -> list[Product]:
         raw = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: cannot read: {exc}") from exc
-    if path.suffix.lower() == ".json" or raw.lstrip().startswith(("[", "{")):
+    return parse_catalog_text(raw, str(path), json_suffix=path.suffix.lower() == ".json")
+
+
+def parse_catalog_text(raw: str, source: str, *, json_suffix: bool = False) -> list[Product]:
+    """A catalog from its text (an upload or a file): JSON, or CSV with a header row."""
+    if json_suffix or raw.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise CatalogError(f"{path}: not valid JSON: {exc}") from exc
+            raise CatalogError(f"{source}: not valid JSON: {exc}") from exc
         if isinstance(data, dict):
             data = data.get("products")
         if not isinstance(data, list):
-            raise CatalogError(f'{path}: expected a list of products or {{"products": [...]}}')
-        return parse_catalog(data, str(path))
+            raise CatalogError(f'{source}: expected a list of products or {{"products": [...]}}')
+        return parse_catalog(data, source)
     dialect: type[csv.Dialect] | csv.Dialect
     try:
         dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",;\t")
@@ -240,9 +296,9 @@ def read_catalog(path: str | Path) -> list[Product]:
     header = [h.strip().lower() for h in reader.fieldnames or []]
     missing = [f for f in ("sku", "name", "price") if f not in header]
     if missing:
-        raise CatalogError(f"{path}: the CSV header lacks {', '.join(missing)}")
+        raise CatalogError(f"{source}: the CSV header lacks {', '.join(missing)}")
     rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
-    return parse_catalog(rows, str(path))
+    return parse_catalog(rows, source)
 
 
 # --- finding --------------------------------------------------------------------------------------
@@ -272,24 +328,40 @@ class Catalog:
 
     products: tuple[Product, ...]
     _by_sku: dict[str, Product] = field(default_factory=dict, init=False, repr=False)
-    _names: list[tuple[Product, list[str]]] = field(default_factory=list, init=False, repr=False)
+    _names: list[tuple[Product, list[str], list[str]]] = field(
+        default_factory=list, init=False, repr=False
+    )
     _by_word: dict[str, set[int]] = field(default_factory=dict, init=False, repr=False)
     _by_stem: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
     _long_words: list[str] = field(default_factory=list, init=False, repr=False)
+    _brands: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_sku = {p.sku.upper(): p for p in self.products}
+        categories = {c: Choices((c,)) for c in self.categories()}
+        names_kind: dict[tuple[str, str], bool] = {}
         for n, p in enumerate(self.products):
             words = [w for w in tokenize(normalize(p.name)) if w not in _NOISE] or tokenize(
                 normalize(p.name)
             )
-            self._names.append((p, words))
+            # The model: the name without its category word and brand ("Radschuh Tour" → tour).
+            kind = categories.get(p.category)
+            brand = set(tokenize(normalize(p.brand)))
+            model = []
             for w in words:
+                if kind is not None and (p.category, w) not in names_kind:
+                    names_kind[(p.category, w)] = kind.names(p.category, w)
+                if w not in brand and not names_kind.get((p.category, w), False):
+                    model.append(w)
+            # Only a model shorter than the name can name the product where the name does not.
+            self._names.append((p, words, model if len(model) < len(words) else []))
+            for w in {*words, *model}:
                 self._by_word.setdefault(w, set()).add(n)
         for w in self._by_word:
             for s in _stems([w]):
                 self._by_stem.setdefault(s, set()).add(w)
         self._long_words = [w for w in self._by_word if len(w) >= 4]
+        self._brands = {w: p.brand for p in self.products for w in tokenize(normalize(p.brand))}
 
     def __bool__(self) -> bool:
         return bool(self.products)
@@ -306,8 +378,17 @@ class Catalog:
         """Brands in catalog order."""
         return list(dict.fromkeys(p.brand for p in self.products if p.brand))
 
+    def colours(self) -> list[str]:
+        """Colours of all products, in catalog order (one spelling per colour)."""
+        seen: dict[str, str] = {}
+        for p in self.products:
+            for c in p.colors:
+                seen.setdefault(colour_key(c), c)
+        return list(seen.values())
+
     def find(self, text: str) -> Hit | None:
-        """The product a message names: by article number, else by name (typos and stems allowed)."""
+        """The product a message names: by article number, by name, or by brand and model
+        ("Pedalo Tour"); typos and stems allowed."""
         for token in _SKU_IN_TEXT.findall(clean(text)):
             hit = self.by_sku(token)
             if hit is not None and any(ch.isdigit() for ch in token):
@@ -327,14 +408,28 @@ class Catalog:
                         q, self._long_words, scorer=fuzz.ratio, score_cutoff=84, limit=None
                     )
                 )
+        brands = {self._brands[q].casefold() for q in query if q in self._brands}
         candidates = set().union(*(self._by_word[w] for w in present)) if present else set()
         best: Hit | None = None
         for n in sorted(candidates):
-            product, words = self._names[n]
+            product, words, model = self._names[n]
             score = sum(1 for w in words if w in present) / len(words)
             # A name of one or two words must be there whole; longer names may miss one word.
             needed = 1.0 if len(words) <= 2 else (len(words) - 1) / len(words)
-            if score >= needed and (best is None or score > best.score):
+            if score < needed:
+                by_model = (
+                    bool(model)
+                    and all(w in present for w in model)
+                    and (
+                        product.brand.casefold() in brands
+                        or len(model) >= 2
+                        or len(model[0]) >= MODEL_WORD_ALONE
+                    )
+                )
+                if not by_model:
+                    continue
+                score = 0.9
+            if best is None or score > best.score:
                 best = Hit(product, score)
         return best
 
@@ -345,6 +440,7 @@ class Catalog:
         brand: str | None = None,
         budget_cents: int | None = None,
         limit: int = 3,
+        colour: str | None = None,
     ) -> list[Product]:
         """Products in stock that fit; cheapest first."""
         found = [
@@ -353,6 +449,7 @@ class Catalog:
             if (category is None or p.category.casefold() == category.casefold())
             and (brand is None or p.brand.casefold() == brand.casefold())
             and (budget_cents is None or p.price_cents <= budget_cents)
+            and (colour is None or p.in_colour(colour))
             and p.in_stock(size if size and p.sizes else None)
         ]
         return sorted(found, key=lambda p: (p.price_cents, p.name))[:limit]
@@ -389,6 +486,8 @@ def from_rows(rows: Iterable[Any]) -> Catalog:
                 r.stock,
                 r.url,
                 dict(data.get("stock", {})),
+                tuple(data.get("colors", [])),
+                dict(data.get("color_stock", {})),
             )
         )
     return Catalog(tuple(products))

@@ -18,7 +18,8 @@ UNANSWERED_SCAN = 2000
 
 @dataclass(frozen=True)
 class Day:
-    """One day's bot turns by outcome."""
+    """One day's bot turns by outcome; `fallback` counts every "don't know", also the one that
+    ended in a hand-over (the second miss in a row)."""
 
     day: date
     answered: int
@@ -48,6 +49,7 @@ class Unanswered:
 
 
 ANSWERED = ("answered", "flow", "blacklisted", "greeting", "product", "order")
+NOT_UNDERSTOOD = "not_understood"  # engine.Reason.NOT_UNDERSTOOD: a hand-over after misses
 
 
 async def per_day(
@@ -56,16 +58,19 @@ async def per_day(
     """Counts per UTC day, newest first (days without turns are left out)."""
     since = (now or utcnow()) - timedelta(days=days)
     rows = await session.execute(
-        select(BotTurn.occurred_at, BotTurn.outcome).where(
+        select(BotTurn.occurred_at, BotTurn.outcome, BotTurn.reason).where(
             BotTurn.workspace_id == workspace_id, BotTurn.occurred_at >= since
         )
     )
     counts: dict[date, Counter[str]] = defaultdict(Counter)
-    for at, outcome in rows.all():
+    for at, outcome, reason in rows.all():
         kind = "answered" if outcome in ANSWERED else outcome
         counts[at.date()][kind] += 1
+        counts[at.date()]["total"] += 1
+        if outcome == "handover" and reason == NOT_UNDERSTOOD:
+            counts[at.date()]["fallback"] += 1
     return [
-        Day(d, c["answered"], c["fallback"], c["handover"], sum(c.values()))
+        Day(d, c["answered"], c["fallback"], c["handover"], c["total"])
         for d, c in sorted(counts.items(), reverse=True)
     ]
 
@@ -77,7 +82,7 @@ async def unanswered(session: AsyncSession, workspace_id: str, limit: int = 10) 
         .join(Message, Message.id == BotTurn.message_id)
         .where(
             BotTurn.workspace_id == workspace_id,
-            or_(BotTurn.outcome == "fallback", BotTurn.reason == "not_understood"),
+            or_(BotTurn.outcome == "fallback", BotTurn.reason == NOT_UNDERSTOOD),
         )
         .order_by(BotTurn.id.desc())
         .limit(UNANSWERED_SCAN)

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.bot.flows import FlowError, parse_flow
+from tresen.bot.flowtexts import apply_flow_texts
 from tresen.bot.kb import FaqEntry, KnowledgeBase, KnowledgeBaseError, parse_kb
 from tresen.bot.persona import DEFAULT_TEXTS as DEFAULT_PERSONA_TEXTS
 from tresen.bot.persona import Persona
@@ -73,11 +74,18 @@ def read_import(path: str | Path) -> ImportFile:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KnowledgeBaseError(f"{path}: cannot read: {exc}") from exc
+    return parse_import_text(raw, str(path))
+
+
+def parse_import_text(raw: str, source: str) -> ImportFile:
+    """An import from its YAML text (an upload or a file); KnowledgeBaseError names the problem."""
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise KnowledgeBaseError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_import(data, str(path))
+        raise KnowledgeBaseError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise KnowledgeBaseError(f"{source}: expected a mapping with business, language and faqs")
+    return parse_import(data, source)
 
 
 async def config_for(session: AsyncSession, workspace_id: str) -> BotConfig:
@@ -301,7 +309,12 @@ async def import_products(session: AsyncSession, workspace_id: str, products: li
             name=p.name,
             brand=p.brand,
             category=p.category,
-            sizes={"sizes": list(p.sizes), "stock": dict(p.stock_by_size)},
+            sizes={
+                "sizes": list(p.sizes),
+                "stock": dict(p.stock_by_size),
+                "colors": list(p.colors),
+                "color_stock": dict(p.stock_by_color),
+            },
             price_cents=p.price_cents,
             stock=p.stock,
             url=p.url,
@@ -390,6 +403,39 @@ async def save_texts(
     config.persona = persona
     await session.flush()
     await bump(session, workspace_id)
+
+
+async def save_voice(session: AsyncSession, workspace_id: str, *, language: str, form: str) -> None:
+    """The bot's main language and its form of address (du or Sie); ValueError when invalid."""
+    if language not in ("de", "en"):
+        raise ValueError("the language is de or en")
+    if form not in ("du", "sie"):
+        raise ValueError("the form of address is 'du' or 'sie'")
+    config = await config_for(session, workspace_id)
+    config.language = language
+    config.persona = {**(config.persona or {}), "form": form}
+    await session.flush()
+    await bump(session, workspace_id)
+
+
+def current_form(config: BotConfig | None) -> str:
+    """The bot's form of address: "du" or "sie" (the default)."""
+    form = ((config.persona if config else None) or {}).get("form")
+    return str(form) if form in ("du", "sie") else "sie"
+
+
+async def save_flow_texts(
+    session: AsyncSession, workspace_id: str, edits: dict[str, dict[str, str]]
+) -> None:
+    """Change the flows' questions and texts per language in the current form of address;
+    ValueError names a text that cannot be used (and nothing is changed)."""
+    config = await config_for(session, workspace_id)
+    flows = list((config.flows or {}).get("flows", []))
+    changed = apply_flow_texts(flows, current_form(config), edits)
+    if changed != flows:
+        config.flows = {**(config.flows or {}), "flows": changed}
+        await session.flush()
+        await bump(session, workspace_id)
 
 
 def _form_value(value: Any, form: str) -> list[str]:

@@ -9,11 +9,233 @@ from functools import lru_cache
 
 import Stemmer
 
-# Longer messages are cut before matching; the question is nearly always at the start.
-MAX_MATCH_CHARS = 1000
+# The whole message is read; only beyond this (long e-mails) is it cut.
+MAX_MATCH_CHARS = 20_000
 
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "ẞ": "ss"})
 _TOKEN = re.compile(r"[^\W_]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;…])\s+|\n+|(?<=\?)(?=\S)")
+# "..., und wie lange dauert das?": a clause that starts a second question.
+_SECOND_QUESTION = re.compile(
+    r"[,;]?\s+(?:und|oder|and|or|also|außerdem|ausserdem|sowie)\s+"
+    r"(?=(?:wie|was|wann|wo|wohin|woher|warum|wieso|weshalb|welche[rsmn]?|wieviel|gibt|habt|"
+    r"kann|konnt|könnt|muss|darf|ist|sind|how|what|when|where|which|why|do|does|can|is|are)\b)",
+    re.IGNORECASE,
+)
+# Words that open a question in German or English (folded: no umlauts).
+QUESTION_OPENERS = frozenset(
+    [
+        "wie",
+        "was",
+        "wann",
+        "wo",
+        "wohin",
+        "woher",
+        "warum",
+        "wieso",
+        "weshalb",
+        "welche",
+        "welcher",
+        "welches",
+        "welchen",
+        "welchem",
+        "wieviel",
+        "wieviele",
+        "wer",
+        "wen",
+        "wem",
+        "gibt",
+        "gebt",
+        "habt",
+        "hast",
+        "haben",
+        "hat",
+        "kann",
+        "kannst",
+        "konnt",
+        "konnen",
+        "konnte",
+        "muss",
+        "musst",
+        "mussen",
+        "darf",
+        "durft",
+        "ist",
+        "sind",
+        "seid",
+        "bin",
+        "bietet",
+        "bietest",
+        "liefert",
+        "liefern",
+        "verschickt",
+        "versendet",
+        "nehmt",
+        "nimmst",
+        "macht",
+        "machst",
+        "geht",
+        "verkauft",
+        "repariert",
+        "fuhrt",
+        "tauscht",
+        "how",
+        "what",
+        "when",
+        "where",
+        "which",
+        "why",
+        "who",
+        "whom",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "is",
+        "are",
+        "am",
+        "will",
+        "would",
+        "should",
+        "may",
+        "have",
+        "has",
+    ]
+)
+# Words of a question that say how it is asked rather than what about ("was kostet", "wie lange",
+# "möglich", "kann man"): they get less weight in matching (folded forms).
+GENERIC_WORDS = frozenset(
+    [
+        "was",
+        "wie",
+        "wo",
+        "wann",
+        "welche",
+        "welcher",
+        "welches",
+        "welchen",
+        "wieviel",
+        "wer",
+        "kostet",
+        "kosten",
+        "koste",
+        "kostest",
+        "lange",
+        "dauert",
+        "dauern",
+        "dauer",
+        "moglich",
+        "kann",
+        "konnen",
+        "konnte",
+        "konnt",
+        "kannst",
+        "man",
+        "gibt",
+        "es",
+        "habt",
+        "ihr",
+        "hast",
+        "hat",
+        "haben",
+        "bei",
+        "euch",
+        "ihnen",
+        "mal",
+        "bitte",
+        "eigentlich",
+        "auch",
+        "noch",
+        "denn",
+        "frage",
+        "fragen",
+        "hallo",
+        "viel",
+        "viele",
+        "ich",
+        "mir",
+        "mich",
+        "wir",
+        "uns",
+        "sie",
+        "du",
+        "dich",
+        "dir",
+        "der",
+        "die",
+        "das",
+        "den",
+        "dem",
+        "des",
+        "ein",
+        "eine",
+        "einen",
+        "einem",
+        "einer",
+        "ist",
+        "sind",
+        "bin",
+        "und",
+        "oder",
+        "mit",
+        "fur",
+        "von",
+        "zu",
+        "zum",
+        "zur",
+        "im",
+        "in",
+        "am",
+        "an",
+        "auf",
+        "aus",
+        "what",
+        "how",
+        "where",
+        "when",
+        "which",
+        "who",
+        "much",
+        "many",
+        "long",
+        "does",
+        "do",
+        "did",
+        "cost",
+        "costs",
+        "possible",
+        "can",
+        "could",
+        "there",
+        "is",
+        "are",
+        "am",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "for",
+        "to",
+        "in",
+        "on",
+        "at",
+        "with",
+        "please",
+        "question",
+        "hello",
+        "hi",
+    ]
+)
 _SPACES = re.compile(r"\s+")
 
 STEMMER_LANGUAGES = {"de": "german", "en": "english"}
@@ -139,6 +361,34 @@ def fold(text: str) -> str:
 def normalize(text: str, limit: int = MAX_MATCH_CHARS) -> str:
     """The form every matcher input takes: cleaned, cut to `limit` characters, folded."""
     return fold(clean(text)[:limit])
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of cleaned text (a second question after "und"/"and" is one more)."""
+    parts: list[str] = []
+    for piece in _SENTENCE_END.split(clean(text)):
+        parts.extend(p.strip() for p in _SECOND_QUESTION.split(piece))
+    return [p for p in parts if any(ch.isalnum() for ch in p)]
+
+
+def is_question(sentence: str) -> bool:
+    """A sentence asks something: it ends with "?" or opens with a question word or verb."""
+    if sentence.rstrip().endswith("?"):
+        return True
+    words = tokenize(fold(sentence))
+    return bool(words) and words[0] in QUESTION_OPENERS
+
+
+def question_sentences(text: str) -> list[str]:
+    """The sentences of `text` that ask something, in order (empty when none does)."""
+    return [s for s in sentences(text) if is_question(s)]
+
+
+def without_generic(text: str) -> str:
+    """Normalised text without the generic question words (the text itself if nothing is left)."""
+    words = tokenize(text)
+    kept = [w for w in words if w not in GENERIC_WORDS]
+    return " ".join(kept) if kept else " ".join(words)
 
 
 def tokenize(text: str) -> list[str]:

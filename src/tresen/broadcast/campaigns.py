@@ -12,8 +12,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import segments
+from tresen.broadcast.audience import audience_query
 from tresen.broadcast.links import rewrite_links
-from tresen.channels.base import channel_factory
+from tresen.channels.registry import channel_factory
+from tresen.db import outbox
 from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
@@ -28,6 +30,8 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.conversation import window_open
+from tresen.domain.errors import DomainError
+from tresen.domain.events import CampaignStateChanged
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.pipeline.outbound import (
@@ -36,7 +40,9 @@ from tresen.pipeline.outbound import (
     queue_message,
     validate_content,
 )
+from tresen.pipeline.templates import content as template_content
 from tresen.pipeline.templates import variables
+from tresen.privacy import audit
 
 DRAFT, SCHEDULED, STARTING, RUNNING, PAUSED, DONE, CANCELLED = (
     "draft",
@@ -51,17 +57,10 @@ FINAL = (DONE, CANCELLED)
 QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 VARIABLE = re.compile(r"\{([a-z_][a-z0-9_]{0,63})\}")
 DEFAULT_QUIET_HOURS = "21:00-08:00"
-CAP_DAYS = 7
 
 
-class CampaignError(ValueError):
+class CampaignError(DomainError):
     """A campaign request that cannot be done, with a stable code."""
-
-    def __init__(self, code: str, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ def content_for(content: dict[str, Any], channel_kind: str) -> ChannelContent:
     else:
         kind = ContentKind.TEXT
         payload = {}
+    if channel_kind == "email" and isinstance(merged.get("subject"), str) and merged["subject"]:
+        payload["subject"] = merged["subject"]  # a broadcast mail opens a thread: no "Re:"
     template = merged.get("template")
     return ChannelContent(kind, text, payload, template if isinstance(template, dict) else None)
 
@@ -116,6 +117,14 @@ def contact_variables(
 def fill_variables(text: str, values: dict[str, str]) -> str:
     """The text with {variables} filled in; unknown ones become empty."""
     return VARIABLE.sub(lambda m: values.get(m.group(1), ""), text)
+
+
+def personal_payload(payload: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The payload one recipient gets: an e-mail subject takes the same {variables} as the text."""
+    out = dict(payload)
+    if isinstance(out.get("subject"), str):
+        out["subject"] = fill_variables(out["subject"], values).strip() or out["subject"]
+    return out
 
 
 async def render_campaign_text(
@@ -344,6 +353,7 @@ async def create_campaign(
     )
     session.add(campaign)
     await session.flush()
+    outbox.record(session, CampaignStateChanged(workspace_id, campaign.id, DRAFT))
     return campaign
 
 
@@ -364,7 +374,12 @@ async def find_campaign(session: AsyncSession, workspace_id: str, ref: str) -> C
 
 
 async def _move(
-    session: AsyncSession, campaign: Campaign, allowed: tuple[str, ...], to: str, **values: Any
+    session: AsyncSession,
+    campaign: Campaign,
+    allowed: tuple[str, ...],
+    to: str,
+    verb: str,
+    **values: Any,
 ) -> Campaign:
     if campaign.state not in allowed:
         raise CampaignError(
@@ -377,6 +392,10 @@ async def _move(
     )
     if not moved.rowcount:  # type: ignore[attr-defined]
         raise CampaignError("state", "the campaign changed meanwhile; look again", 409)
+    await audit.admin_action(
+        session, campaign.workspace_id, f"campaign.{verb}", "campaign", campaign.id
+    )
+    outbox.record(session, CampaignStateChanged(campaign.workspace_id, campaign.id, to))
     await session.refresh(campaign)
     return campaign
 
@@ -398,17 +417,21 @@ async def schedule(
     """Send from `at` (UTC) on; the audience is fixed when sending starts."""
     if at <= (now or utcnow()) - timedelta(minutes=1):
         raise CampaignError("at", "the time lies in the past")
-    return await _move(session, campaign, (DRAFT, SCHEDULED), SCHEDULED, scheduled_at=at)
+    return await _move(
+        session, campaign, (DRAFT, SCHEDULED), SCHEDULED, "schedule", scheduled_at=at
+    )
 
 
 async def start(session: AsyncSession, campaign: Campaign) -> Campaign:
     """Start now: a worker fixes the audience and sends (within quiet hours it waits)."""
-    return await _move(session, campaign, (DRAFT, SCHEDULED), STARTING, scheduled_at=utcnow())
+    return await _move(
+        session, campaign, (DRAFT, SCHEDULED), STARTING, "start", scheduled_at=utcnow()
+    )
 
 
 async def pause(session: AsyncSession, campaign: Campaign) -> Campaign:
     """Stop claiming recipients; messages already on the wire finish."""
-    return await _move(session, campaign, (SCHEDULED, STARTING, RUNNING), PAUSED)
+    return await _move(session, campaign, (SCHEDULED, STARTING, RUNNING), PAUSED, "pause")
 
 
 async def resume(
@@ -421,7 +444,7 @@ async def resume(
         to = SCHEDULED
     else:
         to = STARTING
-    return await _move(session, campaign, (PAUSED,), to)
+    return await _move(session, campaign, (PAUSED,), to, "resume")
 
 
 async def cancel(session: AsyncSession, campaign: Campaign) -> Campaign:
@@ -431,6 +454,7 @@ async def cancel(session: AsyncSession, campaign: Campaign) -> Campaign:
         campaign,
         (DRAFT, SCHEDULED, STARTING, RUNNING, PAUSED),
         CANCELLED,
+        "cancel",
         finished_at=utcnow(),
     )
     await session.execute(
@@ -453,8 +477,6 @@ async def progress(session: AsyncSession, campaign_id: str) -> dict[str, int]:
 
 async def audience_estimate(session: AsyncSession, campaign: Campaign) -> int:
     """How many the campaign would reach if it started now (the query that fixes the audience)."""
-    from tresen.broadcast.dispatch import audience_query  # dispatch builds on this module
-
     chosen = audience_query(campaign, utcnow()).subquery()
     return int(await session.scalar(select(func.count()).select_from(chosen)) or 0)
 
@@ -471,7 +493,9 @@ async def test_send(
             .join(Contact, Contact.id == Conversation.contact_id)
             .where(
                 ChannelRow.workspace_id == campaign.workspace_id,
-                (ChannelRow.id == channel_id) | (ChannelRow.kind == channel_id),
+                (ChannelRow.id == channel_id)
+                | (ChannelRow.kind == channel_id)
+                | (ChannelRow.name == channel_id),
                 ContactIdentity.address == address.strip(),
             )
         )
@@ -491,7 +515,6 @@ async def test_send(
         assert part.template is not None
         template = await check_template(session, channel, part.template)
         params = [fill_variables(p, values) for p in part.template.get("parameters") or []]
-        from tresen.pipeline.templates import content as template_content
 
         outbound = template_content(template, params)
     else:
@@ -504,7 +527,9 @@ async def test_send(
             contact_id=None,
             workspace_id=campaign.workspace_id,
         )
-        outbound = OutboundContent(part.kind, body, {**part.payload, "campaign": campaign.id})
+        outbound = OutboundContent(
+            part.kind, body, {**personal_payload(part.payload, values), "campaign": campaign.id}
+        )
     try:
         message = await queue_message(
             session, conversation, channel, outbound, sender_kind=SenderKind.SYSTEM

@@ -17,13 +17,8 @@ notifications_app = typer.Typer(
 
 
 def _run(work: Any) -> Any:
-    from tresen.broadcast.topics import TopicError
-    from tresen.integrations.notifications import NotificationError
-
     try:
         return asyncio.run(with_session(cli_settings(), work))
-    except (TopicError, NotificationError) as exc:
-        fail(exc.message)
     except ValueError as exc:
         fail(str(exc))
 
@@ -165,7 +160,7 @@ def topic_import(
             raise ValueError(f"no topic {topic!r}; see `tresen topic list`")
         return await importer.import_subscribers(
             session,
-            secret_key=settings.secret_key,
+            secret_key=settings.suppression_keys,
             workspace_id=ws.id,
             topic=found,
             data=data,
@@ -216,13 +211,7 @@ broadcast_app = typer.Typer(
 
 
 def _campaign_run(work: Any) -> Any:
-    from tresen.broadcast.campaigns import CampaignError
-    from tresen.broadcast.segments import SegmentError
-
-    try:
-        return asyncio.run(with_session(cli_settings(), work))
-    except (CampaignError, SegmentError) as exc:
-        fail(exc.message)
+    return asyncio.run(with_session(cli_settings(), work))
 
 
 def _content_option(

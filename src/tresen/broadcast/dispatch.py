@@ -30,10 +30,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    false,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -44,15 +42,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tresen.broadcast import campaigns as cmp
 from tresen.broadcast import links as tracked
 from tresen.broadcast import segments
+from tresen.broadcast.audience import (
+    CAP_DAYS,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    audience_query,
+)
 from tresen.broadcast.topics import CONFIRMED, OPTED_OUT
 from tresen.channels.base import (
     AuthError,
     ChannelError,
+    ChannelRef,
     OutboundMessage,
     PermanentError,
     RateLimited,
     TransientError,
 )
+from tresen.db import outbox
 from tresen.db.tables import (
     Campaign,
     CampaignRecipient,
@@ -67,24 +76,17 @@ from tresen.db.tables import (
 from tresen.db.types import UTCDateTime, utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.conversation import window_open
+from tresen.domain.events import CampaignStateChanged
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderKind
 from tresen.jobs import queue
-from tresen.pipeline.inbound import ChannelRef, apply_pending_statuses, conversation_for
+from tresen.pipeline.inbound import apply_pending_statuses, conversation_for
 from tresen.pipeline.outbound import failure_values
 from tresen.pipeline.templates import render as render_template
 from tresen.runtime import LoadedChannel, Runtime
 
 log = logging.getLogger(__name__)
 
-PENDING, SENDING, SENT, SKIPPED, FAILED, CANCELLED = (
-    "pending",
-    "sending",
-    "sent",
-    "skipped",
-    "failed",
-    "cancelled",
-)
 OPEN_STATES = (PENDING, SENDING)
 _UNSENT = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
 MAX_ATTEMPTS = 8
@@ -132,6 +134,8 @@ class Outcome:
     error: ChannelError | None = None
     skipped: str | None = None
     """Not sent: the reason found right before sending (e.g. the contact opted out)."""
+    released: bool = False
+    """Not sent because the worker is stopping: back to pending for the next worker."""
 
 
 @dataclass
@@ -148,63 +152,6 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
-def audience_query(
-    campaign: Campaign, now: datetime, after: str | None = None, through: str | None = None
-) -> Any:
-    """The recipient rows the campaign gets (optionally only contact ids in (after, through])."""
-    flt = segments.parse_filter(campaign.filter)
-    channel_ids = list((campaign.channel_ids or {}).get("ids") or [])
-    sub, contact, ident = Subscription, Contact, ContactIdentity
-    in_range = []
-    if after is not None:
-        in_range.append(sub.contact_id > after)
-    if through is not None:
-        in_range.append(sub.contact_id <= through)
-    chosen = (
-        select(
-            literal(campaign.id),
-            sub.contact_id,
-            sub.channel_id,
-            ident.id,
-            literal(PENDING),
-            literal(0),
-        )
-        .select_from(sub)
-        .join(contact, contact.id == sub.contact_id)
-        .join(ident, and_(ident.contact_id == sub.contact_id, ident.channel_id == sub.channel_id))
-        .where(
-            sub.topic_id == campaign.topic_id,
-            *in_range,
-            sub.state == CONFIRMED,
-            sub.channel_id.in_(channel_ids),
-            contact.workspace_id == campaign.workspace_id,
-            contact.merged_into_id.is_(None),
-            contact.consent_state.not_in(segments.BLOCKED_CONSENT),
-            ident.unreachable.is_(false()),
-            *segments.conditions(
-                campaign.workspace_id,
-                segments.Filter(
-                    language=flt.language,
-                    labels=flt.labels,
-                    attributes=flt.attributes,
-                    active_within_days=flt.active_within_days,
-                    inactive_for_days=flt.inactive_for_days,
-                ),
-                subscription=sub,
-                now=now,
-            ),
-        )
-    )
-    if campaign.frequency_cap > 0:
-        capped = _capped_contacts(campaign, now)
-        if after is not None:
-            capped = capped.where(CampaignRecipient.contact_id > after)
-        if through is not None:
-            capped = capped.where(CampaignRecipient.contact_id <= through)
-        chosen = chosen.where(sub.contact_id.not_in(capped))
-    return chosen
 
 
 async def expand(
@@ -249,21 +196,6 @@ async def audience_size(session: AsyncSession, campaign_id: str) -> int:
             .where(CampaignRecipient.campaign_id == campaign_id)
         )
         or 0
-    )
-
-
-def _capped_contacts(campaign: Campaign, now: datetime) -> Any:
-    """Contacts that got `frequency_cap` broadcasts (of other campaigns) in the last 7 days."""
-    r = CampaignRecipient
-    return (
-        select(r.contact_id)
-        .where(
-            r.state == SENT,
-            r.sent_at >= now - timedelta(days=cmp.CAP_DAYS),
-            r.campaign_id != campaign.id,
-        )
-        .group_by(r.contact_id)
-        .having(func.count() >= campaign.frequency_cap)
     )
 
 
@@ -374,11 +306,16 @@ class Dispatcher:
         for campaign_id, state in due:
             if state == cmp.SCHEDULED:
                 async with self.runtime.sessions() as session, session.begin():
-                    await session.execute(
+                    started = await session.execute(
                         update(Campaign)
                         .where(Campaign.id == campaign_id, Campaign.state == cmp.SCHEDULED)
                         .values(state=cmp.STARTING, updated_at=now)
+                        .returning(Campaign.workspace_id)
                     )
+                    for (workspace_id,) in started.all():
+                        outbox.record(
+                            session, CampaignStateChanged(workspace_id, campaign_id, cmp.STARTING)
+                        )
             await self.expand_one(campaign_id)
 
     async def expand_one(self, campaign_id: str) -> bool:
@@ -435,6 +372,9 @@ class Dispatcher:
                 )
                 if not rowcount(moved):
                     return False
+                outbox.record(
+                    session, CampaignStateChanged(campaign.workspace_id, campaign_id, cmp.RUNNING)
+                )
             log.info("campaign %s: audience of %d fixed", campaign_id, audience)
             return True
 
@@ -476,7 +416,9 @@ class Dispatcher:
                 self._holding.update(held)
                 beat = asyncio.create_task(self._heartbeat(held))
                 try:
-                    outcomes = await self._send(loaded, bucket, batch.items, batch.topic_id)
+                    outcomes = await self._send(
+                        loaded, bucket, batch.items, batch.topic_id, stopping
+                    )
                     await self._record_with_retries(channel_id, outcomes, bucket)
                 finally:
                     beat.cancel()
@@ -630,7 +572,7 @@ class Dispatcher:
             .where(
                 r.contact_id.in_(contact_ids),
                 r.state == SENT,
-                r.sent_at >= now - timedelta(days=cmp.CAP_DAYS),
+                r.sent_at >= now - timedelta(days=CAP_DAYS),
                 r.campaign_id != campaign.id,
             )
             .group_by(r.contact_id)
@@ -705,7 +647,7 @@ class Dispatcher:
             else:
                 kind = part.kind
                 body = cmp.fill_variables(part.body, values)  # links are rewritten below, in bulk
-                payload = dict(part.payload)
+                payload = cmp.personal_payload(part.payload, values)
             payload["campaign"] = campaign.id
             message_id = new_id()
             message: dict[str, Any] = {
@@ -832,15 +774,24 @@ class Dispatcher:
     # -- send ------------------------------------------------------------------------------
 
     async def _send(
-        self, loaded: LoadedChannel, bucket: Any, items: list[Item], topic_id: str | None
+        self,
+        loaded: LoadedChannel,
+        bucket: Any,
+        items: list[Item],
+        topic_id: str | None,
+        stopping: asyncio.Event | None = None,
     ) -> list[Outcome]:
-        """Send at the bucket's pace; after a wait, skip whoever opted out meanwhile."""
+        """Send at the bucket's pace; after a wait, skip whoever opted out meanwhile; once the
+        worker is stopping, hand back what is not on the wire yet."""
         tasks: list[asyncio.Task[Outcome]] = []
         skipped: list[Outcome] = []
         waiting = list(items)
         checked = time.monotonic()
         while waiting:
-            n = await bucket.take(len(waiting))
+            n = await _take_unless(bucket, len(waiting), stopping)
+            if n == 0:
+                skipped += [Outcome(i, released=True) for i in waiting]
+                break
             if time.monotonic() - checked >= RECHECK_SECONDS:
                 gone = await self._left_meanwhile(topic_id, waiting)
                 checked = time.monotonic()
@@ -914,6 +865,7 @@ class Dispatcher:
         r = CampaignRecipient
         m = cast(Table, Message.__table__)
         skipped = [o for o in outcomes if o.skipped]
+        released = [o for o in outcomes if o.released]
         sent = [o for o in outcomes if o.provider_message_id]
         limited = [o for o in outcomes if isinstance(o.error, RateLimited)]
         permanent = [o for o in outcomes if isinstance(o.error, PermanentError)]
@@ -961,6 +913,8 @@ class Dispatcher:
                 await self._early_statuses(session, channel_id, sent)
             for outcome in skipped:
                 await self._skip(session, outcome, now)
+            if released:
+                await self._again(session, released, now, count=False)
             if limited:
                 delay = max((o.error.retry_after or 1.0) for o in limited if o.error)
                 await self._again(session, limited, now + timedelta(seconds=delay), count=False)
@@ -1070,11 +1024,16 @@ class Dispatcher:
                 select(r.id).where(r.campaign_id == campaign_id, r.state.in_(OPEN_STATES)).limit(1)
             )
             if remaining is None:
-                await session.execute(
+                finished = await session.execute(
                     update(Campaign)
                     .where(Campaign.id == campaign_id, Campaign.state == cmp.RUNNING)
                     .values(state=cmp.DONE, finished_at=now, updated_at=now)
+                    .returning(Campaign.workspace_id)
                 )
+                for (workspace_id,) in finished.all():
+                    outbox.record(
+                        session, CampaignStateChanged(workspace_id, campaign_id, cmp.DONE)
+                    )
 
     async def drain(self, campaign_id: str, *, timeout: float = 60.0) -> str:
         """Tick until the campaign is done, cancelled or paused (tests and the bench)."""
@@ -1089,6 +1048,24 @@ class Dispatcher:
                 return str(state)
             await asyncio.sleep(0.05)
         raise TimeoutError(f"campaign {campaign_id} did not finish within {timeout} s")
+
+
+async def _take_unless(bucket: Any, wanted: int, stopping: asyncio.Event | None) -> int:
+    """Slots from the bucket, or 0 once `stopping` is set (nothing is taken then)."""
+    if stopping is None:
+        return int(await bucket.take(wanted))
+    if stopping.is_set():
+        return 0
+    take = asyncio.ensure_future(bucket.take(wanted))
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait((take, stop), return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if take.done():
+        return int(take.result())
+    take.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await take
+    return 0
 
 
 async def dispatch_poller(runtime: Any, stopping: asyncio.Event) -> None:

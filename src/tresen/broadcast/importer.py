@@ -18,11 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import links
 from tresen.broadcast.topics import ALL_TOPICS, CONFIRMED
+from tresen.channels import addresses as address_rules
+from tresen.channels.registry import CHANNEL_CLASSES, channel_factory, kinds_where
+from tresen.db import outbox
 from tresen.db.tables import ChannelRow, ConsentEvent, Contact, ContactIdentity, Subscription, Topic
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError, Param
+from tresen.domain.events import ConsentChanged, SubscriptionChanged
 from tresen.domain.ids import new_id
 from tresen.privacy import audit
-from tresen.privacy.suppression import refused_imports
+from tresen.privacy.suppression import Keys, refused_imports
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -32,13 +37,9 @@ REQUIRED = ("channel", "address", "consent_source", "consent_at")
 PROOF_ANY = ("consent_text_version", "consent_proof")
 OPTIONAL = ("language", "name", "link_tracking")
 KNOWN = frozenset(REQUIRED + PROOF_ANY + OPTIONAL)
-IMPORTABLE = ("whatsapp", "sms", "telegram", "messenger", "instagram", "email", "xmpp")
 _YES = {"1", "yes", "ja", "true", "y", "j", "x"}
 _NO = {"", "0", "no", "nein", "false", "n"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
-_PHONE_NOISE = re.compile(r"[\s\-()/.\u00a0]")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
-_JID = re.compile(r"[^@\s/]{1,256}@[^@\s/]+")
 _COLUMNS = (
     "columns: channel, address, consent_source, consent_at, consent_text_version and/or "
     "consent_proof (optional: language, name, link_tracking)"
@@ -79,13 +80,7 @@ MESSAGES: dict[str, str] = {
         "consent_at {value!r} is not a date or time like 2025-03-01 or 2025-03-01T10:15:00+01:00"
     ),
     "future_time": "consent_at lies in the future",
-    "no_country_code": "phone number {value!r} needs its country code, e.g. +49 151 12345678",
-    "bad_phone": "{value!r} is not a phone number (7 to 15 digits with country code)",
-    "bad_telegram_id": "a Telegram chat id is a number, not {value!r}",
-    "bad_meta_id": "a {kind} id (PSID/IGSID) is digits, not {value!r}",
-    "bad_email": "{value!r} is not an e-mail address",
-    "bad_xmpp": "{value!r} is not a bare XMPP address (name@server)",
-    "kind_not_importable": "subscribers of {kind} channels cannot be imported",
+    **address_rules.MESSAGES,
     "ambiguous_channel": "{count} channels are called {value!r}; give the channel id",
     "no_channel": "no channel {value!r} (give its id, name or kind)",
     "erased": (
@@ -98,7 +93,7 @@ MESSAGES: dict[str, str] = {
         "this person unsubscribed from the topic; an import does not subscribe them again"
     ),
 }
-Params = Mapping[str, str | int]
+Params = Mapping[str, Param]
 
 
 def _english(message: str) -> str:
@@ -113,17 +108,11 @@ def render(code: str, params: Params, gettext: Callable[[str], str] = _english) 
         return MESSAGES[code].format(**params)
 
 
-class _Refusal(ValueError):
-    """A refusal with its code and parameters; str() gives the English text."""
+class _Refusal(DomainError):
+    """A refusal with its code and parameters (message from MESSAGES); str() gives English."""
 
-    def __init__(self, code: str, **params: str | int) -> None:
-        self.code = code
-        self.params: Params = params
-        super().__init__(render(code, params))
-
-    def text(self, gettext: Callable[[str], str]) -> str:
-        """The message in the language `gettext` translates to."""
-        return render(self.code, self.params, gettext)
+    def __init__(self, code: str, **params: Param) -> None:
+        super().__init__(code, MESSAGES[code], params=params)
 
 
 class ImportFileError(_Refusal):
@@ -330,45 +319,19 @@ def _row(line: int, names: list[str], fields: list[str]) -> Row:
     )
 
 
-def phone(raw: str, *, bare_digits: bool) -> str:
-    """Digits of a number with country code (+49..., 0049...; bare digits only if allowed)."""
-    text = _PHONE_NOISE.sub("", raw)
-    if text.startswith("+"):
-        digits = text[1:]
-    elif text.startswith("00"):
-        digits = text[2:]
-    elif bare_digits and text.isdigit() and not text.startswith("0"):
-        digits = text
-    else:
-        raise RowError("no_country_code", value=raw)
-    if not digits.isdigit() or not 7 <= len(digits) <= 15 or digits.startswith("0"):
-        raise RowError("bad_phone", value=raw)
-    return digits
+def importable_kinds() -> list[str]:
+    """The channel kinds whose customers' addresses can be typed into a file."""
+    return kinds_where(lambda factory: factory.address_form is not None)
 
 
 def normalise_address(kind: str, raw: str) -> str:
     """The address as the channel stores it (wa_id digits, +E.164, chat id, lower-case e-mail)."""
-    if kind == "whatsapp":
-        return phone(raw, bare_digits=True)
-    if kind == "sms":
-        return "+" + phone(raw, bare_digits=False)
-    if kind == "telegram":
-        if not re.fullmatch(r"-?[0-9]{1,20}", raw):
-            raise RowError("bad_telegram_id", value=raw[:40])
-        return raw
-    if kind in ("messenger", "instagram"):
-        if not re.fullmatch(r"[0-9]{1,64}", raw):
-            raise RowError("bad_meta_id", kind=kind, value=raw[:40])
-        return raw
-    if kind == "email":
-        if not _EMAIL.fullmatch(raw):
-            raise RowError("bad_email", value=raw[:60])
-        return raw.lower()
-    if kind == "xmpp":
-        if not _JID.fullmatch(raw):
-            raise RowError("bad_xmpp", value=raw[:60])
-        return raw.lower()
-    raise RowError("kind_not_importable", kind=kind)
+    if kind not in CHANNEL_CLASSES:
+        raise RowError("kind_not_importable", kind=kind)
+    try:
+        return channel_factory(kind).normalise_address(raw)
+    except address_rules.AddressError as exc:
+        raise RowError(exc.code, **exc.params) from exc
 
 
 def _channel_lookup(channels: list[ChannelRow]) -> dict[str, ChannelRow | RowError]:
@@ -436,7 +399,7 @@ class _Checked:
 async def import_subscribers(
     session: AsyncSession,
     *,
-    secret_key: str,
+    secret_key: Keys,
     workspace_id: str,
     topic: Topic,
     data: bytes,
@@ -500,7 +463,7 @@ async def _custom_plans(session: AsyncSession) -> AsyncIterator[None]:
 
 async def _check(
     session: AsyncSession,
-    secret_key: str,
+    secret_key: Keys,
     workspace_id: str,
     topic: Topic,
     lookup: dict[str, ChannelRow | RowError],
@@ -617,6 +580,7 @@ async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked
         identities: list[dict[str, Any]] = []
         new_subs: dict[str, dict[str, Any]] = {}
         changed_subs: dict[str, dict[str, Any]] = {}
+        changed_contacts: set[str] = set()
         events: list[dict[str, Any]] = []
         for plan in checked.plans[lo : lo + BATCH]:
             row, channel = plan.row, plan.channel
@@ -672,6 +636,7 @@ async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked
                 new_subs[sub_id].update(values)
             else:
                 changed_subs[sub_id] = {"id": sub_id, **values}
+                changed_contacts.add(contact_id)
             source = f"import: {row.consent_source}" + (f"; proof {row.proof}" if row.proof else "")
             event = {
                 "workspace_id": workspace_id,
@@ -705,3 +670,19 @@ async def _write(session: AsyncSession, workspace_id: str, topic: Topic, checked
                 await session.execute(insert(cast(Table, table.__table__)), rows)
         if changed_subs:
             await session.execute(update(Subscription), list(changed_subs.values()))
+        # Core inserts pass the outbox's ORM hook: the import announces its changes itself.
+        outbox.record(
+            session,
+            *(
+                SubscriptionChanged(workspace_id, sub["contact_id"], topic.id, CONFIRMED)
+                for sub in new_subs.values()
+            ),
+            *(
+                SubscriptionChanged(workspace_id, contact_id, topic.id, CONFIRMED)
+                for contact_id in sorted(changed_contacts)
+            ),
+            *(
+                ConsentChanged(workspace_id, e["contact_id"], e["purpose"], e["action"])
+                for e in events
+            ),
+        )

@@ -11,7 +11,9 @@ from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, tru
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast.topics import CONFIRMED
+from tresen.channels.registry import channel_factory
 from tresen.db.tables import (
+    CampaignRecipient,
     ChannelRow,
     Contact,
     ContactIdentity,
@@ -23,6 +25,7 @@ from tresen.db.tables import (
     Topic,
 )
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
 
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -31,13 +34,8 @@ BLOCKED_CONSENT = ("refused", "restricted")
 MAX_DAYS = 3650
 
 
-class SegmentError(ValueError):
+class SegmentError(DomainError):
     """A filter or segment that cannot be used, naming the field."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,13 @@ def _days(raw: Any, name: str) -> int | None:
     try:
         days = int(raw)
     except (TypeError, ValueError):
-        raise SegmentError(name, f"{name} must be a whole number of days") from None
+        raise SegmentError(
+            name, "{field} must be a whole number of days", params={"field": name}
+        ) from None
     if not 1 <= days <= MAX_DAYS:
-        raise SegmentError(name, f"{name} must be between 1 and {MAX_DAYS}")
+        raise SegmentError(
+            name, "{field} must be between 1 and {max}", params={"field": name, "max": MAX_DAYS}
+        )
     return days
 
 
@@ -90,10 +92,12 @@ def _strings(raw: Any, name: str) -> tuple[str, ...]:
     if isinstance(raw, str):
         raw = [part for part in raw.split(",")]
     if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-        raise SegmentError(name, f"{name} must be a list of strings")
+        raise SegmentError(name, "{field} must be a list of strings", params={"field": name})
     cleaned = tuple(dict.fromkeys(v.strip() for v in raw if v.strip()))
     if any(len(v) > 200 for v in cleaned):
-        raise SegmentError(name, f"each of {name} has at most 200 characters")
+        raise SegmentError(
+            name, "each of {field} has at most 200 characters", params={"field": name}
+        )
     return cleaned
 
 
@@ -110,7 +114,11 @@ def parse_filter(raw: dict[str, Any] | None) -> Filter:
         "inactive_for_days",
     }
     if unknown:
-        raise SegmentError("unknown_field", f"unknown filter fields: {', '.join(sorted(unknown))}")
+        raise SegmentError(
+            "unknown_field",
+            "unknown filter fields: {fields}",
+            params={"fields": ", ".join(sorted(unknown))},
+        )
     topic = raw.get("topic") or None
     if topic is not None and (not isinstance(topic, str) or len(topic) > 64):
         raise SegmentError("topic", "topic must be a topic id or keyword")
@@ -122,7 +130,11 @@ def parse_filter(raw: dict[str, Any] | None) -> Filter:
         raise SegmentError("attributes", "attributes must map names to values")
     for key, value in attributes.items():
         if not ATTRIBUTE_KEY.match(str(key)) or not isinstance(value, str | int | float | bool):
-            raise SegmentError("attributes", f"attribute filter {key!r} needs a plain value")
+            raise SegmentError(
+                "attributes",
+                "attribute filter {key!r} needs a plain value",
+                params={"key": str(key)},
+            )
     return Filter(
         topic_id=topic,
         channel_ids=_strings(raw.get("channels"), "channels"),
@@ -145,7 +157,9 @@ async def resolve(session: AsyncSession, workspace_id: str, flt: Filter) -> Filt
             )
         )
         if found is None:
-            raise SegmentError("topic", f"no topic {topic_id!r} in this workspace")
+            raise SegmentError(
+                "topic", "no topic {topic!r} in this workspace", params={"topic": topic_id}
+            )
         topic_id = found
     channel_ids: list[str] = []
     for ref in flt.channel_ids:
@@ -158,7 +172,9 @@ async def resolve(session: AsyncSession, workspace_id: str, flt: Filter) -> Filt
             )
         )
         if not ids:
-            raise SegmentError("channels", f"no channel {ref!r} in this workspace")
+            raise SegmentError(
+                "channels", "no channel {channel!r} in this workspace", params={"channel": ref}
+            )
         channel_ids.extend(i for i in ids if i not in channel_ids)
     return Filter(
         topic_id=topic_id,
@@ -293,10 +309,144 @@ async def find_segment(session: AsyncSession, workspace_id: str, ref: str) -> Se
     )
 
 
-async def list_segments(session: AsyncSession, workspace_id: str) -> list[Segment]:
-    """The workspace's segments by name."""
-    return list(
-        await session.scalars(
-            select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.name)
+@dataclass(frozen=True)
+class Reach:
+    """Who a topic's broadcast with a filter reaches, and who is left out and why."""
+
+    matched: int
+    subscribed: int
+    pending: int
+    blocked: int
+    unreachable: int
+    per_kind: dict[str, int]
+    window_closed: dict[str, int]
+    capped: int = 0
+    """Matching, but already got the weekly number of broadcasts."""
+
+    @property
+    def filtered(self) -> int:
+        """Confirmed, allowed and reachable, but not matching the other filter parts."""
+        return max(
+            self.subscribed - self.blocked - self.unreachable - self.matched - self.capped, 0
         )
+
+
+CAP_DAYS = 7
+"""The frequency cap counts the broadcasts of this many days."""
+
+
+def capped_contacts(cap: int, now: datetime, other_than: str | None = None) -> Any:
+    """Contacts that got `cap` broadcasts (of campaigns other than `other_than`) in 7 days."""
+    r = CampaignRecipient
+    return (
+        select(r.contact_id)
+        .where(
+            r.state == "sent",
+            r.sent_at >= now - timedelta(days=CAP_DAYS),
+            r.campaign_id != (other_than or ""),
+        )
+        .group_by(r.contact_id)
+        .having(func.count() >= cap)
+    )
+
+
+async def reach(
+    session: AsyncSession,
+    workspace_id: str,
+    raw: dict[str, Any] | Filter,
+    now: datetime | None = None,
+    *,
+    frequency_cap: int = 0,
+    campaign_id: str | None = None,
+) -> Reach:
+    """The recipients of a filter with a topic, per channel kind, and the ones left out
+    (those the weekly `frequency_cap` holds back among them)."""
+    flt = raw if isinstance(raw, Filter) else parse_filter(raw)
+    flt = await resolve(session, workspace_id, flt)
+    if flt.topic_id is None:
+        raise SegmentError("topic", "choose a topic: broadcasts go to a topic's subscribers")
+    now = now or utcnow()
+    sub = Subscription
+    base = (
+        select(func.count())
+        .select_from(sub)
+        .join(Contact, Contact.id == sub.contact_id)
+        .where(
+            sub.topic_id == flt.topic_id,
+            Contact.workspace_id == workspace_id,
+            Contact.merged_into_id.is_(None),
+        )
+    )
+    confirmed = base.where(sub.state == CONFIRMED)
+    subscribed = int(await session.scalar(confirmed) or 0)
+    pending = int(await session.scalar(base.where(sub.state == "pending")) or 0)
+    blocked = int(
+        await session.scalar(confirmed.where(Contact.consent_state.in_(BLOCKED_CONSENT))) or 0
+    )
+    allowed = confirmed.where(Contact.consent_state.not_in(BLOCKED_CONSENT))
+    reachable = exists().where(
+        ContactIdentity.contact_id == sub.contact_id,
+        ContactIdentity.channel_id == sub.channel_id,
+        ContactIdentity.unreachable.is_(False),
+    )
+    unreachable = int(await session.scalar(allowed.where(not_(reachable))) or 0)
+    parts = conditions(workspace_id, flt, subscription=sub, now=now)
+    chosen = (
+        select(ChannelRow.kind, func.count())
+        .select_from(sub)
+        .join(Contact, Contact.id == sub.contact_id)
+        .join(ChannelRow, ChannelRow.id == sub.channel_id)
+        .where(
+            sub.topic_id == flt.topic_id,
+            sub.state == CONFIRMED,
+            Contact.workspace_id == workspace_id,
+            Contact.merged_into_id.is_(None),
+            Contact.consent_state.not_in(BLOCKED_CONSENT),
+            reachable,
+            *parts,
+        )
+        .group_by(ChannelRow.kind)
+    )
+    capped = 0
+    if frequency_cap > 0:
+        held = sub.contact_id.in_(capped_contacts(frequency_cap, now, campaign_id))
+        capped = int(
+            await session.scalar(
+                select(func.count()).select_from(
+                    chosen.with_only_columns(sub.contact_id).group_by(None).where(held).subquery()
+                )
+            )
+            or 0
+        )
+        chosen = chosen.where(not_(held))
+    counted = [(str(kind), int(n)) for kind, n in (await session.execute(chosen)).all()]
+    per_kind = dict(sorted(counted, key=lambda kn: (-kn[1], kn[0])))  # the largest first
+    closed: dict[str, int] = {}
+    for kind in per_kind:
+        window = channel_factory(kind).capabilities.window
+        if window is None:
+            continue
+        is_open = exists().where(
+            Conversation.contact_id == sub.contact_id,
+            Conversation.channel_id == sub.channel_id,
+            Conversation.last_inbound_at > now - window,
+        )
+        n = await session.scalar(
+            select(func.count()).select_from(
+                chosen.with_only_columns(sub.contact_id)
+                .group_by(None)
+                .where(ChannelRow.kind == kind, not_(is_open))
+                .subquery()
+            )
+        )
+        closed[kind] = int(n or 0)
+    return Reach(
+        matched=sum(per_kind.values()),
+        subscribed=subscribed,
+        pending=pending,
+        blocked=blocked,
+        unreachable=unreachable,
+        per_kind=per_kind,
+        window_closed=closed,
+        capped=capped,
     )

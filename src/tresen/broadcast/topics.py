@@ -17,7 +17,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast.clicktochat import inbound_text
-from tresen.channels.base import channel_factory
+from tresen.channels.registry import channel_factory
+from tresen.db import outbox
 from tresen.db.tables import (
     ChannelRow,
     ConsentEvent,
@@ -30,6 +31,8 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
+from tresen.domain.errors import DomainError
+from tresen.domain.events import SubscriptionChanged
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.pipeline.outbound import (
@@ -38,11 +41,14 @@ from tresen.pipeline.outbound import (
     contact_restricted,
     queue_message,
 )
+from tresen.privacy.consent import classify
 from tresen.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PENDING, CONFIRMED, WITHDRAWN = "pending", "confirmed", "withdrawn"
+PURGED = "purged"
+"""Not a stored state: what `subscription.changed` says of a request deleted unconfirmed."""
 OPTED_OUT = "opted_out"
 KEYWORD_RE = re.compile(r"^[a-z0-9]{1,32}$")
 SUBSCRIBE_WORDS = frozenset({"start", "anmelden", "abonnieren", "subscribe"})
@@ -91,14 +97,8 @@ STOPPED_ONE_TEXT = {
 }
 
 
-class TopicError(ValueError):
+class TopicError(DomainError):
     """A topic or subscription request that cannot be carried out, with a stable code."""
-
-    def __init__(self, code: str, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,11 @@ def button_id(payload: dict[str, Any]) -> str | None:
 
 def parse_command(text: str | None, payload: dict[str, Any], channel_kind: str) -> Command | None:
     """Read a subscribe/opt-out/confirm command from one inbound message (None: not one)."""
-    from tresen.privacy.consent import classify
 
     pressed = button_id(payload)
     if pressed and pressed.startswith(CONFIRM_BUTTON):
         return Command("confirm", subscription_id=pressed[len(CONFIRM_BUTTON) :][:26])
-    if channel_kind == "sms" and isinstance(payload, dict) and payload.get("keyword") == "opt_out":
-        # Twilio and the carriers stop all messages to this number and answer it themselves.
+    if channel_factory(channel_kind).carrier_opt_out(payload):
         return Command("unsubscribe", carrier_handled=True)
     text = inbound_text(text, payload, channel_kind)  # a deep link's start/ref payload
     if not text or len(text) > 200:
@@ -363,6 +361,7 @@ async def request_subscription(
     else:
         for name, value in values.items():
             setattr(sub, name, value)
+    outbox.record(session, SubscriptionChanged(workspace.id, contact.id, topic.id, PENDING))
     await session.flush()
     link = f"{settings.base_url.rstrip('/')}/s/confirm/{token}"
     text = confirmation_text(workspace, topic, language, link, settings.optin_token_hours)
@@ -424,6 +423,9 @@ async def confirm(
     )
     if not rowcount(done):
         return False
+    outbox.record(
+        session, SubscriptionChanged(sub.workspace_id, sub.contact_id, sub.topic_id, CONFIRMED)
+    )
     topic = await session.get_one(Topic, sub.topic_id)
     contact = await session.get_one(Contact, sub.contact_id)
     asked = await _requested_proof(session, sub, topic)
@@ -522,6 +524,13 @@ async def withdraw(
             update(Subscription)
             .where(Subscription.id.in_([s.id for s, _ in rows]))
             .values(state=WITHDRAWN, withdrawn_at=now)
+        )
+        outbox.record(
+            session,
+            *(
+                SubscriptionChanged(s.workspace_id, s.contact_id, s.topic_id, WITHDRAWN)
+                for s, _ in rows
+            ),
         )
     purposes = [_purpose(t) for _, t in rows]
     if topic is not None and _purpose(topic) not in purposes:
@@ -660,6 +669,15 @@ async def handle_inbound(
     return "requested"
 
 
+async def is_command(session: AsyncSession, message_id: str) -> bool:
+    """Whether an inbound message is a subscribe, opt-out or confirm command."""
+    found = await _load(session, message_id)
+    return found is not None and (
+        parse_command(found.message.body, found.message.payload or {}, found.channel.kind)
+        is not None
+    )
+
+
 async def handle_deferred(session: AsyncSession, settings: Settings, message_id: str) -> str | None:
     """After a yes to the privacy notice: run the subscribe keyword sent just before it.
 
@@ -729,11 +747,19 @@ async def purge_unconfirmed(session: AsyncSession, older_than: timedelta) -> int
     """Delete subscription requests never confirmed within `older_than` (the proof stays)."""
     cutoff = utcnow() - older_than
     result = await session.execute(
-        delete(Subscription).where(
-            Subscription.state == PENDING, Subscription.requested_at < cutoff
-        )
+        delete(Subscription)
+        .where(Subscription.state == PENDING, Subscription.requested_at < cutoff)
+        .returning(Subscription.workspace_id, Subscription.contact_id, Subscription.topic_id)
     )
-    return rowcount(result)
+    purged = result.all()
+    outbox.record(
+        session,
+        *(
+            SubscriptionChanged(ws, contact_id, topic_id, PURGED)
+            for ws, contact_id, topic_id in purged
+        ),
+    )
+    return len(purged)
 
 
 async def purge_poller(runtime: Any, stopping: asyncio.Event) -> None:

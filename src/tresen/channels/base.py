@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,10 +9,23 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.db.crypto import open_bytes
+from tresen.domain.errors import DomainError, Param
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.net.guard import UrlRefused
 
 DEFAULT_OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPP", "ABMELDEN", "ABBESTELLEN", "UNSUBSCRIBE"})
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel by id, with its workspace and kind (what the pipeline needs to store for it)."""
+
+    id: str
+    workspace_id: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,12 @@ class Capabilities:
     """A longer window for replies a person writes (Messenger's HUMAN_AGENT tag), if any."""
     opt_out_keywords: frozenset[str] = DEFAULT_OPT_OUT_KEYWORDS
     """Words (upper case) a customer writes to stop all messages on this channel."""
+    template_catalog: bool = False
+    """Message templates are approved by the provider and synced (`tresen template sync`)."""
+    typing_indicator: bool = False
+    """The customer sees while an agent types a reply."""
+    counts_segments: bool = False
+    """Texts are split and billed in segments: the reply box counts them as the agent types."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,19 @@ class StatusUpdate:
     empty, or names the message the mark stops at (Instagram's read of one message)."""
 
 
+OTHER_APP = "standby"
+"""Thread owner when a message only shows that some other app owns the thread (not which)."""
+
+
+@dataclass(frozen=True)
+class ThreadOwner:
+    """Who owns a customer's thread (Meta's handover protocol): None is tresen itself."""
+
+    address: str
+    owner: str | None
+    occurred_at: datetime
+
+
 @dataclass
 class ParsedWebhook:
     """Everything one webhook call carried."""
@@ -88,20 +119,25 @@ class ParsedWebhook:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    threads: list[ThreadOwner] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Attachment:
-    """A checked file under the data dir that goes out with a media message."""
+    """A checked file from the file store that goes out with a media message."""
 
-    path: Path
+    path: Path | None
     filename: str
     content_type: str
+    content: bytes | None = None
+    """The file's (decrypted) bytes when they were loaded from the store instead of a path."""
 
     def read(self) -> bytes:
         """The file's content (decrypted when stored encrypted at rest)."""
-        from tresen.db.crypto import open_bytes
-
+        if self.content is not None:
+            return self.content
+        if self.path is None:
+            raise FileNotFoundError("the attachment has neither content nor a path")
         return open_bytes(self.path.read_bytes())
 
 
@@ -207,8 +243,13 @@ class WebhookRejected(Exception):
         self.message = message
 
 
-class ConfigError(ValueError):
-    """A channel's configuration is missing a value or has a malformed one."""
+class ConfigError(DomainError):
+    """A channel's configuration is missing a value or has a malformed one (HTTP 400)."""
+
+    default_status = 400
+
+    def __init__(self, message: str, *, params: Mapping[str, Param] | None = None) -> None:
+        super().__init__("invalid_config", message, params=params)
 
 
 class Channel(Protocol):
@@ -282,6 +323,10 @@ async def download(
                     )
                 chunks.append(chunk)
             return FetchedMedia(b"".join(chunks), response.headers.get("content-type"))
+    except UrlRefused as exc:
+        raise PermanentError(
+            f"the download from {provider} was refused: {exc}", code="url_refused"
+        ) from exc
     except httpx.TimeoutException as exc:
         raise TransientError(f"timeout downloading from {provider}: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
@@ -299,25 +344,95 @@ def _download_error(provider: str, status: int) -> ChannelError:
     return PermanentError(reason, code=str(status))
 
 
-class NoMedia:
-    """Mixin for channels whose inbound messages carry no files to fetch."""
+@dataclass(frozen=True)
+class PrivacyRecord:
+    """Who receives the messages of one channel kind and where they go (Art. 30 GDPR records)."""
+
+    recipient: str
+    country: str
+    third_countries: tuple[str, ...]
+    safeguard: str
+    verify: str
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """A click-to-chat link of one channel, or the configuration it lacks for one."""
+
+    url: str | None
+    missing: str | None = None
+    hint: str | None = None
+
+
+class ChannelBase:
+    """What a channel kind may leave as it is; a kind that needs more overrides it.
+
+    The declarations every kind must make itself (see KIND_DECLARATIONS) have no default here.
+    """
 
     @staticmethod
-    def media_refs(payload: dict[str, Any]) -> list[MediaRef]:
-        """No files."""
-        return []
+    def privacy_detail(config: Mapping[str, Any]) -> str:
+        """Which server of the business a records entry names (empty: the provider's own)."""
+        return ""
 
-    async def fetch_media(self, ref: MediaRef, max_bytes: int) -> FetchedMedia:
-        """Nothing to fetch from this provider."""
-        raise PermanentError("this channel has no files to fetch", code="no_media")
+    @staticmethod
+    def deep_link_text(text: str | None, payload: Mapping[str, Any]) -> str | None:
+        """The text an inbound message stands for when it came through a chat link."""
+        return text
+
+    @staticmethod
+    def carrier_opt_out(payload: Mapping[str, Any]) -> bool:
+        """Whether the carrier already stopped all messages to this sender (and told them)."""
+        return False
+
+    @staticmethod
+    async def reply_context(session: AsyncSession, conversation_id: str) -> dict[str, Any]:
+        """Payload an outbound message in this conversation carries (e.g. mail threading)."""
+        return {}
+
+    @staticmethod
+    async def on_connect(
+        config: dict[str, Any], webhook_url: str, http: httpx.AsyncClient, *, register: bool
+    ) -> dict[str, Any]:
+        """The configuration to store once a channel is added (may tell the provider the URL)."""
+        return config
+
+    async def check(self) -> str | None:
+        """Sign in at the provider once; who we are there, None when there is nothing to check.
+
+        Raises a ChannelError (AuthError: wrong credentials; TransientError: not reachable) or
+        UrlRefused when the outbound guard refuses the configured address.
+        """
+        return None
 
 
 class ChannelFactory(Protocol):
-    """How the registry builds a channel from its stored configuration (the channel's class)."""
+    """A channel kind: builds channels from stored configuration and says what the house needs.
+
+    Every name in KIND_DECLARATIONS is declared by the kind's own class (tests/channels/
+    test_kinds.py enumerates the registry); docs/channels/adding-a-channel.md walks through it.
+    """
 
     kind: str
+    display_name: str
+    """How people call the kind (UI, links): WhatsApp, Web-Chat, E-Mail."""
     capabilities: Capabilities
     config_type: type[Any]
+    """A msgspec Struct: its fields are the stored configuration and `tresen channel add`'s options."""
+    address_form: str | None
+    """What a customer's address on this kind is, in words (None: nobody can type one)."""
+    write_first: bool
+    """Whether the business may write first to an address nobody wrote from (SMS, e-mail)."""
+    poller: str | None
+    """The worker task that fetches inbound messages when the provider calls no webhook
+    (a name in tresen.app.POLLERS), or None."""
+    simulator: str | None
+    """The simulator that plays the provider locally (a name in tresen.sim.registry.SIMULATORS),
+    or None (no provider)."""
+    widget: bool
+    """Whether the kind is a chat widget on the business's own web site (no provider, no webhook;
+    its admin page shows the snippet to embed)."""
+    privacy: PrivacyRecord
 
     def __call__(self, config: Mapping[str, Any], http: httpx.AsyncClient) -> Channel: ...
 
@@ -327,37 +442,49 @@ class ChannelFactory(Protocol):
     @staticmethod
     def media_refs(payload: dict[str, Any]) -> list[MediaRef]: ...
 
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """The address as the channel stores it, or AddressError (code + params)."""
+        ...
 
-CHANNEL_CLASSES: dict[str, str] = {
-    "whatsapp": "tresen.channels.whatsapp:WhatsAppChannel",
-    "messenger": "tresen.channels.messenger:MessengerChannel",
-    "instagram": "tresen.channels.instagram:InstagramChannel",
-    "telegram": "tresen.channels.telegram:TelegramChannel",
-    "sms": "tresen.channels.sms:SmsChannel",
-    "email": "tresen.channels.email:EmailChannel",
-    "webchat": "tresen.channels.webchat:WebchatChannel",
-    "xmpp": "tresen.channels.xmpp:XmppChannel",
-}
-"""Every channel kind tresen knows, in one explicit list (imported on first use)."""
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """The click-to-chat link that opens a chat prefilled with `text` (None: the kind has none)."""
+        ...
 
-_loaded: dict[str, ChannelFactory] = {}
+    @staticmethod
+    def privacy_detail(config: Mapping[str, Any]) -> str: ...
 
+    @staticmethod
+    def deep_link_text(text: str | None, payload: Mapping[str, Any]) -> str | None: ...
 
-def channel_factory(kind: str) -> ChannelFactory:
-    """The class of a channel kind, or a clear error."""
-    if kind in _loaded:
-        return _loaded[kind]
-    target = CHANNEL_CLASSES.get(kind)
-    if target is None:
-        raise ConfigError(
-            f"unknown channel kind {kind!r}; known: {', '.join(sorted(CHANNEL_CLASSES))}"
-        )
-    module_name, class_name = target.split(":")
-    factory: ChannelFactory = getattr(importlib.import_module(module_name), class_name)
-    _loaded[kind] = factory
-    return factory
+    @staticmethod
+    def carrier_opt_out(payload: Mapping[str, Any]) -> bool: ...
+
+    @staticmethod
+    async def reply_context(session: AsyncSession, conversation_id: str) -> dict[str, Any]: ...
+
+    @staticmethod
+    async def on_connect(
+        config: dict[str, Any], webhook_url: str, http: httpx.AsyncClient, *, register: bool
+    ) -> dict[str, Any]: ...
 
 
-def registry() -> dict[str, ChannelFactory]:
-    """Every channel kind with its class."""
-    return {kind: channel_factory(kind) for kind in CHANNEL_CLASSES}
+KIND_DECLARATIONS = (
+    "kind",
+    "display_name",
+    "capabilities",
+    "config_type",
+    "check_config",
+    "address_form",
+    "write_first",
+    "poller",
+    "simulator",
+    "widget",
+    "privacy",
+    "normalise_address",
+    "chat_link",
+)
+"""What every channel class declares itself (no default in ChannelBase)."""

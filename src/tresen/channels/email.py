@@ -12,32 +12,32 @@ import logging
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
-from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple
 
 import aiosmtplib
 import httpx
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.channels.addresses import email_address
 from tresen.channels.base import (
     AuthError,
     Capabilities,
+    ChannelBase,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     RateLimited,
     SendResult,
     StatusUpdate,
@@ -45,12 +45,13 @@ from tresen.channels.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from tresen.channels.mailparts import attachment_parts, fix_latin1, read_body
+from tresen.channels.mailtext import is_forward_subject, reply_payload, split_mail
 from tresen.db import crypto
 from tresen.db.tables import Message as MessageRow
 from tresen.domain.message import ContentKind, DeliveryState
-from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, Event
 from tresen.media.store import STAGING as MEDIA_STAGING
-from tresen.pipeline.inbound import ChannelRef, ingest, keep_own_statuses
+from tresen.storage import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -72,17 +73,6 @@ _MAIL_ERRORS = (
 
 _AUTO_PRECEDENCE = {"bulk", "auto_reply", "list", "junk"}
 _DAEMON_SENDERS = {"mailer-daemon", "postmaster"}
-_QUOTE_HEADER = re.compile(
-    r"^(On\s.+\swrote|Am\s.+\sschrieb(\s[^:]*)?|Le\s.+\sa\s+écrit)\s*:\s*$", re.IGNORECASE
-)
-_ORIGINAL_MARKER = re.compile(
-    r"^-{2,}\s*(Original Message|Ursprüngliche Nachricht|Forwarded message|"
-    r"Weitergeleitete Nachricht)\s*-{2,}\s*$",
-    re.IGNORECASE,
-)
-_OUTLOOK_FROM = re.compile(r"^(From|Von):\s.+$")
-_OUTLOOK_NEXT = re.compile(r"^(Sent|Gesendet|Date|Datum|To|An):\s", re.IGNORECASE)
-_BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 class EmailConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,85 +105,6 @@ class FetchedMail(NamedTuple):
     raw: bytes
     size: int | None = None
     """The size the server declared, when the mail was larger than allowed (raw: headers only)."""
-
-
-class _HtmlText(HTMLParser):
-    """Collects the visible text of an HTML document; nothing is rendered or fetched."""
-
-    _SKIP: ClassVar[set[str]] = {"script", "style", "head", "title", "template", "noscript"}
-    _BLOCK: ClassVar[set[str]] = {
-        "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-        "blockquote", "section", "article", "table", "ul", "ol", "hr", "pre",
-    }  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-        self.quote_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-            if tag == "li":
-                self.parts.append("- ")
-        if tag == "blockquote":
-            self.quote_depth += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-        if tag == "blockquote":
-            self.quote_depth = max(0, self.quote_depth - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        text = re.sub(r"[ \t\r\f\v]+", " ", data.replace("\n", " "))
-        if self.quote_depth and text.strip():
-            text = "> " + text.strip()
-        self.parts.append(text)
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML mail part: tags, scripts and styles dropped, entities decoded."""
-    parser = _HtmlText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (ValueError, AssertionError):  # HTMLParser is lenient; else: no usable text
-        return ""
-    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
-    # A quoted line that starts mid-paragraph gets its own line so the quote stripper sees it.
-    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
-
-
-def strip_quoted(text: str) -> str:
-    """The new part of a reply: quoted lines and the quoted history below a reply header cut."""
-    lines = text.splitlines()
-    kept: list[str] = []
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if _ORIGINAL_MARKER.match(stripped):
-            break
-        if _OUTLOOK_FROM.match(stripped) and any(
-            _OUTLOOK_NEXT.match(n.strip()) for n in lines[i + 1 : i + 3]
-        ):
-            break
-        # Mail clients wrap long "On <date>, <name> wrote:" headers over up to three lines.
-        if any(
-            _QUOTE_HEADER.match(" ".join(part.strip() for part in lines[i : i + k]))
-            for k in (1, 2, 3)
-        ) and (stripped.lower().startswith(("on ", "am ", "le "))):
-            break
-        if stripped.startswith(">"):
-            continue
-        kept.append(line.rstrip())
-    return _BLANK_RUNS.sub("\n\n", "\n".join(kept)).strip()
 
 
 def _msg_id(raw: str | None) -> str | None:
@@ -236,7 +147,7 @@ def _sender(msg: Message) -> tuple[str, str | None]:
     pairs = getaddresses([_header(msg, "from") or ""])
     for name, addr in pairs:
         if "@" in addr:
-            return addr.strip().lower(), (name.strip() or None)
+            return addr.strip().lower(), (fix_latin1(name.strip()) or None)
     return "", None
 
 
@@ -304,24 +215,18 @@ def _bounce_statuses(msg: Message, when: datetime) -> list[StatusUpdate]:
     ]
 
 
-def _attachments(msg: Message) -> list[dict[str, Any]]:
-    """Name, type and size of every attachment (the bytes are not stored)."""
-    found: list[dict[str, Any]] = []
-    if not isinstance(msg, EmailMessage):
-        return found
-    for part in msg.iter_attachments():
-        try:
-            data = part.get_payload(decode=True)
-        except _MAIL_ERRORS:
-            data = None
-        found.append(
-            {
-                "name": part.get_filename() or None,
-                "type": part.get_content_type(),
-                "size": len(data) if isinstance(data, bytes) else None,
-            }
-        )
-    return found
+def _attachment_info(part: Message) -> dict[str, Any]:
+    """Name, type and size of one attachment (the bytes are not stored)."""
+    try:
+        data = part.get_payload(decode=True)
+    except _MAIL_ERRORS:
+        data = None
+    name = part.get_filename()
+    return {
+        "name": fix_latin1(name) if name else None,
+        "type": part.get_content_type(),
+        "size": len(data) if isinstance(data, bytes) else None,
+    }
 
 
 def _unknown_types(msg: Message) -> list[str]:
@@ -337,21 +242,6 @@ def _unknown_types(msg: Message) -> list[str]:
             continue
         found.add(ctype[:100])
     return sorted(found)[:5]
-
-
-def _text_of(msg: Message) -> tuple[str, bool]:
-    """The readable text of a mail (text/plain preferred) and whether it came from HTML."""
-    if not isinstance(msg, EmailMessage):
-        return "", False
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return "", False
-    content = part.get_content()
-    if not isinstance(content, str):
-        return "", False
-    if part.get_content_subtype() == "html":
-        return html_to_text(content), True
-    return content.replace("\r\n", "\n").strip(), False
 
 
 def parse_mail(raw: bytes) -> ParsedWebhook:
@@ -374,13 +264,15 @@ def parse_mail(raw: bytes) -> ParsedWebhook:
         return ParsedWebhook(errors=[f"{message_id}: mail without a From address"])
     defects = [type(d).__name__ for d in getattr(msg, "defects", [])]
     try:
-        full_text, from_html = _text_of(msg)
-        attachments = _attachments(msg)
+        read = read_body(msg)
+        full_text, from_html = read.text, read.from_html
+        attachments = [_attachment_info(part) for part in read.attachments]
     except _MAIL_ERRORS as exc:  # broken MIME the policy let through
         full_text, from_html, attachments = "", False, []
         defects.append(type(exc).__name__)
-    body = strip_quoted(full_text) or full_text
-    subject = (_header(msg, "subject") or "").strip()
+    subject = fix_latin1((_header(msg, "subject") or "").strip())
+    split = split_mail(full_text, forwarded_subject=is_forward_subject(subject))
+    body = split.reply or full_text
     in_reply_to = _msg_id(_header(msg, "in-reply-to"))
     try:
         unknown = [] if body or attachments else _unknown_types(msg)
@@ -403,6 +295,7 @@ def parse_mail(raw: bytes) -> ParsedWebhook:
         "text": full_text,
         "from_html": from_html,
         "attachments": attachments,
+        **reply_payload(split),
     }
     if defects:
         payload["defects"] = sorted(set(defects))
@@ -455,10 +348,46 @@ def _smtp_error(exc: Exception) -> Exception:
     return TransientError(f"sending failed ({type(exc).__name__})")
 
 
-class EmailChannel:
+class EmailChannel(ChannelBase):
     """One mailbox: sends replies over SMTP and reads customer mail over IMAP."""
 
     kind: ClassVar[str] = "email"
+    display_name: ClassVar[str] = "E-Mail"
+    address_form: ClassVar[str | None] = "e-mail address (stored lower-case)"
+    write_first: ClassVar[bool] = True
+    poller: ClassVar[str | None] = "mailbox"
+    simulator: ClassVar[str | None] = "email"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "the business's own mail provider (SMTP/IMAP server below)",
+        "where that server is operated",
+        (),
+        "the business's contract with its mail provider",
+        "the mail provider's data processing agreement and location",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """A lower-cased e-mail address."""
+        return email_address(raw)
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """None: a mailto: link would subscribe nobody (mail has no keyword commands yet)."""
+        return None
+
+    @staticmethod
+    def privacy_detail(config: Mapping[str, Any]) -> str:
+        """The business's SMTP and IMAP servers."""
+        return f"SMTP {config.get('smtp_host', '?')}, IMAP {config.get('imap_host', '?')}"
+
+    @staticmethod
+    async def reply_context(session: AsyncSession, conversation_id: str) -> dict[str, Any]:
+        """Replies thread under the customer's last mail (subject, In-Reply-To, References)."""
+        return await thread_payload(session, conversation_id)
+
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=100_000,
         window=None,
@@ -479,16 +408,18 @@ class EmailChannel:
         try:
             cfg = msgspec.convert(dict(config), EmailConfig)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"email channel: {exc}") from exc
+            raise ConfigError("email channel: {detail}", params={"detail": str(exc)}) from exc
         address = cfg.address.strip()
         if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
             raise ConfigError("email channel: address must look like shop@example.com")
         for name in ("smtp_host", "imap_host"):
             if not getattr(cfg, name).strip():
-                raise ConfigError(f"email channel: {name} is required")
+                raise ConfigError("email channel: {field} is required", params={"field": name})
         for name in ("smtp_port", "imap_port"):
             if not 0 < getattr(cfg, name) < 65536:
-                raise ConfigError(f"email channel: {name} must be a TCP port (1-65535)")
+                raise ConfigError(
+                    "email channel: {field} must be a TCP port (1-65535)", params={"field": name}
+                )
         if not cfg.imap_folder.strip():
             raise ConfigError("email channel: imap_folder must not be empty")
         if cfg.messages_per_second <= 0:
@@ -517,6 +448,21 @@ class EmailChannel:
         """A verifying TLS context (with the configured private CA, if any)."""
         return ssl.create_default_context(cafile=self.config.tls_ca_file)
 
+    def _smtp_options(self) -> dict[str, Any]:
+        """How to reach and sign in at the SMTP server (port 465: TLS from the start)."""
+        cfg = self.config
+        implicit_tls = cfg.smtp_port == 465
+        return {
+            "hostname": cfg.smtp_host,
+            "port": cfg.smtp_port,
+            "username": cfg.smtp_username or None,
+            "password": cfg.smtp_password or None,
+            "use_tls": implicit_tls,
+            "start_tls": cfg.smtp_starttls if not implicit_tls else False,
+            "tls_context": self.tls_context(),
+            "timeout": _NETWORK_TIMEOUT,
+        }
+
     @property
     def domain(self) -> str:
         """The domain of the shop's address (right-hand side of our Message-IDs)."""
@@ -539,7 +485,7 @@ class EmailChannel:
         subject = str(p.get("subject") or "").strip()
         if not subject:
             subject = f"Ihre Nachricht an {self.config.display_name or self.config.address}"
-        elif not re.match(r"^(re|aw|antw)\s*:", subject, re.IGNORECASE):
+        elif not p.get("campaign") and not re.match(r"^(re|aw|antw)\s*:", subject, re.I):
             subject = f"Re: {subject}"
         mail["Subject"] = subject
         mail["Date"] = format_datetime(datetime.now(UTC))
@@ -571,25 +517,28 @@ class EmailChannel:
         """Submit one reply to the SMTP server (a file goes as a MIME attachment)."""
         content = None
         if message.content_kind == ContentKind.MEDIA and message.attachment is not None:
-            content = await asyncio.to_thread(message.attachment.path.read_bytes)
+            content = await asyncio.to_thread(message.attachment.read)
         mail = self.build(message, content)
-        cfg = self.config
-        implicit_tls = cfg.smtp_port == 465
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=cfg.smtp_host,
-                port=cfg.smtp_port,
-                username=cfg.smtp_username or None,
-                password=cfg.smtp_password or None,
-                use_tls=implicit_tls,
-                start_tls=cfg.smtp_starttls if not implicit_tls else False,
-                tls_context=self.tls_context(),
-                timeout=_NETWORK_TIMEOUT,
-            )
+            await aiosmtplib.send(mail, **self._smtp_options())
         except Exception as exc:
             raise _smtp_error(exc) from exc
         return SendResult(provider_message_id=str(mail["Message-ID"]))
+
+    async def check(self) -> str | None:
+        """Sign in at the SMTP server and at the IMAP server (opening the folder), then leave."""
+        smtp = aiosmtplib.SMTP(**self._smtp_options())
+        try:
+            await smtp.connect()
+            await smtp.quit()
+        except Exception as exc:
+            raise _smtp_error(exc) from exc
+        try:
+            conn = await asyncio.to_thread(self._imap)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise TransientError(f"IMAP server not reachable ({type(exc).__name__})") from exc
+        await asyncio.to_thread(conn.logout)
+        return self.config.address
 
     async def acknowledge(self, data: dict[str, Any]) -> None:
         """Nothing to confirm: mail is marked seen by the poller after the commit."""
@@ -689,14 +638,14 @@ def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def stage_attachments(raw: bytes, parsed: ParsedWebhook, data_dir: Path, max_bytes: int) -> None:
-    """Write each attachment of a parsed mail under data_dir/media/incoming, noting where."""
+def stage_attachments(raw: bytes, parsed: ParsedWebhook, files: FileStore, max_bytes: int) -> None:
+    """Put each attachment of a parsed mail under media/incoming in the file store, noting where."""
     if not parsed.messages or not parsed.messages[0].payload.get("attachments"):
         return
     payload = parsed.messages[0].payload
     try:
         msg = BytesParser(policy=email.policy.default).parsebytes(raw)
-        parts = list(msg.iter_attachments()) if isinstance(msg, EmailMessage) else []
+        parts = attachment_parts(msg)
     except _MAIL_ERRORS:
         return
     stem = hashlib.sha256(str(payload.get("message_id", "")).encode()).hexdigest()[:24]
@@ -711,20 +660,8 @@ def stage_attachments(raw: bytes, parsed: ParsedWebhook, data_dir: Path, max_byt
             item["refused"] = f"the file is {len(data)} bytes; at most {max_bytes} are accepted"
         else:
             relative = f"{MEDIA_STAGING}/{stem}-{index}"
-            target = data_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(crypto.seal_bytes(data))
+            files.put(relative, crypto.seal_bytes(data))
             item["staged"] = relative
-
-
-class _RuntimeLike(Protocol):
-    async def channel(self, channel_id: str) -> Any: ...
-
-    @property
-    def sessions(self) -> Any: ...
-
-    @property
-    def events(self) -> Any: ...
 
 
 def parse_fetched(mail: FetchedMail, own_address: str) -> ParsedWebhook:
@@ -744,83 +681,6 @@ def parse_fetched(mail: FetchedMail, own_address: str) -> ParsedWebhook:
         payload=payload,
     )
     return ParsedWebhook([cut], parsed.statuses, parsed.errors)
-
-
-@dataclass
-class MailboxRound:
-    """What one read of a mailbox did."""
-
-    fetched: int = 0
-    stored: int = 0
-    errors: list[str] = field(default_factory=list)
-    """Why mails were not stored as messages (automatic mail, no sender, ...)."""
-
-
-async def poll_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> int:
-    """Read unseen mail of one email channel, store it, then mark it seen; returns new messages."""
-    return (await read_mailbox(runtime_like, channel_id)).stored
-
-
-async def read_mailbox(runtime_like: _RuntimeLike, channel_id: str) -> MailboxRound:
-    """Read unseen mail of one email channel, store it, then mark it seen."""
-    loaded = await runtime_like.channel(channel_id)
-    if loaded is None or loaded.ref.kind != "email" or not loaded.enabled:
-        return MailboxRound()
-    adapter: EmailChannel = loaded.adapter
-    ref: ChannelRef = loaded.ref
-    try:
-        fetched = await asyncio.to_thread(adapter.fetch_unseen)
-    except (imaplib.IMAP4.error, OSError, TimeoutError) as exc:
-        raise TransientError(f"IMAP not reachable ({type(exc).__name__})") from exc
-    if not fetched:
-        return MailboxRound()
-    batch = [(mail.uid, parse_fetched(mail, adapter.config.address)) for mail in fetched]
-    settings = getattr(runtime_like, "settings", None)
-    if settings is not None:
-        for (_, parsed), mail in zip(batch, fetched, strict=True):
-            await asyncio.to_thread(
-                stage_attachments, mail.raw, parsed, settings.data_dir, settings.max_media_bytes
-            )
-    done: list[str] = [uid for uid, _ in batch]
-    try:
-        async with runtime_like.sessions() as session, session.begin():
-            results = [
-                await ingest(session, ref, await keep_own_statuses(session, ref.id, parsed))
-                for _, parsed in batch
-            ]
-    except SQLAlchemyError:
-        # One mail the database refuses must not hold back the others: each alone; a failing
-        # one stays unseen and is tried again next round.
-        results, done = [], []
-        for uid, parsed in batch:
-            try:
-                async with runtime_like.sessions() as session, session.begin():
-                    own = await keep_own_statuses(session, ref.id, parsed)
-                    results.append(await ingest(session, ref, own))
-                done.append(uid)
-            except SQLAlchemyError:
-                logger.warning("email channel %s: one mail could not be stored", ref.id)
-    # Only after the commit: a crash before this line re-reads the mails, dedupe absorbs them.
-    try:
-        await asyncio.to_thread(adapter.mark_seen, done)
-    except (imaplib.IMAP4.error, OSError, TimeoutError) as exc:
-        raise TransientError(f"IMAP not reachable ({type(exc).__name__})") from exc
-    stored = 0
-    for result in results:
-        stored += len(result.new_message_ids)
-        new: dict[str, list[str]] = {}
-        for message_id, conversation_id in result.message_conversations.items():
-            new.setdefault(conversation_id, []).append(message_id)
-        for conversation_id, ids in new.items():
-            await runtime_like.events.publish(
-                Event(ref.workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": ids})
-            )
-        for conversation_id in result.conversation_ids - new.keys():
-            await runtime_like.events.publish(
-                Event(ref.workspace_id, MESSAGE_STATUS, conversation_id, {})
-            )
-    errors = [e for _, parsed in batch for e in parsed.errors]
-    return MailboxRound(fetched=len(fetched), stored=stored, errors=errors)
 
 
 async def thread_payload(session: AsyncSession, conversation_id: str) -> dict[str, Any]:

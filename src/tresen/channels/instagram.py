@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tresen.channels.base import Capabilities
+from tresen.channels.addresses import numeric_id
+from tresen.channels.base import Capabilities, LinkTarget, PrivacyRecord
 from tresen.channels.messenger import (
     HUMAN_AGENT,
     HUMAN_AGENT_WINDOW,
@@ -26,6 +27,32 @@ class InstagramChannel(MessengerChannel):
     """One Instagram professional account on the Messenger Platform."""
 
     kind: ClassVar[str] = "instagram"
+    display_name: ClassVar[str] = "Instagram"
+    address_form: ClassVar[str | None] = "Instagram-scoped user id (IGSID, digits)"
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = "messenger"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "Meta Platforms Ireland Ltd. (Instagram Messaging API)",
+        "Ireland (EU)",
+        ("USA (Meta Platforms, Inc.)",),
+        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses",
+        "Meta Platform Terms and data processing terms",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """An IGSID, unchanged."""
+        return numeric_id(raw, r"[0-9]{1,64}", "bad_meta_id", kind="instagram")
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """None: ig.me links carry no prefilled text tresen could read back."""
+        return None
+
     envelope_object: ClassVar[str] = "instagram"
     provider: ClassVar[str] = "Instagram"
     config_type: ClassVar[type[MessengerConfig]] = InstagramConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -10,30 +11,42 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
+from tresen.channels.addresses import numeric_id
 from tresen.channels.base import (
+    OTHER_APP,
     AuthError,
     Capabilities,
+    ChannelBase,
     ChannelError,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     RateLimited,
     SendResult,
     StatusUpdate,
+    ThreadOwner,
     TransientError,
     WebhookRejected,
     WebhookRequest,
     download,
 )
-from tresen.channels.meta import hub_handshake, verify_hub_signature
-from tresen.domain.deeplink import decode_payload
+from tresen.channels.calls import call_api
+from tresen.channels.meta import decode_envelope, hub_handshake, verify_hub_signature
+from tresen.domain.deeplink import decode_payload, encode_payload
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.net.guard import same_host, under_domains
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
+MEDIA_DOMAINS = ("fbcdn.net", "fbsbx.com", "facebook.com", "cdninstagram.com", "instagram.com")
+"""Where Messenger and Instagram attachments live (besides the configured API host)."""
 DEFAULT_API_VERSION = "v21.0"
 WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -46,6 +59,16 @@ MAX_QUICK_REPLY_TITLE = 20
 MEDIA_ATTACHMENTS = frozenset(
     {"image", "video", "audio", "file", "sticker", "ig_reel", "reel", "story_mention"}
 )
+# Attachments that are a link to something on the platform, kept by their title and URL:
+# https://developers.facebook.com/docs/messenger-platform/reference/webhook-events/messages
+# https://developers.facebook.com/docs/instagram-platform/webhooks/new (share and ig_post)
+_LINKED_MEDIA = frozenset({"ig_reel", "reel", "story_mention"})
+_LINK_SHARES = frozenset({"share", "ig_post", "fallback", "template"})
+PAGE_INBOX_APP = "263902037430900"
+"""Meta's Page inbox (Business Suite) as the app that owns a thread."""
+STANDBY = "standby"
+"""Payload key of a message that came on the standby channel (another app owns the thread)."""
+_ENVELOPE_KEYS = frozenset({"sender", "recipient", "timestamp"})
 _IN_MEDIA = {
     "image": "image",
     "video": "video",
@@ -131,6 +154,11 @@ class _Referral(msgspec.Struct):
     type: str | None = None
 
 
+class _ThreadControl(msgspec.Struct):
+    new_owner_app_id: str | int | None = None
+    previous_owner_app_id: str | int | None = None
+
+
 class _Event(msgspec.Struct):
     sender: _Party | None = None
     recipient: _Party | None = None
@@ -141,12 +169,16 @@ class _Event(msgspec.Struct):
     read: _Read | None = None
     reaction: _Reaction | None = None
     referral: _Referral | None = None
+    pass_thread_control: _ThreadControl | None = None
+    take_thread_control: _ThreadControl | None = None
 
 
 class _Entry(msgspec.Struct):
     id: str | int | None = None
     time: int | None = None
-    messaging: list[dict[str, Any]] = []
+    messaging: list[Any] = []
+    standby: list[Any] = []
+    """Events of threads another app owns (handover protocol), for reading along."""
 
 
 class _Envelope(msgspec.Struct):
@@ -173,30 +205,82 @@ def check_meta_config(
     try:
         parsed = msgspec.convert(dict(config), config_type)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{kind} channel configuration: {exc}") from exc
+        raise ConfigError(
+            "{kind} channel configuration: {detail}", params={"kind": kind, "detail": str(exc)}
+        ) from exc
     for name in ("page_id", "app_secret", "verify_token", "page_access_token"):
         if not getattr(parsed, name).strip():
-            raise ConfigError(f"{kind} channel configuration: {name} must not be empty")
+            raise ConfigError(
+                "{kind} channel configuration: {field} must not be empty",
+                params={"kind": kind, "field": name},
+            )
     if not parsed.page_id.isdigit():
-        raise ConfigError(f"{kind} channel configuration: page_id must be digits")
+        raise ConfigError(
+            "{kind} channel configuration: page_id must be digits", params={"kind": kind}
+        )
     if not parsed.api_base.startswith(("http://", "https://")):
-        raise ConfigError(f"{kind} channel configuration: api_base must be an http(s) URL")
+        raise ConfigError(
+            "{kind} channel configuration: api_base must be an http(s) URL", params={"kind": kind}
+        )
     if not parsed.api_version.startswith("v"):
-        raise ConfigError(f"{kind} channel configuration: api_version looks like v21.0")
+        raise ConfigError(
+            "{kind} channel configuration: api_version looks like v21.0", params={"kind": kind}
+        )
     if parsed.messages_per_second <= 0:
-        raise ConfigError(f"{kind} channel configuration: messages_per_second must be > 0")
+        raise ConfigError(
+            "{kind} channel configuration: messages_per_second must be > 0", params={"kind": kind}
+        )
     parsed.page_username = parsed.page_username.strip().removeprefix("@")
     if parsed.page_username and not re.fullmatch(r"[A-Za-z0-9.]{5,50}", parsed.page_username):
         raise ConfigError(
-            f"{kind} channel configuration: page_username is 5 to 50 letters, digits or dots"
+            "{kind} channel configuration: page_username is 5 to 50 letters, digits or dots",
+            params={"kind": kind},
         )
     return msgspec.to_builtins(parsed)
 
 
-class MessengerChannel:
+class MessengerChannel(ChannelBase):
     """One Facebook Page on the Messenger Platform."""
 
     kind: ClassVar[str] = "messenger"
+    display_name: ClassVar[str] = "Messenger"
+    address_form: ClassVar[str | None] = "page-scoped user id (PSID, digits)"
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = "messenger"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "Meta Platforms Ireland Ltd. (Messenger Platform)",
+        "Ireland (EU)",
+        ("USA (Meta Platforms, Inc.)",),
+        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses",
+        "Meta Platform Terms and data processing terms",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """A PSID, unchanged."""
+        return numeric_id(raw, r"[0-9]{1,64}", "bad_meta_id", kind="messenger")
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """m.me/PAGE?ref=PAYLOAD (the text encoded as a referral)."""
+        page = str(config.get("page_username") or config.get("page_id") or "")
+        if not page:
+            return LinkTarget(None, "page_id")
+        return LinkTarget(f"https://m.me/{page}?ref={encode_payload(text)}")
+
+    @staticmethod
+    def deep_link_text(text: str | None, payload: Mapping[str, Any]) -> str | None:
+        """A referral's `ref` (m.me link, also inside a Get Started postback) stands for its text."""
+        for holder in (payload, payload.get("postback")):
+            referral = holder.get("referral") if isinstance(holder, dict) else None
+            if isinstance(referral, dict) and isinstance(referral.get("ref"), str):
+                return decode_payload(str(referral["ref"])) or text
+        return text
+
     envelope_object: ClassVar[str] = "page"
     provider: ClassVar[str] = "Messenger"
     config_type: ClassVar[type[MessengerConfig]] = MessengerConfig
@@ -244,36 +328,51 @@ class MessengerChannel:
 
     def parse(self, request: WebhookRequest) -> ParsedWebhook:
         """Parse a Messenger Platform webhook into typed messages and statuses."""
-        try:
-            envelope = msgspec.json.decode(request.body, type=_Envelope)
-        except msgspec.ValidationError as exc:
-            raise WebhookRejected(
-                400, f"webhook body does not have the {self.provider} shape: {exc}"
-            ) from exc
-        except msgspec.DecodeError as exc:
-            raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
-        if envelope.object != self.envelope_object:
-            raise WebhookRejected(
-                400, f"object must be {self.envelope_object!r}, got {envelope.object!r}"
-            )
+        envelope = decode_envelope(request.body, _Envelope, self.provider, self.envelope_object)
         parsed = ParsedWebhook()
+        refused: list[str] = []
         for entry in envelope.entry:
             if entry.id is not None and str(entry.id) != self.config.page_id:
                 # One Meta app may serve several pages; another page's events are not ours.
                 parsed.errors.append("entry for another page skipped")
                 continue
-            for raw in entry.messaging:
+            events = [(raw, False) for raw in entry.messaging]
+            events += [(raw, True) for raw in entry.standby]
+            for raw, standby in events:
+                # One bad event must not cost the others of the batch (Meta retries the whole
+                # POST on anything but 200): it is skipped and named.
+                if not isinstance(raw, dict):
+                    refused.append("messaging event is not an object")
+                    continue
                 try:
                     event = msgspec.convert(raw, _Event)
                 except msgspec.ValidationError as exc:
-                    raise WebhookRejected(400, f"messaging event has a bad shape: {exc}") from exc
-                self._parse_event(event, raw, parsed)
+                    refused.append(f"messaging event has a bad shape: {exc}")
+                    continue
+                try:
+                    self._parse_event(event, raw, parsed, standby=standby)
+                except WebhookRejected as exc:
+                    refused.append(exc.message)
+        if refused and not parsed.messages and not parsed.statuses and not parsed.threads:
+            raise WebhookRejected(400, refused[0])
+        if refused:
+            logger.warning(
+                "%s page %s: %d malformed events skipped in a batch",
+                self.provider,
+                self.config.page_id,
+                len(refused),
+            )
+        parsed.errors.extend(refused)
         return parsed
 
-    def _parse_event(self, event: _Event, raw: dict[str, Any], parsed: ParsedWebhook) -> None:
+    def _parse_event(
+        self, event: _Event, raw: dict[str, Any], parsed: ParsedWebhook, *, standby: bool = False
+    ) -> None:
         sender = event.sender.id if event.sender else None
         recipient = event.recipient.id if event.recipient else None
         at = _ms(event.timestamp)
+        if standby:
+            raw = {**raw, STANDBY: True}
         if event.message is not None and event.message.is_echo:
             # Our own send (or one from the Page inbox), echoed back: a "sent" receipt.
             # https://developers.facebook.com/docs/messenger-platform/reference/webhook-events/message-echoes
@@ -292,8 +391,28 @@ class MessengerChannel:
             self._parse_receipt(event, sender, at, parsed)
             return
         if not sender or len(sender) > 64:
-            raise WebhookRejected(400, "messaging event without a valid sender.id")
+            # Policy enforcement, app roles, checkbox opt-ins ... name no person: nothing to
+            # store, and never a reason to refuse the customers' messages next to them.
+            kinds = ",".join(sorted(k for k in raw if k not in _ENVELOPE_KEYS))[:100]
+            logger.info(
+                "%s page %s: event without a sender skipped (%s)",
+                self.provider,
+                self.config.page_id,
+                kinds,
+            )
+            parsed.errors.append(f"event without a sender skipped ({kinds})")
+            return
+        if event.pass_thread_control is not None or event.take_thread_control is not None:
+            # Handover protocol: a pass reaches the app that gets the thread (us); a take
+            # reaches the app that loses it (us too), naming the new owner.
+            # https://developers.facebook.com/docs/messenger-platform/handover-protocol
+            taken = event.take_thread_control
+            owner = None if taken is None else str(taken.new_owner_app_id or OTHER_APP)[:64]
+            parsed.threads.append(ThreadOwner(sender, owner, at))
+            return
         if event.message is not None:
+            # Messages come under "messaging" to the thread's owner, under "standby" to others.
+            parsed.threads.append(ThreadOwner(sender, OTHER_APP if standby else None, at))
             self._parse_message(event.message, sender, at, raw, parsed)
         elif event.postback is not None:
             pb = event.postback
@@ -510,29 +629,37 @@ class MessengerChannel:
         url = str(ref.ref.get("url", ""))
         if not url.startswith(("http://", "https://")):
             raise PermanentError("the attachment has no http(s) URL", code="media_url")
+        if not (same_host(url, self.config.api_base) or under_domains(url, MEDIA_DOMAINS)):
+            raise PermanentError(
+                f"the attachment is not on a {self.provider} host", code="media_host"
+            )
         return await download(self.http, url, max_bytes, provider=self.provider)
+
+    async def check(self) -> str | None:
+        """Ask the Graph API who the page token belongs to (`GET /me`): the page's name."""
+        cfg = self.config
+        response, data = await call_api(
+            self.http.get(
+                f"{cfg.api_base.rstrip('/')}/{cfg.api_version}/me",
+                params={"fields": "id,name", "access_token": cfg.page_access_token},
+            ),
+            self.provider,
+        )
+        if response.status_code == 200 and isinstance(data, dict):
+            return str(data.get("name") or data.get("id") or "")
+        raise map_error(self.provider, response, data)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to the Send API and map errors to the four kinds."""
         payload = self.build_payload(message)
-        try:
-            response = await self.http.post(
+        response, data = await call_api(
+            self.http.post(
                 self._url,
                 params={"access_token": self.config.page_access_token},
                 json=payload,
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(
-                f"timeout talking to {self.provider}: {type(exc).__name__}"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"connection to {self.provider} failed: {type(exc).__name__}"
-            ) from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+            ),
+            self.provider,
+        )
         if response.status_code == 200 and isinstance(data, dict):
             mid = data.get("message_id")
             if isinstance(mid, str) and mid:
@@ -552,6 +679,9 @@ def _content(msg: _Message) -> tuple[ContentKind, str | None]:
         a_type = first.get("type") if isinstance(first, dict) else None
         payload = first.get("payload") if isinstance(first, dict) else None
         payload = payload if isinstance(payload, dict) else {}
+        links = _links(msg.attachments)
+        if a_type in _LINKED_MEDIA:
+            return ContentKind.MEDIA, _joined(msg.text, *links)
         if a_type in MEDIA_ATTACHMENTS:
             return ContentKind.MEDIA, msg.text
         if a_type == "location":
@@ -560,10 +690,45 @@ def _content(msg: _Message) -> tuple[ContentKind, str | None]:
             if isinstance(coords, dict):
                 where = f"{coords.get('lat')},{coords.get('long')}"
                 return ContentKind.LOCATION, title if isinstance(title, str) else where
-        return ContentKind.UNSUPPORTED, msg.text
+        if a_type in _LINK_SHARES and links:
+            # A shared post, link or product: what it is called and where it is.
+            return ContentKind.TEXT, _joined(msg.text, *links)
+        # A type we do not know yet is stored as unsupported, with whatever link it names.
+        return ContentKind.UNSUPPORTED, _joined(msg.text, *links)
     if msg.text is not None:
         return ContentKind.TEXT, msg.text
     return ContentKind.UNSUPPORTED, None
+
+
+def _links(attachments: list[dict[str, Any]]) -> list[str]:
+    """Titles and URLs of every attachment, in order, each once (share and ig_post repeat)."""
+    found: list[str] = []
+    for item in attachments[:10]:
+        if not isinstance(item, dict):
+            continue
+        payload = item.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        places: list[dict[str, Any]] = [item, payload]
+        product = payload.get("product")
+        elements = product.get("elements") if isinstance(product, dict) else None
+        if not isinstance(elements, list):
+            elements = payload.get("elements")
+        places += [
+            e for e in (elements if isinstance(elements, list) else [])[:10] if isinstance(e, dict)
+        ]
+        for place in places:
+            for key in ("title", "subtitle", "url", "URL", "item_url", "image_url"):
+                value = place.get(key)
+                if key == "image_url" and (place.get("url") or place.get("item_url")):
+                    continue
+                if isinstance(value, str) and value.strip() and value.strip() not in found:
+                    found.append(value.strip()[:2000])
+    return found
+
+
+def _joined(*parts: str | None) -> str | None:
+    text = "\n".join(part for part in parts if part)
+    return text or None
 
 
 def _quick_replies(p: dict[str, Any]) -> list[dict[str, str]]:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Protocol, TypeVar
+
+import msgspec
 
 from tresen.channels.base import WebhookRejected, WebhookRequest
+
+
+class _Enveloped(Protocol):
+    object: str
+
+
+_E = TypeVar("_E", bound=_Enveloped)
 
 
 def hub_handshake(request: WebhookRequest, verify_token: str) -> str:
@@ -30,3 +40,16 @@ def verify_hub_signature(request: WebhookRequest, app_secret: bytes) -> None:
     expected = hmac.new(app_secret, request.body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(header[7:].strip().lower().encode(), expected.encode()):
         raise WebhookRejected(403, "X-Hub-Signature-256 does not match the body")
+
+
+def decode_envelope(body: bytes, envelope_type: type[_E], shape: str, expected: str) -> _E:
+    """A webhook body as its typed envelope for object `expected`, or WebhookRejected(400)."""
+    try:
+        envelope = msgspec.json.decode(body, type=envelope_type)
+    except msgspec.ValidationError as exc:
+        raise WebhookRejected(400, f"webhook body does not have the {shape} shape: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
+    if envelope.object != expected:
+        raise WebhookRejected(400, f"object must be {expected!r}, got {envelope.object!r}")
+    return envelope

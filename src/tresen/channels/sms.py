@@ -11,21 +11,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx
 import msgspec
 
+from tresen.channels.addresses import phone_digits
 from tresen.channels.base import (
     AuthError,
     Capabilities,
+    ChannelBase,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     RateLimited,
     SendResult,
     StatusUpdate,
@@ -34,7 +38,9 @@ from tresen.channels.base import (
     WebhookRequest,
     download,
 )
+from tresen.channels.calls import call_api
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.net.guard import same_host
 
 __all__ = [
     "SegmentInfo",
@@ -226,15 +232,60 @@ def _raw_dlr_time(raw: str | None) -> datetime | None:
         return None
 
 
-class SmsChannel:
+class SmsChannel(ChannelBase):
     """One SMS sender (a phone number or a messaging service) on a Twilio-compatible API."""
 
     # Twilio expects TwiML from a messaging webhook; an empty <Response/> sends nothing back.
     webhook_reply: ClassVar[tuple[bytes, str]] = (b"<Response/>", "text/xml")
 
     kind: ClassVar[str] = "sms"
+    display_name: ClassVar[str] = "SMS"
+    address_form: ClassVar[str | None] = "mobile number with country code (stored as +E.164)"
+    write_first: ClassVar[bool] = True
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = "sms"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "Twilio Inc. (Programmable Messaging) and the mobile carriers",
+        "USA",
+        ("USA (Twilio Inc.)",),
+        "EU-US Data Privacy Framework (Twilio is certified); standard contractual clauses in "
+        "Twilio's data protection addendum",
+        "Twilio's data protection addendum",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """+E.164 (+49..., 0049...; a number without country code is refused)."""
+        return "+" + phone_digits(raw, bare_digits=False)
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """sms:NUMBER?body=..."""
+        number = str(config.get("from_number") or "")
+        if not number:
+            return LinkTarget(None, "from_number (a messaging service has no number to link to)")
+        return LinkTarget(f"sms:{number}?body={quote(text, safe='')}")
+
+    @staticmethod
+    def carrier_opt_out(payload: Mapping[str, Any]) -> bool:
+        """Twilio and the carriers stop all messages to a number that wrote STOP (and answer it)."""
+        return isinstance(payload, dict) and payload.get("keyword") == "opt_out"
+
+    @staticmethod
+    async def on_connect(
+        config: dict[str, Any], webhook_url: str, http: httpx.AsyncClient, *, register: bool
+    ) -> dict[str, Any]:
+        """Twilio posts delivery statuses to the URL sent with each message: the channel's own webhook."""
+        if config.get("status_callback_url"):
+            return config
+        return {**config, "status_callback_url": webhook_url}
+
     config_type: ClassVar[type[SmsConfig]] = SmsConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
+        counts_segments=True,
         max_text_length=MAX_BODY,
         window=None,
         templates=False,
@@ -258,7 +309,9 @@ class SmsChannel:
         try:
             parsed = msgspec.convert(dict(config), SmsConfig)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"sms channel configuration: {exc}") from exc
+            raise ConfigError(
+                "sms channel configuration: {detail}", params={"detail": str(exc)}
+            ) from exc
         parsed.account_sid = parsed.account_sid.strip()
         parsed.auth_token = parsed.auth_token.strip()
         parsed.from_number = re.sub(r"[\s\-()/]", "", parsed.from_number)
@@ -498,6 +551,9 @@ class SmsChannel:
         url = str(ref.ref.get("url", ""))
         if not url.startswith(("http://", "https://")):
             raise PermanentError("the media has no http(s) URL", code="media_url")
+        if not same_host(url, self.config.api_base):
+            # The account's credentials go to the provider's own API host and nowhere else.
+            raise PermanentError("the media is not on the SMS provider's host", code="media_host")
         fetched = await download(
             self.http,
             url,
@@ -507,24 +563,33 @@ class SmsChannel:
         )
         return FetchedMedia(fetched.content, ref.mime_type or fetched.content_type)
 
+    async def check(self) -> str | None:
+        """Fetch the Account resource: its friendly name when the SID and auth token are right."""
+        url = f"{self.config.api_base.rstrip('/')}/{API_VERSION}/Accounts/{self.config.account_sid}.json"
+        response, data = await call_api(
+            self.http.get(
+                url,
+                auth=(self.config.account_sid, self.config.auth_token),
+                headers={"Accept": "application/json"},
+            ),
+            "Twilio",
+        )
+        if response.status_code == 200 and isinstance(data, dict):
+            return str(data.get("friendly_name") or self.config.account_sid)
+        raise map_error(response.status_code, data, response.headers.get("retry-after"))
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """POST the message to Messages.json and map errors to the four kinds."""
         form = self.build_form(message)
-        try:
-            response = await self.http.post(
+        response, data = await call_api(
+            self.http.post(
                 self._url,
                 data=form,
                 auth=(self.config.account_sid, self.config.auth_token),
                 headers={"Accept": "application/json"},
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout talking to Twilio: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection to Twilio failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+            ),
+            "Twilio",
+        )
         if response.status_code in (200, 201) and isinstance(data, dict):
             sid = data.get("sid")
             if isinstance(sid, str) and sid:

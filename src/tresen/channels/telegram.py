@@ -13,19 +13,23 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 import msgspec
 
+from tresen.channels.addresses import numeric_id
 from tresen.channels.base import (
     Attachment,
     AuthError,
     Capabilities,
+    ChannelBase,
     ChannelError,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     MediaTooLarge,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     RateLimited,
     SendResult,
     TransientError,
@@ -33,6 +37,8 @@ from tresen.channels.base import (
     WebhookRequest,
     download,
 )
+from tresen.channels.calls import call_api
+from tresen.domain.deeplink import decode_payload, encode_payload
 from tresen.domain.message import ContentKind
 
 _T = TypeVar("_T")
@@ -45,6 +51,8 @@ _FILE_PATH_RE = re.compile(r"^[A-Za-z0-9_./-]{1,256}$")
 MAX_CAPTION = 1024
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,200}$")
+_START = re.compile(r"^/start(?:@[A-Za-z0-9_]+)?\s+(\S{1,64})\s*$")
+"""What a t.me/BOT?start=PAYLOAD link makes the customer send."""
 # Message fields that carry a file: https://core.telegram.org/bots/api#message
 MEDIA_FIELDS = ("document", "video", "audio", "voice", "video_note", "animation", "sticker")
 # Outbound media: content payload media_type -> (Bot API method, field).
@@ -245,10 +253,69 @@ def _find_sender(obj: Any) -> tuple[str, str | None] | None:
     return None
 
 
-class TelegramChannel:
+class TelegramChannel(ChannelBase):
     """One Telegram bot on the Bot API."""
 
     kind: ClassVar[str] = "telegram"
+    display_name: ClassVar[str] = "Telegram"
+    address_form: ClassVar[str | None] = "Telegram chat id (a number)"
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = "telegram"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "Telegram Messenger Inc. / Telegram FZ-LLC (Bot API)",
+        "United Arab Emirates",
+        ("United Arab Emirates", "other countries of Telegram's data centres"),
+        "none offered: no adequacy decision and no data processing agreement for bots; the "
+        "customer chose Telegram and writes first (assess Art. 49(1)(b) GDPR)",
+        "Telegram's privacy policy and Bot API terms",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """A chat id, unchanged."""
+        return numeric_id(raw, r"-?[0-9]{1,20}", "bad_telegram_id")
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """t.me/BOT?start=PAYLOAD (the text encoded as a start payload)."""
+        username = str(config.get("bot_username") or "")
+        if not username:
+            return LinkTarget(None, "bot_username (the bot's @username from BotFather)")
+        return LinkTarget(f"https://t.me/{username}?start={encode_payload(text)}")
+
+    @staticmethod
+    def deep_link_text(text: str | None, payload: Mapping[str, Any]) -> str | None:
+        """`/start PAYLOAD` (what a t.me link sends) stands for the payload's text."""
+        if text:
+            match = _START.match(text.strip())
+            if match:
+                return decode_payload(match.group(1)) or text
+        return text
+
+    @staticmethod
+    async def on_connect(
+        config: dict[str, Any], webhook_url: str, http: httpx.AsyncClient, *, register: bool
+    ) -> dict[str, Any]:
+        """Tell Telegram where to deliver updates (setWebhook with the secret token)."""
+        if register:
+            try:
+                await set_webhook(http, config, webhook_url)
+            except AuthError as exc:
+                raise ConfigError(
+                    "Telegram refused the bot token: {reason}", params={"reason": exc.reason}
+                ) from exc
+            except ChannelError as exc:
+                raise ConfigError(
+                    "could not register the webhook with Telegram ({reason}); check "
+                    "TRESEN_BASE_URL, or add the channel with --no-set-webhook and register it later",
+                    params={"reason": exc.reason},
+                ) from exc
+        return config
+
     config_type: ClassVar[type[TelegramConfig]] = TelegramConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=4096,
@@ -273,7 +340,9 @@ class TelegramChannel:
         try:
             parsed = msgspec.convert(dict(config), TelegramConfig)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"telegram channel configuration: {exc}") from exc
+            raise ConfigError(
+                "telegram channel configuration: {detail}", params={"detail": str(exc)}
+            ) from exc
         parsed.bot_token = parsed.bot_token.strip()
         if not _TOKEN_RE.match(parsed.bot_token):
             raise ConfigError(
@@ -449,25 +518,24 @@ class TelegramChannel:
         self, method: str, body: dict[str, Any], upload: Attachment | None = None, field: str = ""
     ) -> Any:
         """POST one Bot API method (JSON, or multipart with a file); return `result` or raise."""
-        try:
-            if upload is None:
-                response = await self.http.post(f"{self._base}/{method}", json=body)
-            else:
-                content = await asyncio.to_thread(upload.read)
-                form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
-                files = {field: (upload.filename, content, upload.content_type)}
-                response = await self.http.post(f"{self._base}/{method}", data=form, files=files)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout talking to Telegram: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection to Telegram failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        url = f"{self._base}/{method}"
+        if upload is None:
+            request = self.http.post(url, json=body)
+        else:
+            content = await asyncio.to_thread(upload.read)
+            form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+            files = {field: (upload.filename, content, upload.content_type)}
+            request = self.http.post(url, data=form, files=files)
+        response, data = await call_api(request, "Telegram")
         if response.status_code == 200 and isinstance(data, dict) and data.get("ok") is True:
             return data.get("result")
         raise map_error(response.status_code, data)
+
+    async def check(self) -> str | None:
+        """`getMe`: the bot's user name when the token is right."""
+        me = await self._call("getMe", {})
+        name = me.get("username") if isinstance(me, dict) else None
+        return f"@{name}" if name else "bot"
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send through the Bot API and map errors to the four kinds."""

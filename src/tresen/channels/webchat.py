@@ -8,26 +8,30 @@ import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import msgspec
 
+from tresen.channels.addresses import none_taken
 from tresen.channels.base import (
     Capabilities,
+    ChannelBase,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     SendResult,
     WebhookRejected,
     WebhookRequest,
 )
 from tresen.domain.message import ContentKind
-from tresen.media.store import Saved
+from tresen.media.store import Saved, stored_filename
 
 DEFAULT_MAX_UPLOAD = 5 * 1024 * 1024
 DEFAULT_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf")
@@ -35,6 +39,8 @@ MAX_TEXT = 4000
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ADDRESS_PREFIX = "visitor-"
+WIDGET_CONSENT = "widget_consent"
+"""Payload mark of a message sent after the visitor accepted the widget's privacy notice."""
 PROVIDER_PREFIX = "webchat-"
 _EMAIL_RE = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,255}\.[^@\s<>]{2,63}$")
 # First bytes of each accepted file type: the declared Content-Type must match the content.
@@ -76,6 +82,8 @@ class VisitorText(msgspec.Struct, forbid_unknown_fields=True):
 
     id: str
     text: str
+    consent: bool = False
+    """The visitor accepted the widget's privacy notice (the web chat's consent step)."""
 
 
 class OfflineForm(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,6 +92,8 @@ class OfflineForm(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     email: str
     message: str
+    consent: bool = False
+    """The visitor accepted the widget's privacy notice."""
 
 
 class SessionRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -99,13 +109,17 @@ def _as_list(value: list[str] | str) -> list[str]:
 
 def normalise_origin(origin: str) -> str | None:
     """`scheme://host[:port]` in lower case, or None when it is not an http(s) origin."""
-    parts = urlsplit(origin.strip())
+    try:
+        parts = urlsplit(origin.strip())
+        port_number = parts.port
+    except ValueError:  # "http://[::1", "http://a:99999": not an origin at all
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         return None
     default = {"http": 80, "https": 443}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    port = f":{port_number}" if port_number and port_number != default else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
@@ -135,11 +149,61 @@ def _clean(text: str, limit: int) -> str:
     return kept.strip()[:limit]
 
 
-class WebchatChannel:
+PREFILL_PARAM = "tresen_text"
+"""The query parameter the widget reads to open with a prefilled message."""
+
+
+def with_query_param(url: str, name: str, value: str) -> str:
+    """The URL with one query parameter set (replacing an earlier value of it)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+class WebchatChannel(ChannelBase):
     """One web chat widget: visitors post to /chat/{id}/..., replies are read from the DB."""
 
     kind: ClassVar[str] = "webchat"
+    display_name: ClassVar[str] = "Web-Chat"
+    address_form: ClassVar[str | None] = None
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = None
+    widget: ClassVar[bool] = True
+    """The kind is a chat widget on the business's own web site: no provider, no webhook;
+    its admin page shows the snippet to embed."""
+    """None: the widget talks to tresen itself; tests drive it over HTTP or in a browser."""
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "none: the chat widget talks only to this tresen install",
+        "where this install is operated",
+        (),
+        "not needed (no third party)",
+        "the hosting contract of this install",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """Refused: a visitor id is made by the widget, nobody can type one."""
+        return none_taken("webchat")
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """The page with the widget (or tresen's own test page), opening with the text typed in."""
+        page_url = str(config.get("page_url") or "")
+        if page_url:
+            return LinkTarget(with_query_param(page_url, PREFILL_PARAM, text))
+        own = f"{base_url.rstrip('/')}/chat/{channel_id}/demo"
+        return LinkTarget(
+            with_query_param(own, PREFILL_PARAM, text),
+            hint="page_url (a page of your website with the widget); until then the link "
+            "opens tresen's own test page",
+        )
+
     capabilities: ClassVar[Capabilities] = Capabilities(
+        typing_indicator=True,
         max_text_length=MAX_TEXT,
         window=None,
         templates=False,
@@ -162,14 +226,17 @@ class WebchatChannel:
         try:
             parsed = msgspec.convert(dict(config), WebchatConfig, strict=False)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"webchat channel configuration: {exc}") from exc
+            raise ConfigError(
+                "webchat channel configuration: {detail}", params={"detail": str(exc)}
+            ) from exc
         origins = []
         for raw in _as_list(parsed.allowed_origins):
             origin = normalise_origin(raw)
             if origin is None:
                 raise ConfigError(
-                    f"webchat channel configuration: allowed_origins entry {raw!r} is not an "
-                    "origin like https://shop.example (scheme, host, optional port, no path)"
+                    "webchat channel configuration: allowed_origins entry {entry!r} is not an "
+                    "origin like https://shop.example (scheme, host, optional port, no path)",
+                    params={"entry": str(raw)},
                 )
             origins.append(origin)
         parsed.allowed_origins = sorted(set(origins))
@@ -177,8 +244,9 @@ class WebchatChannel:
         unknown = [t for t in types if t not in _MAGIC]
         if unknown:
             raise ConfigError(
-                f"webchat channel configuration: upload types {unknown} are not supported; "
-                f"choose from {', '.join(DEFAULT_UPLOAD_TYPES)}"
+                "webchat channel configuration: upload types {unknown} are not supported; "
+                "choose from {known}",
+                params={"unknown": str(unknown), "known": ", ".join(DEFAULT_UPLOAD_TYPES)},
             )
         parsed.allowed_upload_types = types
         if parsed.page_url and not re.fullmatch(r"https?://[^\s#]+", parsed.page_url):
@@ -232,15 +300,15 @@ class WebchatChannel:
             sent_at=datetime.now(UTC),
             content_kind=ContentKind.TEXT,
             body=text,
-            payload={},
+            payload={WIDGET_CONSENT: True} if data.consent else {},
         )
 
     def visitor_file(
-        self, token: str, media_id: str, saved: Saved, filename: str
+        self, token: str, media_id: str, saved: Saved, filename: str, *, consent: bool = False
     ) -> InboundMessage:
         """A file the visitor uploaded, checked and stored once under the data dir."""
         address = visitor_address(token)
-        name = _clean(filename, 200) or "file"
+        name = stored_filename(_clean(filename, 200) or "file", saved.content_type) or "file"
         media_type = "image" if saved.content_type.startswith("image/") else "document"
         return InboundMessage(
             provider_message_id=f"{address[-12:]}-{media_id}",
@@ -258,7 +326,8 @@ class WebchatChannel:
                     "media_id": media_id,
                     "stored": saved.path,
                     "sha256": saved.sha256,
-                }
+                },
+                **({WIDGET_CONSENT: True} if consent else {}),
             },
         )
 
@@ -283,7 +352,10 @@ class WebchatChannel:
             sent_at=datetime.now(UTC),
             content_kind=ContentKind.TEXT,
             body=f"[Offline: {name} <{email}>]\n{text}",
-            payload={"offline_form": {"name": name, "email": email}},
+            payload={
+                "offline_form": {"name": name, "email": email},
+                **({WIDGET_CONSENT: True} if data.consent else {}),
+            },
         )
 
     def handshake(self, request: WebhookRequest) -> str:

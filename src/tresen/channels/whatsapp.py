@@ -8,22 +8,27 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from tresen.channels.addresses import phone_digits
 from tresen.channels.base import (
     Attachment,
     AuthError,
     Capabilities,
+    ChannelBase,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     MediaTooLarge,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     RateLimited,
     SendResult,
     StatusUpdate,
@@ -32,11 +37,15 @@ from tresen.channels.base import (
     WebhookRequest,
     download,
 )
-from tresen.channels.meta import hub_handshake, verify_hub_signature
+from tresen.channels.calls import call_api
+from tresen.channels.meta import decode_envelope, hub_handshake, verify_hub_signature
 from tresen.domain.message import ContentKind, DeliveryState
+from tresen.net.guard import same_host, under_domains
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 DEFAULT_API_BASE = "https://graph.facebook.com"
+MEDIA_DOMAINS = ("fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net")
+"""Where WhatsApp media downloads live (besides the configured API host)."""
 DEFAULT_API_VERSION = "v21.0"
 
 # Codes from https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
@@ -219,12 +228,47 @@ _STATUS_STATES = {
 }
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(ChannelBase):
     """One WhatsApp business number on the Cloud API."""
 
     kind: ClassVar[str] = "whatsapp"
+    display_name: ClassVar[str] = "WhatsApp"
+    address_form: ClassVar[str | None] = "phone number with country code (stored as wa_id digits)"
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = None
+    simulator: ClassVar[str | None] = "whatsapp"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "WhatsApp Ireland Ltd. / Meta Platforms Ireland Ltd. (WhatsApp Business Platform, "
+        "Cloud API hosted by Meta)",
+        "Ireland (EU)",
+        ("USA (Meta Platforms, Inc.)",),
+        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses in "
+        "Meta's data processing terms",
+        "WhatsApp Business Solution Terms and the data processing terms accepted in Meta "
+        "Business Manager",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """wa_id digits (+49..., 0049... or bare digits with country code)."""
+        return phone_digits(raw, bare_digits=True)
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """wa.me/NUMBER?text=..."""
+        number = str(config.get("display_phone_number") or "")
+        if not number:
+            return LinkTarget(
+                None, "display_phone_number (the number customers see, e.g. +4930123456)"
+            )
+        return LinkTarget(f"https://wa.me/{number}?text={quote(text, safe='')}")
+
     config_type: ClassVar[type[WhatsAppConfig]] = WhatsAppConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
+        template_catalog=True,
         max_text_length=4096,
         window=timedelta(hours=24),
         templates=True,
@@ -249,10 +293,15 @@ class WhatsAppChannel:
         try:
             parsed = msgspec.convert(dict(config), WhatsAppConfig)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"whatsapp channel configuration: {exc}") from exc
+            raise ConfigError(
+                "whatsapp channel configuration: {detail}", params={"detail": str(exc)}
+            ) from exc
         for name in ("phone_number_id", "app_secret", "verify_token", "access_token"):
             if not getattr(parsed, name).strip():
-                raise ConfigError(f"whatsapp channel configuration: {name} must not be empty")
+                raise ConfigError(
+                    "whatsapp channel configuration: {field} must not be empty",
+                    params={"field": name},
+                )
         if not parsed.phone_number_id.isdigit():
             raise ConfigError("whatsapp channel configuration: phone_number_id must be digits")
         if not parsed.api_base.startswith(("http://", "https://")):
@@ -289,18 +338,9 @@ class WhatsAppChannel:
 
     def parse(self, request: WebhookRequest) -> ParsedWebhook:
         """Parse a Cloud API webhook into typed messages and statuses."""
-        try:
-            envelope = msgspec.json.decode(request.body, type=_Envelope)
-        except msgspec.ValidationError as exc:
-            raise WebhookRejected(
-                400, f"webhook body does not have the Cloud API shape: {exc}"
-            ) from exc
-        except msgspec.DecodeError as exc:
-            raise WebhookRejected(400, f"webhook body is not valid JSON: {exc}") from exc
-        if envelope.object != "whatsapp_business_account":
-            raise WebhookRejected(
-                400, f"object must be 'whatsapp_business_account', got {envelope.object!r}"
-            )
+        envelope = decode_envelope(
+            request.body, _Envelope, "Cloud API", "whatsapp_business_account"
+        )
         parsed = ParsedWebhook()
         for entry in envelope.entry:
             for change in entry.changes:
@@ -432,21 +472,14 @@ class WhatsAppChannel:
             raise PermanentError("the media id is not a number", code="media_id")
         auth = {"Authorization": f"Bearer {self.config.access_token}"}
         url = f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/{media_id}"
-        try:
-            response = await self.http.get(url, headers=auth)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout talking to WhatsApp: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        response, data = await call_api(self.http.get(url, headers=auth), "WhatsApp")
         if response.status_code != 200 or not isinstance(data, dict):
             raise _map_error(response.status_code, data)
         link = data.get("url")
         if not isinstance(link, str) or not link.startswith(("http://", "https://")):
             raise PermanentError("WhatsApp returned no download URL for the media", code="131052")
+        if not (same_host(link, self.config.api_base) or under_domains(link, MEDIA_DOMAINS)):
+            raise PermanentError("WhatsApp named a download URL off its hosts", code="media_host")
         size = data.get("file_size")
         if isinstance(size, int) and size > max_bytes:
             raise MediaTooLarge(
@@ -463,24 +496,36 @@ class WhatsAppChannel:
     async def upload(self, attachment: Attachment) -> str:
         """POST a file to /{phone_number_id}/media; returns the media id to send it by."""
         content = await asyncio.to_thread(attachment.read)
-        try:
-            response = await self.http.post(
+        response, data = await call_api(
+            self.http.post(
                 self._url.removesuffix("/messages") + "/media",
                 data={"messaging_product": "whatsapp", "type": attachment.content_type},
                 files={"file": (attachment.filename, content, attachment.content_type)},
                 headers={"Authorization": f"Bearer {self.config.access_token}"},
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout uploading to WhatsApp: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"upload to WhatsApp failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+            ),
+            "WhatsApp",
+            upload=True,
+        )
         media_id = data.get("id") if isinstance(data, dict) else None
         if response.status_code == 200 and isinstance(media_id, str) and media_id:
             return media_id
+        raise _map_error(response.status_code, data)
+
+    async def check(self) -> str | None:
+        """Read the business number's profile from the Graph API: its name and number."""
+        cfg = self.config
+        url = f"{cfg.api_base.rstrip('/')}/{cfg.api_version}/{cfg.phone_number_id}"
+        response, data = await call_api(
+            self.http.get(
+                url,
+                params={"fields": "verified_name,display_phone_number"},
+                headers={"Authorization": f"Bearer {cfg.access_token}"},
+            ),
+            "WhatsApp",
+        )
+        if response.status_code == 200 and isinstance(data, dict):
+            parts = (data.get("verified_name"), data.get("display_phone_number"))
+            return " · ".join(str(p) for p in parts if p) or cfg.phone_number_id
         raise _map_error(response.status_code, data)
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -491,20 +536,14 @@ class WhatsAppChannel:
             message = dataclasses.replace(
                 message, payload={**message.payload, "uploaded_id": uploaded}
             )
-        try:
-            response = await self.http.post(
+        response, data = await call_api(
+            self.http.post(
                 self._url,
                 json=self.build_payload(message),
                 headers={"Authorization": f"Bearer {self.config.access_token}"},
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout talking to WhatsApp: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+            ),
+            "WhatsApp",
+        )
         if response.status_code == 200 and isinstance(data, dict):
             messages = data.get("messages")
             if isinstance(messages, list) and messages and isinstance(messages[0], dict):
@@ -522,26 +561,25 @@ class WhatsAppTemplates:
         self.config = channel.config
         self.http = channel.http
         if not self.config.waba_id.strip():
-            raise ConfigError("this WhatsApp channel has no waba_id; add it to manage templates")
+            raise ConfigError(
+                "this WhatsApp channel has no WhatsApp Business Account id, which templates "
+                "need; set it with `tresen channel set CHANNEL_ID --waba-id ID`"
+            )
         self._url = (
             f"{self.config.api_base.rstrip('/')}/{self.config.api_version}/"
             f"{self.config.waba_id}/message_templates"
         )
 
     async def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            response = await self.http.request(
+        response, data = await call_api(
+            self.http.request(
                 method,
                 self._url,
                 json=body,
                 headers={"Authorization": f"Bearer {self.config.access_token}"},
-            )
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection to WhatsApp failed: {type(exc).__name__}") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+            ),
+            "WhatsApp",
+        )
         if response.status_code == 200 and isinstance(data, dict):
             return data
         raise _map_error(response.status_code, data)

@@ -25,16 +25,20 @@ from slixmpp.jid import InvalidJID
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from tresen.channels.addresses import bare_jid as address_bare_jid
 from tresen.channels.base import (
     AuthError,
     Capabilities,
+    ChannelBase,
     ConfigError,
     FetchedMedia,
     InboundMessage,
+    LinkTarget,
     MediaRef,
     OutboundMessage,
     ParsedWebhook,
     PermanentError,
+    PrivacyRecord,
     SendResult,
     StatusUpdate,
     TransientError,
@@ -749,6 +753,10 @@ def _media_kind(url: str, declared: str | None = None) -> str:
     return "document"
 
 
+async def _ignore(parsed: ParsedWebhook) -> None:
+    """A sink for the live check's short session: whatever arrives is left to the real link."""
+
+
 async def _public_host(host: str, port: int) -> bool:
     """Whether every address a host name resolves to is a public one."""
     try:
@@ -759,10 +767,42 @@ async def _public_host(host: str, port: int) -> bool:
     return bool(addresses) and all(a.is_global for a in addresses)
 
 
-class XmppChannel:
+class XmppChannel(ChannelBase):
     """One XMPP account: sends through the live link of this process; inbound comes from the link."""
 
     kind: ClassVar[str] = "xmpp"
+    display_name: ClassVar[str] = "XMPP"
+    address_form: ClassVar[str | None] = "bare XMPP address name@server (stored lower-case)"
+    write_first: ClassVar[bool] = False
+    poller: ClassVar[str | None] = "xmpp"
+    simulator: ClassVar[str | None] = "xmpp"
+    widget: ClassVar[bool] = False
+    privacy: ClassVar[PrivacyRecord] = PrivacyRecord(
+        "the XMPP server named below, and the customer's own server (federation)",
+        "where those servers are operated",
+        (),
+        "the business's contract with its XMPP host",
+        "the XMPP host's data processing agreement and location",
+    )
+
+    @staticmethod
+    def normalise_address(raw: str) -> str:
+        """A lower-cased bare JID."""
+        return address_bare_jid(raw)
+
+    @staticmethod
+    def chat_link(
+        config: Mapping[str, Any], channel_id: str, text: str, base_url: str
+    ) -> LinkTarget | None:
+        """None: tresen offers no xmpp: links yet."""
+        return None
+
+    @staticmethod
+    def privacy_detail(config: Mapping[str, Any]) -> str:
+        """The XMPP server of the business's account."""
+        jid = str(config.get("jid", ""))
+        return f"server {config.get('host') or jid.partition('@')[2] or '?'}"
+
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=MAX_BODY_LENGTH,
         window=None,
@@ -784,11 +824,13 @@ class XmppChannel:
         try:
             cfg = msgspec.convert(dict(config), XmppConfig)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"xmpp channel: {exc}") from exc
+            raise ConfigError("xmpp channel: {detail}", params={"detail": str(exc)}) from exc
         try:
             jid = JID(cfg.jid.strip())
         except (InvalidJID, ValueError) as exc:
-            raise ConfigError(f"xmpp channel: jid is not a valid JID ({exc})") from exc
+            raise ConfigError(
+                "xmpp channel: jid is not a valid JID ({detail})", params={"detail": str(exc)}
+            ) from exc
         if not jid.user or not jid.domain:
             raise ConfigError("xmpp channel: jid must look like shop@example.com")
         if not cfg.password:
@@ -801,8 +843,9 @@ class XmppChannel:
         for flag in ("allow_plain", "tls_insecure", "allow_private_media"):
             if getattr(cfg, flag) and not _is_loopback(server):
                 raise ConfigError(
-                    f"xmpp channel: {flag} is only allowed for a server on loopback "
-                    "(use tls_ca_file for a private or self-signed certificate)"
+                    "xmpp channel: {flag} is only allowed for a server on loopback "
+                    "(use tls_ca_file for a private or self-signed certificate)",
+                    params={"flag": flag},
                 )
         out = msgspec.to_builtins(cfg)
         out["jid"] = jid.bare
@@ -845,6 +888,25 @@ class XmppChannel:
         stanza_id = OWN_ID_PREFIX + message.client_reference
         await link.send_chat(to, body, stanza_id, oob)
         return SendResult(provider_message_id=stanza_id)
+
+    async def check(self) -> str | None:
+        """Sign in once with a link of its own (the running link is left alone), then leave."""
+        link = XmppLink(self.config, _ignore, connect_timeout=15.0)
+        stopping = asyncio.Event()
+        session = asyncio.create_task(link._one_session(stopping))
+        connected = asyncio.create_task(link.connected.wait())
+        try:
+            await asyncio.wait({session, connected}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.set()
+            connected.cancel()
+        try:
+            established = await asyncio.wait_for(session, 10)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise TransientError(f"cannot connect: {type(exc).__name__}") from exc
+        if not established:
+            raise TransientError("XMPP connection timed out")
+        return link.bare
 
     @staticmethod
     def media_refs(payload: dict[str, Any]) -> list[MediaRef]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from tresen.settings import Settings
+# aiosqlite logs every statement with its parameters (phone numbers, message text) at DEBUG.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -21,20 +24,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, db_path)
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, db_path: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself so writers take the lock up front (no upgrade deadlocks).
         dbapi_conn.isolation_level = None
+        if db_path and db_path != ":memory:" and Path(db_path).exists():
+            # Before the WAL exists: SQLite gives the -wal and -shm files the database's mode.
+            os.chmod(db_path, 0o600)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -54,8 +60,3 @@ def make_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (`info` lands in `session.info`)."""
     return async_sessionmaker(engine, expire_on_commit=False, info=dict(info or {}))
-
-
-def engine_for(settings: Settings) -> AsyncEngine:
-    """The engine the settings ask for."""
-    return make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)

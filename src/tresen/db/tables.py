@@ -12,15 +12,24 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tresen.db.types import EncryptedJson, EncryptedText, JsonType, UTCDateTime, utcnow
+from tresen.db.types import (
+    EncryptedJson,
+    EncryptedText,
+    JsonType,
+    SecretFieldsJson,
+    UTCDateTime,
+    utcnow,
+)
 from tresen.domain.ids import new_id
 
 NAMING = {
@@ -54,7 +63,9 @@ class Workspace(Base):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
-    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    settings: Mapped[dict[str, Any]] = mapped_column(
+        SecretFieldsJson("workspaces.settings"), default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -66,9 +77,29 @@ class ChannelRow(Base):
     workspace_id: Mapped[str] = _workspace()
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(
+        SecretFieldsJson("channels.config"), default=dict
+    )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_webhook_at: Mapped[datetime | None] = mapped_column()
+    """When a provider last called this channel's webhook (written at most once a minute)."""
+    last_webhook_result: Mapped[str | None] = mapped_column(String(16))
+    """accepted, refused (signature) or malformed (bad payload)."""
+
+
+class WebchatSession(Base):
+    """A web-chat visitor session; only the hash of its token is stored (the identity address)."""
+
+    __tablename__ = "webchat_sessions"
+    channel_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str] = _workspace()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    """When the visitor first wrote (a new conversation counts against the client's limit)."""
 
 
 class Contact(Base):
@@ -140,6 +171,9 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()  # waiting for an agent since
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Meta's handover protocol: the app that owns the thread (None: tresen), and since when.
+    thread_owner: Mapped[str | None] = mapped_column(String(64))
+    thread_changed_at: Mapped[datetime | None] = mapped_column()
 
 
 class Message(Base):
@@ -177,6 +211,8 @@ class Message(Base):
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A broadcast/topic message: sent only while the contact is still subscribed.
     topic_id: Mapped[str | None] = mapped_column(String(26))
+    # An inbound message that arrived before the contact consented: handled after a yes.
+    consent_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Media(Base):
@@ -251,6 +287,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
 
 
 class User(Base):
@@ -265,13 +302,32 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8), default="de")
     availability: Mapped[str] = mapped_column(String(12), default="offline")
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText("users.totp_secret"))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     max_open: Mapped[int | None] = mapped_column(Integer)  # routing limit; None: no limit
+    recovery_codes: Mapped[dict[str, Any] | None] = mapped_column()
+    """{"hashes": [...]}: SHA-256 of the unused two-factor recovery codes."""
+    test_addresses: Mapped[dict[str, Any] | None] = mapped_column()
+    """{channel kind: address}: where my campaign tests went last (the wizard prefills it)."""
+
+
+class Invitation(Base):
+    """A single-use, expiring link that lets one person join the workspace with a role."""
+
+    __tablename__ = "invitations"
+    id: Mapped[str] = _id()
+    workspace_id: Mapped[str] = _workspace()
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(26))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuthSession(Base):
@@ -339,6 +395,15 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who sees it: "workspace" (everyone), "team" (members of team_id), "personal" (owner_id).
+    scope: Mapped[str] = mapped_column(String(12), default="workspace", server_default="workspace")
+    team_id: Mapped[str | None] = mapped_column(String(26))
+    owner_id: Mapped[str | None] = mapped_column(String(26))
+    # The text in other languages than `body` ({"en": "..."}), picked by the contact's language.
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # A file sent with the reply: {"path", "content_type", "filename", "size"} under the data dir.
+    attachment: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    use_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ConsentEvent(Base):
@@ -536,6 +601,19 @@ class BotConversation(Base):
         EncryptedText("bot_conversations.handover_summary")
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotEmbedding(Base):
+    """A cached sentence embedding of one knowledge-base text, keyed by model and text hash."""
+
+    __tablename__ = "bot_embeddings"
+    workspace_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(model, text)
+    model: Mapped[str] = mapped_column(String(100))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class BotTurn(Base):
@@ -766,3 +844,70 @@ class CampaignRecipient(Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[datetime | None] = mapped_column()
     done_at: Mapped[datetime | None] = mapped_column()
+
+
+class DomainEventRow(Base):
+    """A domain event (transactional outbox), written in the transaction of its change."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (
+        Index(
+            "ix_domain_events_undispatched",
+            "seq",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
+        Index("ix_domain_events_lane_position", "lane", "position"),
+    )
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(26), unique=True, default=new_id)
+    workspace_id: Mapped[str] = _workspace()
+    type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    lane: Mapped[str] = mapped_column(String(26))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """Set by the dispatcher in the order it hands events on (None: not dispatched yet)."""
+    dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class EventCursor(Base):
+    """How far one consumer got in one lane (a conversation, a contact or a workspace)."""
+
+    __tablename__ = "event_cursors"
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lane: Mapped[str] = mapped_column(String(26), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstallKey(Base):
+    """The fingerprint of a key this install was set up with; a process with another is refused."""
+
+    __tablename__ = "install_keys"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """`secret_key`, or `encryption:<key id>`."""
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProcessBeat(Base):
+    """A running web or worker process: what it runs with, and when it was last seen alive."""
+
+    __tablename__ = "process_heartbeats"
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # web, worker, embedded
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    schema_revision: Mapped[str] = mapped_column(String(64))
+    secret_fingerprint: Mapped[str] = mapped_column(String(64))
+    encryption_fingerprint: Mapped[str] = mapped_column(String(255))
+    data_dir: Mapped[str] = mapped_column(Text)
+    base_url: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column()

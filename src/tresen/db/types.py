@@ -128,3 +128,90 @@ def sealed_json(value: Any) -> bool:
 
 def _raw(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and RAW_KEY in value
+
+
+SECRET_FIELDS = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "app_secret",
+        "auth_token",
+        "bot_token",
+        "imap_password",
+        "page_access_token",
+        "password",
+        "secret",
+        "secret_token",
+        "smtp_password",
+        "verify_token",
+    }
+)
+"""Keys whose string values are secrets, at any depth of a channel config or workspace settings."""
+
+
+class SecretFieldsJson(TypeDecorator[Any]):
+    """JSON whose secret fields (SECRET_FIELDS) are encrypted at rest when a keyring is in use.
+
+    The rest of the document stays plain, so it can still be read and queried.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, aad: str) -> None:
+        super().__init__()
+        self.aad = aad
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, self.aad, _seal)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, self.aad, _open)
+
+    def key_ids(self, value: Any) -> set[str | None]:
+        """The key ids the secret fields of a stored document are under (None: plaintext)."""
+        found: set[str | None] = set()
+
+        def note(text: str, aad: str) -> str:
+            found.add(crypto.key_id_of(text))
+            return text
+
+        _walk(value, self.aad, note)
+        return found
+
+
+def _walk(value: Any, aad: str, change: Any, path: str = "") -> Any:
+    """A copy of value with change(text, aad) applied to every secret field's string."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        here = f"{path}.{key}" if path else str(key)
+        if key in SECRET_FIELDS and isinstance(item, str):
+            out[key] = change(item, f"{aad}:{here}")
+        else:
+            out[key] = _walk(item, aad, change, here)
+    return out
+
+
+def _seal(text: str, aad: str) -> str:
+    keyring = crypto.active()
+    if keyring is not None and keyring.encrypts:
+        return keyring.encrypt(text.encode(), aad.encode())
+    if text.startswith((crypto.PREFIX, crypto.RAW)):
+        return crypto.RAW + text
+    return text
+
+
+def _open(text: str, aad: str) -> str:
+    if text.startswith(crypto.RAW):
+        return text[len(crypto.RAW) :]
+    if not text.startswith(crypto.PREFIX):
+        return text
+    keyring = crypto.active()
+    if keyring is None:
+        raise crypto.DecryptionError("encrypted value but no TRESEN_ENCRYPTION_KEYS configured")
+    return keyring.decrypt(text, aad.encode()).decode()

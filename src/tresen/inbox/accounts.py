@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,20 +13,22 @@ from enum import StrEnum
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.db.tables import AuthSession, User
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
+from tresen.privacy import audit
+
+log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the e-mail is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("tresen-timing-equaliser")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
-MAX_FAILED = 5
-LOCK_FOR = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 
 
@@ -37,8 +40,14 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
-class AccountError(ValueError):
+class AccountError(DomainError):
     """A user cannot be created or changed as asked; the message says why."""
+
+    default_status = 400
+
+
+class UnknownUser(AccountError):
+    """No such person (in this workspace)."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +62,22 @@ def normalise_email(email: str) -> str:
     """Lower-cased, trimmed e-mail, or AccountError."""
     cleaned = email.strip().lower()
     if not EMAIL.match(cleaned):
-        raise AccountError(f"not an e-mail address: {email!r}")
+        raise AccountError(
+            "not_an_email", "not an e-mail address: {email!r}", params={"email": email}
+        )
     return cleaned
 
 
 def check_password(password: str) -> None:
     """Refuse passwords too short to be safe."""
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise AccountError(
+            "password_too_short",
+            "the password needs at least {min} characters",
+            params={"min": MIN_PASSWORD},
+        )
     if len(password) > 1024:
-        raise AccountError("the password is longer than 1024 characters")
+        raise AccountError("password_too_long", "the password is longer than 1024 characters")
 
 
 async def add_user(
@@ -80,15 +95,24 @@ async def add_user(
     try:
         role_value = Role(role)
     except ValueError as exc:
-        raise AccountError(f"role must be admin, supervisor or agent, not {role!r}") from exc
+        raise AccountError(
+            "unknown_role",
+            "role must be admin, supervisor or agent, not {role!r}",
+            params={"role": role},
+        ) from exc
     if language not in ("de", "en"):
-        raise AccountError("language must be de or en")
+        raise AccountError("unknown_language", "language must be de or en")
     check_password(password)
     taken = await session.scalar(
         select(func.count()).select_from(User).where(User.email == address)
     )
     if taken:
-        raise AccountError(f"a user with the e-mail {address} exists already")
+        raise AccountError(
+            "user_exists",
+            "a user with the e-mail {email} exists already",
+            409,
+            params={"email": address},
+        )
     user = User(
         id=new_id(),
         workspace_id=workspace_id,
@@ -125,9 +149,11 @@ async def login(
     now: datetime | None = None,
     code: str | None = None,
 ) -> SignedIn | None:
-    """Check credentials, count failures, lock after too many, and open a fresh session.
+    """Check credentials, count failures in a row, and open a fresh session.
 
     Returns None on refusal, so the caller commits the failure count; the reason is never told.
+    The account is never locked (anyone could lock anyone out): the web layer limits attempts
+    per account and client address and slows down after failures (inbox.signin_limits).
     """
     now = now or utcnow()
     try:
@@ -138,20 +164,29 @@ async def login(
     if user is None or user.disabled:
         _verify(_DUMMY_HASH, password)
         return None
-    if user.locked_until is not None and user.locked_until > now:
-        _verify(_DUMMY_HASH, password)
-        return None
-    if not _verify(user.password_hash, password) or not _second_factor_ok(user, code, now):
+    if not _verify(user.password_hash, password) or not (
+        _second_factor_ok(user, code, now) or use_recovery_code(user, code or "")
+    ):
+        await audit.record(
+            session, user.workspace_id, "user.login_failed", subject_type="user", subject_id=user.id
+        )
         user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED:
-            user.locked_until = now + LOCK_FOR
-            user.failed_logins = 0
+        log.info("sign-in of user %s refused (%d failed in a row)", user.id, user.failed_logins)
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
+    log.info("user %s signed in", user.id)
+    await audit.record(
+        session,
+        user.workspace_id,
+        "user.login",
+        actor_id=user.id,
+        subject_type="user",
+        subject_id=user.id,
+    )
     token = secrets.token_urlsafe(32)
     session.add(
         AuthSession(
@@ -166,6 +201,16 @@ async def login(
     return SignedIn(user=user, token=token)
 
 
+async def failures_in_a_row(session: AsyncSession, email: str) -> int:
+    """Wrong sign-ins of this account since its last success (0 for unknown addresses)."""
+    try:
+        address = normalise_email(email)
+    except AccountError:
+        return 0
+    count = await session.scalar(select(User.failed_logins).where(User.email == address))
+    return int(count or 0)
+
+
 def _second_factor_ok(user: User, code: str | None, now: datetime) -> bool:
     """True without two-factor, else only for the current (or neighbouring) TOTP code."""
     if not user.totp_secret:
@@ -176,11 +221,35 @@ def _second_factor_ok(user: User, code: str | None, now: datetime) -> bool:
     )
 
 
+def recovery_hash(code: str) -> str:
+    """How a recovery code is stored (SHA-256 of the code as typed, lower case)."""
+    return hashlib.sha256(code.strip().lower().encode()).hexdigest()
+
+
+def use_recovery_code(user: User, code: str) -> bool:
+    """Spend one of the person's two-factor recovery codes (True when it was one of theirs)."""
+    if not user.totp_secret or not code.strip():
+        return False
+    hashes = list((user.recovery_codes or {}).get("hashes") or [])
+    hashed = recovery_hash(code)
+    if hashed not in hashes:
+        return False
+    hashes.remove(hashed)
+    user.recovery_codes = {"hashes": hashes}
+    log.info("user %s signed in with a recovery code (%d left)", user.id, len(hashes))
+    return True
+
+
+def password_matches(user: User, password: str) -> bool:
+    """Whether the password is the person's current one."""
+    return _verify(user.password_hash, password)
+
+
 async def enable_totp(session: AsyncSession, user_id: str, issuer: str = "tresen") -> str:
     """Turn on two-factor sign-in for a user; returns the otpauth:// URI for their authenticator app."""
     user = await session.get(User, user_id)
     if user is None:
-        raise AccountError("no such user")
+        raise AccountError("no_such_user", "no such user", 404)
     user.totp_secret = pyotp.random_base32()
     await revoke_all_sessions(session, user.id)
     return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
@@ -240,6 +309,39 @@ async def revoke_all_sessions(session: AsyncSession, user_id: str) -> None:
     )
 
 
+async def disable_user(session: AsyncSession, user_id: str) -> None:
+    """Stop a person from signing in and end every session of theirs at once."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(disabled=True, availability="offline")
+    )
+    await revoke_all_sessions(session, user_id)
+    log.info("user %s disabled", user_id)
+
+
+async def enable_user(session: AsyncSession, user_id: str) -> None:
+    """Let a disabled person sign in again (with their password)."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(disabled=False, failed_logins=0)
+    )
+
+
+async def remove_user(session: AsyncSession, user_id: str) -> None:
+    """Delete a person: sessions end, their conversations lose the assignee, notes stay."""
+    await revoke_all_sessions(session, user_id)
+    await session.execute(delete(User).where(User.id == user_id))
+    log.info("user %s removed", user_id)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User:
+    """The user with this e-mail address, or UnknownUser."""
+    user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise UnknownUser(
+            "not_found", "no user with the e-mail {email}", 404, params={"email": email}
+        )
+    return user
+
+
 async def workspace_users(session: AsyncSession, workspace_id: str) -> list[User]:
     """Everyone of a workspace, by e-mail."""
     return list(
@@ -255,5 +357,5 @@ async def workspace_user(session: AsyncSession, workspace_id: str, user_id: str)
         select(User).where(User.id == user_id, User.workspace_id == workspace_id)
     )
     if user is None:
-        raise AccountError("no such person in this workspace")
+        raise UnknownUser("not_found", "no such person in this workspace", 404)
     return user

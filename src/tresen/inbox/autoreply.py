@@ -9,10 +9,10 @@ from babel.dates import format_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.db.tables import ChannelRow, Conversation, Message, Workspace
+from tresen.db.tables import BotConfig, ChannelRow, Conversation, Message, Workspace
 from tresen.db.types import utcnow
+from tresen.domain import profile as profiles
 from tresen.domain.message import ContentKind, Direction, SenderKind
-from tresen.inbox import profile as profiles
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
 
 log = logging.getLogger(__name__)
@@ -22,17 +22,34 @@ AFTER_HOURS_QUIET = timedelta(hours=12)
 """After one after-hours reply, a conversation gets no other for this long."""
 
 DEFAULT_AFTER_HOURS = {
-    "de": "Danke für Ihre Nachricht! Wir sind gerade nicht da und antworten ab {next_opening}.",
-    "en": "Thanks for your message! We are closed right now and will answer from {next_opening}.",
+    "de": {
+        "sie": "Danke für Ihre Nachricht! Wir sind gerade nicht da und antworten ab {next_opening}.",
+        "du": "Danke für deine Nachricht! Wir sind gerade nicht da und antworten ab {next_opening}.",
+    },
+    "en": {
+        "sie": "Thanks for your message! We are closed right now and will answer from "
+        "{next_opening}.",
+    },
 }
 DEFAULT_AFTER_HOURS_NO_DATE = {
-    "de": "Danke für Ihre Nachricht! Wir sind gerade nicht da und antworten so bald wie möglich.",
-    "en": "Thanks for your message! We are closed right now and will answer as soon as we can.",
+    "de": {
+        "sie": "Danke für Ihre Nachricht! Wir sind gerade nicht da und antworten so bald wie "
+        "möglich.",
+        "du": "Danke für deine Nachricht! Wir sind gerade nicht da und antworten so bald wie "
+        "möglich.",
+    },
+    "en": {
+        "sie": "Thanks for your message! We are closed right now and will answer as soon as we can.",
+    },
 }
+FORMS = ("du", "sie")
 
 
-def after_hours_text(profile: profiles.Profile, language: str, now: datetime) -> str:
-    """The after-hours reply in a language, with the next opening in the business's time zone."""
+def after_hours_text(
+    profile: profiles.Profile, language: str, now: datetime, form: str = "sie"
+) -> str:
+    """The after-hours reply in a language and form of address (du/Sie), with the next opening in
+    the business's time zone."""
     lang = language if language in profiles.LANGUAGES else "de"
     opening = profiles.next_opening(profile, now)
     when = (
@@ -45,9 +62,17 @@ def after_hours_text(profile: profiles.Profile, language: str, now: datetime) ->
     configured = profile.after_hours.get(lang, "").strip()
     if configured:
         return configured.replace("{next_opening}", when or "…")
-    return (DEFAULT_AFTER_HOURS if when else DEFAULT_AFTER_HOURS_NO_DATE)[lang].format(
-        next_opening=when
+    texts = (DEFAULT_AFTER_HOURS if when else DEFAULT_AFTER_HOURS_NO_DATE)[lang]
+    return texts.get(form, texts["sie"]).format(next_opening=when)
+
+
+async def form_of_address(session: AsyncSession, workspace_id: str) -> str:
+    """The workspace's form of address, as set for its bot at setup: "du" or "sie" (default)."""
+    persona = await session.scalar(
+        select(BotConfig.persona).where(BotConfig.workspace_id == workspace_id)
     )
+    form = (persona or {}).get("form")
+    return str(form) if form in FORMS else "sie"
 
 
 async def _sent_before(
@@ -90,9 +115,9 @@ async def run(
     if not profiles.is_open(profile, now):
         if await _sent_before(session, conversation.id, AFTER_HOURS, now - AFTER_HOURS_QUIET):
             return None
-        return await _send(
-            session, conversation, channel, AFTER_HOURS, after_hours_text(profile, lang, now)
-        )
+        form = await form_of_address(session, workspace.id)
+        text = after_hours_text(profile, lang, now, form)
+        return await _send(session, conversation, channel, AFTER_HOURS, text)
     text = profile.welcome.get(lang, "").strip() if welcome else ""
     if not text or await _sent_before(session, conversation.id, WELCOME):
         return None

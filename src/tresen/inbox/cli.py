@@ -67,12 +67,13 @@ def team_member(team: str, email: str) -> None:
     from tresen.channels.manage import default_workspace
     from tresen.inbox import routing
 
-    async def work(session: Any) -> None:
+    async def work(session: Any) -> str:
         ws = await default_workspace(session)
         found = await _team(session, ws.id, team)
         await routing.add_member(session, found.id, (await _user(session, email)).id)
+        return str(found.name)
 
-    _run(work)
+    typer.echo(f"{email} is in team {_run(work)}")
 
 
 @team_app.command("list")
@@ -109,7 +110,7 @@ def route_set(
     if mode not in {m.value for m in routing.Mode}:
         fail(f"unknown mode {mode!r}: use manual, round_robin or least_busy")
 
-    async def work(session: Any) -> None:
+    async def work(session: Any) -> str:
         ws = await default_workspace(session)
         found = await _team(session, ws.id, team)
         from tresen.db.tables import ChannelRow
@@ -118,8 +119,9 @@ def route_set(
         if channel is None or channel.workspace_id != ws.id:
             raise _NotFound(f"no channel {channel_id!r} (see `tresen channel list`)")
         await routing.set_rule(session, ws.id, channel_id, found.id, mode)
+        return f"channel {channel.name} ({channel_id}) goes to team {found.name}, mode {mode}"
 
-    _run(work)
+    typer.echo(_run(work))
 
 
 @route_app.command("remove")
@@ -131,6 +133,7 @@ def route_remove(channel_id: str) -> None:
         await routing.remove_rule(session, channel_id)
 
     _run(work)
+    typer.echo(f"channel {channel_id} is not routed (its conversations stay where they are)")
 
 
 @route_app.command("list")
@@ -172,3 +175,7 @@ def user_limit(
         await routing.set_limit(session, (await _user(session, email)).id, limit)
 
     _run(work)
+    if limit is None:
+        typer.echo(f"{email}: no limit of open conversations")
+    else:
+        typer.echo(f"{email}: at most {limit} open conversations from routing")

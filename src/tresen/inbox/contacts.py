@@ -27,7 +27,9 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.channels.base import channel_factory
+from tresen.channels.base import Capabilities, ChannelRef
+from tresen.channels.registry import channel_factory
+from tresen.db import outbox
 from tresen.db.tables import (
     ChannelRow,
     ConsentEvent,
@@ -40,10 +42,14 @@ from tresen.db.tables import (
     User,
 )
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
+from tresen.domain.events import ContactChanged, ContactsMerged, ConversationAssigned
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
+from tresen.inbox.access import Forbidden, NotFound, load_conversation, withhold_item
 from tresen.inbox.permissions import Action, Actor, may
-from tresen.inbox.service import Forbidden, NotFound
+from tresen.inbox.search import find_contacts
+from tresen.pipeline.inbound import conversation_for
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, check_window
 from tresen.privacy import audit
 
@@ -54,7 +60,7 @@ HISTORY_LIMIT = 500
 CONSENT_STRICTNESS = ("refused", "unknown", "asked", "granted")
 
 
-class ContactRefused(ValueError):
+class ContactRefused(DomainError):
     """A contact action that breaks a rule (answered with 422; nothing changes)."""
 
 
@@ -128,12 +134,14 @@ async def merge(
         ]
     }
     if target_id == source_id:
-        raise ContactRefused("a contact cannot be merged with itself")
+        raise ContactRefused("merge_self", "a contact cannot be merged with itself")
     target, source = locked[target_id], locked[source_id]
     for contact in (target, source):
         if contact.merged_into_id is not None:
             raise ContactRefused(
-                f"contact {contact.id} was merged into {contact.merged_into_id}; use that one"
+                "merged_already",
+                "contact {contact} was merged into {target}; use that one",
+                params={"contact": contact.id, "target": contact.merged_into_id or ""},
             )
     if actor is not None and not (
         await may_see_contact(session, actor, target.id)
@@ -191,6 +199,11 @@ async def merge(
         created_at=utcnow(),
     )
     session.add(record)
+    outbox.record(
+        session,
+        ContactsMerged(workspace_id, target.id, source.id),
+        ContactChanged(workspace_id, target.id, tuple(sorted(values))),
+    )
     await session.flush()
     await audit.record(
         session,
@@ -229,7 +242,7 @@ async def undo_merge(
     if record is None:
         raise NotFound(merge_id)
     if record.undone_at is not None:
-        raise ContactRefused("this merge was undone already")
+        raise ContactRefused("undone_already", "this merge was undone already")
     first, second = sorted((record.target_id, record.source_id))
     locked = {
         c.id: c
@@ -243,7 +256,8 @@ async def undo_merge(
         raise Forbidden("you may only undo a merge when you may see all its conversations")
     if target.merged_into_id is not None:
         raise ContactRefused(
-            "the merged contact was itself merged into another contact since; undo that merge first"
+            "undo_merged_since",
+            "the merged contact was itself merged into another contact since; undo that merge first",
         )
     identity_ids: list[str] = list(record.identity_ids.get("ids", []))
     owners = dict(
@@ -258,8 +272,10 @@ async def undo_merge(
     gone = [i for i in identity_ids if owners.get(i) != target.id]
     if gone:
         raise ContactRefused(
-            f"{len(gone)} of the channel identities that moved are gone or belong to another "
-            "contact now (erased or merged elsewhere); the merge can no longer be undone"
+            "undo_identities_gone",
+            "{count} of the channel identities that moved are gone or belong to another "
+            "contact now (erased or merged elsewhere); the merge can no longer be undone",
+            params={"count": len(gone)},
         )
     consent_since = await session.scalar(
         select(ConsentEvent.id)
@@ -272,8 +288,9 @@ async def undo_merge(
     )
     if consent_since is not None or target.consent_state != record.consent_state:
         raise ContactRefused(
+            "undo_consent_since",
             "consent was asked, given or refused since the merge; that proof is recorded for the "
-            "merged contact, so the merge can no longer be undone"
+            "merged contact, so the merge can no longer be undone",
         )
     if identity_ids:
         await session.execute(
@@ -306,6 +323,11 @@ async def undo_merge(
     await session.execute(update(Contact).where(Contact.id == target.id).values(**values))
     await session.execute(
         update(Contact).where(Contact.id == source.id).values(merged_into_id=None)
+    )
+    outbox.record(
+        session,
+        ContactChanged(target.workspace_id, target.id, tuple(sorted(values))),
+        ContactChanged(target.workspace_id, source.id, ("merged_into_id",)),
     )
     now = utcnow()
     await session.execute(
@@ -347,7 +369,6 @@ async def merge_candidates(
     session: AsyncSession, actor: Actor, contact_id: str, query: str
 ) -> list[Candidate]:
     """Contacts matching a name or address that the actor may merge with `contact_id`."""
-    from tresen.inbox.search import find_contacts
 
     found = await find_contacts(session, actor.user.workspace_id, query)
     out: list[Candidate] = []
@@ -363,7 +384,7 @@ async def candidate(session: AsyncSession, actor: Actor, contact_id: str) -> Can
     """One contact as the merge confirmation shows it."""
     contact = await _contact(session, actor.user.workspace_id, contact_id)
     if contact.merged_into_id is not None:
-        raise ContactRefused("this contact was merged into another already")
+        raise ContactRefused("merged_already", "this contact was merged into another already")
     if not await may_see_contact(session, actor, contact.id):
         raise Forbidden("you may not see all conversations of this contact")
     addresses = tuple(
@@ -384,21 +405,27 @@ def _clean_attribute(key: str, value: str) -> tuple[str, str]:
     k = unicodedata.normalize("NFC", key).strip()
     v = unicodedata.normalize("NFC", value).strip()
     if not k:
-        raise ContactRefused("an attribute needs a name")
+        raise ContactRefused("attribute_name_empty", "an attribute needs a name")
     if len(k) > MAX_KEY:
-        raise ContactRefused(f"an attribute name has at most {MAX_KEY} characters")
+        raise ContactRefused(
+            "attribute_name_too_long",
+            "an attribute name has at most {max} characters",
+            params={"max": MAX_KEY},
+        )
     if len(v) > MAX_VALUE:
-        raise ContactRefused(f"an attribute value has at most {MAX_VALUE} characters")
+        raise ContactRefused(
+            "attribute_value_too_long",
+            "an attribute value has at most {max} characters",
+            params={"max": MAX_VALUE},
+        )
     if any(unicodedata.category(ch).startswith("C") for ch in k) or any(
         unicodedata.category(ch).startswith("C") and ch not in "\n\t" for ch in v
     ):
-        raise ContactRefused("attributes must not contain control characters")
+        raise ContactRefused("attribute_control", "attributes must not contain control characters")
     return k, v
 
 
 async def _editable_contact(session: AsyncSession, actor: Actor, conversation_id: str) -> Contact:
-    from tresen.inbox.service import load_conversation
-
     conv = await load_conversation(session, actor, conversation_id)
     if not may(actor, Action.EDIT_CONTACT, conv):
         raise Forbidden("you may not edit this contact")
@@ -416,11 +443,16 @@ async def set_attribute(
         attributes.pop(k, None)
     else:
         if k not in attributes and len(attributes) >= MAX_ATTRIBUTES:
-            raise ContactRefused(f"a contact has at most {MAX_ATTRIBUTES} attributes")
+            raise ContactRefused(
+                "too_many_attributes",
+                "a contact has at most {max} attributes",
+                params={"max": MAX_ATTRIBUTES},
+            )
         attributes[k] = v
     await session.execute(
         update(Contact).where(Contact.id == contact.id).values(attributes=attributes)
     )
+    outbox.record(session, ContactChanged(contact.workspace_id, contact.id, ("attributes",)))
     await audit.record(
         session,
         contact.workspace_id,
@@ -471,8 +503,6 @@ async def contact_timeline(
             .limit(limit)
         )
     ).all()
-    from tresen.inbox.service import withhold_item
-
     contact = await session.get(Contact, contact_id)
     state = contact.consent_state if contact else None
     restricted = contact is not None and contact.restricted_at is not None
@@ -520,6 +550,8 @@ class ReplyOption:
     can_send: bool
     reason: str | None
     code: str | None = None  # why not: forbidden, disabled, unreachable or window_closed
+    capabilities: Capabilities | None = None
+    """What the channel can do (the reply box offers what fits)."""
 
 
 def _window_reason(channel: ChannelRow, last_inbound_at: datetime | None) -> str | None:
@@ -578,6 +610,7 @@ async def reply_options(
                 can_send=reason is None,
                 reason=reason,
                 code=code,
+                capabilities=channel_factory(channel.kind).capabilities,
             )
         )
     return out
@@ -614,7 +647,8 @@ async def reply_target(
         found = next((o for o in options if o.identity_id == identity_id), None)
         if found is None:
             raise ContactRefused(
-                "this channel identity does not belong to the conversation's contact"
+                "identity_not_of_contact",
+                "this channel identity does not belong to the conversation's contact",
             )
         chosen = found
     if chosen.identity_id == conversation.identity_id:
@@ -634,8 +668,6 @@ async def _open_conversation(
     session: AsyncSession, source: Conversation, identity_id: str
 ) -> Conversation:
     """A new conversation on another identity, handled by the same team and agent."""
-    from tresen.pipeline.inbound import ChannelRef, conversation_for
-
     identity = await session.get_one(ContactIdentity, identity_id)
     channel = await session.get_one(ChannelRow, identity.channel_id)
     conv_id = await conversation_for(
@@ -644,11 +676,23 @@ async def _open_conversation(
         identity.id,
         identity.contact_id,
     )
-    await session.execute(
+    before = await session.scalar(
+        select(Conversation.assignee_id).where(Conversation.id == conv_id)
+    )
+    handed = await session.execute(
         update(Conversation)
         .where(Conversation.id == conv_id, Conversation.last_message_at.is_(None))
         .values(team_id=source.team_id, assignee_id=source.assignee_id)
+        .returning(Conversation.workspace_id)
     )
+    if before != source.assignee_id:
+        outbox.record(
+            session,
+            *(
+                ConversationAssigned(ws, conv_id, source.assignee_id, "agent")
+                for (ws,) in handed.all()
+            ),
+        )
     return await session.get_one(Conversation, conv_id, populate_existing=True)
 
 

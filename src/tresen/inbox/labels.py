@@ -9,18 +9,21 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.db import outbox
 from tresen.db.tables import ConversationLabel, Label
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
+from tresen.domain.events import ConversationLabelAdded, ConversationLabelRemoved
 from tresen.domain.ids import new_id
+from tresen.inbox.access import Forbidden, NotFound, load_conversation
 from tresen.inbox.permissions import Action, Actor, may
-from tresen.inbox.service import Forbidden, NotFound, load_conversation
 
 PALETTE = ("grey", "red", "orange", "yellow", "green", "teal", "blue", "purple", "pink")
 MAX_NAME = 40
 MAX_LABELS = 200
 
 
-class LabelError(ValueError):
+class LabelError(DomainError):
     """A label request breaks a rule (empty or long name, unknown colour, duplicate)."""
 
 
@@ -41,11 +44,15 @@ def clean_name(name: str) -> str:
     """The name without surrounding or repeated spaces; refused when empty, too long or odd."""
     text = " ".join(unicodedata.normalize("NFC", name).split())
     if not text:
-        raise LabelError("a label needs a name")
+        raise LabelError("label_name_empty", "a label needs a name")
     if len(text) > MAX_NAME:
-        raise LabelError(f"a label name has at most {MAX_NAME} characters; this has {len(text)}")
+        raise LabelError(
+            "label_name_too_long",
+            "a label name has at most {max} characters; this has {length}",
+            params={"max": MAX_NAME, "length": len(text)},
+        )
     if any(unicodedata.category(ch).startswith("C") for ch in text):
-        raise LabelError("a label name must not contain control characters")
+        raise LabelError("label_name_control", "a label name must not contain control characters")
     return text
 
 
@@ -63,16 +70,24 @@ async def create_label(session: AsyncSession, actor: Actor, name: str, colour: s
         raise Forbidden("only admins and supervisors manage labels")
     text = clean_name(name)
     if colour not in PALETTE:
-        raise LabelError(f"unknown colour {colour[:20]!r}; pick one of {', '.join(PALETTE)}")
+        raise LabelError(
+            "label_colour",
+            "unknown colour {colour!r}; pick one of {palette}",
+            params={"colour": colour[:20], "palette": ", ".join(PALETTE)},
+        )
     ws = actor.user.workspace_id
     taken = await session.scalar(
         select(Label.id).where(Label.workspace_id == ws, func.lower(Label.name) == text.lower())
     )
     if taken is not None:
-        raise LabelError(f"there is already a label named {text!r}")
+        raise LabelError(
+            "label_exists", "there is already a label named {name!r}", 409, params={"name": text}
+        )
     count = await session.scalar(select(func.count()).where(Label.workspace_id == ws)) or 0
     if count >= MAX_LABELS:
-        raise LabelError(f"a workspace has at most {MAX_LABELS} labels")
+        raise LabelError(
+            "too_many_labels", "a workspace has at most {max} labels", params={"max": MAX_LABELS}
+        )
     label = Label(id=new_id(), workspace_id=ws, name=text, colour=colour, created_at=utcnow())
     session.add(label)
     await session.flush()
@@ -93,7 +108,18 @@ async def delete_label(session: AsyncSession, actor: Actor, label_id: str) -> No
     if not may(actor, Action.MANAGE_LABELS):
         raise Forbidden("only admins and supervisors manage labels")
     label = await _label(session, actor.user.workspace_id, label_id)
-    await session.execute(delete(ConversationLabel).where(ConversationLabel.label_id == label.id))
+    removed = await session.execute(
+        delete(ConversationLabel)
+        .where(ConversationLabel.label_id == label.id)
+        .returning(ConversationLabel.conversation_id)
+    )
+    outbox.record(
+        session,
+        *(
+            ConversationLabelRemoved(label.workspace_id, conversation_id, label.id)
+            for (conversation_id,) in removed.all()
+        ),
+    )
     await session.delete(label)
 
 
@@ -117,6 +143,7 @@ async def add_label(
         )
     )
     await session.flush()
+    outbox.record(session, ConversationLabelAdded(conv.workspace_id, conv.id, label.id))
     return True
 
 
@@ -132,7 +159,10 @@ async def remove_label(
             ConversationLabel.conversation_id == conv.id, ConversationLabel.label_id == label_id
         )
     )
-    return bool(getattr(result, "rowcount", 0))
+    removed = bool(getattr(result, "rowcount", 0))
+    if removed:
+        outbox.record(session, ConversationLabelRemoved(conv.workspace_id, conv.id, label_id))
+    return removed
 
 
 async def labels_for(

@@ -103,6 +103,14 @@ def _in_scope(actor: Actor, conversation: Conversation) -> bool:
     )
 
 
+async def may_view(session: AsyncSession, actor: Actor, conversation_id: str) -> bool:
+    """Whether the actor may see this conversation now (the list's rule, for one id)."""
+    found = await session.scalar(
+        select(Conversation.id).where(Conversation.id == conversation_id, visible(actor))
+    )
+    return found is not None
+
+
 def visible(actor: Actor) -> Any:
     """A WHERE clause selecting the conversations the actor may see (same rule as `may`)."""
     same_workspace = Conversation.workspace_id == actor.user.workspace_id

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.db import outbox
 from tresen.db.tables import (
     ChannelRow,
     Contact,
@@ -31,6 +32,7 @@ from tresen.db.tables import (
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
+from tresen.domain.events import ConversationAssigned
 from tresen.domain.ids import new_id
 from tresen.events import CONVERSATION_UPDATED, Event
 from tresen.jobs import queue as jobs
@@ -148,11 +150,18 @@ async def route_for_message(session: AsyncSession, message_id: str) -> str | Non
         if assignee_id is None
         else Conversation.assignee_id == assignee_id
     )
-    await session.execute(
+    queued = await session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, same_assignee)
         .values(assignee_id=None, queued_at=func.coalesce(Conversation.queued_at, arrived))
     )
+    if assignee_id is not None and rowcount(queued):
+        workspace_id = await session.scalar(
+            select(Conversation.workspace_id).where(Conversation.id == conversation_id)
+        )
+        outbox.record(
+            session, ConversationAssigned(str(workspace_id), conversation_id, None, "routing")
+        )
     return conversation_id if await route_conversation(session, conversation_id) else None
 
 
@@ -197,6 +206,10 @@ async def route_conversation(
         .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
         .values(team_id=team_id, assignee_id=agent, queued_at=None)
     )
+    if rowcount(assigned):
+        outbox.record(
+            session, ConversationAssigned(workspace_id, conversation_id, agent, "routing")
+        )
     if not rowcount(assigned):
         return None
     if mode == Mode.ROUND_ROBIN.value:
@@ -290,6 +303,7 @@ async def release(session: AsyncSession, user_id: str, *, now: datetime | None =
     )
     for cid, workspace_id in rows:
         jobs.enqueue(session, ROUTE_JOB, {"conversation_id": cid}, workspace_id=workspace_id)
+        outbox.record(session, ConversationAssigned(workspace_id, cid, None, "routing"))
     return [cid for cid, _ in rows]
 
 
@@ -315,7 +329,7 @@ async def fill(session: AsyncSession, user_id: str, *, now: datetime | None = No
         return []
     teams = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
     pick = (
-        select(Conversation.id)
+        select(Conversation.id, Conversation.workspace_id)
         .join(RoutingRule, RoutingRule.channel_id == Conversation.channel_id)
         .where(
             Conversation.assignee_id.is_(None),
@@ -333,7 +347,7 @@ async def fill(session: AsyncSession, user_id: str, *, now: datetime | None = No
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(of=Conversation, skip_locked=True)
     taken: list[str] = []
-    for cid in (await session.scalars(pick)).all():
+    for cid, workspace_id in (await session.execute(pick)).all():
         done = await session.execute(
             update(Conversation)
             .where(Conversation.id == cid, Conversation.assignee_id.is_(None))
@@ -341,6 +355,7 @@ async def fill(session: AsyncSession, user_id: str, *, now: datetime | None = No
         )
         if rowcount(done):
             taken.append(cid)
+            outbox.record(session, ConversationAssigned(workspace_id, cid, user_id, "routing"))
     return taken
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from tresen.channels.base import channel_factory
+from tresen.bot.live import reset
+from tresen.channels.messenger import STANDBY
+from tresen.channels.registry import channel_factory
+from tresen.db import outbox
 from tresen.db.tables import (
     BotConversation,
     CannedReply,
@@ -28,12 +30,24 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.conversation import ConversationStatus, window_open
+from tresen.domain.errors import DomainError
+from tresen.domain.events import ConversationAssigned, ConversationStatusChanged
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
-from tresen.inbox import routing
+from tresen.inbox import canned as canned_replies
+from tresen.inbox import contacts, labels, routing
+
+# Re-exported: the web layer reaches these through the service.
+from tresen.inbox.access import Forbidden as Forbidden
+from tresen.inbox.access import NotFound as NotFound
+from tresen.inbox.access import load_conversation as load_conversation
+from tresen.inbox.access import withhold_item as withhold_item
+from tresen.inbox.contacts import reply_target
+from tresen.inbox.labels import labels_for
 from tresen.inbox.permissions import Action, Actor, may, visible
 from tresen.pipeline import templates
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.privacy.visibility import REFUSED, WAITING_FOR_CONSENT
 
 if TYPE_CHECKING:
     from tresen.inbox.contacts import ContactPanel, ReplyOption
@@ -42,12 +56,8 @@ if TYPE_CHECKING:
 VIEWS = ("mine", "unassigned", "all")
 
 
-class Forbidden(Exception):
-    """The actor may not do this (answered with 403; nothing changes)."""
-
-
-class NotFound(Exception):
-    """No such conversation in the actor's workspace."""
+class NoteRefused(DomainError):
+    """A note that cannot be added (empty or too long)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ class ConversationView:
     can_reply: bool
     can_take: bool
     business: str = ""
+    language: str = ""
+    """The workspace's language (a canned reply's text is picked by the contact's, else this)."""
     first_name: str = field(default="")
     identities: list[tuple[str, str, bool]] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +110,12 @@ class ConversationView:
     """(reason, summary, when) while the bot has handed this conversation over."""
     withheld: str | None = None
     """"consent" while the customer has not agreed, "restricted" under Art. 18; else None."""
+    thread_elsewhere: bool = False
+    thread_owner: str | None = None
+    """The app that owns the thread when another one does: a Meta app id, or "standby"."""
+    consent_refused: bool = False
+    """The customer said no to the privacy notice: nothing may be sent to them."""
+    """The customer's last message came on Meta's standby channel: another app owns the thread."""
 
 
 async def conversation_list(
@@ -139,12 +157,13 @@ async def conversation_list(
     if view != "all":
         stmt = stmt.where(Conversation.status != ConversationStatus.RESOLVED.value)
     rows = (await session.execute(stmt)).all()
-    from tresen.inbox.labels import labels_for
 
     labelled = await labels_for(session, [row[0] for row in rows])
     out = []
     for cid, name, address, kind, at, assignee_name, preview, state, restricted_at in rows:
         withheld = actor.withholding.conversation_reason(state, restricted_at is not None)
+        if withheld == WAITING_FOR_CONSENT and state == "refused":
+            withheld = REFUSED  # said no: nothing is waiting any more
         out.append(
             ListRow(
                 id=cid,
@@ -159,22 +178,6 @@ async def conversation_list(
             )
         )
     return out
-
-
-async def load_conversation(
-    session: AsyncSession, actor: Actor, conversation_id: str
-) -> Conversation:
-    """A conversation the actor may see, or NotFound/Forbidden."""
-    conv = await session.scalar(
-        select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.workspace_id == actor.user.workspace_id
-        )
-    )
-    if conv is None:
-        raise NotFound(conversation_id)
-    if not may(actor, Action.VIEW, conv):
-        raise Forbidden("you may not see this conversation")
-    return conv
 
 
 async def media_of(session: AsyncSession, message_ids: list[str]) -> dict[str, list[Media]]:
@@ -228,13 +231,7 @@ async def conversation_view(
         {"kind": "note", "body": n.body, "author": name, "at": n.created_at} for n, name in notes
     ]
     timeline.sort(key=lambda item: item["at"])
-    canned = list(
-        await session.scalars(
-            select(CannedReply)
-            .where(CannedReply.workspace_id == actor.user.workspace_id)
-            .order_by(CannedReply.shortcut)
-        )
-    )
+    canned = await canned_replies.replies(session, actor)
     caps = channel_factory(channel.kind).capabilities
     workspace = await session.get_one(Workspace, conv.workspace_id)
     identities = (
@@ -276,6 +273,7 @@ async def conversation_view(
         can_reply=may(actor, Action.REPLY, conv),
         can_take=may(actor, Action.TAKE, conv) and conv.assignee_id != actor.user.id,
         business=workspace.name,
+        language=str((workspace.settings or {}).get("language") or ""),
         first_name=(name or "").split(" ")[0],
         identities=[(k, a, u) for k, a, u in identities],
         attributes=dict(contact.attributes or {}),
@@ -283,21 +281,25 @@ async def conversation_view(
         templates=await _templates_offered(session, channel, caps, conv),
         bot_handover=handover,
         withheld=withheld,
+        thread_elsewhere=_thread_elsewhere(conv, messages),
+        thread_owner=conv.thread_owner,
+        consent_refused=contact.consent_state == "refused",
     )
     await _contact_extras(session, actor, view)
     return view
 
 
-def withhold_item(item: dict[str, Any], reason: str | None) -> dict[str, Any]:
-    """A timeline item whose message content is replaced by the reason it is withheld."""
-    if reason is None:
-        return item
-    return {**item, "withheld": reason, "media": []}
+def _thread_elsewhere(conv: Conversation, newest_first: list[Message]) -> bool:
+    """Whether another app owns the thread: as the handover events said, else as the customer's
+    last message says (only read along)."""
+    if conv.thread_owner is not None or conv.thread_changed_at is not None:
+        return conv.thread_owner is not None
+    last = next((m for m in newest_first if m.direction == "inbound"), None)
+    return last is not None and (last.payload or {}).get(STANDBY) is True
 
 
 async def _contact_extras(session: AsyncSession, actor: Actor, view: ConversationView) -> None:
     """The contact panel, labels and reply channels of a conversation view."""
-    from tresen.inbox import contacts, labels
 
     conv = view.conversation
     view.panel = await contacts.contact_panel(session, actor, conv)
@@ -306,7 +308,11 @@ async def _contact_extras(session: AsyncSession, actor: Actor, view: Conversatio
     view.reply_options = await contacts.reply_options(session, actor, conv)
     chosen = contacts.preselected_option(view.reply_options, conv)
     view.reply_default = chosen.identity_id if chosen else None
-    view.reply_open = any(o.can_send for o in view.reply_options) or view.window_open
+    view.reply_open = (
+        not view.consent_refused
+        and not view.thread_elsewhere
+        and (any(o.can_send for o in view.reply_options) or view.window_open)
+    )
 
 
 async def _templates_offered(
@@ -317,31 +323,25 @@ async def _templates_offered(
     return [(t, templates.variables(t.body)) for t in await templates.approved(session, channel.id)]
 
 
-_SHORTCUT = re.compile(r"^/([\w-]{1,40})\s*$")
+def canned_values(actor: Actor, view: ConversationView) -> dict[str, str]:
+    """What the variables of a canned reply stand for in this conversation."""
+    return {
+        "first_name": view.first_name,
+        "name": view.contact_name or "",
+        "agent_name": actor.user.display_name,
+        "business": view.business,
+    }
 
 
 async def expand_canned(
     session: AsyncSession, actor: Actor, body: str, view: ConversationView
 ) -> str:
     """Turn "/shortcut" into its canned reply with the variables filled in."""
-    found = _SHORTCUT.match(body.strip())
-    if not found:
+    used = await canned_replies.find(session, actor, body)
+    if used is None:
         return body
-    reply = await session.scalar(
-        select(CannedReply).where(
-            CannedReply.workspace_id == actor.user.workspace_id,
-            CannedReply.shortcut == found.group(1),
-        )
-    )
-    if reply is None:
-        return body
-    values = {
-        "first_name": view.first_name,
-        "name": view.contact_name or "",
-        "agent_name": actor.user.display_name,
-        "business": view.business,
-    }
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), reply.body)
+    language = str(view.attributes.get("language") or view.language or "")
+    return canned_replies.fill(used, language, canned_values(actor, view))
 
 
 async def reply(
@@ -350,27 +350,38 @@ async def reply(
     conversation_id: str,
     body: str,
     identity_id: str | None = None,
+    files: canned_replies.Files | None = None,
 ) -> Message:
     """Queue an agent's reply (validated and window-checked like every send).
 
     It goes out on the identity the agent picked (another channel of the same contact: its
-    conversation is found or opened), else on the channel the customer last wrote on.
+    conversation is found or opened), else on the channel the customer last wrote on. A
+    "/shortcut" sends that canned reply (and its file, when `files` says where files live).
     """
-    from tresen.inbox.contacts import reply_target
 
     view = await conversation_view(session, actor, conversation_id)
     if not view.can_reply:
         raise Forbidden("you may not reply in this conversation")
+    used = await canned_replies.find(session, actor, body)
     text = await expand_canned(session, actor, body, view)
     target = await reply_target(session, actor, view.conversation, identity_id)
     channel = await session.get_one(ChannelRow, target.channel_id)
-    return await queue_message(
+    sent = await queue_message(
         session,
         target,
         channel,
         OutboundContent(ContentKind.TEXT, text),
         sender_kind=SenderKind.AGENT,
     )
+    if used is not None:
+        await canned_replies.count_use(session, used.id)
+        if used.attachment and files is not None:
+            if not channel_factory(channel.kind).capabilities.media:
+                raise OutboundRefused(
+                    "no_media", "{kind} cannot send files", params={"kind": channel.kind}
+                )
+            await canned_replies.send_attachment(session, target, channel, used, files)
+    return sent
 
 
 async def send_template(
@@ -396,9 +407,11 @@ async def add_note(session: AsyncSession, actor: Actor, conversation_id: str, bo
         raise Forbidden("you may not add notes here")
     text = body.strip()
     if not text:
-        raise ValueError("a note must not be empty")
+        raise NoteRefused("note_empty", "a note must not be empty")
     if len(text) > 4000:
-        raise ValueError("a note has at most 4000 characters")
+        raise NoteRefused(
+            "note_too_long", "a note has at most {max} characters", params={"max": 4000}
+        )
     note = Note(
         id=new_id(),
         workspace_id=conv.workspace_id,
@@ -421,6 +434,14 @@ async def take(session: AsyncSession, actor: Actor, conversation_id: str) -> Non
         .where(Conversation.id == conv.id)
         .values(assignee_id=actor.user.id, queued_at=None)
     )
+    if actor.user.availability == routing.Availability.OFFLINE.value:
+        # Taking shows the agent is here. Offline, the customer's next message would hand the
+        # conversation back to the queue; away keeps it and routes nothing new to them.
+        await routing.on_availability_change(session, actor.user, routing.Availability.AWAY.value)
+    if conv.assignee_id != actor.user.id:
+        outbox.record(
+            session, ConversationAssigned(conv.workspace_id, conv.id, actor.user.id, "agent")
+        )
 
 
 async def set_status(
@@ -442,9 +463,9 @@ async def set_status(
         .where(Conversation.id == conv.id)
         .values(status=value.value, **({} if active else {"queued_at": None}))
     )
+    if conv.status != value.value:
+        outbox.record(session, ConversationStatusChanged(conv.workspace_id, conv.id, value.value))
     if value == ConversationStatus.RESOLVED:
-        from tresen.bot.live import reset
-
         await reset(session, conv.id)
     if active or not held_a_slot or assignee_id is None:
         return []

@@ -18,15 +18,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.channels.base import channel_factory
+from tresen.channels.registry import channel_factory
 from tresen.db.tables import Message, Notification, Workspace
 from tresen.db.types import utcnow
 from tresen.db.upsert import insert_ignore, rowcount
 from tresen.domain.conversation import window_open
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
+from tresen.net.guard import UrlRefused
 from tresen.pipeline import templates
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
 from tresen.pipeline.recipients import Recipient, RecipientError, resolve
@@ -82,14 +84,8 @@ _MARKER_RE = re.compile(
 )
 
 
-class NotificationError(ValueError):
+class NotificationError(DomainError):
     """A notification request that is refused, with a stable code and an HTTP status."""
-
-    def __init__(self, code: str, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = status_code
 
 
 def _ref(value: str) -> str:
@@ -446,6 +442,49 @@ def webhook_config(workspace: Workspace) -> tuple[str, str] | None:
     return (str(url), str(secret)) if url and secret else None
 
 
+EVENTS = ("queued", "sent", "delivered", "read", "failed")
+"""The statuses a shop can ask status events for (all by default)."""
+MIN_SECRET = 16
+
+
+def webhook_events(workspace: Workspace) -> frozenset[str]:
+    """The statuses the workspace's webhook wants events for."""
+    conf = (workspace.settings or {}).get("notifications_webhook") or {}
+    chosen = conf.get("events")
+    return frozenset(chosen) if isinstance(chosen, list) else frozenset(EVENTS)
+
+
+async def configure_webhook(
+    session: AsyncSession,
+    workspace_id: str,
+    url: str,
+    events: list[str],
+    *,
+    secret: str | None = None,
+    new_secret: bool = False,
+) -> str | None:
+    """Set URL and events; a new secret (returned once) on first use, on request or as given."""
+    _url(url)
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown or not events:
+        raise ValueError("choose at least one of the statuses " + ", ".join(EVENTS))
+    if secret is not None and not MIN_SECRET <= len(secret) <= 200:
+        raise ValueError(f"the secret needs {MIN_SECRET} to 200 characters")
+    workspace = await session.get_one(Workspace, workspace_id)
+    settings = dict(workspace.settings or {})
+    old = settings.get("notifications_webhook") or {}
+    shown: str | None = None
+    if secret is None and (new_secret or not old.get("secret")):
+        secret = shown = "whsec_" + secrets.token_urlsafe(32)
+    settings["notifications_webhook"] = {
+        "url": url,
+        "secret": secret or old["secret"],
+        "events": [e for e in EVENTS if e in events],
+    }
+    workspace.settings = settings
+    return shown
+
+
 async def set_webhook(session: AsyncSession, workspace_id: str, url: str | None) -> str | None:
     """Set (or with None, remove) the webhook URL; returns the new signing secret."""
     workspace = await session.get_one(Workspace, workspace_id)
@@ -477,6 +516,7 @@ async def scan_status_changes(session: AsyncSession, limit: int = 500) -> int:
         )
     ).all()
     hooks: dict[str, tuple[str, str] | None] = {}
+    wanted: dict[str, frozenset[str]] = {}
     queued = 0
     stale = utcnow() - timedelta(days=7)
     for notification, message in rows:
@@ -500,6 +540,11 @@ async def scan_status_changes(session: AsyncSession, limit: int = 500) -> int:
             workspace = await session.get_one(Workspace, notification.workspace_id)
             hooks[notification.workspace_id] = webhook_config(workspace)
         if hooks[notification.workspace_id] is None:
+            continue
+        if notification.workspace_id not in wanted:
+            workspace = await session.get_one(Workspace, notification.workspace_id)
+            wanted[notification.workspace_id] = webhook_events(workspace)
+        if status_of(message) not in wanted[notification.workspace_id]:
             continue
         body = {
             "event": "notification.status",
@@ -528,20 +573,49 @@ async def deliver_webhook_job(runtime: Any, job: ClaimedJob, worker_id: str) -> 
     if hook is not None:
         url, secret = hook
         body = json.dumps(job.payload.get("body") or {}, separators=(",", ":")).encode()
-        response = await runtime.http.post(
-            url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(secret, body),
-                "X-Tresen-Event": "notification.status",
-                "X-Tresen-Delivery": job.id,
-            },
-        )
+        try:
+            response = await runtime.http.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(secret, body),
+                    "X-Tresen-Event": "notification.status",
+                    "X-Tresen-Delivery": job.id,
+                },
+            )
+        except UrlRefused as refused:
+            if not refused.permanent:
+                raise
+            # Retrying cannot help until the URL or TRESEN_OUTBOUND_ALLOW_HOSTS changes.
+            reason = f"the outbound guard refused the shop's webhook URL: {refused}"
+            async with runtime.sessions() as session, session.begin():
+                await queue.bury(session, job.id, reason)
+            queue.dead_letter(job)
+            log.error("notification webhook job %s not retried: %s", job.id, reason)
+            return
         if response.status_code >= 300:
             raise RuntimeError(f"the shop's webhook answered HTTP {response.status_code}")
     async with runtime.sessions() as session, session.begin():
         await queue.finish(session, job.id, worker_id)
+
+
+async def send_test_event(http: Any, url: str, secret: str) -> int:
+    """POST one signed `notification.test` event to the shop now; the HTTP status it answered."""
+    body = json.dumps(
+        {"event": "notification.test", "occurred_at": utcnow().isoformat()},
+        separators=(",", ":"),
+    ).encode()
+    response = await http.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(secret, body),
+            "X-Tresen-Event": "notification.test",
+        },
+    )
+    return int(response.status_code)
 
 
 async def status_poller(runtime: Any, stopping: asyncio.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,12 +11,15 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tresen import metrics
 from tresen.db.tables import Job
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.ids import new_id
 
 PENDING, RUNNING, DEAD = "pending", "running", "dead"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,13 @@ async def claim(
     limit: int,
     lease: timedelta,
     kinds: list[str] | None = None,
+    holding: list[str] | None = None,
 ) -> list[ClaimedJob]:
-    """Lease up to `limit` due jobs: pending ones, and running ones whose lease expired."""
+    """Lease up to `limit` due jobs: pending ones, and running ones whose lease expired.
+
+    `holding` names jobs the caller still runs: a lapsed lease (a late heartbeat) must not
+    let the same worker start them a second time.
+    """
     now = utcnow()
     due = or_(
         and_(Job.state == PENDING, Job.run_at <= now),
@@ -75,6 +84,8 @@ async def claim(
     pick = select(Job.id).where(due).order_by(Job.run_at).limit(limit)
     if kinds:
         pick = pick.where(Job.kind.in_(kinds))
+    if holding:
+        pick = pick.where(Job.id.not_in(holding))
     if engine.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
@@ -106,6 +117,25 @@ async def heartbeat(
             update(Job)
             .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.state == RUNNING)
             .values(lease_until=utcnow() + lease)
+        )
+    return rowcount(result)
+
+
+async def release(engine: AsyncEngine, worker_id: str, job_ids: list[str]) -> int:
+    """Hand jobs this worker stopped running back to the queue at once (the try is not counted)."""
+    if not job_ids:
+        return 0
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.state == RUNNING)
+            .values(
+                state=PENDING,
+                run_at=utcnow(),
+                lease_until=None,
+                locked_by=None,
+                attempts=Job.attempts - 1,
+            )
         )
     return rowcount(result)
 
@@ -179,3 +209,14 @@ async def dead_jobs(session: AsyncSession, workspace_id: str, limit: int = 100) 
         .limit(limit)
     )
     return list(rows)
+
+
+def dead_letter(job: ClaimedJob) -> None:
+    """Log and count a job given up on (the error text stays in the row: it may name people)."""
+    metrics.DEAD_LETTERS.labels(kind=job.kind).inc()
+    log.error(
+        "job %s (%s) is a dead letter after %d attempts; see GET /api/v1/jobs/dead",
+        job.id,
+        job.kind,
+        job.attempts,
+    )

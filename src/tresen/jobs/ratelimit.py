@@ -158,6 +158,10 @@ class Window(Protocol):
         """None when allowed (and counted), else the seconds until one is allowed again."""
         ...
 
+    async def peek(self, key: str) -> float | None:
+        """Like check, without counting: None while the key is under its limit."""
+        ...
+
 
 class RateWindow:
     """A sliding window in this process."""
@@ -179,6 +183,12 @@ class RateWindow:
         if len(self._hits) > 50_000:
             self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.seconds}
         return None
+
+    async def peek(self, key: str) -> float | None:
+        """None while the key is under its limit (nothing is counted)."""
+        now = time.monotonic()
+        hits = [t for t in self._hits.get(key, ()) if now - t <= self.seconds]
+        return self.seconds - (now - hits[0]) if len(hits) >= self.limit else None
 
 
 class RedisWindow:
@@ -202,6 +212,16 @@ class RedisWindow:
             pipe.expire(name, int(self.seconds) + 1)
             count, _ = await pipe.execute()
         if int(count) > self.limit:
+            return (slot + 1) * self.seconds - now
+        return None
+
+    async def peek(self, key: str) -> float | None:
+        """None while the key is under its limit (nothing is counted)."""
+        now = time.time()
+        slot = int(now // self.seconds)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        count = await self._client.get(f"{self.prefix}{digest}:{slot}")
+        if count is not None and int(count) >= self.limit:
             return (slot + 1) * self.seconds - now
         return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tresen.domain.errors import DomainError
+
 ALLOWED = frozenset(
     {
         "image/jpeg",
@@ -22,6 +24,25 @@ ALLOWED = frozenset(
     }
 )
 """The allow-list: images, PDF, audio, video and plain text (never HTML, SVG or scripts)."""
+
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "application/pdf": (".pdf",),
+    "audio/ogg": (".ogg", ".oga", ".opus"),
+    "audio/mpeg": (".mp3",),
+    "audio/mp4": (".m4a", ".mp4"),
+    "audio/aac": (".aac",),
+    "audio/amr": (".amr",),
+    "video/mp4": (".mp4", ".m4v"),
+    "video/3gpp": (".3gp", ".3g2"),
+    "video/quicktime": (".mov",),
+    "video/webm": (".webm",),
+    "text/plain": (".txt",),
+}
+"""The file name extensions of each allowed type; the first is the one given to a stored file."""
 
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """Types a browser may show inline; everything else is served as a download."""
@@ -46,13 +67,8 @@ _UNKNOWN = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _MARKUP = (b"<", b"\xef\xbb\xbf<")
 
 
-class MediaRefused(ValueError):
+class MediaRefused(DomainError):
     """A file that is not stored: too large, not allowed, or not what it claims to be."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def normalise(declared: str | None) -> str:
@@ -107,16 +123,27 @@ def check(declared: str | None, head: bytes) -> str:
     claimed = normalise(declared)
     found = sniff(head[:HEAD_BYTES])
     if claimed not in _UNKNOWN and claimed not in ALLOWED:
-        raise MediaRefused("type_not_allowed", f"files of type {claimed} are not accepted")
+        raise MediaRefused(
+            "type_not_allowed",
+            "files of type {claimed} are not accepted",
+            params={"claimed": claimed},
+        )
     if found is None:
         if claimed in ("text/plain", *_UNKNOWN) and head and _is_plain_text(head[:HEAD_BYTES]):
             return "text/plain"
-        shown = claimed if claimed not in _UNKNOWN else "unknown"
-        raise MediaRefused("type_mismatch", f"the file's content is not an accepted {shown} file")
+        if claimed in _UNKNOWN:
+            raise MediaRefused("type_mismatch", "the file's content is not an accepted file")
+        raise MediaRefused(
+            "type_mismatch",
+            "the file's content is not an accepted {claimed} file",
+            params={"claimed": claimed},
+        )
     if claimed in _UNKNOWN:
         return found
     if found == claimed or (found == "video/mp4" and claimed in _ISO_FAMILY):
         return claimed
     raise MediaRefused(
-        "type_mismatch", f"the file claims to be {claimed} but its content is {found}"
+        "type_mismatch",
+        "the file claims to be {claimed} but its content is {found}",
+        params={"claimed": claimed, "found": found},
     )

@@ -1,18 +1,18 @@
-"""Media files on disk (`media/<workspace>/<sha256 prefix>/<id>` under the data dir) and signed links."""
+"""Media files in the install's file store (`media/<workspace>/<sha256 prefix>/<id>`), signed links."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeGuard
 
 from tresen.db import crypto
-from tresen.media.sniff import HEAD_BYTES, MediaRefused, check
+from tresen.media.sniff import EXTENSIONS, HEAD_BYTES, MediaRefused, check, normalise
+from tresen.storage import FileStore, valid_key
 
 PENDING, STORED, UNAVAILABLE = "pending", "stored", "unavailable"
 PUBLIC_LINK_SECONDS = 7 * 24 * 3600
@@ -26,7 +26,7 @@ _UNSAFE = re.compile(r"[^\w .()+,-]")
 
 @dataclass(frozen=True)
 class Saved:
-    """A checked file written under the data dir."""
+    """A checked file written to the file store."""
 
     path: str
     content_type: str
@@ -44,47 +44,53 @@ def clean_filename(name: str | None) -> str | None:
     return kept[:200] or None
 
 
+def stored_filename(name: str | None, content_type: str | None) -> str | None:
+    """A clean file name whose extension is that of the detected type ("x.html" → "x.gif")."""
+    cleaned = clean_filename(name)
+    known = EXTENSIONS.get(normalise(content_type))
+    if cleaned is None or known is None:
+        return cleaned
+    stem, dot, extension = cleaned.rpartition(".")
+    if dot and f".{extension.lower()}" in known:
+        return cleaned
+    return f"{stem if dot and stem else cleaned}{known[0]}"[-200:]
+
+
 def save(
-    data_dir: Path,
+    files: FileStore,
     workspace_id: str,
     media_id: str,
     content: bytes,
     declared: str | None,
     max_bytes: int,
 ) -> Saved:
-    """Check size and type, then write the file once (atomically); MediaRefused otherwise."""
+    """Check size and type, then write the file once (sealed when encryption is on)."""
     if len(content) > max_bytes:
         raise MediaRefused(
-            "too_large", f"the file is {len(content)} bytes; at most {max_bytes} are accepted"
+            "too_large",
+            "the file is {size} bytes; at most {max} are accepted",
+            params={"size": len(content), "max": max_bytes},
         )
     if not content:
         raise MediaRefused("empty", "the file is empty")
     content_type = check(declared, content[:HEAD_BYTES])
     digest = hashlib.sha256(content).hexdigest()
     relative = f"media/{workspace_id}/{digest[:2]}/{media_id}"
-    target = data_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{media_id}.part")
-    with temporary.open("wb") as f:
-        f.write(crypto.seal_bytes(content))
-        f.flush()
-        os.fsync(f.fileno())
-    temporary.replace(target)
+    files.put(relative, crypto.seal_bytes(content))
     return Saved(relative, content_type, len(content), digest)
 
 
-def read_file(path: Path) -> bytes:
-    """A stored file's content (decrypted when it was stored encrypted)."""
-    return crypto.open_bytes(path.read_bytes())
+def is_media_key(key: str | None) -> TypeGuard[str]:
+    """Whether a stored path names a file under media/ (never anything else in the store)."""
+    return bool(key) and str(key).startswith("media/") and valid_key(str(key))
 
 
-def file_for(data_dir: Path, relative: str) -> Path | None:
-    """The stored file of a path from the media table, only when it lies under data_dir/media."""
-    root = (data_dir / "media").resolve()
-    path = (data_dir / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+def load(files: FileStore, key: str | None) -> bytes | None:
+    """A stored media file's content (decrypted), or None when there is none."""
+    if key is None or not is_media_key(key):
         return None
-    return path
+    raw = files.get(key)
+    return None if raw is None else crypto.open_bytes(raw)
 
 
 def _signature(secret: str, media_id: str, expires: int) -> str:

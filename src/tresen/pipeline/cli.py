@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from tresen.clitools import cli_settings, fail, with_session
+from tresen.net.guard import UrlRefused, guarded_client
 
 template_app = typer.Typer(no_args_is_help=True, help="Message templates (WhatsApp).")
 
@@ -17,18 +17,22 @@ def _run(work: Any) -> Any:
     from tresen.channels.base import ChannelError
     from tresen.pipeline.templates import TemplateError
 
+    settings = cli_settings()
+
     async def wrapped(session: Any) -> Any:
         from tresen.db.tables import ChannelRow
 
-        async with httpx.AsyncClient(timeout=15) as http:
+        async with guarded_client(settings.outbound_allow_hosts) as http:
             return await work(session, http, ChannelRow)
 
     try:
-        return asyncio.run(with_session(cli_settings(), wrapped))
+        return asyncio.run(with_session(settings, wrapped))
     except TemplateError as exc:
         fail(str(exc))
     except ChannelError as exc:
         fail(f"the provider refused: {exc}")
+    except UrlRefused as exc:
+        fail(f"the provider's API was not called: {exc}")
 
 
 async def _channel(session: Any, row_type: Any, channel_id: str) -> Any:
@@ -36,7 +40,12 @@ async def _channel(session: Any, row_type: Any, channel_id: str) -> Any:
 
     channel = await session.get(row_type, channel_id)
     if channel is None:
-        raise TemplateError(f"no channel {channel_id!r} (see `tresen channel list`)")
+        raise TemplateError(
+            "no_such_channel",
+            "no channel {channel_id!r} (see `tresen channel list`)",
+            404,
+            params={"channel_id": channel_id},
+        )
     return channel
 
 

@@ -6,12 +6,20 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate
+from tresen.channels.base import (
+    OTHER_APP,
+    ChannelRef,
+    InboundMessage,
+    ParsedWebhook,
+    StatusUpdate,
+    ThreadOwner,
+)
+from tresen.db.outbox import record, record_rows, row_values
 from tresen.db.tables import (
     Contact,
     ContactIdentity,
@@ -22,6 +30,13 @@ from tresen.db.tables import (
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
+from tresen.domain.events import (
+    ConversationCreated,
+    ConversationStatusChanged,
+    DomainEvent,
+    MessageReceived,
+    MessageStatusChanged,
+)
 from tresen.domain.ids import new_id
 from tresen.domain.message import (
     ContentKind,
@@ -32,19 +47,10 @@ from tresen.domain.message import (
 )
 from tresen.domain.text import strip_control_deep
 from tresen.jobs import queue
-from tresen.media import schedule as media_schedule
+from tresen.pipeline import media as media_schedule
 
 ACK_JOB = "channel.acknowledge"
 PROCESS_JOB = "inbound.process"
-
-
-@dataclass(frozen=True)
-class ChannelRef:
-    """The channel a webhook arrived on."""
-
-    id: str
-    workspace_id: str
-    kind: str
 
 
 @dataclass
@@ -104,7 +110,12 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
             )
     watermarks = [s for s in parsed.statuses if s.watermark is not None]
     if watermarks:
-        parsed = ParsedWebhook(parsed.messages, [s for s in parsed.statuses if s.watermark is None])
+        parsed = ParsedWebhook(
+            parsed.messages,
+            [s for s in parsed.statuses if s.watermark is None],
+            parsed.errors,
+            parsed.threads,
+        )
         for status in watermarks:
             await _apply_watermark(session, channel.id, status, result)
     statuses, i = parsed.statuses, 0
@@ -113,7 +124,45 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
         if i < len(statuses):  # a status naming our message id (rare): the full path
             await apply_status(session, channel.id, statuses[i], result)
             i += 1
+    for thread in parsed.threads:
+        await _apply_thread_owner(session, channel.id, thread, result)
     return result
+
+
+async def _apply_thread_owner(
+    session: AsyncSession, channel_id: str, thread: ThreadOwner, result: IngestResult
+) -> None:
+    """Record who owns a customer's thread, unless a later report said otherwise."""
+    identity = (
+        select(ContactIdentity.id)
+        .where(ContactIdentity.channel_id == channel_id, ContactIdentity.address == thread.address)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(Conversation)
+        .where(
+            Conversation.channel_id == channel_id,
+            Conversation.identity_id == identity,
+            or_(
+                Conversation.thread_changed_at.is_(None),
+                Conversation.thread_changed_at <= thread.occurred_at,
+            ),
+        )
+        .values(thread_owner=thread.owner, thread_changed_at=thread.occurred_at)
+        .returning(Conversation.id)
+    )
+    if thread.owner is None:
+        # Most messages confirm that tresen owns the thread: only a change is written.
+        stmt = stmt.where(Conversation.thread_owner.is_not(None))
+    elif thread.owner == OTHER_APP:
+        # A message read along: some app owns the thread; an owner named before stays.
+        stmt = stmt.where(Conversation.thread_owner.is_(None))
+    else:
+        stmt = stmt.where(
+            or_(Conversation.thread_owner.is_(None), Conversation.thread_owner != thread.owner)
+        )
+    changed = (await session.execute(stmt)).scalars().all()
+    result.conversation_ids.update(changed)
 
 
 async def keep_own_statuses(
@@ -140,7 +189,7 @@ async def keep_own_statuses(
     kept = [s for s in parsed.statuses if s.client_reference in known]
     if len(kept) == len(parsed.statuses):
         return parsed
-    return ParsedWebhook(parsed.messages, kept, parsed.errors)
+    return ParsedWebhook(parsed.messages, kept, parsed.errors, parsed.threads)
 
 
 def _storable_event(event: Any) -> Any:
@@ -158,6 +207,7 @@ def storable(parsed: ParsedWebhook) -> ParsedWebhook:
         [_storable_event(m) for m in parsed.messages],
         [_storable_event(s) for s in parsed.statuses],
         parsed.errors,
+        parsed.threads,
     )
 
 
@@ -168,7 +218,12 @@ async def conversation_for(
 
     def run(sync_session: Session) -> str:
         conn = _connection(sync_session)
-        return _conversation_sync(conn, _statements(conn), channel, identity_id, contact_id)
+        events: list[DomainEvent] = []
+        found, _resolved = _conversation_sync(
+            conn, _statements(conn), channel, identity_id, contact_id, events
+        )
+        _write_events(sync_session, events)
+        return found
 
     return await session.run_sync(run)
 
@@ -270,6 +325,17 @@ async def _apply_watermark(
     rows = updated.all()
     result.applied_statuses += len(rows)
     result.conversation_ids.update(r[0] for r in rows)
+    workspace_id = await session.scalar(
+        select(Conversation.workspace_id).where(Conversation.id.in_({r[0] for r in rows})).limit(1)
+    )
+    if workspace_id:
+        record(
+            session,
+            *(
+                MessageStatusChanged(workspace_id, conversation_id, status.state.value)
+                for conversation_id in sorted({r[0] for r in rows})
+            ),
+        )
 
 
 async def _attach_provider_id(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:
@@ -370,7 +436,7 @@ class _Statements:
         self.insert_contact = contacts.insert()
         self.insert_identity = dialect_insert(ci).on_conflict_do_nothing()
         self.delete_contact = delete(contacts).where(contacts.c.id == bindparam("b_id"))
-        self.find_conversation = select(cv.c.id).where(
+        self.find_conversation = select(cv.c.id, cv.c.status).where(
             cv.c.channel_id == bindparam("b_channel"), cv.c.identity_id == bindparam("b_identity")
         )
         self.insert_conversation = dialect_insert(cv).on_conflict_do_nothing()
@@ -423,7 +489,7 @@ class _Statements:
                     m.c.state.in_([s.value for s in states_below(state)]),
                 )
                 .values(**values)
-                .returning(m.c.conversation_id)
+                .returning(m.c.conversation_id, m.c.id, m.c.workspace_id)
             )
         self.insert_pending = dialect_insert(ps).on_conflict_do_nothing()
 
@@ -444,11 +510,19 @@ def _connection(session: Session) -> Connection:
     return session.connection()
 
 
+def _write_events(session: Session, events: list[DomainEvent]) -> None:
+    if events:
+        now = utcnow()
+        record_rows(session, [row_values(e, now) for e in events])
+
+
 def _store_message_in_session(
     session: Session, channel: ChannelRef, msg: InboundMessage, now: datetime, result: IngestResult
 ) -> None:
     conn = _connection(session)
-    _store_message_sync(conn, _statements(conn), channel, msg, now, result)
+    events: list[DomainEvent] = []
+    _store_message_sync(conn, _statements(conn), channel, msg, now, result, events)
+    _write_events(session, events)
 
 
 def _apply_statuses_sync(
@@ -461,10 +535,14 @@ def _apply_statuses_sync(
     """Apply statuses from `start` on; returns the index of one that needs `apply_status`, or the end."""
     conn = _connection(session)
     q = _statements(conn)
-    for i in range(start, len(statuses)):
-        if not _apply_status_sync(conn, q, channel_id, statuses[i], result):
-            return i
-    return len(statuses)
+    events: list[DomainEvent] = []
+    try:
+        for i in range(start, len(statuses)):
+            if not _apply_status_sync(conn, q, channel_id, statuses[i], result, events):
+                return i
+        return len(statuses)
+    finally:
+        _write_events(session, events)
 
 
 def _identity_sync(
@@ -513,16 +591,23 @@ def _identity_sync(
 
 
 def _conversation_sync(
-    conn: Connection, q: _Statements, channel: ChannelRef, identity_id: str, contact_id: str
-) -> str:
+    conn: Connection,
+    q: _Statements,
+    channel: ChannelRef,
+    identity_id: str,
+    contact_id: str,
+    events: list[DomainEvent],
+) -> tuple[str, bool]:
+    """The conversation's id, and whether it was resolved (a new message reopens it)."""
     key = {"b_channel": channel.id, "b_identity": identity_id}
-    found = conn.execute(q.find_conversation, key).scalar()
-    if found:
-        return str(found)
-    conn.execute(
+    found = conn.execute(q.find_conversation, key).first()
+    if found is not None:
+        return str(found.id), found.status == ConversationStatus.RESOLVED.value
+    conversation_id = new_id()
+    inserted = conn.execute(
         q.insert_conversation,
         {
-            "id": new_id(),
+            "id": conversation_id,
             "workspace_id": channel.workspace_id,
             "channel_id": channel.id,
             "contact_id": contact_id,
@@ -531,7 +616,15 @@ def _conversation_sync(
             "created_at": utcnow(),
         },
     )
-    return conn.execute(q.find_conversation, key).scalar() or ""
+    if rowcount(inserted):
+        events.append(
+            ConversationCreated(channel.workspace_id, conversation_id, contact_id, channel.id)
+        )
+        return conversation_id, False
+    found = conn.execute(q.find_conversation, key).first()
+    if found is None:
+        return "", False
+    return str(found.id), found.status == ConversationStatus.RESOLVED.value
 
 
 def _store_message_sync(
@@ -541,6 +634,7 @@ def _store_message_sync(
     msg: InboundMessage,
     now: datetime,
     result: IngestResult,
+    events: list[DomainEvent],
 ) -> None:
     exists = conn.execute(
         q.find_message, {"b_channel": channel.id, "b_pmid": msg.provider_message_id}
@@ -549,7 +643,7 @@ def _store_message_sync(
         result.duplicate_messages += 1
         return
     identity_id, contact_id = _identity_sync(conn, q, channel, msg)
-    conversation_id = _conversation_sync(conn, q, channel, identity_id, contact_id)
+    conversation_id, reopens = _conversation_sync(conn, q, channel, identity_id, contact_id, events)
     message_id = new_id()
     inserted = conn.execute(
         q.insert_message,
@@ -582,10 +676,31 @@ def _store_message_sync(
     result.new_message_ids.append(message_id)
     result.conversation_ids.add(conversation_id)
     result.message_conversations[message_id] = conversation_id
+    events.append(
+        MessageReceived(
+            channel.workspace_id,
+            message_id,
+            conversation_id,
+            contact_id,
+            channel.id,
+            msg.content_kind.value,
+        )
+    )
+    if reopens:
+        events.append(
+            ConversationStatusChanged(
+                channel.workspace_id, conversation_id, ConversationStatus.OPEN.value, "message"
+            )
+        )
 
 
 def _apply_status_sync(
-    conn: Connection, q: _Statements, channel_id: str, status: StatusUpdate, result: IngestResult
+    conn: Connection,
+    q: _Statements,
+    channel_id: str,
+    status: StatusUpdate,
+    result: IngestResult,
+    events: list[DomainEvent],
 ) -> bool:
     """`apply_status` for the common cases; False (nothing written) when the status carries our
     message id and no message has its provider id yet: that case goes through `apply_status`."""
@@ -609,6 +724,10 @@ def _apply_status_sync(
     if rows:
         result.applied_statuses += 1
         result.conversation_ids.update(r[0] for r in rows)
+        events.extend(
+            MessageStatusChanged(r.workspace_id, r.conversation_id, status.state.value, r.id)
+            for r in rows
+        )
         return True
     if status.client_reference:
         return False

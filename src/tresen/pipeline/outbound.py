@@ -11,13 +11,18 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.channels.base import Capabilities, ChannelError, OutboundMessage, channel_factory
+from tresen.channels.base import Capabilities, ChannelError, OutboundMessage
+from tresen.channels.registry import channel_factory
+from tresen.db import outbox
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.domain.conversation import window_closes_at, window_open
+from tresen.domain.errors import DomainError
+from tresen.domain.events import MessageQueued
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderKind
 from tresen.jobs import queue
+from tresen.pipeline.options import as_numbered_text, fits
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +35,8 @@ SENDABLE_KINDS = {
 }
 
 
-class OutboundRefused(ValueError):
+class OutboundRefused(DomainError):
     """A message that must not be sent, with a code naming the rule."""
-
-    def __init__(self, code: str, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,6 @@ class OutboundContent:
 
 def adapt_content(content: OutboundContent, caps: Capabilities) -> OutboundContent:
     """Buttons the channel cannot show become numbered options in the text (remembered)."""
-    from tresen.pipeline.options import as_numbered_text, fits
 
     payload = content.payload or {}
     if content.kind != ContentKind.INTERACTIVE or fits(payload, caps):
@@ -78,11 +76,14 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
     if content.body is not None and len(content.body) > caps.max_text_length:
         raise OutboundRefused(
             "too_long",
-            f"{channel_kind} allows at most {caps.max_text_length} characters; this has {len(content.body)}",
+            "{kind} allows at most {max} characters; this has {length}",
+            params={"kind": channel_kind, "max": caps.max_text_length, "length": len(content.body)},
         )
     if content.kind == ContentKind.TEMPLATE:
         if not caps.templates:
-            raise OutboundRefused("no_templates", f"{channel_kind} has no templates")
+            raise OutboundRefused(
+                "no_templates", "{kind} has no templates", params={"kind": channel_kind}
+            )
         if not isinstance(p.get("name"), str) or not p["name"]:
             raise OutboundRefused("template_name", "a template message needs payload.name")
         params = p.get("parameters", [])
@@ -97,7 +98,9 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
     if content.kind == ContentKind.MEDIA:
         link = p.get("link")
         if not caps.media:
-            raise OutboundRefused("no_media", f"{channel_kind} cannot send media")
+            raise OutboundRefused(
+                "no_media", "{kind} cannot send media", params={"kind": channel_kind}
+            )
         if not isinstance(link, str) or urlsplit(link).scheme not in ("http", "https"):
             raise OutboundRefused(
                 "media_link", "a media message needs payload.link, an http(s) URL"
@@ -110,20 +113,26 @@ def validate_content(content: OutboundContent, caps: Capabilities, channel_kind:
 
 def _validate_interactive(p: dict[str, Any], caps: Capabilities, channel_kind: str) -> None:
     if not caps.interactive:
-        raise OutboundRefused("no_interactive", f"{channel_kind} has no buttons or lists")
+        raise OutboundRefused(
+            "no_interactive", "{kind} has no buttons or lists", params={"kind": channel_kind}
+        )
     buttons = p.get("buttons")
     sections = p.get("sections")
     if buttons is not None:
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= caps.max_buttons:
             raise OutboundRefused(
-                "buttons", f"{channel_kind} allows 1 to {caps.max_buttons} buttons"
+                "buttons",
+                "{kind} allows 1 to {max} buttons",
+                params={"kind": channel_kind, "max": caps.max_buttons},
             )
         for b in buttons:
             if not isinstance(b, dict) or not b.get("id") or not isinstance(b.get("title"), str):
                 raise OutboundRefused("buttons", "each button needs an id and a title")
             if len(b["title"]) > caps.max_button_title:
                 raise OutboundRefused(
-                    "button_title", f"button titles are at most {caps.max_button_title} characters"
+                    "button_title",
+                    "button titles are at most {max} characters",
+                    params={"max": caps.max_button_title},
                 )
         return
     if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
@@ -159,15 +168,18 @@ def check_window(
     if not window_open(conversation.last_inbound_at, window, utcnow()):
         hours = int(window / timedelta(hours=1))
         closed = window_closes_at(conversation.last_inbound_at, window)
-        since = (
-            f" (it closed at {closed.isoformat()})"
-            if closed
-            else " (the customer has not written yet)"
-        )
+        if closed is None:
+            raise OutboundRefused(
+                "window_closed",
+                "{kind} allows free messages only within {hours} hours of the customer's last "
+                "message (the customer has not written yet); send an approved template instead",
+                params={"kind": channel_kind, "hours": hours},
+            )
         raise OutboundRefused(
             "window_closed",
-            f"{channel_kind} allows free messages only within {hours} hours of the customer's last "
-            f"message{since}; send an approved template instead",
+            "{kind} allows free messages only within {hours} hours of the customer's last "
+            "message (it closed at {closed}); send an approved template instead",
+            params={"kind": channel_kind, "hours": hours, "closed": closed.isoformat()},
         )
 
 
@@ -175,6 +187,12 @@ async def contact_restricted(session: AsyncSession, contact_id: str) -> bool:
     """Whether processing of this contact's data is restricted (Art. 18)."""
     at = await session.scalar(select(Contact.restricted_at).where(Contact.id == contact_id))
     return at is not None
+
+
+async def contact_refused(session: AsyncSession, contact_id: str) -> bool:
+    """Whether the contact said no to the privacy notice (then nothing is sent to them)."""
+    state = await session.scalar(select(Contact.consent_state).where(Contact.id == contact_id))
+    return state == "refused"
 
 
 async def queue_message(
@@ -193,18 +211,26 @@ async def queue_message(
     """
     factory = channel_factory(channel.kind)
     caps = factory.capabilities
-    if channel.kind == "email":
-        # Replies thread under the customer's last mail (subject, In-Reply-To, References).
-        from tresen.channels.email import thread_payload
-
-        threading = await thread_payload(session, conversation.id)
+    context = await factory.reply_context(session, conversation.id)
+    if context:
         content = OutboundContent(
-            content.kind, content.body, {**threading, **(content.payload or {})}
+            content.kind, content.body, {**context, **(content.payload or {})}
         )
     if await contact_restricted(session, conversation.contact_id):
         raise OutboundRefused(
             "restricted",
             "processing of this contact's data is restricted (Art. 18 GDPR); nothing is sent",
+        )
+    if conversation.thread_owner is not None:
+        raise OutboundRefused(
+            "thread_elsewhere",
+            "another app owns this thread (Meta's handover protocol); only it can answer until "
+            "it passes the thread back",
+        )
+    if await contact_refused(session, conversation.contact_id):
+        raise OutboundRefused(
+            "consent_refused",
+            "the customer declined the privacy notice; nothing is sent to them",
         )
     content = adapt_content(content, caps)
     validate_content(content, caps, channel.kind)
@@ -226,6 +252,12 @@ async def queue_message(
         topic_id=topic_id,
     )
     session.add(message)
+    outbox.record(
+        session,
+        MessageQueued(
+            conversation.workspace_id, message.id, conversation.id, channel.id, sender_kind.value
+        ),
+    )
     await session.execute(
         update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
     )

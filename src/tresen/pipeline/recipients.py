@@ -7,25 +7,18 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.channels.base import ChannelRef
+from tresen.channels.registry import channel_factory
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation
 from tresen.db.types import utcnow
 from tresen.db.upsert import insert_ignore, rowcount
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
-from tresen.pipeline.inbound import ChannelRef, conversation_for
-
-# Channels on which the business may write to an address first (a phone number, an e-mail
-# address); messengers only reach people who wrote to the business account before.
-WRITE_FIRST_KINDS = frozenset({"sms", "email"})
+from tresen.pipeline.inbound import conversation_for
 
 
-class RecipientError(ValueError):
+class RecipientError(DomainError):
     """The recipient cannot be found or used, with a stable code and an HTTP status."""
-
-    def __init__(self, code: str, message: str, status_code: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,9 @@ async def resolve(
 ) -> Recipient:
     """The recipient named by a contact id (and channel) or by a channel and address.
 
-    With `create`, an address that never wrote gets a contact, on channels in WRITE_FIRST_KINDS.
+    With `create`, an address that never wrote gets a contact, on channels whose kind is
+    `write_first` (a phone number, an e-mail address); messengers only reach people who wrote
+    to the business account before.
     """
     if contact_id is None and (channel_id is None or address is None):
         raise RecipientError(
@@ -141,7 +136,7 @@ async def resolve(
             )
         )
         if identity is None:
-            if not create or channel.kind not in WRITE_FIRST_KINDS:
+            if not create or not channel_factory(channel.kind).write_first:
                 raise RecipientError(
                     "unknown_recipient",
                     f"this address has never written to this {channel.kind} channel",

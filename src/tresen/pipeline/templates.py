@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tresen.channels.base import ConfigError, channel_factory
+from tresen.channels.base import ConfigError
+from tresen.channels.registry import channel_factory
 from tresen.db.tables import ChannelRow, MessageTemplate
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused
@@ -27,7 +29,7 @@ _VARIABLE = re.compile(r"\{\{(\d+)\}\}")
 MAX_VALUE = 1024
 
 
-class TemplateError(ValueError):
+class TemplateError(DomainError):
     """A template request that cannot be done, saying why."""
 
 
@@ -44,13 +46,19 @@ class Draft:
 def check_draft(name: str, language: str, category: str, body: str) -> Draft:
     """A valid draft, or a TemplateError naming the field."""
     if not NAME.match(name):
-        raise TemplateError("name: lowercase letters, digits and _ only (e.g. order_shipped)")
+        raise TemplateError(
+            "template_name", "name: lowercase letters, digits and _ only (e.g. order_shipped)"
+        )
     if not LANGUAGE.match(language):
-        raise TemplateError("language: a code such as de, en or en_US")
+        raise TemplateError("template_language", "language: a code such as de, en or en_US")
     if category not in CATEGORIES:
-        raise TemplateError(f"category: one of {', '.join(CATEGORIES)}")
+        raise TemplateError(
+            "template_category",
+            "category: one of {categories}",
+            params={"categories": ", ".join(CATEGORIES)},
+        )
     if not body.strip() or len(body) > 1024:
-        raise TemplateError("body: 1 to 1024 characters")
+        raise TemplateError("template_body", "body: 1 to 1024 characters")
     return Draft(name, language, category, body)
 
 
@@ -70,19 +78,27 @@ def content(template: MessageTemplate, values: list[str]) -> OutboundContent:
     if template.status != "approved":
         raise OutboundRefused(
             "template_not_approved",
-            f"template {template.name!r} ({template.language}) is {template.status}, not approved",
+            "template {name!r} ({language}) is {status}, not approved",
+            params={
+                "name": template.name,
+                "language": template.language,
+                "status": template.status,
+            },
         )
     needed = variables(template.body)
     cleaned = [v.strip() for v in values]
     if len(cleaned) != needed:
         raise OutboundRefused(
-            "template_parameters", f"{template.name!r} needs {needed} values, got {len(cleaned)}"
+            "template_parameters",
+            "{name!r} needs {needed} values, got {count}",
+            params={"name": template.name, "needed": needed, "count": len(cleaned)},
         )
     for n, value in enumerate(cleaned, start=1):
         if not value or len(value) > MAX_VALUE or "\n" in value or "\t" in value:
             raise OutboundRefused(
                 "template_parameters",
-                f"value {n} must be 1 to {MAX_VALUE} characters without line breaks or tabs",
+                "value {n} must be 1 to {max} characters without line breaks or tabs",
+                params={"n": n, "max": MAX_VALUE},
             )
     return OutboundContent(
         ContentKind.TEMPLATE,
@@ -93,14 +109,20 @@ def content(template: MessageTemplate, values: list[str]) -> OutboundContent:
 
 def _manager(channel: ChannelRow, http: Any) -> Any:
     if not channel_factory(channel.kind).capabilities.templates:
-        raise TemplateError(f"{channel.kind} has no message templates")
+        raise TemplateError(
+            "no_templates", "{kind} has no message templates", params={"kind": channel.kind}
+        )
     adapter = channel_factory(channel.kind)(channel.config, http)
     if not hasattr(adapter, "templates"):
-        raise TemplateError(f"tresen cannot manage {channel.kind} templates yet")
+        raise TemplateError(
+            "templates_unmanaged",
+            "tresen cannot manage {kind} templates yet",
+            params={"kind": channel.kind},
+        )
     try:
         return adapter.templates()
     except ConfigError as exc:
-        raise TemplateError(str(exc)) from exc
+        raise TemplateError(exc.code, exc.template, exc.status, params=exc.params) from exc
 
 
 async def submit(
@@ -115,7 +137,12 @@ async def submit(
         )
     )
     if exists:
-        raise TemplateError(f"{draft.name!r} ({draft.language}) exists already")
+        raise TemplateError(
+            "template_exists",
+            "{name!r} ({language}) exists already",
+            409,
+            params={"name": draft.name, "language": draft.language},
+        )
     provider_id = await _manager(channel, http).submit(
         draft.name, draft.language, draft.category, draft.body
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,10 @@ from tresen.db.tables import AuditEntry
 from tresen.db.types import utcnow
 
 GENESIS = "0" * 64
+ACTOR: ContextVar[str | None] = ContextVar("tresen_audit_actor", default=None)
+"""The signed-in person acting in this request (set by the web layer); None: CLI or system."""
+VIA: ContextVar[str] = ContextVar("tresen_audit_via", default="system")
+"""Where an admin action came from: web, api, cli or system."""
 
 
 def entry_hash(
@@ -142,3 +147,23 @@ async def verify(session: AsyncSession, workspace_id: str) -> VerifyResult:
             )
         prev_hash = entry.hash
     return VerifyResult(workspace_id, count, None, None)
+
+
+async def admin_action(
+    session: AsyncSession,
+    workspace_id: str,
+    action: str,
+    subject_type: str,
+    subject_id: str | None,
+    **details: Any,
+) -> AuditEntry:
+    """Record an admin action by whoever acts in this context (web person, CLI, system)."""
+    return await record(
+        session,
+        workspace_id,
+        action,
+        actor_id=ACTOR.get(),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details={"via": VIA.get(), **details},
+    )

@@ -11,10 +11,14 @@ import typer
 from sqlalchemy import select
 
 from tresen.clitools import cli_settings, fail, setup_logging
+from tresen.storage import StorageError
 
 privacy_app = typer.Typer(no_args_is_help=True, help="Export, erase, retention.")
 retention_app = typer.Typer(no_args_is_help=True, help="Delete data past its retention period.")
 privacy_app.add_typer(retention_app, name="retention")
+LangAlias = Annotated[
+    str | None, typer.Option("--lang", hidden=True, help="The old name of --language.")
+]
 
 
 async def _workspace_of(runtime: Any, contact_id: str) -> str:
@@ -45,7 +49,7 @@ def _run(work: Any) -> Any:
     try:
         return asyncio.run(main())
     except LookupError as exc:
-        fail(str(exc).strip("'\""))
+        fail(str(exc.args[0]) if exc.args else type(exc).__name__)  # KeyError's str() adds quotes
 
 
 @privacy_app.command("export")
@@ -65,7 +69,7 @@ def export(
             runtime.sessions,
             workspace_id=ws,
             contact_id=contact_id,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             out=out,
             actor_id=None,
             via="cli",
@@ -97,7 +101,8 @@ def erase(
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
+                events=runtime.events,
                 workspace_id=ws,
                 contact_id=contact_id,
                 actor_id=None,
@@ -133,9 +138,11 @@ def retention_run(
         return await run(
             runtime.sessions,
             runtime.settings.secret_key,
-            runtime.settings.data_dir,
+            runtime.files,
             when,
             engine=runtime.engine,
+            events=runtime.events,
+            data_dir=runtime.settings.data_dir,
         )
 
     try:
@@ -192,6 +199,40 @@ def retention_set(
     typer.echo(f"{ws}\t{category}={days}")
 
 
+@privacy_app.command("policy")
+def policy(
+    url: Annotated[
+        str | None,
+        typer.Argument(help="The privacy policy's address (https://...); '' removes it."),
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace id (default: the only one).")
+    ] = None,
+) -> None:
+    """Show or set the privacy policy the consent notice links (business profile)."""
+    from tresen.db.tables import Workspace
+    from tresen.domain.profile import ProfileError
+    from tresen.privacy.consent import policy_url, set_policy_url
+
+    async def work(runtime: Any) -> Any:
+        async with runtime.sessions() as session, session.begin():
+            ids = list(await session.scalars(select(Workspace.id)))
+            ws = workspace or (ids[0] if len(ids) == 1 else None)
+            if ws is None or ws not in ids:
+                raise LookupError(
+                    "name the workspace with --workspace (ids: " + ", ".join(ids) + ")"
+                )
+            if url is not None:
+                return ws, await set_policy_url(session, ws, url)
+            return ws, policy_url(await session.get_one(Workspace, ws))
+
+    try:
+        ws, shown = _run(work)
+    except ProfileError as exc:
+        fail(str(exc))
+    typer.echo(f"{ws}\t{shown or '(none)'}")
+
+
 @privacy_app.command("hold")
 def hold(
     conversation_id: Annotated[str, typer.Argument(help="The conversation's id.")],
@@ -236,7 +277,8 @@ def unrestrict(contact_id: Annotated[str, typer.Argument(help="The contact's id.
 def proof(
     contact_id: Annotated[str, typer.Argument(help="The contact's id (also of an erased one).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the HTML page.")],
-    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    language: Annotated[str, typer.Option(help="de or en.")] = "de",
+    lang: LangAlias = None,
     workspace: Annotated[
         str | None, typer.Option(help="Workspace id (needed for an erased contact).")
     ] = None,
@@ -245,8 +287,9 @@ def proof(
     from tresen.db.tables import ConsentEvent
     from tresen.privacy.proof import consent_proof
 
+    language = lang or language
     if language not in ("de", "en"):
-        fail(f"--lang must be de or en, got {language!r}")
+        fail(f"--language must be de or en, got {language!r}")
     if out.exists() and out.is_dir():
         fail(f"--out {out} is a directory; name a file such as proof.html")
 
@@ -281,7 +324,8 @@ def proof(
 @privacy_app.command("records")
 def records(
     fmt: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
-    language: Annotated[str, typer.Option("--lang", help="de or en.")] = "de",
+    language: Annotated[str, typer.Option(help="de or en.")] = "de",
+    lang: LangAlias = None,
     workspace: Annotated[
         str | None, typer.Option(help="Workspace id (default: the only one).")
     ] = None,
@@ -293,8 +337,9 @@ def records(
 
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    language = lang or language
     if language not in ("de", "en"):
-        fail(f"--lang must be de or en, got {language!r}")
+        fail(f"--language must be de or en, got {language!r}")
 
     async def work(runtime: Any) -> Any:
         async with runtime.sessions() as session:
@@ -332,18 +377,31 @@ def new_key(
 
 @privacy_app.command("rotate-key")
 def rotate_key() -> None:
-    """Re-encrypt every message, note and media file under the first key of
-    TRESEN_ENCRYPTION_KEYS (plaintext too; "none" first decrypts); safe to run again."""
+    """Re-encrypt every message, note and media file (in the data dir or the S3 bucket) under
+    the first key of TRESEN_ENCRYPTION_KEYS (plaintext too; "none" first decrypts); safe to run
+    again. Exits 1 when a file does not open with the configured keys."""
     from tresen.privacy.encryption import NoKeys, rotate
 
     setup_logging("WARNING")
 
     async def work(runtime: Any) -> Any:
-        return await rotate(runtime.engine, runtime.sessions, runtime.settings.data_dir)
+        return await rotate(runtime.engine, runtime.sessions, runtime.files)
 
     try:
         report = _run(work)
-    except NoKeys as exc:
+    except (NoKeys, StorageError) as exc:
         fail(str(exc))
     parts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
-    typer.echo(f"rewrote {parts}, {report.files} files")
+    files = report.file_counts
+    typer.echo(
+        f"rewrote {parts}, {report.files} files "
+        f"({files.current} already under the key, {files.gone} deleted meanwhile)"
+    )
+    if files.failed:
+        typer.echo(
+            f"{files.failed} files do not open with TRESEN_ENCRYPTION_KEYS (unknown key or "
+            "altered) and were left as they are; keep the keys they need: "
+            + ", ".join(files.failed_keys),
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -66,10 +66,20 @@ TABLES: tuple[TableEntry, ...] = (
         "phone number, chat id or e-mail address per channel; kept only as a suppression hash",
     ),
     TableEntry(
+        "webchat_sessions",
+        _C,
+        ("address",),
+        (),
+        "webchat_sessions.address IN (SELECT address FROM contact_identities"
+        " WHERE contact_id = :contact)",
+        Erasure.DELETE,
+        "a web-chat visitor's session: the hash of the token kept in their browser",
+    ),
+    TableEntry(
         "conversations",
         _C,
         ("last_inbound_at", "last_message_at"),
-        ("status",),
+        ("status", "thread_owner"),
         "conversations.contact_id = :contact",
         Erasure.DELETE,
         "when the person wrote; links messages and notes to them",
@@ -143,11 +153,28 @@ TABLES: tuple[TableEntry, ...] = (
     TableEntry(
         "users",
         "agent",
-        ("email", "display_name", "password_hash", "totp_secret", "language", "availability"),
-        ("role",),
+        (
+            "email",
+            "display_name",
+            "password_hash",
+            "totp_secret",
+            "language",
+            "availability",
+            "test_addresses",
+        ),
+        ("role", "recovery_codes"),
         "",
         Erasure.NOT_ABOUT_CONTACTS,
         "accounts of the business's own staff, managed by admins",
+    ),
+    TableEntry(
+        "invitations",
+        "agent",
+        ("email",),
+        ("role", "token_hash", "created_by"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "invitations of future staff: e-mail address, role, hash of the single-use link (7 days)",
     ),
     TableEntry(
         "auth_sessions",
@@ -180,7 +207,7 @@ TABLES: tuple[TableEntry, ...] = (
         "channels",
         "none",
         (),
-        ("kind", "name", "config"),
+        ("kind", "name", "config", "last_webhook_result"),
         "",
         Erasure.NOT_ABOUT_CONTACTS,
         "the business's channel accounts and their credentials",
@@ -201,10 +228,10 @@ TABLES: tuple[TableEntry, ...] = (
         "canned_replies",
         "none",
         (),
-        ("shortcut", "title", "body"),
+        ("shortcut", "title", "body", "scope", "texts", "attachment"),
         "",
         Erasure.NOT_ABOUT_CONTACTS,
-        "reply templates with placeholders, not filled in",
+        "reply templates with placeholders, not filled in, and the business's file sent with them",
     ),
     TableEntry(
         "routing_rules",
@@ -306,6 +333,34 @@ TABLES: tuple[TableEntry, ...] = (
         "the FAQ knowledge base (questions and answers the business wrote)",
     ),
     TableEntry(
+        "bot_embeddings",
+        "none",
+        (),
+        ("key", "model"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "cached sentence vectors of the FAQ and product texts the business wrote",
+    ),
+    TableEntry(
+        "domain_events",
+        _C,
+        (),
+        ("id", "type", "lane", "payload"),
+        "domain_events.lane = a conversation id or the contact id of the contact",
+        Erasure.DELETE,
+        "announcements of changes (ids, states and kinds only), pruned after "
+        "TRESEN_EVENT_RETENTION_DAYS once dispatched",
+    ),
+    TableEntry(
+        "event_cursors",
+        "none",
+        (),
+        ("consumer", "lane"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "how far each event consumer got per conversation (ids only)",
+    ),
+    TableEntry(
         "subscriptions",
         _C,
         ("token_hash",),
@@ -403,6 +458,34 @@ TABLES: tuple[TableEntry, ...] = (
         Erasure.NOT_ABOUT_CONTACTS,
         "the business's broadcast topics",
     ),
+    TableEntry(
+        "install_keys",
+        "none",
+        (),
+        ("name", "fingerprint"),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "fingerprints of the install's keys (never the keys), to refuse a process with another key",
+    ),
+    TableEntry(
+        "process_heartbeats",
+        "none",
+        (),
+        (
+            "id",
+            "role",
+            "host",
+            "version",
+            "schema_revision",
+            "secret_fingerprint",
+            "encryption_fingerprint",
+            "data_dir",
+            "base_url",
+        ),
+        "",
+        Erasure.NOT_ABOUT_CONTACTS,
+        "running web and worker processes and their settings' fingerprints (tresen doctor)",
+    ),
 )
 
 STORES: tuple[StoreEntry, ...] = (
@@ -448,8 +531,3 @@ STORES: tuple[StoreEntry, ...] = (
 )
 
 BY_TABLE: dict[str, TableEntry] = {entry.table: entry for entry in TABLES}
-
-
-def contact_tables() -> list[TableEntry]:
-    """Tables with rows about contacts (customers)."""
-    return [entry for entry in TABLES if entry.subject == _C]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tresen.db import outbox
 from tresen.db.tables import (
     BotConversation,
     BotTurn,
@@ -27,6 +26,7 @@ from tresen.db.tables import (
     ContactMerge,
     Conversation,
     ConversationLabel,
+    DomainEventRow,
     ErasureRequest,
     Job,
     LinkClick,
@@ -37,11 +37,15 @@ from tresen.db.tables import (
     PendingStatus,
     Subscription,
     TrackedLink,
+    WebchatSession,
 )
 from tresen.db.types import utcnow
+from tresen.domain.events import ContactErased
 from tresen.domain.ids import new_id
-from tresen.media.store import file_for
+from tresen.events import REVOCATIONS, WEBCHAT_REVOKED, Event, EventBus
+from tresen.media.store import is_media_key
 from tresen.privacy import audit, suppression
+from tresen.storage import FileStore
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -62,6 +66,7 @@ _PG_TABLES = (
     "notifications",
     "tracked_links",
     "link_clicks",
+    "domain_events",
 )
 
 
@@ -83,7 +88,8 @@ class ErasureReport:
     link_clicks: int = 0
     campaign_recipients: int = 0
     consent_events_kept: int = 0
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    """Keys in the file store of the contact's files."""
     files_removed: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -101,16 +107,13 @@ class ErasureReport:
         }
 
 
-def media_file(data_dir: Path, payload: dict[str, Any] | None) -> Path | None:
-    """The file under DATA_DIR/media a message names, if any (never a path outside it)."""
+def media_file(payload: dict[str, Any] | None) -> str | None:
+    """The store key `media/<name>` a message's payload names, if any (never another key)."""
     media = (payload or {}).get("media")
     if not isinstance(media, dict) or not isinstance(media.get("path"), str):
         return None
-    root = (data_dir / "media").resolve()
-    path = (data_dir / media["path"]).resolve()
-    if path.parent != root:
-        return None
-    return path
+    key = media["path"]
+    return key if key.count("/") == 1 and is_media_key(key) else None
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -149,7 +152,6 @@ async def erase_contact(
     session: AsyncSession,
     *,
     secret_key: str,
-    data_dir: Path,
     workspace_id: str,
     contact_id: str,
     actor_id: str | None,
@@ -177,14 +179,13 @@ async def erase_contact(
     message_ids = [m.id for m in messages]
     addresses = {i.address for i in identities}
     for row in messages:
-        path = media_file(data_dir, row.payload)
-        if path is not None:
-            report.files.append(path)
+        key = media_file(row.payload)
+        if key is not None:
+            report.files.append(key)
     for chunk in _chunks(message_ids):
         for stored in await session.scalars(select(Media.path).where(Media.message_id.in_(chunk))):
-            found = file_for(data_dir, stored) if stored else None
-            if found is not None:
-                report.files.append(found)
+            if is_media_key(stored):
+                report.files.append(stored)
 
     jobs = (
         await session.execute(
@@ -240,6 +241,12 @@ async def erase_contact(
 
     for identity in identities:
         await suppression.suppress(session, secret_key, workspace_id, identity.address, contact.id)
+        await session.execute(
+            delete(WebchatSession).where(
+                WebchatSession.channel_id == identity.channel_id,
+                WebchatSession.address == identity.address,
+            )
+        )
     report.identities = _count(
         await session.execute(
             delete(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
@@ -267,6 +274,11 @@ async def erase_contact(
     if merged:
         await session.execute(delete(Contact).where(Contact.id.in_(merged)))
     await session.execute(delete(Contact).where(Contact.id == contact.id))
+    # Events name the person's conversations and contact ids only; gone with them, except
+    # the one announcing the erasure.
+    for chunk in _chunks([*conv_ids, *everyone]):
+        await session.execute(delete(DomainEventRow).where(DomainEventRow.lane.in_(chunk)))
+    outbox.record(session, ContactErased(workspace_id, contact.id))
     report.consent_events_kept = await _keep_consent_proof(session, workspace_id, contact.id, via)
     await audit.record(
         session,
@@ -350,11 +362,16 @@ def _count(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def remove_files(report: ErasureReport) -> None:
-    """Delete the erased contact's files (after the database commit)."""
-    for path in report.files:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+async def revoke_webchat_sessions(events: EventBus | None) -> None:
+    """Tell every web process to forget the web chat sessions it cached (after the commit)."""
+    if events is not None:
+        await events.publish(Event(REVOCATIONS, WEBCHAT_REVOKED, ""))
+
+
+async def remove_files(report: ErasureReport, files: FileStore) -> None:
+    """Delete the erased contact's files or objects (after the database commit)."""
+    for key in report.files:
+        if await asyncio.to_thread(files.delete, key):
             report.files_removed += 1
 
 
@@ -398,28 +415,25 @@ async def after_step(step: str) -> None:
     """Called after each committed step of an erasure (a seam for crash tests; does nothing)."""
 
 
-async def contact_files(session: AsyncSession, data_dir: Path, contact_id: str) -> list[Path]:
-    """The files under DATA_DIR/media of a contact's messages (payload paths and media rows)."""
-    found: list[Path] = []
+async def contact_files(session: AsyncSession, contact_id: str) -> list[str]:
+    """The store keys of a contact's files (payload paths and media rows)."""
+    found: list[str] = []
     payloads = await session.stream_scalars(
         select(Message.payload)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.contact_id == contact_id, Message.content_kind == "media")
     )
     async for payload in payloads:
-        path = media_file(data_dir, payload)
-        if path is not None:
-            found.append(path)
+        key = media_file(payload)
+        if key is not None:
+            found.append(key)
     stored = await session.scalars(
         select(Media.path)
         .join(Message, Message.id == Media.message_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.contact_id == contact_id, Media.path.is_not(None))
     )
-    for relative in stored:
-        path = file_for(data_dir, relative) if relative else None
-        if path is not None:
-            found.append(path)
+    found += [key for key in stored if is_media_key(key)]
     return found
 
 
@@ -438,7 +452,6 @@ async def _rows_step(
     report: ErasureReport,
     *,
     secret_key: str,
-    data_dir: Path,
 ) -> ErasureReport:
     """Delete the rows in one transaction and move the request on to compacting."""
     async with session.begin():
@@ -446,7 +459,6 @@ async def _rows_step(
             erased = await erase_contact(
                 session,
                 secret_key=secret_key,
-                data_dir=data_dir,
                 workspace_id=request.workspace_id,
                 contact_id=request.contact_id,
                 actor_id=request.actor_id,
@@ -472,7 +484,8 @@ async def _continue(
     request: _Request,
     *,
     secret_key: str,
-    data_dir: Path,
+    files: FileStore,
+    events: EventBus | None = None,
 ) -> ErasureReport:
     """Run the remaining steps of one erasure request; every step can run again safely.
 
@@ -484,17 +497,15 @@ async def _continue(
     step = request.step
     if step == "files":
         async with session.begin():
-            report.files = await contact_files(session, data_dir, request.contact_id)
-        remove_files(report)
+            report.files = await contact_files(session, request.contact_id)
+        await remove_files(report, files)
         await _advance(session, request.id, "rows")
         await after_step("files")
         step = "rows"
     if step == "rows":
         for attempt in range(DEADLOCK_RETRIES):
             try:
-                report = await _rows_step(
-                    session, request, report, secret_key=secret_key, data_dir=data_dir
-                )
+                report = await _rows_step(session, request, report, secret_key=secret_key)
                 break
             except DBAPIError as exc:
                 # PostgreSQL may pick this transaction as a deadlock victim against a worker
@@ -502,7 +513,8 @@ async def _continue(
                 if attempt + 1 == DEADLOCK_RETRIES or "deadlock" not in str(exc.orig).lower():
                     raise
                 await asyncio.sleep(0.1 * (attempt + 1))
-        remove_files(report)  # files that arrived while the first step ran
+        await remove_files(report, files)  # files that arrived while the first step ran
+        await revoke_webchat_sessions(events)
         await after_step("rows")
         step = "compact"
     if step == "compact":
@@ -517,11 +529,12 @@ async def erase(
     session: AsyncSession,
     *,
     secret_key: str,
-    data_dir: Path,
+    files: FileStore,
     workspace_id: str,
     contact_id: str,
     actor_id: str | None,
     via: str,
+    events: EventBus | None = None,
 ) -> ErasureReport:
     """Record an erasure request, then run it step by step (resumable after a crash)."""
     async with session.begin():
@@ -547,7 +560,9 @@ async def erase(
             )
             session.add(request)
         plain = _Request.of(request)
-    return await _continue(engine, session, plain, secret_key=secret_key, data_dir=data_dir)
+    return await _continue(
+        engine, session, plain, secret_key=secret_key, files=files, events=events
+    )
 
 
 async def resume_pending(
@@ -555,8 +570,9 @@ async def resume_pending(
     sessions: async_sessionmaker[AsyncSession],
     *,
     secret_key: str,
-    data_dir: Path,
+    files: FileStore,
     idle: timedelta = RESUME_AFTER,
+    events: EventBus | None = None,
 ) -> int:
     """Complete every erasure left unfinished (untouched for `idle`); returns how many."""
     cutoff = utcnow() - idle
@@ -585,6 +601,8 @@ async def resume_pending(
                     continue  # another process took it over first
                 request = _Request.of(await session.get_one(ErasureRequest, request_id))
             log.info("resuming erasure request %s at step %s", request.id, request.step)
-            await _continue(engine, session, request, secret_key=secret_key, data_dir=data_dir)
+            await _continue(
+                engine, session, request, secret_key=secret_key, files=files, events=events
+            )
             done += 1
     return done

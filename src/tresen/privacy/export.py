@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import zipfile
@@ -32,9 +33,10 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.media.store import file_for, read_file
-from tresen.privacy import audit
+from tresen.media.store import is_media_key, load, stored_filename
+from tresen.privacy import audit, export_de
 from tresen.privacy.erasure import CHUNK, load_contact, media_file
+from tresen.storage import FileStore
 
 FORMAT = "tresen-export-v1"
 
@@ -85,6 +87,21 @@ messages.jsonl    one JSON object per line, oldest first: id, conversation_id, d
 media/            the files themselves
 """
 
+EXPORTED_AS: dict[str, str] = {
+    "contacts": "data.json contact",
+    "contact_identities": "data.json identities",
+    "conversations": "data.json conversations",
+    "messages": "messages.jsonl",
+    "notes": "data.json notes",
+    "consent_events": "data.json consent_events",
+    "audit_log": "data.json audit_entries",
+    "media": "data.json media, media/",
+    "tracked_links": "data.json tracked_links",
+    "link_clicks": "data.json link_clicks",
+    "campaign_recipients": "data.json broadcasts",
+}
+"""Where a table's rows about the person appear in the export (the data map names it)."""
+
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;"
@@ -115,9 +132,10 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(out: IO[str], title: str, heads: list[str], rows: Iterable[list[Any]]) -> None:
-    out.write(f"<h2>{_e(title)}</h2><table><tr>")
-    out.write("".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>")
+def _table(out: Any, title: str, heads: list[str], rows: Iterable[list[Any]]) -> None:
+    word = getattr(out, "word", lambda english: english)
+    out.write(f"<h2>{_e(word(title))}</h2><table><tr>")
+    out.write("".join(f"<th>{_e(word(h))}</th>" for h in heads) + "</tr>")
     for row in rows:
         out.write("<tr>" + "".join(f"<td><pre>{_e(v)}</pre></td>" for v in row) + "</tr>")
     out.write("</table>\n")
@@ -154,7 +172,12 @@ async def _messages(session: AsyncSession, contact_id: str) -> Any:
 
 
 async def write_export(
-    session: AsyncSession, workspace_id: str, contact_id: str, data_dir: Path, out: Path
+    session: AsyncSession,
+    workspace_id: str,
+    contact_id: str,
+    files: FileStore,
+    out: Path,
+    language: str = "en",
 ) -> ExportSummary:
     """Write the ZIP for one contact to `out` (messages are streamed, not loaded at once)."""
     contact = await load_contact(session, workspace_id, contact_id)
@@ -334,31 +357,39 @@ async def write_export(
     tmp = out.with_name(out.name + ".part")
     count = 0
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("README.txt", README.format(format=FORMAT))
+        readme = export_de.README if language == "de" else README
+        zf.writestr("README.txt", readme.format(format=FORMAT))
         with zf.open("messages.jsonl", "w") as raw:
             async for m in await _messages(session, contact.id):
                 count += 1
                 line = json.dumps(_message_json(m), ensure_ascii=False, default=str)
                 raw.write(line.encode() + b"\n")
-                path = media_file(data_dir, m.payload)
-                if path is not None and path.is_file():
+                key = media_file(m.payload)
+                if key is not None:
                     media = (m.payload or {}).get("media") or {}
                     data["media"].append(
                         {
                             "message_id": m.id,
-                            "file": f"media/{path.name}",
+                            "file": key,
                             "mime_type": media.get("mime_type"),
                             "filename": media.get("filename"),
                             "size": None,
                         }
                     )
-        for item in data["media"]:
-            content = read_file(data_dir / item["file"])
+        named, data["media"] = data["media"], []
+        for item in named:
+            content = await asyncio.to_thread(load, files, item["file"])
+            if content is None:
+                continue  # named by the message, but gone from the store
             item["size"] = len(content)
             zf.writestr(item["file"], content)
-        for row, path in await _stored_media(session, data_dir, contact.id):
-            name = f"media/{row.id}-{row.filename or 'file'}"
-            zf.writestr(name, read_file(path))
+            data["media"].append(item)
+        for row in await _stored_media(session, contact.id):
+            content = await asyncio.to_thread(load, files, row.path)
+            if content is None:
+                continue
+            name = f"media/{row.id}-{stored_filename(row.filename or 'file', row.content_type)}"
+            zf.writestr(name, content)
             data["media"].append(
                 {
                     "message_id": row.message_id,
@@ -370,27 +401,20 @@ async def write_export(
             )
         zf.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=2))
         with zf.open("index.html", "w") as raw_html:
-            await _write_html(raw_html, session, data, contact.id)
+            await _write_html(raw_html, session, data, contact.id, language)
     tmp.replace(out)
     return ExportSummary(contact.id, count, len(data["media"]))
 
 
-async def _stored_media(
-    session: AsyncSession, data_dir: Path, contact_id: str
-) -> list[tuple[Media, Path]]:
-    """Files of the media table that belong to the contact's messages, with their paths."""
+async def _stored_media(session: AsyncSession, contact_id: str) -> list[Media]:
+    """Files of the media table that belong to the contact's messages."""
     rows = await session.scalars(
         select(Media)
         .join(Message, Message.id == Media.message_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.contact_id == contact_id, Media.path.is_not(None))
     )
-    found = []
-    for row in rows:
-        path = file_for(data_dir, row.path) if row.path else None
-        if path is not None:
-            found.append((row, path))
-    return found
+    return [row for row in rows if is_media_key(row.path)]
 
 
 class _Text:
@@ -402,18 +426,44 @@ class _Text:
     def write(self, text: str) -> int:
         return self.raw.write(text.encode())
 
+    def word(self, english: str) -> str:
+        """A heading or label in the export's language."""
+        return english
+
+
+class _GermanHeadings(_Text):
+    """The same writer for a German export."""
+
+    def word(self, english: str) -> str:
+        """The German of a heading or label (as it is when it has none)."""
+        return export_de.HTML.get(english, english)
+
 
 async def _write_html(
-    raw: IO[bytes], session: AsyncSession, data: dict[str, Any], contact_id: str
+    raw: IO[bytes],
+    session: AsyncSession,
+    data: dict[str, Any],
+    contact_id: str,
+    language: str = "en",
 ) -> None:
-    out: Any = _Text(raw)
+    out: Any = _GermanHeadings(raw) if language == "de" else _Text(raw)
     c = data["contact"]
+    name = c["display_name"] or c["id"]
+    if language == "de":
+        words = export_de.HTML
+        title = words["title"].format(name=_e(name))
+        heading = words["heading"].format(business=_e(data["business"]))
+        intro = words["intro"].format(when=_e(data["exported_at"]))
+    else:
+        title = f"Data of {_e(name)}"
+        heading = f"Personal data held by {_e(data['business'])}"
+        intro = (
+            f"Exported {_e(data['exported_at'])} (UTC). The same data as JSON is in data.json, "
+            "explained in README.txt."
+        )
     out.write(
-        f'<!doctype html><html lang="en"><meta charset="utf-8"><title>Data of '
-        f"{_e(c['display_name'] or c['id'])}</title><style>{_STYLE}</style><body>"
-        f"<h1>Personal data held by {_e(data['business'])}</h1>"
-        f"<p>Exported {_e(data['exported_at'])} (UTC). The same data as JSON is in data.json, "
-        "explained in README.txt.</p>"
+        f'<!doctype html><html lang="{"de" if language == "de" else "en"}"><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_STYLE}</style><body><h1>{heading}</h1><p>{intro}</p>"
     )
     _table(
         out,
@@ -448,10 +498,11 @@ async def _write_html(
         ],
     )
     out.write(
-        "<h2>Messages</h2><table><tr><th>when</th><th>from</th><th>text</th><th>state</th></tr>"
+        f"<h2>{out.word('Messages')}</h2><table><tr><th>{out.word('when')}</th>"
+        f"<th>{out.word('from')}</th><th>{out.word('text')}</th><th>{out.word('state')}</th></tr>"
     )
     async for m in await _messages(session, contact_id):
-        who = "you" if m.direction == "inbound" else m.sender_kind
+        who = out.word("you" if m.direction == "inbound" else m.sender_kind)
         cls = ' class="in"' if m.direction == "inbound" else ""
         out.write(
             f"<tr{cls}><td>{_e(m.created_at)}</td><td>{_e(who)}</td>"
@@ -504,14 +555,15 @@ async def export_contact(
     *,
     workspace_id: str,
     contact_id: str,
-    data_dir: Path,
+    files: FileStore,
     out: Path,
     actor_id: str | None,
     via: str,
+    language: str = "en",
 ) -> ExportSummary:
     """Write the export and record in the audit log who exported whom."""
     async with sessions() as session:
-        summary = await write_export(session, workspace_id, contact_id, data_dir, out)
+        summary = await write_export(session, workspace_id, contact_id, files, out, language)
     async with sessions() as session, session.begin():
         await audit.record(
             session,
@@ -531,10 +583,16 @@ async def export_to_file(
     workspace_id: str,
     contact_id: str,
     data_dir: Path,
+    files: FileStore,
     actor_id: str | None,
     via: str,
+    language: str = "en",
 ) -> Path:
-    """Write an audited export to a private file under DATA_DIR/exports (delete it after sending)."""
+    """Write an audited export to a private file under DATA_DIR/exports (delete it after sending).
+
+    The ZIP is built and sent by the same process, so it stays on local disk; the files in it
+    come from the install's file store. README and index.html are in `language` (de or en).
+    """
     folder = data_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{new_id()}.zip"
@@ -543,10 +601,11 @@ async def export_to_file(
             sessions,
             workspace_id=workspace_id,
             contact_id=contact_id,
-            data_dir=data_dir,
+            files=files,
             out=path,
             actor_id=actor_id,
             via=via,
+            language=language,
         )
     except BaseException:
         path.unlink(missing_ok=True)

@@ -15,90 +15,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.channels.registry import CHANNEL_CLASSES, channel_factory
 from tresen.db import crypto
 from tresen.db.tables import ChannelRow, Workspace
 from tresen.db.types import utcnow
-from tresen.privacy import datamap
+from tresen.privacy import datamap, records_de
 from tresen.privacy.retention import periods
 from tresen.settings import Settings
 
 FORMATS = ("md", "html", "json")
 
-
-@dataclass(frozen=True)
-class Provider:
-    """Who receives the messages of one channel kind, and where they go."""
-
-    recipient: str
-    country: str
-    third_countries: tuple[str, ...]
-    safeguard: str
-    verify: str
-
-
-PROVIDERS: dict[str, Provider] = {
-    "whatsapp": Provider(
-        "WhatsApp Ireland Ltd. / Meta Platforms Ireland Ltd. (WhatsApp Business Platform, "
-        "Cloud API hosted by Meta)",
-        "Ireland (EU)",
-        ("USA (Meta Platforms, Inc.)",),
-        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses in "
-        "Meta's data processing terms",
-        "WhatsApp Business Solution Terms and the data processing terms accepted in Meta "
-        "Business Manager",
-    ),
-    "messenger": Provider(
-        "Meta Platforms Ireland Ltd. (Messenger Platform)",
-        "Ireland (EU)",
-        ("USA (Meta Platforms, Inc.)",),
-        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses",
-        "Meta Platform Terms and data processing terms",
-    ),
-    "instagram": Provider(
-        "Meta Platforms Ireland Ltd. (Instagram Messaging API)",
-        "Ireland (EU)",
-        ("USA (Meta Platforms, Inc.)",),
-        "EU-US Data Privacy Framework (Meta is certified); standard contractual clauses",
-        "Meta Platform Terms and data processing terms",
-    ),
-    "telegram": Provider(
-        "Telegram Messenger Inc. / Telegram FZ-LLC (Bot API)",
-        "United Arab Emirates",
-        ("United Arab Emirates", "other countries of Telegram's data centres"),
-        "none offered: no adequacy decision and no data processing agreement for bots; the "
-        "customer chose Telegram and writes first (assess Art. 49(1)(b) GDPR)",
-        "Telegram's privacy policy and Bot API terms",
-    ),
-    "sms": Provider(
-        "Twilio Inc. (Programmable Messaging) and the mobile carriers",
-        "USA",
-        ("USA (Twilio Inc.)",),
-        "EU-US Data Privacy Framework (Twilio is certified); standard contractual clauses in "
-        "Twilio's data protection addendum",
-        "Twilio's data protection addendum",
-    ),
-    "email": Provider(
-        "the business's own mail provider (SMTP/IMAP server below)",
-        "where that server is operated",
-        (),
-        "the business's contract with its mail provider",
-        "the mail provider's data processing agreement and location",
-    ),
-    "xmpp": Provider(
-        "the XMPP server named below, and the customer's own server (federation)",
-        "where those servers are operated",
-        (),
-        "the business's contract with its XMPP host",
-        "the XMPP host's data processing agreement and location",
-    ),
-    "webchat": Provider(
-        "none: the chat widget talks only to this tresen install",
-        "where this install is operated",
-        (),
-        "not needed (no third party)",
-        "the hosting contract of this install",
-    ),
-}
 
 PURPOSES: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
     (
@@ -161,7 +87,68 @@ _RETENTION_OF: dict[str, str] = {
     "bot_conversations": "conversations",
     "bot_turns": "conversations",
     "audit_log": "audit_log",
+    "tracked_links": "tracking_events",
+    "link_clicks": "tracking_events",
 }
+
+PURPOSE_OF_TABLE: dict[str, str] = {
+    "subscriptions": "topics",
+    "campaign_recipients": "topics",
+    "tracked_links": "topics",
+    "link_clicks": "topics",
+    "notifications": "transactional",
+}
+"""The purpose of a table where the rule in `purpose_of` does not fit."""
+
+
+def purpose_of(entry: datamap.TableEntry) -> str:
+    """The key of the purpose (in PURPOSES) a table's personal data serves."""
+    if entry.table in PURPOSE_OF_TABLE:
+        return PURPOSE_OF_TABLE[entry.table]
+    if entry.subject == "agent":
+        return "staff_accounts"
+    if entry.erasure == datamap.Erasure.KEEP_AS_PROOF:
+        return "accountability"
+    return "service_conversation"
+
+
+def legal_basis(entry: datamap.TableEntry, language: str = "en") -> str:
+    """The legal basis of a table's personal data, from its purpose."""
+    key = purpose_of(entry)
+    return next(basis[language] for k, _, basis in PURPOSES if k == key)
+
+
+def retention_of(
+    entry: datamap.TableEntry, days: dict[str, int], settings: Settings, language: str = "en"
+) -> str:
+    """How long a table's rows are kept, given the retention periods in days."""
+    de = language == "de"
+    category = _RETENTION_OF.get(entry.table)
+    if entry.subject == "agent":
+        return _said("while the account exists", de)
+    if entry.table == "subscriptions":
+        if de:
+            return f"unbestätigt: {settings.optin_purge_days:g} Tage"
+        return f"unconfirmed: {settings.optin_purge_days:g} days"
+    if category is not None:
+        name = records_de.RETENTION[category] if de else category
+        if not days[category]:
+            return f"{name}: {_said('kept', de)}"
+        return f"{name}: {days[category]} {'Tage' if de else 'days'}"
+    if entry.erasure == datamap.Erasure.KEEP_AS_PROOF:
+        return _said("kept as proof", de)
+    return _said("with the contact", de)
+
+
+def _said(text: str, de: bool) -> str:
+    return records_de.german(text) if de else text
+
+
+class Code(str):
+    """An identifier (a table, a column): shown as code, never translated."""
+
+    __slots__ = ()
+
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -245,16 +232,6 @@ class Records:
     measures: list[str] = field(default_factory=list)
 
 
-def _channel_detail(row: ChannelRow) -> str:
-    config = row.config or {}
-    if row.kind == "email":
-        return f"SMTP {config.get('smtp_host', '?')}, IMAP {config.get('imap_host', '?')}"
-    if row.kind == "xmpp":
-        jid = str(config.get("jid", ""))
-        return f"server {config.get('host') or jid.partition('@')[2] or '?'}"
-    return ""
-
-
 def _measures(settings: Settings, language: str) -> list[str]:
     de = language == "de"
     on, off = ("an", "aus") if de else ("on", "off")
@@ -298,6 +275,10 @@ def _measures(settings: Settings, language: str) -> list[str]:
     return items
 
 
+def _erasure(erasure: datamap.Erasure, de: bool) -> str:
+    return records_de.ERASURE[erasure.value] if de else erasure.value
+
+
 async def build(
     session: AsyncSession, workspace_id: str, settings: Settings, language: str = "de"
 ) -> Records:
@@ -311,40 +292,38 @@ async def build(
     records.purposes = [
         {"key": key, "purpose": text[lang], "basis": basis[lang]} for key, text, basis in PURPOSES
     ]
+    de = lang == "de"
     for entry in datamap.TABLES:
         if not entry.holds_personal_data:
             continue
-        category = _RETENTION_OF.get(entry.table)
-        if entry.table == "subscriptions":
-            kept = f"unconfirmed: {settings.optin_purge_days:g} days"
-        elif category is not None:
-            kept = f"{category}: {days[category]} days" if days[category] else f"{category}: kept"
-        elif entry.erasure == datamap.Erasure.KEEP_AS_PROOF:
-            kept = "kept as proof"
-        else:
-            kept = "with the contact"
+        label, data = records_de.TABLES.get(entry.table, ("", "")) if de else ("", "")
         records.categories.append(
             {
                 "table": entry.table,
+                "label": label,
                 "subjects": _SUBJECTS.get(entry.subject, {}).get(lang, entry.subject),
-                "data": ", ".join(entry.personal_columns),
+                "data": data or ", ".join(entry.personal_columns),
+                "columns": ", ".join(entry.personal_columns),
                 "why": entry.why,
-                "erasure": entry.erasure.value,
-                "retention": kept,
+                "erasure": _erasure(entry.erasure, de),
+                "retention": retention_of(entry, days, settings, lang),
             }
         )
     dialect = "postgresql" if settings.effective_database_url.startswith("postgresql") else "sqlite"
     for store in datamap.STORES:
         if dialect not in store.dialects:
             continue
+        label, holds = records_de.STORES.get(store.location, ("", "")) if de else ("", "")
         records.categories.append(
             {
                 "table": store.location,
+                "label": label,
                 "subjects": _SUBJECTS["contact"][lang],
-                "data": store.holds,
+                "data": holds or store.holds,
+                "columns": "",
                 "why": store.why,
-                "erasure": store.erasure.value,
-                "retention": "with the rows above",
+                "erasure": _erasure(store.erasure, de),
+                "retention": _said("with the rows above", de),
             }
         )
     channels = list(
@@ -356,16 +335,18 @@ async def build(
     )
     seen: set[tuple[str, str]] = set()
     for row in channels:
-        provider = PROVIDERS.get(row.kind)
-        if provider is None:
+        if row.kind not in CHANNEL_CLASSES:
             continue
+        factory = channel_factory(row.kind)
+        provider = factory.privacy
+        detail = factory.privacy_detail(row.config or {})
         records.recipients.append(
             {
                 "channel": f"{row.kind}: {row.name}",
-                "recipient": provider.recipient,
-                "detail": _channel_detail(row),
-                "country": provider.country,
-                "verify": provider.verify,
+                "recipient": _said(provider.recipient, de),
+                "detail": "Server " + detail[7:] if de and detail.startswith("server ") else detail,
+                "country": _said(provider.country, de),
+                "verify": _said(provider.verify, de),
             }
         )
         for country in provider.third_countries:
@@ -375,9 +356,9 @@ async def build(
             records.transfers.append(
                 {
                     "channel": row.kind,
-                    "recipient": provider.recipient,
-                    "country": country,
-                    "safeguard": provider.safeguard,
+                    "recipient": _said(provider.recipient, de),
+                    "country": _said(country, de),
+                    "safeguard": _said(provider.safeguard, de),
                 }
             )
     records.retention = days
@@ -392,14 +373,27 @@ def as_json(records: Records) -> str:
 
 def _md_table(heads: list[str], rows: list[list[Any]]) -> list[str]:
     def cell(value: Any) -> str:
-        return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+        if isinstance(value, tuple):
+            return " ".join(cell(v) for v in value)
+        text = str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+        return f"`{text}`" if isinstance(value, Code) else text
 
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return lines
 
 
-def _sections(records: Records, t: dict[str, str]) -> list[tuple[str, list[str], list[list[Any]]]]:
+def _where(category: dict[str, Any]) -> Any:
+    """A German name with the table as code, or the table alone."""
+    if category.get("label"):
+        return (category["label"], Code(category["table"]))
+    return Code(category["table"])
+
+
+def _sections(
+    records: Records, t: dict[str, str], language: str = "en"
+) -> list[tuple[str, list[str], list[list[Any]]]]:
+    de = language == "de"
     return [
         (
             t["purposes"],
@@ -410,7 +404,7 @@ def _sections(records: Records, t: dict[str, str]) -> list[tuple[str, list[str],
             t["categories"],
             [t["table"], t["subjects"], t["data"], t["erasure"], t["deleted_after"]],
             [
-                [c["table"], c["subjects"], c["data"], c["erasure"], c["retention"]]
+                [_where(c), c["subjects"], c["data"], c["erasure"], c["retention"]]
                 for c in records.categories
             ],
         ),
@@ -438,7 +432,10 @@ def _sections(records: Records, t: dict[str, str]) -> list[tuple[str, list[str],
         (
             t["retention"],
             [t["category"], t["days"]],
-            [[k, v] for k, v in records.retention.items()],
+            [
+                [(records_de.RETENTION.get(k, k), Code(k)) if de else Code(k), v]
+                for k, v in records.retention.items()
+            ],
         ),
     ]
 
@@ -453,11 +450,19 @@ def as_markdown(records: Records, language: str = "de") -> str:
         "",
         t["draft"],
     ]
-    for title, heads, rows in _sections(records, t):
+    for title, heads, rows in _sections(records, t, language):
         lines += ["", f"## {title}", ""]
         lines += _md_table(heads, rows) if rows else [t["none"]]
     lines += ["", f"## {t['measures']}", ""] + [f"- {m}" for m in records.measures]
     return "\n".join(lines) + "\n"
+
+
+def _html_cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(_html_cell(v) for v in value)
+    if isinstance(value, Code):
+        return f"<code>{html.escape(str(value))}</code>"
+    return html.escape(str(value))
 
 
 def as_html(records: Records, language: str = "de", *, fragment: bool = False) -> str:
@@ -469,14 +474,14 @@ def as_html(records: Records, language: str = "de", *, fragment: bool = False) -
         f"<p>{e(t['controller'])}: <strong>{e(records.controller)}</strong> · "
         f"{e(t['generated'])} {e(records.generated_at)}</p><p>{e(t['draft'])}</p>",
     ]
-    for title, heads, rows in _sections(records, t):
+    for title, heads, rows in _sections(records, t, language):
         parts.append(f"<h2>{e(title)}</h2>")
         if not rows:
             parts.append(f"<p>{e(t['none'])}</p>")
             continue
         parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in heads) + "</tr>")
         for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>")
+            parts.append("<tr>" + "".join(f"<td>{_html_cell(v)}</td>" for v in row) + "</tr>")
         parts.append("</table>")
     parts.append(f"<h2>{e(t['measures'])}</h2><ul>")
     parts += [f"<li>{e(m)}</li>" for m in records.measures]

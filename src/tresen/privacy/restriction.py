@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.db import outbox
 from tresen.db.tables import Contact, Conversation
 from tresen.db.types import utcnow
+from tresen.domain.events import ContactChanged
 from tresen.privacy import audit
 from tresen.privacy.erasure import load_contact
 
@@ -28,6 +30,7 @@ async def set_restricted(
     if (contact.restricted_at is not None) == restricted:
         return contact
     contact.restricted_at = utcnow() if restricted else None
+    outbox.record(session, ContactChanged(contact.workspace_id, contact.id, ("restricted_at",)))
     if restricted:
         await session.execute(
             update(Conversation).where(Conversation.contact_id == contact.id).values(queued_at=None)
@@ -42,13 +45,3 @@ async def set_restricted(
         details={"via": via},
     )
     return contact
-
-
-async def conversation_restricted(session: AsyncSession, conversation_id: str) -> bool:
-    """Whether the contact of this conversation is restricted."""
-    at = await session.scalar(
-        select(Contact.restricted_at)
-        .join(Conversation, Conversation.contact_id == Contact.id)
-        .where(Conversation.id == conversation_id)
-    )
-    return at is not None

@@ -14,8 +14,12 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tresen.db import outbox
 from tresen.db.tables import Contact, Conversation, LinkClick, Message, TrackedLink, Workspace
 from tresen.db.types import utcnow
+from tresen.domain.errors import DomainError
+from tresen.domain.events import ConversationDeleted
+from tresen.events import EventBus
 from tresen.privacy import audit
 from tresen.privacy.erasure import (
     compact,
@@ -23,8 +27,10 @@ from tresen.privacy.erasure import (
     media_file,
     merge_search_index,
     resume_pending,
+    revoke_webchat_sessions,
     unlink_links,
 )
+from tresen.storage import FileStore, LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,7 @@ DEFAULTS: dict[str, int] = {
 ORPHAN_GRACE = timedelta(hours=1)  # an upload is written just before its message row
 
 
-class RetentionError(ValueError):
+class RetentionError(DomainError):
     """A retention setting is not a whole number of days."""
 
 
@@ -51,10 +57,16 @@ def periods(workspace: Workspace) -> dict[str, int]:
     for key, value in configured.items():
         if key not in DEFAULTS:
             raise RetentionError(
-                f"unknown retention category {key!r}; known: {', '.join(DEFAULTS)}"
+                "unknown_retention_category",
+                "unknown retention category {category!r}; known: {known}",
+                params={"category": key, "known": ", ".join(DEFAULTS)},
             )
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise RetentionError(f"retention {key} must be a whole number of days >= 0")
+            raise RetentionError(
+                "retention_days",
+                "retention {category} must be a whole number of days >= 0",
+                params={"category": key},
+            )
         out[key] = value
     return out
 
@@ -103,7 +115,7 @@ class RetentionReport:
     media_files: int = 0
     contacts: int = 0
     link_clicks: int = 0
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """The numbers for logs and the audit log."""
@@ -149,7 +161,7 @@ async def _expired_conversations(
 
 
 async def run_workspace(
-    session: AsyncSession, secret_key: str, data_dir: Path, workspace: Workspace, now: datetime
+    session: AsyncSession, secret_key: str, workspace: Workspace, now: datetime
 ) -> RetentionReport:
     """Apply one workspace's periods at time `now` (in the caller's transaction)."""
     days = periods(workspace)
@@ -161,9 +173,10 @@ async def run_workspace(
             payloads = await session.scalars(
                 select(Message.payload).where(Message.conversation_id == conv_id)
             )
-            report.files += [p for payload in payloads if (p := media_file(data_dir, payload))]
+            report.files += [k for payload in payloads if (k := media_file(payload))]
             await session.execute(delete(Message).where(Message.conversation_id == conv_id))
             await session.execute(delete(Conversation).where(Conversation.id == conv_id))
+            outbox.record(session, ConversationDeleted(ws, conv_id, "retention"))
             report.conversations += 1
     if days["media"]:
         cutoff = now - timedelta(days=days["media"])
@@ -181,10 +194,10 @@ async def run_workspace(
             )
         ).all()
         for message_id, payload in media_rows:
-            path = media_file(data_dir, payload)
-            if path is None:
+            key = media_file(payload)
+            if key is None:
                 continue
-            report.files.append(path)
+            report.files.append(key)
             media = dict((payload or {}).get("media") or {})
             media.pop("path", None)
             media["removed"] = "retention"
@@ -233,7 +246,6 @@ async def run_workspace(
         erased = await erase_contact(
             session,
             secret_key=secret_key,
-            data_dir=data_dir,
             workspace_id=ws,
             contact_id=contact_id,
             actor_id=None,
@@ -266,68 +278,69 @@ async def expire_tracking(session: AsyncSession, workspace_id: str, cutoff: date
     return int(getattr(removed, "rowcount", 0) or 0)
 
 
-async def orphan_media(session: AsyncSession, data_dir: Path, now: datetime) -> list[Path]:
-    """Files under DATA_DIR/media that no message names (e.g. left by an interrupted erasure)."""
-    folder = data_dir / "media"
-    if not folder.is_dir():
-        return []
-    named: set[Path] = set()
+async def orphan_media(session: AsyncSession, files: FileStore, now: datetime) -> list[str]:
+    """Files directly under media/ that no message names (e.g. left by an interrupted erasure)."""
+    named: set[str] = set()
     rows = await session.stream(select(Message.payload).where(Message.content_kind == "media"))
     async for (payload,) in rows:
-        path = media_file(data_dir, payload)
-        if path is not None:
-            named.add(path)
+        key = media_file(payload)
+        if key is not None:
+            named.add(key)
     limit = now.timestamp() - ORPHAN_GRACE.total_seconds()
+    listed = await asyncio.to_thread(lambda: list(files.listing("media/")))
     return [
-        p.resolve()
-        for p in folder.iterdir()
-        if p.is_file() and p.resolve() not in named and p.stat().st_mtime < limit
+        o.key for o in listed if o.key.count("/") == 1 and o.key not in named and o.modified < limit
     ]
 
 
 async def run(
     sessions: Any,
     secret_key: str,
-    data_dir: Path,
+    files: FileStore,
     now: datetime | None = None,
     engine: AsyncEngine | None = None,
+    events: EventBus | None = None,
+    data_dir: Path | None = None,
 ) -> RetentionResult:
     """Finish interrupted erasures; apply retention in every workspace, each in its own
-    transaction; then remove files."""
+    transaction; then remove files (and export ZIPs a crash left in `data_dir`/exports)."""
     if engine is not None:
-        await resume_pending(engine, sessions, secret_key=secret_key, data_dir=data_dir)
+        await resume_pending(engine, sessions, secret_key=secret_key, files=files, events=events)
     now = now or utcnow()
     async with sessions() as session:
         workspaces = list(await session.scalars(select(Workspace)))
     reports: dict[str, RetentionReport] = {}
     for workspace in workspaces:
         async with sessions() as session, session.begin():
-            report = await run_workspace(session, secret_key, data_dir, workspace, now)
-        _remove(report.files)
+            report = await run_workspace(session, secret_key, workspace, now)
+        await _remove(files, report.files)
+        if report.contacts:
+            await revoke_webchat_sessions(events)
         reports[workspace.id] = report
         log.info("retention in workspace %s: %s", workspace.id, report.counts())
     async with sessions() as session:
-        orphans = await orphan_media(session, data_dir, now)
-    orphans += _stale_exports(data_dir, now)
-    _remove(orphans)
+        orphans = await orphan_media(session, files, now)
+    await _remove(files, orphans)
+    # Export ZIPs are built on local disk by the process that sends them (never in a bucket).
+    exports = LocalStore(data_dir) if data_dir is not None else files
+    stale = await _stale_exports(exports, now)
+    await _remove(exports, stale)
+    orphans += stale
     if engine is not None and any(any(r.counts().values()) for r in reports.values()):
         await compact(engine)
     return RetentionResult(reports, len(orphans))
 
 
-def _stale_exports(data_dir: Path, now: datetime) -> list[Path]:
+async def _stale_exports(files: FileStore, now: datetime) -> list[str]:
     """Export ZIPs a crash left behind (they are deleted once downloaded)."""
-    folder = data_dir / "exports"
-    if not folder.is_dir():
-        return []
     limit = now.timestamp() - ORPHAN_GRACE.total_seconds()
-    return [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < limit]
+    listed = await asyncio.to_thread(lambda: list(files.listing("exports/")))
+    return [o.key for o in listed if o.modified < limit]
 
 
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+async def _remove(files: FileStore, keys: list[str]) -> None:
+    for key in keys:
+        await asyncio.to_thread(files.delete, key)
 
 
 async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
@@ -338,7 +351,8 @@ async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
             runtime.engine,
             runtime.sessions,
             secret_key=runtime.settings.secret_key,
-            data_dir=runtime.settings.data_dir,
+            files=runtime.files,
+            events=runtime.events,
         )
     except Exception:
         log.exception("resuming unfinished erasures failed; the next retention run tries again")
@@ -356,8 +370,10 @@ async def poll_retention(runtime: Any, stopping: asyncio.Event) -> None:
             await run(
                 runtime.sessions,
                 runtime.settings.secret_key,
-                runtime.settings.data_dir,
+                runtime.files,
                 engine=runtime.engine,
+                events=runtime.events,
+                data_dir=runtime.settings.data_dir,
             )
         except Exception:
             log.exception("retention run failed; trying again later")

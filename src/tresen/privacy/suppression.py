@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,14 @@ from tresen.domain.ids import new_id
 
 CHUNK = 500
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,}$")
+
+
+Keys = str | Sequence[str]
+"""The secret key, or the secret key and the ones it replaced (Settings.suppression_keys)."""
+
+
+def _keys(keys: Keys) -> list[str]:
+    return [keys] if isinstance(keys, str) else list(keys)
 
 
 class Suppressed(ValueError):
@@ -63,26 +71,27 @@ async def suppress(
 
 
 async def is_suppressed(
-    session: AsyncSession, secret_key: str, workspace_id: str, address: str
+    session: AsyncSession, secret_key: Keys, workspace_id: str, address: str
 ) -> bool:
-    """Whether this address was erased in this workspace."""
-    digest = address_hash(secret_key, address)
+    """Whether this address was erased in this workspace (hashed under any of the keys)."""
+    digests = [address_hash(key, address) for key in _keys(secret_key)]
     found = await session.scalar(
-        select(Suppression.id).where(
-            Suppression.workspace_id == workspace_id, Suppression.address_hash == digest
-        )
+        select(Suppression.id)
+        .where(Suppression.workspace_id == workspace_id, Suppression.address_hash.in_(digests))
+        .limit(1)
     )
     return found is not None
 
 
 async def refused_imports(
-    session: AsyncSession, secret_key: str, workspace_id: str, addresses: Iterable[str]
+    session: AsyncSession, secret_key: Keys, workspace_id: str, addresses: Iterable[str]
 ) -> set[str]:
     """The addresses `check_import` refuses, found with a few queries for many addresses."""
     by_hash: dict[str, list[str]] = {}
     for address in set(addresses):
-        by_hash.setdefault(address_hash(secret_key, address), []).append(address)
-    erased: list[str] = []
+        for key in _keys(secret_key):
+            by_hash.setdefault(address_hash(key, address), []).append(address)
+    erased: set[str] = set()
     hashes = list(by_hash)
     for lo in range(0, len(hashes), CHUNK):
         found = await session.scalars(
@@ -91,7 +100,7 @@ async def refused_imports(
                 Suppression.address_hash.in_(hashes[lo : lo + CHUNK]),
             )
         )
-        erased.extend(a for digest in found for a in by_hash[digest])
+        erased.update(a for digest in found for a in by_hash[digest])
     forms = {a: _forms(a) for a in erased}
     wanted = sorted(set().union(*forms.values())) if forms else []
     again: set[str] = set()
@@ -117,7 +126,7 @@ def _forms(address: str) -> set[str]:
 
 
 async def check_import(
-    session: AsyncSession, secret_key: str, workspace_id: str, address: str
+    session: AsyncSession, secret_key: Keys, workspace_id: str, address: str
 ) -> None:
     """Refuse to import an erased address unless its person has consented again since."""
     if await refused_imports(session, secret_key, workspace_id, [address]):

@@ -11,6 +11,8 @@ from tresen.db.tables import Contact, Conversation, Message
 
 WAITING_FOR_CONSENT = "consent"
 RESTRICTED = "restricted"
+REFUSED = "refused"
+"""Lists only: the person said no to the privacy notice (their content stays withheld)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import socket
@@ -11,7 +12,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from tresen.sim.base import count_repeats
 
 DOVECOT = shutil.which("dovecot") or (
     "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None
@@ -94,8 +96,7 @@ class SmtpServer:
 
     def duplicates(self) -> int:
         """How many accepted mails repeat an earlier Message-ID."""
-        counts = Counter(str(m.message["Message-ID"]) for m in self.ledger)
-        return sum(n - 1 for n in counts.values())
+        return count_repeats(self.ledger, lambda m: str(m.message["Message-ID"]))
 
 
 class _Handler:
@@ -316,6 +317,14 @@ def add_cli(sim_app: typer.Typer) -> None:
         password: str = typer.Option("smtp-secret"),
     ) -> None:
         """A local SMTP server with STARTTLS and AUTH; prints each accepted mail's headers."""
+        missing = [name for name in ("aiosmtpd", "trustme") if not importlib.util.find_spec(name)]
+        if missing:
+            typer.echo(
+                f"error: tresen sim email needs {' and '.join(missing)}: "
+                f"pip install {' '.join(missing)}",
+                err=True,
+            )
+            raise typer.Exit(2)
 
         async def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:

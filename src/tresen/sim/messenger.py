@@ -7,13 +7,12 @@ import base64
 import contextlib
 import hmac
 import json
-import random
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import httpx
 import typer
@@ -21,8 +20,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 
-from tresen.sim.common import TokenBucket
-from tresen.sim.server import serve_asgi
+from tresen.sim.base import SimBase, TokenBucket, serve_simulator
 from tresen.sim.whatsapp import encode_webhook, sign_body
 
 __all__ = [
@@ -122,31 +120,22 @@ def _invalid(message: str, subcode: int | None = None) -> SendError:
     return SendError(100, f"(#100) {message}", subcode)
 
 
-class MessengerSimulator:
+class MessengerSimulator(SimBase):
     """A simulated Send API and webhook sender for one Page or Instagram account."""
+
+    config: MessengerSimConfig
+    ledger: list[MessengerLedgerEntry]
 
     def __init__(self, config: MessengerSimConfig | None = None) -> None:
         self.config = config or MessengerSimConfig()
         if self.config.object not in ("page", "instagram"):
             raise ValueError("object must be 'page' or 'instagram'")
-        unknown = set(self.config.fault_kinds) - {"5xx", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
-        self.base_url: str | None = None
+        self._start(self.config, fault_kinds=frozenset({"5xx", "timeout"}))
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_downloads = 0
-        self.ledger: list[MessengerLedgerEntry] = []
-        self.inbound: list[dict[str, Any]] = []
-        self.rejected: Counter[int] = Counter()
-        self.faults: Counter[str] = Counter()
-        self.webhooks = Counter[str]()
         self.blocked: set[str] = set()
         self._last_inbound: dict[str, float] = {}
-        self._rng = random.Random(self.config.seed)
         self._bucket = TokenBucket(self.config.mps)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self.app = self._build_app()
 
     @property
@@ -162,28 +151,14 @@ class MessengerSimulator:
 
     def duplicates(self) -> int:
         """Count accepted messages whose metadata or (recipient, message) was accepted before."""
-        seen: set[tuple[str, ...]] = set()
-        count = 0
-        for e in self.ledger:
-            key = (
+        return self._repeats.count(
+            self.ledger,
+            lambda e: (
                 ("meta", e.metadata)
                 if e.metadata
                 else ("msg", e.recipient_id, json.dumps(e.payload.get("message"), sort_keys=True))
-            )
-            count += key in seen
-            seen.add(key)
-        return count
-
-    def stats(self) -> dict[str, Any]:
-        """Counters as a JSON-ready dict."""
-        return {
-            "accepted": len(self.ledger),
-            "rejected": {str(c): n for c, n in sorted(self.rejected.items())},
-            "faults": dict(self.faults),
-            "webhooks": dict(self.webhooks),
-            "inbound": len(self.inbound),
-            "duplicates": self.duplicates(),
-        }
+            ),
+        )
 
     def messages_for(self, psid: str) -> list[dict[str, Any]]:
         """The business messages sent to psid with their last status."""
@@ -203,11 +178,6 @@ class MessengerSimulator:
     def _new_mid(self) -> str:
         raw = base64.urlsafe_b64encode(self._rng.randbytes(30)).decode().rstrip("=")
         return ("aWdf" if self.instagram else "m_") + raw
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- Send API ----------------------------------------------------------------------
 
@@ -320,12 +290,6 @@ class MessengerSimulator:
         self._schedule_receipts(entry)
         return 200, {"recipient_id": psid, "message_id": entry.mid}, None
 
-    def _decide_fault(self) -> str | None:
-        cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.fault_kinds or self._rng.random() >= cfg.fault_rate:
-            return None
-        return self._rng.choice(cfg.fault_kinds)
-
     async def send_endpoint(self, token: str | None, raw: bytes) -> Response[Any]:
         """Answer one Send API call (possibly with an injected fault)."""
         status, body, fault = self.handle_send(token, raw)
@@ -364,31 +328,12 @@ class MessengerSimulator:
             return False
         return response.status_code == 200
 
-    async def _post_with_retries(self, body: bytes) -> bool:
-        self.webhooks["posted"] += 1
-        if await self._post_once(body):
-            self.webhooks["delivered"] += 1
-            return True
-        for delay in self.config.webhook_retry_delays:
-            await asyncio.sleep(delay)
-            self.webhooks["retried"] += 1
-            if await self._post_once(body):
-                self.webhooks["delivered"] += 1
-                return True
-        self.webhooks["failed"] += 1
-        return False
-
     async def deliver(self, events: list[dict[str, Any]]) -> bool:
         """Sign and post messaging events, sometimes twice."""
         if self.config.webhook_url is None or self._closing.is_set():
             return False
         body = encode_webhook(self._envelope(events))
-        twice = self.config.duplicate_rate > 0 and self._rng.random() < self.config.duplicate_rate
-        ok = await self._post_with_retries(body)
-        if twice:
-            self.webhooks["duplicated"] += 1
-            await self._post_with_retries(body)
-        return ok
+        return await self._post_maybe_twice(lambda: self._post_once(body))
 
     def _schedule_receipts(self, entry: MessengerLedgerEntry) -> None:
         if self.config.echoes:
@@ -530,15 +475,6 @@ class MessengerSimulator:
         self.media[token] = (content, content_type)
         return f"{self.base_url}/_sim/cdn/{token}"
 
-    async def close(self) -> None:
-        """Stop background webhook tasks and close the HTTP client."""
-        self._closing.set()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
-
     # -- web app -----------------------------------------------------------------------
 
     def _build_app(self) -> Litestar:
@@ -549,7 +485,15 @@ class MessengerSimulator:
             auth = request.headers.get("authorization", "")
             if token is None and auth.startswith("Bearer "):
                 token = auth[7:].strip()
-            return await sim.send_endpoint(token, await request.body())
+            raw = await request.body()
+            if request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"
+            ):
+                # The Graph API takes form posts too: objects as JSON text, the token a field.
+                fields = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+                token = fields.pop("access_token", None) or token
+                raw = json.dumps({k: _json_or_text(v) for k, v in fields.items()}).encode()
+            return await sim.send_endpoint(token, raw)
 
         @post("/{version:str}/me/messages", status_code=200)
         async def me_messages(
@@ -565,6 +509,15 @@ class MessengerSimulator:
                 err = _invalid(f"Object with ID '{page_id}' does not exist")
                 return Response(err.body("sim"), status_code=400)
             return await _send(request)
+
+        @get("/{version:str}/me", sync_to_thread=False)
+        def me(version: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
+            token = request.query_params.get("access_token") or ""
+            if not hmac.compare_digest(token.encode(), sim.config.page_access_token.encode()):
+                err = SendError(190, "Invalid OAuth access token - Cannot parse access token")
+                return Response(err.body("sim"), status_code=err.http_status)
+            name = "tresen Simulator (Instagram)" if sim.instagram else "tresen Simulator"
+            return Response({"id": sim.config.page_id, "name": name})
 
         @get("/_sim/cdn/{token:str}", sync_to_thread=False)
         def cdn(token: FromPath[str]) -> Response[Any]:
@@ -594,22 +547,34 @@ class MessengerSimulator:
                 raise HTTPException(status_code=400, detail=str(exc)) from None
             return {"mid": mid}
 
-        @get("/_sim/ledger", sync_to_thread=False)
-        def ledger() -> list[dict[str, Any]]:
-            return [e.to_json() for e in sim.ledger]
-
         @get("/_sim/messages", sync_to_thread=False)
         def messages(psid: FromQuery[str]) -> list[dict[str, Any]]:
             return sim.messages_for(psid)
 
-        @get("/_sim/stats", sync_to_thread=False)
-        def stats() -> dict[str, Any]:
-            return sim.stats()
-
         return Litestar(
-            route_handlers=[me_messages, page_messages, cdn, inbound, ledger, messages, stats],
+            route_handlers=[
+                me_messages,
+                page_messages,
+                me,
+                cdn,
+                inbound,
+                messages,
+                *sim._sim_routes(),
+            ],
             openapi_config=None,
+            # No logging set-up of its own: Litestar's default logs every request at INFO.
+            logging_config=None,
         )
+
+
+def _json_or_text(value: str) -> Any:
+    """A form field of a Graph API call: an object or array as JSON text, else the text."""
+    if value.startswith(("{", "[")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 @asynccontextmanager
@@ -617,14 +582,8 @@ async def run_messenger_simulator(
     config: MessengerSimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[MessengerSimulator]:
     """Serve a Messenger (or Instagram) simulator over HTTP and yield it with base_url set."""
-    sim = MessengerSimulator(config)
-    try:
-        async with serve_asgi(sim.app, host, port) as base_url:
-            sim.base_url = base_url
-            yield sim
-    finally:
-        if not sim._closing.is_set():
-            await sim.close()
+    async with serve_simulator(MessengerSimulator(config), host, port) as sim:
+        yield sim
 
 
 def _command(sim_app: typer.Typer, name: str, obj: str, label: str, default_port: int) -> None:

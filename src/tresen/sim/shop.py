@@ -17,6 +17,8 @@ from litestar.params import FromPath
 from tresen.sim.server import serve_asgi
 
 DEMO_TOKEN = "sim-shop-token"
+DEFAULT_PORT = 9010
+"""Where `tresen sim shop` listens and `tresen demo` runs the fake shop."""
 DEMO_ORDERS: tuple[dict[str, Any], ...] = (
     {
         "number": "RH-100234",
@@ -98,7 +100,7 @@ def add_cli(sim_app: typer.Typer) -> None:
 
     @sim_app.command("shop")
     def sim_shop(
-        port: Annotated[int, typer.Option(min=1, max=65535)] = 9010,
+        port: Annotated[int, typer.Option(min=1, max=65535)] = DEFAULT_PORT,
         host: str = "127.0.0.1",
         token: Annotated[str, typer.Option(help="The Bearer token the shop expects.")] = DEMO_TOKEN,
     ) -> None:

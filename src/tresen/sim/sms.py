@@ -8,27 +8,38 @@ import contextlib
 import hashlib
 import hmac
 import json
-import random
 import re
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from email.utils import formatdate
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import typer
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, delete, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp
 
 from tresen.channels.sms import segments
-from tresen.sim.common import TokenBucket, WebhookStats
-from tresen.sim.server import serve_asgi
+from tresen.sim.base import (
+    SimBase,
+    TokenBucket,
+    bytes_app,
+    empty_app,
+    json_app,
+    serve_simulator,
+)
+from tresen.sim.twilio_resources import (
+    API_VERSION,
+    MediaItem,
+    MessageRecord,
+    media_resource,
+    message_resource,
+    page,
+)
 
 __all__ = [
     "LedgerEntry",
@@ -39,13 +50,23 @@ __all__ = [
     "sign_request",
 ]
 
-API_VERSION = "2010-04-01"
+_DROPPED = json.dumps({"sid": "SM", "status": "queued"}).encode()[:10]
+"""The start of a send answer that breaks off (the "drop" fault)."""
 # Twilio's own opt-out handling knows only the English words; German ones are for tresen:
 # https://help.twilio.com/articles/223134027
 TWILIO_OPT_OUT = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT")
 TWILIO_OPT_IN = ("START", "YES", "UNSTOP")
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 4, "failed": 4}
+STATUS_RANK = {
+    "accepted": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 5,
+    "failed": 5,
+}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 _ERRORS: dict[int, tuple[str, int]] = {
     20003: ("Authenticate", 401),
     20404: ("The requested resource was not found", 404),
@@ -59,6 +80,7 @@ _ERRORS: dict[int, tuple[str, int]] = {
     21611: ("This 'From' number has exceeded the maximum number of queued messages", 400),
     21617: ("The concatenated message body exceeds the 1600 character limit.", 400),
     21620: ("Invalid media URL(s)", 400),
+    21705: ("The Messaging Service Sid is invalid.", 400),
     20500: ("An internal server error has occurred", 500),
 }
 _FAILURE_TEXT = {
@@ -77,7 +99,8 @@ class SmsSimConfig:
     account_sid: str = "AC" + "0" * 31 + "1"
     auth_token: str = "sim-auth-token"
     phone_number: str = "+4930123456700"
-    messaging_service_sid: str | None = None
+    messaging_service_sid: str | None = "MG" + "0" * 31 + "1"
+    """The account's Messaging Service; its sender pool is phone_number."""
     webhook_url: str | None = None
     """Where inbound SMS are posted (the number's "A message comes in" URL)."""
     status_callback_url: str | None = None
@@ -112,6 +135,11 @@ class LedgerEntry:
     num_segments: int
     status: str = "queued"
     error_code: int | None = None
+    messaging_service_sid: str | None = None
+    """Set when the message went through the Messaging Service."""
+    from_given: bool = True
+    """Whether the request named From (else the service picks it when queueing)."""
+    deleted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return the entry as a JSON-ready dict."""
@@ -154,58 +182,38 @@ def _segments(body: str) -> int:
     return max(1, segments(body).segments)
 
 
-class SmsSimulator:
+class SmsSimulator(SimBase):
     """A simulated Twilio Messaging API for one account and sender."""
+
+    config: SmsSimConfig
+    ledger: list[LedgerEntry]
+    inbound: list[dict[str, str]]
 
     def __init__(self, config: SmsSimConfig | None = None) -> None:
         self.config = config or SmsSimConfig()
-        unknown = set(self.config.fault_kinds) - {"5xx", "timeout", "drop"}
-        if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
-        self.base_url: str | None = None
-        self.ledger: list[LedgerEntry] = []
-        self.inbound: list[dict[str, str]] = []
-        self.media: dict[str, tuple[bytes, str]] = {}
+        self._start(self.config)
+        self.media: dict[str, MediaItem] = {}
+        """Files of messages in both directions, by media sid."""
         self.media_downloads = 0
+        self._received_at: dict[str, float] = {}
         self.opted_out: set[str] = set()
-        self.webhook_stats = WebhookStats()
-        self.rejected: Counter[int] = Counter()
-        self.faults: Counter[str] = Counter()
-        self.faults_after_accept = 0
-        self._rng = random.Random(self.config.seed)
         self._bucket = TokenBucket(self.config.mps, self.config.burst or max(1.0, self.config.mps))
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self.app = self._build_app()
 
     # -- bookkeeping -------------------------------------------------------------------
 
     def duplicates(self) -> int:
         """Count accepted messages whose callback reference or (to, body, media) came before."""
-        seen: set[tuple[str, ...]] = set()
-        count = 0
-        for e in self.ledger:
-            query = dict(parse_qsl(urlsplit(e.status_callback or "").query))
-            ref = query.get("tresen_ref")
-            key = ("ref", ref) if ref else ("msg", e.to, e.body, *e.media_urls)
-            if key in seen:
-                count += 1
-            seen.add(key)
-        return count
+
+        def key(e: LedgerEntry) -> tuple[str, ...]:
+            ref = dict(parse_qsl(urlsplit(e.status_callback or "").query)).get("tresen_ref")
+            return ("ref", ref) if ref else ("msg", e.to, e.body, *e.media_urls)
+
+        return self._repeats.count(self.ledger, key)
 
     def stats(self) -> dict[str, Any]:
         """Counters as a JSON-ready dict."""
-        return {
-            "accepted": len(self.ledger),
-            "rejected": {str(code): n for code, n in sorted(self.rejected.items())},
-            "faults": dict(self.faults),
-            "webhooks": asdict(self.webhook_stats),
-            "inbound": len(self.inbound),
-            "opted_out": len(self.opted_out),
-            "duplicates": self.duplicates(),
-            "faults_after_accept": self.faults_after_accept,
-        }
+        return {**super().stats(), "opted_out": len(self.opted_out)}
 
     def messages_for(self, number: str) -> list[dict[str, Any]]:
         """The business messages sent to `number` with their last status."""
@@ -224,11 +232,6 @@ class SmsSimulator:
 
     def _sid(self, prefix: str) -> str:
         return prefix + self._rng.randbytes(16).hex()
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -259,10 +262,10 @@ class SmsSimulator:
             raise TwilioError(21604)
         if not _E164.match(to):
             raise TwilioError(21211, f"The 'To' number {to} is not a valid phone number.")
-        sender = one("From")
-        service = one("MessagingServiceSid")
+        sender = one("From") or None
+        service = one("MessagingServiceSid") or None
         if service is not None and service != cfg.messaging_service_sid:
-            raise TwilioError(21606, "The MessagingServiceSid is not valid for this account.")
+            raise TwilioError(21705, f"The Messaging Service Sid {service} is invalid.")
         if sender is not None and sender != cfg.phone_number:
             raise TwilioError(21606)
         if sender is None and service is None:
@@ -278,59 +281,141 @@ class SmsSimulator:
         callback = one("StatusCallback") or cfg.status_callback_url
         if callback is not None and not callback.startswith(("http://", "https://")):
             raise TwilioError(21609)
-        return to, sender or cfg.phone_number, body, media, callback
+        return to, sender or "", body, media, callback
 
     def _accept(self, form: dict[str, list[str]]) -> LedgerEntry:
         to, sender, body, media, callback = self._validate(form)
+        service = (form.get("MessagingServiceSid") or [""])[-1] or None
         if to in self.opted_out:
             raise TwilioError(21610)
         if self.config.queue_limit is not None:
-            queued = sum(1 for e in self.ledger if e.status == "queued")
+            queued = sum(1 for e in self.ledger if e.status in ("accepted", "queued"))
             if queued >= self.config.queue_limit:
                 raise TwilioError(21611)
         if not self._bucket.take():
             raise TwilioError(20429)
+        # Through a Messaging Service without From, Twilio answers "accepted" and picks the
+        # sender from the service's pool when it queues the message.
+        through_service = service is not None and not sender
         entry = LedgerEntry(
             sid=self._sid("MM" if media else "SM"),
             to=to,
-            from_=sender,
+            from_=sender or self.config.phone_number,
             body=body,
             media_urls=list(media),
             status_callback=callback,
             accepted_at=time.time(),
             num_segments=_segments(body),
+            status="accepted" if through_service else "queued",
+            messaging_service_sid=service,
+            from_given=bool(sender),
         )
         self.ledger.append(entry)
         self._schedule_statuses(entry)
+        for url in entry.media_urls:
+            item = MediaItem(self._sid("ME"), entry.sid, b"", "application/octet-stream")
+            self.media[item.sid] = item
+            self._spawn(self._copy_media(item, url))
         return entry
+
+    async def _copy_media(self, item: MediaItem, url: str) -> None:
+        """Fetch an outbound MediaUrl and keep the copy, as Twilio does."""
+        try:
+            response = await self._fetch(url)
+        except httpx.HTTPError:
+            return
+        if response.status_code == 200:
+            item.content = response.content
+            item.content_type = response.headers.get("content-type", item.content_type)
+
+    def _record(self, entry: LedgerEntry) -> MessageRecord:
+        shows_from = entry.from_given or entry.status != "accepted"
+        return MessageRecord(
+            sid=entry.sid,
+            to=entry.to,
+            from_=entry.from_ if shows_from else None,
+            body=entry.body,
+            status=entry.status,
+            direction="outbound-api",
+            num_segments=entry.num_segments,
+            num_media=len(entry.media_urls),
+            created_at=entry.accepted_at,
+            messaging_service_sid=entry.messaging_service_sid,
+            error_code=entry.error_code,
+            error_message=_FAILURE_TEXT.get(entry.error_code or 0),
+        )
+
+    def _inbound_record(self, params: dict[str, str]) -> MessageRecord:
+        sid = params["MessageSid"]
+        return MessageRecord(
+            sid=sid,
+            to=params["To"],
+            from_=params["From"],
+            body=params.get("Body", ""),
+            status="received",
+            direction="inbound",
+            num_segments=int(params.get("NumSegments") or 1),
+            num_media=int(params.get("NumMedia") or 0),
+            created_at=self._received_at.get(sid, 0.0),
+            messaging_service_sid=params.get("MessagingServiceSid"),
+        )
 
     def resource(self, entry: LedgerEntry) -> dict[str, Any]:
         """The Message resource JSON for a ledger entry."""
-        cfg = self.config
-        return {
-            "sid": entry.sid,
-            "account_sid": cfg.account_sid,
-            "messaging_service_sid": cfg.messaging_service_sid,
-            "to": entry.to,
-            "from": entry.from_,
-            "body": entry.body,
-            "status": entry.status,
-            "num_segments": str(entry.num_segments),
-            "num_media": str(len(entry.media_urls)),
-            "direction": "outbound-api",
-            "api_version": API_VERSION,
-            "price": None,
-            "price_unit": "USD",
-            "error_code": entry.error_code,
-            "error_message": None,
-            "date_created": formatdate(entry.accepted_at, usegmt=True),
-            "date_updated": formatdate(time.time(), usegmt=True),
-            "date_sent": None,
-            "uri": f"/{API_VERSION}/Accounts/{cfg.account_sid}/Messages/{entry.sid}.json",
-            "subresource_uris": {
-                "media": f"/{API_VERSION}/Accounts/{cfg.account_sid}/Messages/{entry.sid}/Media.json"
-            },
-        }
+        return message_resource(self.config.account_sid, self._record(entry))
+
+    def records(self) -> list[MessageRecord]:
+        """Every message of the account, both directions, newest first (as Twilio lists)."""
+        out = [self._record(e) for e in self.ledger if not e.deleted]
+        out += [
+            self._inbound_record(p)
+            for p in self.inbound
+            if p.get("MessageSid") in self._received_at
+        ]
+        return sorted(out, key=lambda r: r.created_at, reverse=True)
+
+    def listing(self, query: dict[str, str]) -> dict[str, Any]:
+        """GET Messages.json: filtered by To, From and DateSent (YYYY-MM-DD, also < and >)."""
+        records = self.records()
+        if query.get("To"):
+            records = [r for r in records if r.to == query["To"]]
+        if query.get("From"):
+            records = [r for r in records if r.from_ == query["From"]]
+        for key, keep in (
+            ("DateSent", lambda day, d: day == d),
+            ("DateSent<", lambda day, d: day <= d),
+            ("DateSent>", lambda day, d: day >= d),
+        ):
+            if query.get(key):
+                records = [
+                    r
+                    for r in records
+                    if keep(time.strftime("%Y-%m-%d", time.gmtime(r.created_at)), query[key][:10])
+                ]
+        sid = self.config.account_sid
+        items = [message_resource(sid, r) for r in records]
+        return page("messages", f"/{API_VERSION}/Accounts/{sid}/Messages.json", items, query)
+
+    def find(self, sid: str) -> MessageRecord | None:
+        """A message of either direction by its sid."""
+        return next((r for r in self.records() if r.sid == sid), None)
+
+    def media_of(self, message_sid: str) -> list[MediaItem]:
+        """The files of one message, oldest first."""
+        return [m for m in self.media.values() if m.parent_sid == message_sid]
+
+    def delete_message(self, sid: str) -> bool:
+        """DELETE a message (and its files); whether it existed."""
+        entry = next((e for e in self.ledger if e.sid == sid and not e.deleted), None)
+        found = entry is not None
+        if entry is not None:
+            entry.deleted = True
+        kept = [p for p in self.inbound if p.get("MessageSid") != sid]
+        found = found or len(kept) != len(self.inbound)
+        self.inbound[:] = kept
+        for item in self.media_of(sid):
+            del self.media[item.sid]
+        return found
 
     def handle_send(
         self, account_sid: str, authorization: str | None, raw: bytes
@@ -345,8 +430,8 @@ class SmsSimulator:
                     form.setdefault(k, []).append(v)
             except (UnicodeDecodeError, ValueError):
                 raise TwilioError(21602, "The request body is not form-encoded.") from None
-            if cfg.fault_rate > 0 and cfg.fault_kinds and self._rng.random() < cfg.fault_rate:
-                fault = self._rng.choice(cfg.fault_kinds)
+            fault = self._decide_fault()
+            if fault is not None:
                 self.faults[fault] += 1
                 if self._rng.random() < cfg.fault_after_accept_share:
                     with suppress(TwilioError):
@@ -360,6 +445,7 @@ class SmsSimulator:
         return 201, self.resource(entry), None
 
     def _schedule_statuses(self, entry: LedgerEntry) -> None:
+        """queued (a service's message leaves `accepted`), sent, then delivered or undelivered."""
         code = self.config.undeliverable.get(entry.to)
         names = ["queued", "sent", "undelivered" if code else "delivered"]
         for name, delay in zip(names, self.config.status_delays, strict=True):
@@ -400,15 +486,16 @@ class SmsSimulator:
         status, body, fault = self.handle_send(account_sid, authorization, raw)
         if fault is None:
             assert body is not None
-            return _json_app(status, body)
+            return json_app(status, body)
         unavailable = TwilioError(20500).body()
-        if fault == "5xx":
-            return _json_app(self._rng.choice((500, 503)), unavailable)
-        if fault == "timeout":
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
-            return _json_app(500, unavailable)
-        return _dropping_app()
+        return await self._fault_answer(
+            fault,
+            unavailable,
+            statuses=(500, 503),
+            timeout_status=500,
+            partial=_DROPPED,
+            drop_status=201,
+        )
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -425,31 +512,11 @@ class SmsSimulator:
             return False
         return 200 <= response.status_code < 300
 
-    async def _post_with_retries(self, url: str, params: list[tuple[str, str]]) -> bool:
-        self.webhook_stats.posted += 1
-        if await self._post_once(url, params):
-            self.webhook_stats.delivered += 1
-            return True
-        for delay in self.config.webhook_retry_delays:
-            await asyncio.sleep(delay)
-            if self._closing.is_set():
-                break
-            self.webhook_stats.retried += 1
-            if await self._post_once(url, params):
-                self.webhook_stats.delivered += 1
-                return True
-        self.webhook_stats.failed += 1
-        return False
-
     async def _deliver(self, url: str | None, params: list[tuple[str, str]]) -> bool:
         if url is None or self._closing.is_set():
             return False
-        twice = self.config.duplicate_rate > 0 and self._rng.random() < self.config.duplicate_rate
-        ok = await self._post_with_retries(url, params)
-        if twice:
-            self.webhook_stats.duplicated += 1
-            await self._post_with_retries(url, params)
-        return ok
+        target = url
+        return await self._post_maybe_twice(lambda: self._post_once(target, params))
 
     # -- customer side -----------------------------------------------------------------
 
@@ -459,6 +526,7 @@ class SmsSimulator:
         body: str = "",
         media_urls: Sequence[str] = (),
         media_types: Sequence[str] | None = None,
+        sid: str | None = None,
     ) -> list[tuple[str, str]]:
         """The form fields Twilio posts for one inbound SMS/MMS."""
         if not isinstance(from_number, str) or not _E164.match(from_number):
@@ -473,7 +541,7 @@ class SmsSimulator:
         if len(types) != len(media_urls):
             raise ValueError("media_types must match media_urls")
         cfg = self.config
-        sid = self._sid("MM" if media_urls else "SM")
+        sid = sid or self._sid("MM" if media_urls else "SM")
         params = [
             ("ToCountry", "DE"),
             ("ToState", ""),
@@ -516,11 +584,13 @@ class SmsSimulator:
         `media` (bytes, content type) pairs are hosted by the simulator behind basic auth and
         sent as MediaUrlN, as Twilio hosts the files of an MMS.
         """
+        sid = self._sid("MM" if media or media_urls else "SM")
         if media:
-            media_urls = [*media_urls, *(self.host_media(c, t) for c, t in media)]
-            media_types = [*(media_types or ["image/jpeg"] * (len(media_urls) - len(media)))]
+            media_types = [*(media_types or ["image/jpeg"] * len(media_urls))]
+            media_urls = [*media_urls, *(self.host_media(c, t, sid) for c, t in media)]
             media_types += [t for _, t in media]
-        params = self.build_inbound(from_number, body, media_urls, media_types)
+        params = self.build_inbound(from_number, body, media_urls, media_types, sid=sid)
+        self._received_at[sid] = time.time()
         word = _keyword(body)
         if word in TWILIO_OPT_OUT:
             self.opted_out.add(from_number)
@@ -533,16 +603,16 @@ class SmsSimulator:
             self._spawn(self._deliver(self.config.webhook_url, params))
         return dict(params)["MessageSid"]
 
-    def host_media(self, content: bytes, content_type: str) -> str:
-        """Serve a file under a Media URL of this account; return the URL."""
-        media_sid = self._sid("ME")
-        self.media[media_sid] = (content, content_type)
+    def host_media(self, content: bytes, content_type: str, message_sid: str = "") -> str:
+        """Keep a file as Media of a message (a new sid when none is named); return its URL."""
+        item = MediaItem(self._sid("ME"), message_sid or self._sid("MM"), content, content_type)
+        self.media[item.sid] = item
         return (
             f"{self.base_url}/{API_VERSION}/Accounts/{self.config.account_sid}"
-            f"/Messages/{self._sid('MM')}/Media/{media_sid}"
+            f"/Messages/{item.parent_sid}/Media/{item.sid}"
         )
 
-    def media_download(self, account_sid: str, media_sid: str, auth: str | None) -> Response[Any]:
+    def media_download(self, account_sid: str, media_sid: str, auth: str | None) -> ASGIApp:
         """A hosted file, for the account's credentials only (HTTP basic auth)."""
         expected = (
             "Basic "
@@ -553,21 +623,12 @@ class SmsSimulator:
         if account_sid != self.config.account_sid or not hmac.compare_digest(
             (auth or "").encode(), expected.encode()
         ):
-            return Response(b"", status_code=401)
+            return empty_app(401)
         found = self.media.get(media_sid)
         if found is None:
-            return Response(b"", status_code=404)
+            return empty_app(404)
         self.media_downloads += 1
-        return Response(found[0], media_type=found[1])
-
-    async def close(self) -> None:
-        """Stop background webhook tasks and close the HTTP client."""
-        self._closing.set()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
+        return bytes_app(200, found.content, found.content_type)
 
     # -- web app -----------------------------------------------------------------------
 
@@ -581,32 +642,124 @@ class SmsSimulator:
             raw = await request.body()
             return await sim.send_endpoint(account_sid, request.headers.get("authorization"), raw)
 
+        def authorised(account_sid: str, request: Request[Any, Any, Any]) -> ASGIApp | None:
+            """None when the request may read the account, else the error answer."""
+            try:
+                sim._check_auth(account_sid, request.headers.get("authorization"))
+            except TwilioError as exc:
+                return json_app(exc.http_status, exc.body())
+            return None
+
+        def not_found(path: str) -> ASGIApp:
+            return json_app(
+                404, TwilioError(20404, f"The requested resource {path} was not found").body()
+            )
+
+        @get(f"/{API_VERSION}/Accounts/{{name:str}}")
+        async def fetch_account(name: FromPath[str], request: Request[Any, Any, Any]) -> ASGIApp:
+            """The Account resource (GET /2010-04-01/Accounts/{Sid}.json)."""
+            account_sid = name.removesuffix(".json")
+            if not name.endswith(".json"):
+                return not_found(f"/{API_VERSION}/Accounts/{name}")
+            refused = authorised(account_sid, request)
+            return refused or json_app(
+                200,
+                {
+                    "sid": account_sid,
+                    "friendly_name": "tresen Simulator",
+                    "status": "active",
+                    "type": "Full",
+                    "uri": f"/{API_VERSION}/Accounts/{account_sid}.json",
+                },
+            )
+
+        @get(f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages.json")
+        async def list_messages(
+            account_sid: FromPath[str], request: Request[Any, Any, Any]
+        ) -> ASGIApp:
+            refused = authorised(account_sid, request)
+            return refused or json_app(200, sim.listing(dict(request.query_params)))
+
         @get(f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{name:str}}")
         async def fetch_message(
             account_sid: FromPath[str], name: FromPath[str], request: Request[Any, Any, Any]
         ) -> ASGIApp:
-            try:
-                sim._check_auth(account_sid, request.headers.get("authorization"))
-            except TwilioError as exc:
-                return _json_app(exc.http_status, exc.body())
-            sid = name.removesuffix(".json")
-            for entry in sim.ledger:
-                if entry.sid == sid:
-                    return _json_app(200, sim.resource(entry))
-            return _json_app(404, TwilioError(20404).body())
+            refused = authorised(account_sid, request)
+            if refused is not None:
+                return refused
+            record = sim.find(name.removesuffix(".json"))
+            if record is None:
+                return not_found(request.url.path)
+            return json_app(200, message_resource(sim.config.account_sid, record))
 
-        @get(
-            f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{message_sid:str}}"
-            "/Media/{media_sid:str}",
-            sync_to_thread=False,
+        # The handlers answer 204 themselves (an ASGI app); Litestar refuses 204 with a body.
+        @delete(
+            f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{name:str}}", status_code=200
         )
-        def media_file(
+        async def delete_message(
+            account_sid: FromPath[str], name: FromPath[str], request: Request[Any, Any, Any]
+        ) -> ASGIApp:
+            refused = authorised(account_sid, request)
+            if refused is not None:
+                return refused
+            if not sim.delete_message(name.removesuffix(".json")):
+                return not_found(request.url.path)
+            return empty_app(204)
+
+        @get(f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{message_sid:str}}/Media.json")
+        async def list_media(
+            account_sid: FromPath[str], message_sid: FromPath[str], request: Request[Any, Any, Any]
+        ) -> ASGIApp:
+            refused = authorised(account_sid, request)
+            if refused is not None:
+                return refused
+            if sim.find(message_sid) is None:
+                return not_found(request.url.path)
+            items = [media_resource(account_sid, m) for m in sim.media_of(message_sid)]
+            return json_app(
+                200, page("media_list", request.url.path, items, dict(request.query_params))
+            )
+
+        media_path = (
+            f"/{API_VERSION}/Accounts/{{account_sid:str}}/Messages/{{message_sid:str}}"
+            "/Media/{media_sid:str}"
+        )
+
+        @get(media_path)
+        async def media_file(
             account_sid: FromPath[str],
             message_sid: FromPath[str],
             media_sid: FromPath[str],
             request: Request[Any, Any, Any],
-        ) -> Response[Any]:
-            return sim.media_download(account_sid, media_sid, request.headers.get("authorization"))
+        ) -> ASGIApp:
+            if not media_sid.endswith(".json"):
+                # The file itself (media URLs have no suffix).
+                return sim.media_download(
+                    account_sid, media_sid, request.headers.get("authorization")
+                )
+            refused = authorised(account_sid, request)
+            if refused is not None:
+                return refused
+            item = sim.media.get(media_sid.removesuffix(".json"))
+            if item is None or item.parent_sid != message_sid:
+                return not_found(request.url.path)
+            return json_app(200, media_resource(account_sid, item))
+
+        @delete(media_path, status_code=200)
+        async def delete_media(
+            account_sid: FromPath[str],
+            message_sid: FromPath[str],
+            media_sid: FromPath[str],
+            request: Request[Any, Any, Any],
+        ) -> ASGIApp:
+            refused = authorised(account_sid, request)
+            if refused is not None:
+                return refused
+            item = sim.media.get(media_sid.removesuffix(".json"))
+            if item is None or item.parent_sid != message_sid:
+                return not_found(request.url.path)
+            del sim.media[item.sid]
+            return empty_app(204)
 
         @post("/_sim/inbound", status_code=200)
         async def inbound(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -628,70 +781,28 @@ class SmsSimulator:
                 raise HTTPException(status_code=400, detail=str(exc)) from None
             return {"sid": sid}
 
-        @get("/_sim/ledger", sync_to_thread=False)
-        def ledger() -> list[dict[str, Any]]:
-            return [e.to_json() for e in sim.ledger]
-
         @get("/_sim/messages", sync_to_thread=False)
         def messages(number: FromQuery[str]) -> list[dict[str, Any]]:
             return sim.messages_for(number)
 
-        @get("/_sim/stats", sync_to_thread=False)
-        def stats() -> dict[str, Any]:
-            return sim.stats()
-
         return Litestar(
             route_handlers=[
                 create_message,
+                fetch_account,
+                list_messages,
                 fetch_message,
+                delete_message,
+                list_media,
                 media_file,
+                delete_media,
                 inbound,
-                ledger,
                 messages,
-                stats,
+                *sim._sim_routes(),
             ],
             openapi_config=None,
+            # No logging set-up of its own: Litestar's default logs every request at INFO.
+            logging_config=None,
         )
-
-
-def _json_app(status: int, body: dict[str, Any]) -> ASGIApp:
-    """An ASGI app that answers with a JSON body."""
-    data = json.dumps(body).encode()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data, "more_body": False})
-
-    return app
-
-
-def _dropping_app() -> ASGIApp:
-    """An ASGI app that starts a 201 answer and stops in the middle of its body."""
-    data = json.dumps({"sid": "SM", "status": "queued"}).encode()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 201,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data) + 64).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data[:10], "more_body": True})
-
-    return app
 
 
 @asynccontextmanager
@@ -699,17 +810,8 @@ async def run_sms_simulator(
     config: SmsSimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[SmsSimulator]:
     """Serve an SMS simulator over HTTP and yield it with base_url set."""
-    sim = SmsSimulator(config)
-    try:
-        async with serve_asgi(sim.app, host, port) as base_url:
-            sim.base_url = base_url
-            try:
-                yield sim
-            finally:
-                await sim.close()
-    finally:
-        if not sim._closing.is_set():
-            await sim.close()
+    async with serve_simulator(SmsSimulator(config), host, port) as sim:
+        yield sim
 
 
 def add_cli(sim_app: typer.Typer) -> None:
@@ -717,7 +819,7 @@ def add_cli(sim_app: typer.Typer) -> None:
 
     @sim_app.command("sms")
     def sim_sms(
-        port: Annotated[int, typer.Option(min=1, max=65535)] = 9002,
+        port: Annotated[int, typer.Option(min=1, max=65535)] = 9003,
         webhook: Annotated[str, typer.Option(help="tresen's webhook URL for the channel.")] = "",
         host: str = "127.0.0.1",
         account_sid: str = SmsSimConfig.account_sid,

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import random
 import re
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -17,14 +15,26 @@ from urllib.parse import parse_qsl
 
 import httpx
 import typer
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post, route
 from litestar.datastructures import UploadFile
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp
 
-from tresen.sim.common import TokenBucket, WebhookStats
-from tresen.sim.server import serve_asgi
+from tresen.sim.base import SimBase, TokenBucket, json_app, serve_simulator
+from tresen.sim.telegram_checks import (
+    CHAT_ACTIONS,
+    ApiError,
+    bad,
+    chat_id_of,
+    check_commands,
+    check_markup,
+    decoded,
+    int_param,
+    is_inline_keyboard,
+    truthy,
+)
 
 __all__ = [
     "LedgerEntry",
@@ -40,6 +50,8 @@ SEND_METHODS = {
     "sendDocument": "document",
     "sendVideo": "video",
     "sendAudio": "audio",
+    "sendVoice": "voice",
+    "sendAnimation": "animation",
     "sendSticker": "sticker",
 }
 INBOUND_TYPES = (
@@ -55,6 +67,8 @@ INBOUND_TYPES = (
     "edited_message",
     "poll",
 )
+_DROPPED = b'{"ok":true,"result":{"message_id":'
+"""The start of an answer that breaks off (the "drop" fault)."""
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # Files served by getFile when a test names no bytes: first bytes match the declared type.
 SAMPLE_FILES: dict[str, tuple[bytes, str]] = {
@@ -97,80 +111,14 @@ class LedgerEntry:
     method: str
     payload: dict[str, Any]
     accepted_at: float
+    edited_at: float | None = None
+    edited_text: str | None = None
+    edited_markup: dict[str, Any] | None = None
+    deleted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return the entry as a JSON-ready dict."""
         return asdict(self)
-
-
-class ApiError(Exception):
-    """A Bot API error answer."""
-
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.retry_after = retry_after
-
-    def body(self) -> dict[str, Any]:
-        """The error as Telegram sends it."""
-        out: dict[str, Any] = {
-            "ok": False,
-            "error_code": self.code,
-            "description": self.description,
-        }
-        if self.retry_after is not None:
-            out["parameters"] = {"retry_after": self.retry_after}
-        return out
-
-
-def _bad(description: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {description}")
-
-
-def _chat_id(value: Any) -> int:
-    """A chat_id as Telegram accepts it: an integer or a string of one."""
-    if isinstance(value, bool):
-        raise _bad("chat_id is invalid")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d{1,20}", value.strip()):
-        return int(value)
-    if value is None or value == "":
-        raise _bad("chat_id is empty")
-    raise _bad("chat not found")
-
-
-def _validate_markup(markup: Any) -> None:
-    """Check reply_markup.inline_keyboard like the Bot API does."""
-    if markup is None:
-        return
-    if isinstance(markup, str):
-        try:
-            markup = json.loads(markup)
-        except ValueError:
-            raise _bad("can't parse reply keyboard markup JSON object") from None
-    if not isinstance(markup, dict):
-        raise _bad("can't parse reply keyboard markup JSON object")
-    rows = markup.get("inline_keyboard")
-    if rows is None:
-        return
-    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-        raise _bad('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array')
-    for row in rows:
-        for button in row:
-            if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-                raise _bad('can\'t find field "text"')
-            if not button["text"].strip():
-                raise _bad("BUTTON_TEXT_INVALID")
-            actions = [k for k in ("callback_data", "url", "switch_inline_query") if k in button]
-            if len(actions) != 1:
-                raise _bad("text buttons are unallowed in the inline keyboard")
-            data = button.get("callback_data")
-            if "callback_data" in button and (
-                not isinstance(data, str) or not 1 <= len(data.encode()) <= 64
-            ):
-                raise _bad("BUTTON_DATA_INVALID")
 
 
 def summarize(method: str, payload: dict[str, Any]) -> str:
@@ -181,66 +129,51 @@ def summarize(method: str, payload: dict[str, Any]) -> str:
     return f"[{field_name}] " + str(payload.get("caption") or payload.get(field_name))
 
 
-class TelegramSimulator:
+class TelegramSimulator(SimBase):
     """A simulated Telegram Bot API for one bot."""
+
+    config: TelegramSimConfig
+    ledger: list[LedgerEntry]
 
     def __init__(self, config: TelegramSimConfig | None = None) -> None:
         self.config = config or TelegramSimConfig()
-        unknown = set(self.config.fault_kinds) - {"5xx", "timeout", "drop"}
-        if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        self._start(self.config)
         if not _SECRET_RE.match(self.config.secret_token):
             raise ValueError("secret_token must be 1-256 characters of A-Z a-z 0-9 _ -")
-        self.base_url: str | None = None
-        self.ledger: list[LedgerEntry] = []
-        self.inbound: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []
         self.webhook_calls: list[dict[str, Any]] = []
         self.blocked: set[int] = set()
-        self.webhook_stats = WebhookStats()
-        self.rejected: Counter[int] = Counter()
-        self.faults: Counter[str] = Counter()
-        self.faults_after_accept = 0
-        self._rng = random.Random(self.config.seed)
         self._update_id = self._rng.randrange(100_000_000, 900_000_000)
         self._message_ids: dict[int, int] = {}
         self._callbacks: dict[str, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._bucket = TokenBucket(self.config.mps, max(1.0, self.config.mps))
         self._chat_buckets: dict[int, TokenBucket] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self.files: dict[str, tuple[bytes, str]] = {}
         self.file_downloads = 0
         self.uploads: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        """Updates waiting for getUpdates (kept while no webhook is set)."""
+        self.chat_actions: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+        self.commands: dict[str, list[dict[str, str]]] = {}
+        self.last_webhook_error: tuple[float, str] | None = None
+        self._allowed_updates: list[str] | None = None
+        self._update_arrived = asyncio.Event()
         self.app = self._build_app()
 
     # -- bookkeeping -------------------------------------------------------------------
 
     def duplicates(self) -> int:
         """Count accepted messages whose (chat, method, content) was accepted before."""
-        seen: set[str] = set()
-        count = 0
-        for e in self.ledger:
-            key = json.dumps([e.chat_id, e.method, e.payload], sort_keys=True, default=str)
-            if key in seen:
-                count += 1
-            seen.add(key)
-        return count
+        return self._repeats.count(
+            self.ledger,
+            lambda e: json.dumps([e.chat_id, e.method, e.payload], sort_keys=True, default=str),
+        )
 
     def stats(self) -> dict[str, Any]:
         """Counters as a JSON-ready dict."""
-        return {
-            "accepted": len(self.ledger),
-            "rejected": {str(code): n for code, n in sorted(self.rejected.items())},
-            "faults": dict(self.faults),
-            "webhooks": asdict(self.webhook_stats),
-            "inbound": len(self.inbound),
-            "answered_callbacks": len(self.answered),
-            "duplicates": self.duplicates(),
-            "faults_after_accept": self.faults_after_accept,
-        }
+        return {**super().stats(), "answered_callbacks": len(self.answered)}
 
     def messages_for(self, chat_id: int | str) -> list[dict[str, Any]]:
         """The bot's messages to one chat."""
@@ -270,11 +203,6 @@ class TelegramSimulator:
         self._message_ids[chat_id] = self._message_ids.get(chat_id, 0) + 1
         return self._message_ids[chat_id]
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _bot_user(self) -> dict[str, Any]:
         bot_id = int(self.config.bot_token.split(":", 1)[0])
         return {
@@ -294,31 +222,47 @@ class TelegramSimulator:
             if not hmac.compare_digest(token.encode(), self.config.bot_token.encode()):
                 raise ApiError(401, "Unauthorized")
             if not isinstance(params, dict):
-                raise _bad("request body must be a JSON object or a form")
+                raise bad("request body must be a JSON object or a form")
             if method in SEND_METHODS:
                 return self._send(method, params)
-            if method == "answerCallbackQuery":
-                return 200, {"ok": True, "result": self._answer(params)}, None
-            if method == "setWebhook":
-                return (
-                    200,
-                    {"ok": True, "result": True, "description": self._set_webhook(params)},
-                    None,
-                )
-            if method == "deleteWebhook":
-                self.config.webhook_url = None
-                return 200, {"ok": True, "result": True, "description": "Webhook was deleted"}, None
-            if method == "getWebhookInfo":
-                info = {"url": self.config.webhook_url or "", "pending_update_count": 0}
-                return 200, {"ok": True, "result": info}, None
-            if method == "getMe":
-                return 200, {"ok": True, "result": self._bot_user()}, None
-            if method == "getFile":
-                return 200, {"ok": True, "result": self._get_file(params)}, None
-            raise ApiError(404, "Not Found")
+            handler = self._methods().get(method)
+            if handler is None:
+                raise ApiError(404, "Not Found")
+            result, description = handler(params)
+            body: dict[str, Any] = {"ok": True, "result": result}
+            if description:
+                body["description"] = description
+            return 200, body, None
         except ApiError as exc:
             self.rejected[exc.code] += 1
             return exc.code, exc.body(), None
+
+    def _methods(self) -> dict[str, Any]:
+        """The methods besides sending: name -> handler(params) -> (result, description)."""
+        return {
+            "getMe": lambda p: (self._me(), None),
+            "setWebhook": lambda p: (True, self._set_webhook(p)),
+            "deleteWebhook": lambda p: (True, self._delete_webhook(p)),
+            "getWebhookInfo": lambda p: (self._webhook_info(), None),
+            "getUpdates": lambda p: (self._get_updates(p), None),
+            "getFile": lambda p: (self._get_file(p), None),
+            "answerCallbackQuery": lambda p: (self._answer(p), None),
+            "sendChatAction": lambda p: (self._chat_action(p), None),
+            "editMessageText": lambda p: (self._edit(p, text=True), None),
+            "editMessageReplyMarkup": lambda p: (self._edit(p, text=False), None),
+            "deleteMessage": lambda p: (self._delete(p), None),
+            "setMyCommands": lambda p: (self._set_commands(p), None),
+            "getMyCommands": lambda p: (self.commands.get(self._commands_key(p), []), None),
+            "deleteMyCommands": lambda p: (self._delete_commands(p), None),
+        }
+
+    def _me(self) -> dict[str, Any]:
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     def _set_webhook(self, params: dict[str, Any]) -> str:
         url = params.get("url")
@@ -326,18 +270,157 @@ class TelegramSimulator:
             self.config.webhook_url = None
             return "Webhook is already deleted"
         if not url.startswith(("http://", "https://")):
-            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+            raise bad("bad webhook: An HTTPS URL must be provided for webhook")
         secret = params.get("secret_token")
         if secret is not None:
             if not isinstance(secret, str) or not _SECRET_RE.match(secret):
-                raise _bad("secret token contains unallowed characters")
+                raise bad("secret token contains unallowed characters")
             self.config.secret_token = secret
-        allowed = params.get("allowed_updates")
-        if isinstance(allowed, str):
-            allowed = json.loads(allowed)
+        allowed = decoded(params.get("allowed_updates"))
+        if allowed is not None and not (
+            isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
+        ):
+            raise bad('field "allowed_updates" must be an Array of String')
+        if truthy(params.get("drop_pending_updates")):
+            self.pending.clear()
         self.webhook_calls.append({"url": url, "secret_token": secret, "allowed_updates": allowed})
         self.config.webhook_url = url
+        self._allowed_updates = allowed
         return "Webhook was set"
+
+    def _delete_webhook(self, params: dict[str, Any]) -> str:
+        if truthy(params.get("drop_pending_updates")):
+            self.pending.clear()
+        if self.config.webhook_url is None:
+            return "Webhook is already deleted"
+        self.config.webhook_url = None
+        self._allowed_updates = None
+        return "Webhook was deleted"
+
+    def _webhook_info(self) -> dict[str, Any]:
+        """WebhookInfo: https://core.telegram.org/bots/api#webhookinfo."""
+        url = self.config.webhook_url or ""
+        info: dict[str, Any] = {
+            "url": url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.pending),
+        }
+        if url:
+            info["max_connections"] = 40
+            info["ip_address"] = "127.0.0.1"
+            if self._allowed_updates is not None:
+                info["allowed_updates"] = self._allowed_updates
+            if self.last_webhook_error is not None:
+                info["last_error_date"] = int(self.last_webhook_error[0])
+                info["last_error_message"] = self.last_webhook_error[1]
+        return info
+
+    def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """getUpdates: refused while a webhook is set; an offset confirms earlier updates."""
+        if self.config.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = int_param(params, "offset")
+        limit = int_param(params, "limit") or 100
+        if offset is not None:
+            self.pending = [u for u in self.pending if u["update_id"] >= offset]
+        return self.pending[: max(1, min(limit, 100))]
+
+    async def _long_poll(self, params: dict[str, Any]) -> None:
+        """getUpdates with a timeout waits until an update newer than the offset comes."""
+        try:
+            timeout = min(float(params.get("timeout") or 0), 50.0)
+            offset = int_param(params, "offset") or 0
+        except (ApiError, TypeError, ValueError):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (
+            self.config.webhook_url is None
+            and not any(u["update_id"] >= offset for u in self.pending)
+            and not self._closing.is_set()
+        ):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._update_arrived.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._update_arrived.wait(), left)
+
+    def _chat_action(self, params: dict[str, Any]) -> bool:
+        chat_id = chat_id_of(params.get("chat_id"))
+        action = params.get("action")
+        if action not in CHAT_ACTIONS:
+            raise bad("wrong parameter action in request")
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        self.chat_actions.append({"chat_id": chat_id, "action": action, "at": time.time()})
+        return True
+
+    def _entry(self, params: dict[str, Any], missing: str) -> LedgerEntry:
+        """The bot's message named by chat_id and message_id."""
+        chat_id = chat_id_of(params.get("chat_id"))
+        message_id = int_param(params, "message_id")
+        if message_id is None:
+            raise bad("message identifier is not specified")
+        for entry in reversed(self.ledger):
+            if entry.chat_id == chat_id and entry.message_id == message_id:
+                if entry.deleted:
+                    break
+                return entry
+        raise bad(missing)
+
+    def _edit(self, params: dict[str, Any], *, text: bool) -> dict[str, Any]:
+        """editMessageText / editMessageReplyMarkup of a message the bot sent."""
+        if params.get("inline_message_id"):
+            raise bad("inline messages are not simulated")
+        entry = self._entry(params, "message to edit not found")
+        markup = check_markup(params.get("reply_markup"))
+        if markup is not None and not is_inline_keyboard(markup):
+            raise bad("inline keyboard expected")
+        before = (entry.edited_text or entry.payload.get("text"), self._markup_of(entry))
+        new_text = before[0]
+        if text:
+            if entry.method != "sendMessage":
+                raise bad("there is no text in the message to edit")
+            new_text = params.get("text")
+            if not isinstance(new_text, str) or not new_text.strip():
+                raise bad("message text is empty")
+            if len(new_text) > 4096:
+                raise bad("MESSAGE_TOO_LONG")
+        if (new_text, markup) == before:
+            raise bad(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        entry.edited_text = new_text if text else entry.edited_text
+        entry.edited_markup = markup if markup is not None else {}
+        entry.edited_at = time.time()
+        self.edits.append(
+            {"chat_id": entry.chat_id, "message_id": entry.message_id, "text": new_text}
+        )
+        return self._message_object(entry)
+
+    def _delete(self, params: dict[str, Any]) -> bool:
+        entry = self._entry(params, "message to delete not found")
+        entry.deleted = True
+        return True
+
+    @staticmethod
+    def _commands_key(params: dict[str, Any]) -> str:
+        scope = decoded(params.get("scope")) or {"type": "default"}
+        return json.dumps([scope, params.get("language_code") or ""], sort_keys=True)
+
+    def _set_commands(self, params: dict[str, Any]) -> bool:
+        self.commands[self._commands_key(params)] = check_commands(params.get("commands"))
+        return True
+
+    def _delete_commands(self, params: dict[str, Any]) -> bool:
+        self.commands.pop(self._commands_key(params), None)
+        return True
 
     def add_file(self, file_id: str, content: bytes, file_path: str) -> None:
         """Serve `content` for a file id (getFile, then GET /file/bot<token>/<file_path>)."""
@@ -347,7 +430,7 @@ class TelegramSimulator:
         file_id = params.get("file_id")
         found = self.files.get(file_id) if isinstance(file_id, str) else None
         if found is None:
-            raise _bad("Bad Request: invalid file_id")
+            raise bad("invalid file_id")
         content, path = found
         return {
             "file_id": file_id,
@@ -369,44 +452,47 @@ class TelegramSimulator:
     def _answer(self, params: dict[str, Any]) -> bool:
         query_id = params.get("callback_query_id")
         if not isinstance(query_id, str) or query_id not in self._callbacks:
-            raise _bad("query is too old and response timeout expired or query ID is invalid")
+            raise bad("query is too old and response timeout expired or query ID is invalid")
         if any(a["callback_query_id"] == query_id for a in self.answered):
-            raise _bad("query is too old and response timeout expired or query ID is invalid")
+            raise bad("query is too old and response timeout expired or query ID is invalid")
         self.answered.append({"callback_query_id": query_id, "text": params.get("text")})
         return True
 
     def _send(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
         cfg = self.config
-        chat_id = _chat_id(params.get("chat_id"))
+        chat_id = chat_id_of(params.get("chat_id"))
         field_name = SEND_METHODS[method]
         if method == "sendMessage":
             text = params.get("text")
             if not isinstance(text, str) or not text.strip():
-                raise _bad("message text is empty")
+                raise bad("message text is empty")
             if len(text) > 4096:
-                raise _bad("message is too long")
+                raise bad("message is too long")
         else:
             media = params.get(field_name)
             if not isinstance(media, str) or not media:
-                raise _bad(f"there is no {field_name} in the request")
+                raise bad(f"there is no {field_name} in the request")
             caption = params.get("caption")
             if caption is not None and (not isinstance(caption, str) or len(caption) > 1024):
-                raise _bad("message caption is too long")
-        _validate_markup(params.get("reply_markup"))
+                raise bad("message caption is too long")
+        markup = check_markup(params.get("reply_markup"))
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        payload = dict(params)
+        if markup is not None:
+            payload["reply_markup"] = markup
         fault = self._decide_fault()
         if fault is not None:
             self.faults[fault] += 1
             if self._rng.random() < cfg.fault_after_accept_share:
                 with suppress(ApiError):
-                    self._accept(chat_id, method, params)
+                    self._accept(chat_id, method, payload)
                     self.faults_after_accept += 1
             return 0, {}, fault
-        message = self._accept(chat_id, method, params)
+        message = self._accept(chat_id, method, payload)
         return 200, {"ok": True, "result": message}, None
 
-    def _accept(self, chat_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _accept(self, chat_id: int, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Apply the rate limits, ledger the message and return its Message object."""
         cfg = self.config
         # About 30 messages/s overall and 1/s per chat:
@@ -423,9 +509,6 @@ class TelegramSimulator:
             raise ApiError(
                 429, f"Too Many Requests: retry after {cfg.retry_after}", cfg.retry_after
             )
-        payload = dict(params)
-        if isinstance(payload.get("reply_markup"), str):
-            payload["reply_markup"] = json.loads(payload["reply_markup"])
         entry = LedgerEntry(
             message_id=self._next_message_id(chat_id),
             chat_id=chat_id,
@@ -436,17 +519,33 @@ class TelegramSimulator:
         self.ledger.append(entry)
         return self._message_object(entry)
 
+    @staticmethod
+    def _markup_of(entry: LedgerEntry) -> dict[str, Any] | None:
+        """The inline keyboard a message shows now (other keyboards are not part of it)."""
+        markup = entry.edited_markup if entry.edited_at is not None else None
+        if markup is None:
+            markup = entry.payload.get("reply_markup")
+        return markup if is_inline_keyboard(markup) else None
+
+    def _chat_object(self, chat_id: int) -> dict[str, Any]:
+        """A private Chat: the user's names, never their language_code."""
+        user = self._users.get(chat_id, {"id": chat_id, "first_name": "Kunde"})
+        fields = ("id", "first_name", "last_name", "username")
+        chat: dict[str, Any] = {k: user[k] for k in fields if k in user}
+        return {**chat, "type": "private"}
+
     def _message_object(self, entry: LedgerEntry) -> dict[str, Any]:
-        user = self._users.get(entry.chat_id, {"id": entry.chat_id, "first_name": "Kunde"})
         msg: dict[str, Any] = {
             "message_id": entry.message_id,
             "from": self._bot_user(),
-            "chat": {**{k: v for k, v in user.items() if k != "is_bot"}, "type": "private"},
+            "chat": self._chat_object(entry.chat_id),
             "date": int(entry.accepted_at),
         }
+        if entry.edited_at is not None:
+            msg["edit_date"] = int(entry.edited_at)
         field_name = SEND_METHODS[entry.method]
         if entry.method == "sendMessage":
-            msg["text"] = entry.payload["text"]
+            msg["text"] = entry.edited_text or entry.payload["text"]
         elif field_name == "photo":
             msg["photo"] = [
                 {
@@ -464,31 +563,35 @@ class TelegramSimulator:
             ]
         else:
             msg[field_name] = {"file_id": f"BQAD{entry.message_id}", "file_unique_id": "f"}
+            if field_name in ("video", "audio", "voice", "animation"):
+                msg[field_name]["duration"] = 1
+            if field_name in ("video", "animation", "sticker"):
+                msg[field_name] |= {"width": 512, "height": 512}
+            if field_name == "sticker":
+                msg[field_name] |= {"type": "regular", "is_animated": False, "is_video": False}
         if entry.payload.get("caption"):
             msg["caption"] = entry.payload["caption"]
-        if isinstance(entry.payload.get("reply_markup"), dict):
-            msg["reply_markup"] = entry.payload["reply_markup"]
+        markup = self._markup_of(entry)
+        if markup is not None:
+            msg["reply_markup"] = markup
         return msg
 
-    def _decide_fault(self) -> str | None:
-        cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.fault_kinds or self._rng.random() >= cfg.fault_rate:
-            return None
-        return self._rng.choice(cfg.fault_kinds)
-
     async def api_endpoint(self, token: str, method: str, params: Any) -> ASGIApp:
-        """Handle POST /bot<token>/<method>; return the raw ASGI answer."""
+        """Handle /bot<token>/<method>; return the raw ASGI answer."""
+        if method == "getUpdates" and isinstance(params, dict):
+            await self._long_poll(params)
         status, body, fault = self.handle(token, method, params)
         if fault is None:
-            return _json_app(status, body)
+            return json_app(status, body, ensure_ascii=False)
         gateway = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
-        if fault == "5xx":
-            return _json_app(502, gateway)
-        if fault == "timeout":
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
-            return _json_app(502, gateway)
-        return _dropping_app()
+        return await self._fault_answer(
+            fault,
+            gateway,
+            statuses=(502,),
+            timeout_status=502,
+            partial=_DROPPED,
+            ensure_ascii=False,
+        )
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -502,35 +605,30 @@ class TelegramSimulator:
         }
         try:
             response = await self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            self.last_webhook_error = (time.time(), f"Connection failed: {type(exc).__name__}")
             return False
-        return 200 <= response.status_code < 300
-
-    async def _post_with_retries(self, body: bytes) -> bool:
-        self.webhook_stats.posted += 1
-        if await self._post_once(body):
-            self.webhook_stats.delivered += 1
+        if 200 <= response.status_code < 300:
             return True
-        for delay in self.config.webhook_retry_delays:
-            await asyncio.sleep(delay)
-            self.webhook_stats.retried += 1
-            if await self._post_once(body):
-                self.webhook_stats.delivered += 1
-                return True
-        self.webhook_stats.failed += 1
+        self.last_webhook_error = (
+            time.time(),
+            f"Wrong response from the webhook: {response.status_code} {response.reason_phrase}",
+        )
         return False
 
     async def deliver(self, update: dict[str, Any]) -> bool:
-        """Post one Update to the webhook (sometimes twice, like a retry after a lost answer)."""
-        if self.config.webhook_url is None or self._closing.is_set():
+        """Post one Update to the webhook (sometimes twice, like a retry after a lost answer).
+
+        Without a webhook the update waits for getUpdates.
+        """
+        if self._closing.is_set():
+            return False
+        if self.config.webhook_url is None:
+            self.pending.append(update)
+            self._update_arrived.set()
             return False
         body = json.dumps(update, ensure_ascii=False).encode()
-        twice = self.config.duplicate_rate > 0 and self._rng.random() < self.config.duplicate_rate
-        ok = await self._post_with_retries(body)
-        if twice:
-            self.webhook_stats.duplicated += 1
-            await self._post_with_retries(body)
-        return ok
+        return await self._post_maybe_twice(lambda: self._post_once(body))
 
     def _next_update_id(self) -> int:
         self._update_id += 1
@@ -748,26 +846,22 @@ class TelegramSimulator:
             self._spawn(self.deliver(update))
         return query_id
 
-    async def close(self) -> None:
-        """Stop background webhook tasks and close the HTTP client."""
-        self._closing.set()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
-
     # -- web app -----------------------------------------------------------------------
 
     def _build_app(self) -> Litestar:
         sim = self
 
-        @post("/{bot_token:str}/{method:str}", status_code=200)
+        # The Bot API takes GET and POST alike, with parameters in the query string or the body.
+        @route(
+            "/{bot_token:str}/{method:str}",
+            http_method=[HttpMethod.GET, HttpMethod.POST],
+            status_code=200,
+        )
         async def api(
             bot_token: FromPath[str], method: FromPath[str], request: Request[Any, Any, Any]
         ) -> ASGIApp:
             if not bot_token.startswith("bot"):
-                return _json_app(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                return json_app(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             token = bot_token[3:]
             ctype = request.headers.get("content-type", "")
             params: Any
@@ -850,21 +944,15 @@ class TelegramSimulator:
                 raise HTTPException(status_code=400, detail=str(exc)) from None
             return {"blocked": sorted(sim.blocked)}
 
-        @get("/_sim/ledger", sync_to_thread=False)
-        def ledger() -> list[dict[str, Any]]:
-            return [e.to_json() for e in sim.ledger]
-
         @get("/_sim/messages", sync_to_thread=False)
         def messages(chat_id: FromQuery[int]) -> list[dict[str, Any]]:
             return sim.messages_for(chat_id)
 
-        @get("/_sim/stats", sync_to_thread=False)
-        def stats() -> dict[str, Any]:
-            return sim.stats()
-
         return Litestar(
-            route_handlers=[api, file, inbound, press, block, ledger, messages, stats],
+            route_handlers=[api, file, inbound, press, block, messages, *sim._sim_routes()],
             openapi_config=None,
+            # No logging set-up of its own: Litestar's default logs every request at INFO.
+            logging_config=None,
         )
 
 
@@ -878,58 +966,13 @@ async def _json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return data
 
 
-def _json_app(status: int, body: dict[str, Any]) -> ASGIApp:
-    data = json.dumps(body, ensure_ascii=False).encode()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data, "more_body": False})
-
-    return app
-
-
-def _dropping_app() -> ASGIApp:
-    """An answer that breaks off in the middle of its body."""
-    data = b'{"ok":true,"result":{"message_id":'
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data) + 64).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-
-    return app
-
-
 @asynccontextmanager
 async def run_telegram_simulator(
     config: TelegramSimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[TelegramSimulator]:
     """Serve a Telegram simulator over HTTP and yield it with base_url set."""
-    sim = TelegramSimulator(config)
-    try:
-        async with serve_asgi(sim.app, host, port) as base_url:
-            sim.base_url = base_url
-            yield sim
-    finally:
-        if not sim._closing.is_set():
-            await sim.close()
+    async with serve_simulator(TelegramSimulator(config), host, port) as sim:
+        yield sim
 
 
 def add_cli(sim_app: typer.Typer) -> None:

@@ -7,26 +7,32 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 import re
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from litestar import Litestar, MediaType, Request, Response, get, post, route
+import typer
+from litestar import Litestar, MediaType, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tresen.sim.common import TokenBucket, WebhookStats
-from tresen.sim.server import serve_asgi
+from tresen.clitools import fail
+from tresen.sim.base import (
+    SimBase,
+    TokenBucket,
+    WebhookStats,
+    json_app,
+    serve_simulator,
+)
 from tresen.sim.whatsapp_templates import TemplateError, TemplateStore
 
 __all__ = [
@@ -34,10 +40,13 @@ __all__ = [
     "WebhookStats",
     "WhatsAppSimConfig",
     "WhatsAppSimulator",
+    "add_cli",
     "run_whatsapp_simulator",
     "sign_body",
 ]
 
+DEFAULT_PORT = 9001
+"""Where `tresen sim whatsapp` listens, `sim whatsapp-send` looks, and `tresen demo` runs it."""
 SEND_TYPES = frozenset(
     {
         "text",
@@ -86,6 +95,8 @@ SAMPLE_MEDIA: dict[str, bytes] = {
     "application/pdf": b"%PDF-1.4\n%sim\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
     "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(64),
 }
+_DROPPED = json.dumps({"messaging_product": "whatsapp", "contacts": []}).encode()[:20]
+"""The start of a send answer that breaks off (the "drop" fault)."""
 _WINDOW_DETAILS = (
     "Message failed to send because more than 24 hours have passed since the customer "
     "last replied to this number."
@@ -230,7 +241,11 @@ def _validate_template(obj: dict[str, Any]) -> None:
     if not isinstance(components, list):
         raise _invalid("Parameter 'template.components' must be a list.")
     for i, comp in enumerate(components):
-        if not isinstance(comp, dict) or comp.get("type") not in TEMPLATE_COMPONENT_TYPES:
+        # Meta takes the component type in either case (client libraries send "BODY").
+        if (
+            not isinstance(comp, dict)
+            or str(comp.get("type")).lower() not in TEMPLATE_COMPONENT_TYPES
+        ):
             raise _invalid(
                 f"template.components[{i}].type must be one of header, body, footer, button."
             )
@@ -485,33 +500,23 @@ def _load_phone_page() -> str:
     )
 
 
-class WhatsAppSimulator:
+class WhatsAppSimulator(SimBase):
     """A simulated WhatsApp Business Cloud API for one business phone number."""
+
+    config: WhatsAppSimConfig
+    ledger: list[LedgerEntry]
 
     def __init__(self, config: WhatsAppSimConfig | None = None) -> None:
         self.config = config or WhatsAppSimConfig()
         if self.config.window_violation not in ("response", "status"):
             raise ValueError("window_violation must be 'response' or 'status'")
-        unknown = set(self.config.fault_kinds) - {"5xx", "timeout", "drop"}
-        if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
-        self.base_url: str | None = None
-        self.ledger: list[LedgerEntry] = []
+        self._start(self.config)
         self.templates = TemplateStore(review_seconds=self.config.template_review_seconds)
-        self.inbound: list[dict[str, Any]] = []
-        self.webhook_stats = WebhookStats()
-        self.rejected: Counter[int] = Counter()
-        self.faults: Counter[str] = Counter()
-        self.faults_after_accept = 0
-        self._rng = random.Random(self.config.seed)
         self._windows: dict[str, float] = {}
         self._conversations: dict[str, tuple[str, float]] = {}
         burst = max(1.0, self.config.mps)
         self._bucket = TokenBucket(self.config.mps, burst)
         self._pair_buckets: dict[str, TokenBucket] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self._phone_page: str | None = None
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_downloads = 0
@@ -519,6 +524,8 @@ class WhatsAppSimulator:
         """How many of the next media downloads answer 503 (a CDN hiccup)."""
         self.fetched_links: dict[str, tuple[int, bytes, str]] = {}
         self.uploads: list[dict[str, Any]] = []
+        self.read_receipts: list[dict[str, Any]] = []
+        """Read receipts (and typing indicators) the business sent for customers' messages."""
         self.app = self._fast_sends(self._build_app())
 
     # -- windows -----------------------------------------------------------------------
@@ -540,30 +547,14 @@ class WhatsAppSimulator:
 
     def duplicates(self) -> int:
         """Count accepted messages whose callback data or (to, type, body) was accepted before."""
-        seen: set[tuple[str, ...]] = set()
-        count = 0
-        for entry in self.ledger:
-            if entry.biz_opaque_callback_data:
-                key: tuple[str, ...] = ("cb", entry.biz_opaque_callback_data)
-            else:
-                content = json.dumps(entry.payload.get(entry.type), sort_keys=True)
-                key = ("msg", _digits(entry.to), entry.type, content)
-            if key in seen:
-                count += 1
-            seen.add(key)
-        return count
 
-    def stats(self) -> dict[str, Any]:
-        """Return counters as a JSON-ready dict."""
-        return {
-            "accepted": len(self.ledger),
-            "rejected": {str(code): n for code, n in sorted(self.rejected.items())},
-            "faults": dict(self.faults),
-            "webhooks": asdict(self.webhook_stats),
-            "inbound": len(self.inbound),
-            "duplicates": self.duplicates(),
-            "faults_after_accept": self.faults_after_accept,
-        }
+        def key(entry: LedgerEntry) -> tuple[str, ...]:
+            if entry.biz_opaque_callback_data:
+                return ("cb", entry.biz_opaque_callback_data)
+            content = json.dumps(entry.payload.get(entry.type), sort_keys=True)
+            return ("msg", _digits(entry.to), entry.type, content)
+
+        return self._repeats.count(self.ledger, key)
 
     def messages_for(self, wa_id: str) -> list[dict[str, Any]]:
         """Return the business messages sent to wa_id with their last status."""
@@ -586,12 +577,6 @@ class WhatsAppSimulator:
         """Return a random id like Meta's."""
         raw = self._rng.randbytes(nbytes)
         return prefix + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run a coroutine in the background, tracked for close()."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -640,7 +625,7 @@ class WhatsAppSimulator:
     async def _fetch_link(self, wamid: str, link: str) -> None:
         """Download a media link as WhatsApp does before delivering it; keep what came back."""
         try:
-            response = await self._client.get(link)
+            response = await self._fetch(link)
             self.fetched_links[wamid] = (
                 response.status_code,
                 response.content,
@@ -708,26 +693,40 @@ class WhatsAppSimulator:
                 post_delays.reverse()
         for name, logical_delay, post_delay in zip(names, delays, post_delays, strict=True):
             status = self._status_object(entry, name, entry.accepted_at + logical_delay, failed)
-            self._spawn(self._post_status_later(entry, status, post_delay))
+            self._call_later(post_delay, partial(self._post_status, entry, status))
 
-    async def _post_status_later(
-        self, entry: LedgerEntry, status: dict[str, Any], delay: float
-    ) -> None:
-        """Wait, then post one status webhook."""
-        await asyncio.sleep(delay)
+    def _post_status(self, entry: LedgerEntry, status: dict[str, Any]) -> None:
+        """Move the entry's status forward and queue its status webhook."""
         name = status["status"]
         if STATUS_RANK[name] > STATUS_RANK[entry.status]:
             entry.status = name
             if name == "failed":
                 entry.error_code = status["errors"][0]["code"]
-        await self._deliver({"statuses": [status]})
+        self._queue(value={"statuses": [status]})
 
-    def _decide_fault(self) -> str | None:
-        """Return the fault kind for this request, if any."""
-        cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.fault_kinds or self._rng.random() >= cfg.fault_rate:
-            return None
-        return self._rng.choice(cfg.fault_kinds)
+    def _mark_read(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A read receipt for a customer's message, perhaps with a typing indicator.
+
+        https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators
+        """
+        if payload.get("messaging_product") != "whatsapp":
+            raise SendError(
+                100, "Invalid parameter", "The parameter messaging_product is required: 'whatsapp'."
+            )
+        if payload.get("status") != "read":
+            raise _invalid("Parameter 'status' must be 'read'.")
+        message_id = payload.get("message_id")
+        if not isinstance(message_id, str) or not message_id:
+            raise _missing("Parameter 'message_id' is required.")
+        if not any(m.get("id") == message_id for m in self.inbound):
+            raise SendError(100, "Invalid parameter", f"Message {message_id!r} was not found.")
+        typing = payload.get("typing_indicator")
+        if typing is not None and (not isinstance(typing, dict) or typing.get("type") != "text"):
+            raise _invalid("Parameter 'typing_indicator.type' must be 'text'.")
+        self.read_receipts.append(
+            {"message_id": message_id, "typing": typing is not None, "at": time.time()}
+        )
+        return {"success": True}
 
     def handle_send(
         self, version: str, phone_number_id: str, authorization: str | None, raw: bytes
@@ -762,6 +761,8 @@ class WhatsAppSimulator:
                 payload = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 raise SendError(100, "Invalid parameter", "The body is not valid JSON.") from None
+            if isinstance(payload, dict) and "status" in payload and "to" not in payload:
+                return 200, self._mark_read(payload), None
             to, mtype = validate_send(payload)
             if mtype == "template":
                 template = payload["template"]
@@ -800,17 +801,13 @@ class WhatsAppSimulator:
         status, body, fault = self.handle_send(version, phone_number_id, authorization, raw)
         if fault is None:
             assert body is not None
-            return _json_app(status, body)
+            return json_app(status, body)
         unavailable = error_body(
             131016, "Service unavailable", "Service unavailable", self._new_id("", 9)
         )
-        if fault == "5xx":
-            return _json_app(self._rng.choice((500, 503)), unavailable)
-        if fault == "timeout":
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.timeout_seconds)
-            return _json_app(500, unavailable)
-        return _dropping_app()
+        return await self._fault_answer(
+            fault, unavailable, statuses=(500, 503), timeout_status=500, partial=_DROPPED
+        )
 
     async def templates_endpoint(
         self, version: str, waba_id: str, request: Request[Any, Any, Any]
@@ -825,23 +822,23 @@ class WhatsAppSimulator:
             body = error_body(
                 190, "Invalid OAuth access token", "Invalid OAuth access token", fbtrace
             )
-            return _json_app(401, body)
+            return json_app(401, body)
         if not _VERSION_RE.match(version) or waba_id != self.config.waba_id:
             details = (
                 f"Object with ID '{waba_id}' does not exist or does not support this operation."
             )
-            return _json_app(400, error_body(100, "Invalid parameter", details, fbtrace))
+            return json_app(400, error_body(100, "Invalid parameter", details, fbtrace))
         if request.method == "GET":
-            return _json_app(200, self.templates.listing())
+            return json_app(200, self.templates.listing(dict(request.query_params)))
         try:
             payload = json.loads(await request.body())
-            return _json_app(200, self.templates.submit(payload))
+            return json_app(200, self.templates.submit(payload))
         except ValueError:
-            return _json_app(
+            return json_app(
                 400, error_body(100, "Invalid parameter", "The body is not JSON.", fbtrace)
             )
         except TemplateError as exc:
-            return _json_app(400, error_body(exc.code, "Invalid parameter", exc.details, fbtrace))
+            return json_app(400, error_body(exc.code, "Invalid parameter", exc.details, fbtrace))
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -886,32 +883,17 @@ class WhatsAppSimulator:
             return False
         return response.status_code == 200
 
-    async def _post_with_retries(self, body: bytes) -> bool:
-        """POST a webhook, retrying non-200 answers with the configured delays."""
-        self.webhook_stats.posted += 1
-        if await self._post_once(body):
-            self.webhook_stats.delivered += 1
-            return True
-        for delay in self.config.webhook_retry_delays:
-            await asyncio.sleep(delay)
-            self.webhook_stats.retried += 1
-            if await self._post_once(body):
-                self.webhook_stats.delivered += 1
-                return True
-        self.webhook_stats.failed += 1
-        return False
+    def _queue(self, value: dict[str, Any]) -> asyncio.Future[bool] | None:
+        """Sign a change value and queue it for the webhook (sometimes twice)."""
+        if self.config.webhook_url is None or self._closing.is_set():
+            return None
+        body = encode_webhook(self._envelope(value))
+        return self._queue_webhook(lambda: self._post_once(body))
 
     async def _deliver(self, value: dict[str, Any]) -> bool:
-        """Sign and post a change value, sometimes twice."""
-        if self.config.webhook_url is None or self._closing.is_set():
-            return False
-        body = encode_webhook(self._envelope(value))
-        twice = self.config.duplicate_rate > 0 and self._rng.random() < self.config.duplicate_rate
-        ok = await self._post_with_retries(body)
-        if twice:
-            self.webhook_stats.duplicated += 1
-            await self._post_with_retries(body)
-        return ok
+        """Sign and post a change value, sometimes twice; whether it got through."""
+        queued = self._queue(value)
+        return False if queued is None else await queued
 
     # -- customer side -----------------------------------------------------------------
 
@@ -1042,7 +1024,7 @@ class WhatsAppSimulator:
         if wait:
             await self._deliver(value)
         else:
-            self._spawn(self._deliver(value))
+            self._queue(value)
         return str(msg["id"])
 
     def add_media(self, media_id: str, content: bytes, mime_type: str) -> None:
@@ -1053,10 +1035,37 @@ class WhatsAppSimulator:
         expected = f"Bearer {self.config.access_token}".encode()
         return auth is not None and hmac.compare_digest(auth.encode(), expected)
 
+    def phone_number(self) -> dict[str, Any]:
+        """GET /{version}/{phone-number-id}: the business number's profile."""
+        cfg = self.config
+        return {
+            "id": cfg.phone_number_id,
+            "display_phone_number": cfg.display_phone_number,
+            "verified_name": "tresen Simulator",
+            "code_verification_status": "VERIFIED",
+            "quality_rating": "GREEN",
+            "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"},
+            "name_status": "APPROVED",
+            "messaging_limit_tier": "TIER_1K",
+        }
+
+    def media_delete(self, media_id: str, auth: str | None) -> tuple[int, dict[str, Any]]:
+        """DELETE /{version}/{media-id}."""
+        if not self._authorised(auth):
+            return 401, error_body(190, "Invalid OAuth access token", "", self._new_id("A", 8))
+        if self.media.pop(media_id, None) is None:
+            return 400, error_body(
+                100, "Invalid parameter", "Unsupported delete request.", self._new_id("A", 8)
+            )
+        return 200, {"success": True}
+
     def media_info(self, media_id: str, auth: str | None) -> tuple[int, dict[str, Any]]:
         """GET /{version}/{media-id}: the short-lived download URL of a media object."""
         if not self._authorised(auth):
             return 401, error_body(190, "Invalid OAuth access token", "", self._new_id("A", 8))
+        if media_id == self.config.phone_number_id:
+            return 200, self.phone_number()
         found = self.media.get(media_id)
         if found is None:
             return 400, error_body(
@@ -1071,15 +1080,6 @@ class WhatsAppSimulator:
             "file_size": len(content),
             "id": media_id,
         }
-
-    async def close(self) -> None:
-        """Stop background webhook tasks and close the HTTP client."""
-        self._closing.set()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
 
     # -- web app -----------------------------------------------------------------------
 
@@ -1191,6 +1191,13 @@ class WhatsAppSimulator:
             status, body = sim.media_info(media_id, request.headers.get("authorization"))
             return Response(body, status_code=status)
 
+        @delete("/{version:str}/{media_id:str}", status_code=200, sync_to_thread=False)
+        def media_delete(
+            version: FromPath[str], media_id: FromPath[str], request: Request[Any, Any, Any]
+        ) -> Response[Any]:
+            status, body = sim.media_delete(media_id, request.headers.get("authorization"))
+            return Response(body, status_code=status)
+
         @get("/_sim/media/{media_id:str}/download", sync_to_thread=False)
         def media_download(
             media_id: FromPath[str], request: Request[Any, Any, Any]
@@ -1232,10 +1239,6 @@ class WhatsAppSimulator:
                 raise HTTPException(status_code=400, detail=str(exc)) from None
             return {"id": wamid}
 
-        @get("/_sim/ledger", sync_to_thread=False)
-        def ledger() -> list[dict[str, Any]]:
-            return [e.to_json() for e in sim.ledger]
-
         @get("/_sim/messages", sync_to_thread=False)
         def messages(wa_id: FromQuery[str]) -> list[dict[str, Any]]:
             return sim.messages_for(wa_id)
@@ -1254,25 +1257,23 @@ class WhatsAppSimulator:
                 if m.get("from") == target
             ]
 
-        @get("/_sim/stats", sync_to_thread=False)
-        def stats() -> dict[str, Any]:
-            return sim.stats()
-
         return Litestar(
             route_handlers=[
                 messages_endpoint,
                 message_templates,
                 media_upload,
                 media_endpoint,
+                media_delete,
                 media_download,
                 phone,
                 inbound,
-                ledger,
                 messages,
                 sent_by_customer,
-                stats,
+                *sim._sim_routes(),
             ],
             openapi_config=None,
+            # No logging set-up of its own: Litestar's default logs every request at INFO.
+            logging_config=None,
         )
 
 
@@ -1295,60 +1296,94 @@ def _interactive_reply(body: dict[str, Any] | str | None) -> dict[str, Any]:
     return {"type": kind, kind: reply}
 
 
-def _json_app(status: int, body: dict[str, Any]) -> ASGIApp:
-    """Return an ASGI app that answers with a JSON body."""
-    data = json.dumps(body).encode()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data, "more_body": False})
-
-    return app
-
-
-def _dropping_app() -> ASGIApp:
-    """Return an ASGI app that starts a 200 answer and stops in the middle of its body."""
-    data = json.dumps({"messaging_product": "whatsapp", "contacts": []}).encode()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data) + 64).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data[:20], "more_body": True})
-        # Returning before the declared Content-Length is sent makes uvicorn close the socket.
-
-    return app
-
-
 @asynccontextmanager
 async def run_whatsapp_simulator(
     config: WhatsAppSimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[WhatsAppSimulator]:
     """Serve a WhatsApp simulator over HTTP and yield it with base_url set."""
-    sim = WhatsAppSimulator(config)
-    try:
-        async with serve_asgi(sim.app, host, port) as base_url:
-            sim.base_url = base_url
+    async with serve_simulator(WhatsAppSimulator(config), host, port) as sim:
+        yield sim
+
+
+def add_cli(sim_app: typer.Typer) -> None:
+    """Register `tresen sim whatsapp` and `tresen sim whatsapp-send` on the given Typer app."""
+
+    @sim_app.command("whatsapp")
+    def sim_whatsapp(
+        port: Annotated[int, typer.Option(min=1, max=65535)] = DEFAULT_PORT,
+        webhook: Annotated[str, typer.Option(help="tresen's webhook URL for the channel.")] = "",
+        host: str = "127.0.0.1",
+        access_token: str = "sim-access-token",
+        app_secret: str = "sim-app-secret",
+        phone_number_id: str = "100000000000001",
+        mps: Annotated[float, typer.Option(help="Throughput cap, messages/s.")] = 80.0,
+        fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+        out_of_order: bool = False,
+        duplicate_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+        window_violation: Annotated[str, typer.Option(help="'response' or 'status'.")] = "response",
+    ) -> None:
+        """Run the WhatsApp Cloud API simulator on its own."""
+        if window_violation not in ("response", "status"):
+            fail("--window-violation must be 'response' or 'status'")
+        if webhook and not webhook.startswith(("http://", "https://")):
+            fail("--webhook must be an http(s) URL")
+        config = WhatsAppSimConfig(
+            access_token=access_token,
+            app_secret=app_secret,
+            phone_number_id=phone_number_id,
+            webhook_url=webhook or None,
+            mps=mps,
+            fault_rate=fault_rate,
+            out_of_order=out_of_order,
+            duplicate_rate=duplicate_rate,
+            window_violation=window_violation,
+        )
+
+        async def run() -> None:
+            async with run_whatsapp_simulator(config, host=host, port=port) as sim:
+                typer.echo(
+                    f"WhatsApp simulator on {sim.base_url}  (customer phone: {sim.base_url}/)"
+                )
+                await asyncio.Event().wait()
+
+        with suppress(KeyboardInterrupt):
+            asyncio.run(run())
+
+    @sim_app.command("whatsapp-send")
+    def sim_whatsapp_send(
+        sender: Annotated[
+            str, typer.Option("--from", help="The customer's WhatsApp number (wa_id).")
+        ],
+        sim_url: Annotated[
+            str, typer.Option(help="The running simulator.")
+        ] = f"http://127.0.0.1:{DEFAULT_PORT}",
+        kind: Annotated[
+            str,
+            typer.Option(
+                "--type",
+                help="text, image, location, reaction, interactive, ... or any other name.",
+            ),
+        ] = "text",
+        body: Annotated[
+            str, typer.Option(help="Text, or a JSON object for the type's fields.")
+        ] = "",
+        name: str = "Kunde",
+    ) -> None:
+        """Let the simulated customer send a message of any type to the business."""
+        content: Any = body
+        if body.strip().startswith("{"):
             try:
-                yield sim
-            finally:
-                await sim.close()
-    finally:
-        if not sim._closing.is_set():
-            await sim.close()
+                content = json.loads(body)
+            except json.JSONDecodeError as exc:
+                fail(f"--body looks like JSON but is not valid: {exc}")
+        try:
+            response = httpx.post(
+                f"{sim_url.rstrip('/')}/_sim/inbound",
+                json={"wa_id": sender, "name": name, "type": kind, "body": content or None},
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach the simulator at {sim_url}: {type(exc).__name__}")
+        if response.status_code != 200:
+            fail(f"the simulator refused it ({response.status_code}): {response.text}")
+        typer.echo(response.json()["id"])

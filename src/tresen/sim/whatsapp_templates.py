@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
+TEMPLATE_LIMIT = 250
+"""Templates a business account may hold before it is verified."""
 _VARIABLE = re.compile(r"\{\{(\d+)\}\}")
 
 
@@ -39,6 +42,9 @@ class Template:
     submitted_at: float
     status: str = "PENDING"
     rejected_reason: str | None = None
+    parameter_format: str = "POSITIONAL"
+    components: list[dict[str, Any]] | None = None
+    """The components as submitted (header, footer, buttons, examples), when given."""
 
     def to_json(self) -> dict[str, Any]:
         """The template as the Graph API lists it."""
@@ -48,7 +54,8 @@ class Template:
             "language": self.language,
             "category": self.category,
             "status": self.status,
-            "components": [{"type": "BODY", "text": self.body}],
+            "parameter_format": self.parameter_format,
+            "components": self.components or [{"type": "BODY", "text": self.body}],
         }
         if self.rejected_reason:
             out["rejected_reason"] = self.rejected_reason
@@ -109,15 +116,49 @@ class TemplateStore:
             raise TemplateError(
                 2388023, f"Content in this language already exists for the template {name!r}."
             )
-        template = Template(str(self._next_id), name, language, category, body, time.monotonic())
+        parameter_format = payload.get("parameter_format") or "POSITIONAL"
+        if parameter_format not in ("POSITIONAL", "NAMED"):
+            raise TemplateError(100, "Param parameter_format must be POSITIONAL or NAMED.")
+        template = Template(
+            str(self._next_id),
+            name,
+            language,
+            category,
+            body,
+            time.monotonic(),
+            parameter_format=parameter_format,
+            components=[c for c in components or [] if isinstance(c, dict)],
+        )
         self._next_id += 1
         self.templates[(name, language)] = template
         return {"id": template.id, "status": template.status, "category": category}
 
-    def listing(self) -> dict[str, Any]:
-        """Handle GET message_templates (one page holds them all)."""
+    def listing(self, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Handle GET message_templates (one page holds them all).
+
+        Filters name, status, category and language (comma-separated) narrow the list;
+        `summary=total_count,...` adds the counts Meta reports.
+        """
         self._settle()
-        return {"data": [t.to_json() for t in self.templates.values()], "paging": {}}
+        query = query or {}
+        shown = list(self.templates.values())
+        for key in ("status", "category", "language"):
+            if query.get(key):
+                wanted = {v.strip().upper() for v in query[key].split(",")}
+                shown = [t for t in shown if str(getattr(t, key)).upper() in wanted]
+        if query.get("name"):
+            shown = [t for t in shown if query["name"].lower() in t.name]
+        out: dict[str, Any] = {"data": [t.to_json() for t in shown], "paging": {}}
+        if query.get("summary"):
+            counts = {
+                "total_count": len(shown),
+                "message_template_count": len(self.templates),
+                "message_template_limit": TEMPLATE_LIMIT,
+                "are_translations_complete": True,
+            }
+            asked = {f.strip() for f in query["summary"].split(",")}
+            out["summary"] = {k: v for k, v in counts.items() if k in asked}
+        return out
 
     def check_send(self, name: str, language: str) -> None:
         """Refuse sending a template the account knows but has not approved (132001)."""

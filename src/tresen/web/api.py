@@ -12,18 +12,40 @@ from litestar.background_tasks import BackgroundTask
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tresen.channels.base import ChannelRef
 from tresen.channels.manage import list_channels, webhook_url
-from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Job, Message
+from tresen.channels.registry import channel_factory
+from tresen.db.tables import (
+    ChannelRow,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Job,
+    Message,
+    Workspace,
+)
+from tresen.db.types import utcnow
+from tresen.domain.conversation import window_open
 from tresen.domain.message import ContentKind, DeliveryState, SenderKind
 from tresen.events import MESSAGE_NEW, Event
+from tresen.inbox import canned
 from tresen.integrations.tokens import Principal, authenticate
 from tresen.jobs import queue
-from tresen.pipeline.inbound import ChannelRef, conversation_for
+from tresen.logs import WORKSPACE_ID
+from tresen.media.sniff import MediaRefused
+from tresen.pipeline.inbound import conversation_for
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
+from tresen.privacy import audit
+from tresen.privacy.erasure import ContactNotFound, erase
+from tresen.privacy.export import export_to_file
+from tresen.privacy.restriction import set_restricted
+from tresen.privacy.visibility import withholding
 from tresen.runtime import Runtime
+from tresen.settings import ensure_secret_key
+from tresen.web.bodies import MAX_JSON_DEPTH, too_deep
 from tresen.web.errors import ApiError
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -143,6 +165,9 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True):
     kind: SendKind = "text"
     body: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
     payload: dict[str, Any] | None = None
+    canned: Annotated[str, msgspec.Meta(max_length=41)] | None = None
+    """The shortcut of a workspace canned reply: its text (customer's language, variables filled)
+    and its file go out instead of `body`."""
 
 
 class SendToRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -169,28 +194,45 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime
 
 
+async def authenticate_first(request: Request[Any, Any, Any]) -> None:
+    """Before parameters and body are looked at: 401 without a valid token, 400 for deep JSON."""
+    if request.method == "OPTIONS":
+        return
+    request.state.principal = await _principal(request)
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and too_deep(await request.body()):
+        raise ApiError("too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels", 400)
+
+
 async def require(request: Request[Any, Any, Any], scope: str) -> Principal:
     """The caller's principal, or 401/403."""
+    principal = getattr(request.state, "principal", None) or await _principal(request)
+    if not principal.allows(scope):
+        raise ApiError("forbidden", f"this token lacks the scope {scope!r}", 403)
+    return principal
+
+
+async def _principal(request: Request[Any, Any, Any]) -> Principal:
+    """The principal of the request's bearer token, or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
-            401,
             "unauthenticated",
             "send 'Authorization: Bearer <token>'; create one with `tresen token create`",
+            401,
         )
     async with _runtime(request).sessions() as session:
         principal = await authenticate(session, token.strip())
     if principal is None:
-        raise ApiError(401, "unauthenticated", "the bearer token is unknown or revoked")
-    if not principal.allows(scope):
-        raise ApiError(403, "forbidden", f"this token lacks the scope {scope!r}")
+        raise ApiError("unauthenticated", "the bearer token is unknown or revoked", 401)
+    WORKSPACE_ID.set(principal.workspace_id)
+    audit.ACTOR.set(principal.token_id)
+    audit.VIA.set("api")
     return principal
 
 
 async def _withheld(runtime: Runtime, session: AsyncSession, m: Message) -> str | None:
     """Why this message's content is withheld from API clients, if it is."""
-    from tresen.privacy.visibility import withholding
 
     row = (
         await session.execute(
@@ -231,9 +273,6 @@ def _message_out(m: Message, withheld: str | None = None) -> MessageOut:
 
 
 def _conversation_out(c: Conversation, channel_kind: str) -> ConversationOut:
-    from tresen.channels.base import channel_factory
-    from tresen.db.types import utcnow
-    from tresen.domain.conversation import window_open
 
     caps = channel_factory(channel_kind).capabilities
     return ConversationOut(
@@ -262,7 +301,7 @@ async def _conversation(
         )
     ).first()
     if row is None:
-        raise ApiError(404, "not_found", "no conversation with this id")
+        raise ApiError("not_found", "no conversation with this id", 404)
     return row[0], row[1]
 
 
@@ -279,11 +318,12 @@ async def list_conversations(
 ) -> Page:
     """Conversations of the caller's workspace, filtered."""
     principal = await require(request, "conversations:read")
+    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
     stmt = (
         select(Conversation, ChannelRow.kind)
         .join(ChannelRow, ChannelRow.id == Conversation.channel_id)
         .where(Conversation.workspace_id == principal.workspace_id)
-        .order_by(Conversation.id.desc())
+        .order_by(activity.desc(), Conversation.id.desc())
         .limit(limit + 1)
     )
     if status:
@@ -292,9 +332,18 @@ async def list_conversations(
         stmt = stmt.where(Conversation.channel_id == channel_id)
     if contact_id:
         stmt = stmt.where(Conversation.contact_id == contact_id)
-    if before:
-        stmt = stmt.where(Conversation.id < before)
     async with _runtime(request).sessions() as session:
+        if before:
+            cursor = await session.scalar(
+                select(activity).where(
+                    Conversation.id == before, Conversation.workspace_id == principal.workspace_id
+                )
+            )
+            if cursor is None:
+                raise ApiError(
+                    "invalid_cursor", "`before` names no conversation of this workspace", 404
+                )
+            stmt = stmt.where(tuple_(activity, Conversation.id) < tuple_(cursor, before))
         rows = (await session.execute(stmt)).all()
     items = [_conversation_out(c, kind) for c, kind in rows[:limit]]
     return Page(items=items, next_before=items[-1].id if len(rows) > limit else None)
@@ -359,6 +408,53 @@ def _content(data: SendRequest | SendToRequest) -> OutboundContent:
     return OutboundContent(kind=ContentKind(data.kind), body=data.body, payload=data.payload or {})
 
 
+async def _send_canned(
+    runtime: Runtime,
+    session: AsyncSession,
+    conv: Conversation,
+    channel: ChannelRow,
+    data: SendRequest,
+) -> Message:
+    """A workspace canned reply as the inbox sends it: text, use counted, then its file."""
+    if data.body is not None or data.payload is not None or data.kind != "text":
+        raise ApiError("invalid_request", "send either canned or kind/body/payload, not both", 422)
+    reply = await canned.workspace_reply(session, conv.workspace_id, data.canned or "")
+    if reply is None:
+        raise ApiError("not_found", "no workspace-wide canned reply with this shortcut", 404)
+    if reply.attachment and not channel_factory(channel.kind).capabilities.media:
+        raise OutboundRefused("no_media", "{kind} cannot send files", params={"kind": channel.kind})
+    contact = await session.get_one(Contact, conv.contact_id)
+    workspace = await session.get_one(Workspace, conv.workspace_id)
+    name = contact.display_name or ""
+    values = {"first_name": name.split(" ")[0], "name": name, "agent_name": "",
+              "business": workspace.name}  # fmt: skip
+    language = str((contact.attributes or {}).get("language") or "") or str(
+        (workspace.settings or {}).get("language") or ""
+    )
+    message = await queue_message(
+        session,
+        conv,
+        channel,
+        OutboundContent(ContentKind.TEXT, canned.fill(reply, language, values)),
+        sender_kind=SenderKind.AGENT,
+        max_attempts=runtime.settings.max_send_attempts,
+    )
+    await canned.count_use(session, reply.id)
+    if reply.attachment:
+        settings = runtime.settings
+        files = canned.Files(
+            runtime.files,
+            settings.base_url,
+            ensure_secret_key(settings).secret_key,
+            settings.max_media_bytes,
+        )
+        try:
+            await canned.send_attachment(session, conv, channel, reply, files)
+        except (canned.CannedError, MediaRefused) as exc:
+            raise ApiError("canned_file", str(exc), 422) from None
+    return message
+
+
 @post(
     "/conversations/{conversation_id:str}/messages",
     responses=ERROR_RESPONSES,
@@ -373,14 +469,17 @@ async def send_message(
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         conv, channel = await _conversation(session, principal, conversation_id)
-        message = await queue_message(
-            session,
-            conv,
-            channel,
-            _content(data),
-            sender_kind=SenderKind.AGENT,
-            max_attempts=runtime.settings.max_send_attempts,
-        )
+        if data.canned is not None:
+            message = await _send_canned(runtime, session, conv, channel, data)
+        else:
+            message = await queue_message(
+                session,
+                conv,
+                channel,
+                _content(data),
+                sender_kind=SenderKind.AGENT,
+                max_attempts=runtime.settings.max_send_attempts,
+            )
     runtime.jobs_ready.set()
     await _message_event(runtime, message)
     return _message_out(message)
@@ -403,7 +502,7 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
             )
         )
         if channel is None:
-            raise ApiError(404, "not_found", "no channel with this id")
+            raise ApiError("not_found", "no channel with this id", 404)
         identity = await session.scalar(
             select(ContactIdentity).where(
                 ContactIdentity.channel_id == channel.id, ContactIdentity.address == data.to
@@ -417,7 +516,9 @@ async def send_to(request: Request[Any, Any, Any], data: JSONBody[SendToRequest]
                     "must be an approved template",
                 )
             raise ApiError(
-                404, "unknown_recipient", "no contact with this address on this channel yet"
+                "unknown_recipient",
+                "no contact with this address on this channel yet",
+                404,
             )
         conv_id = await conversation_for(
             session,
@@ -454,7 +555,7 @@ async def read_message(request: Request[Any, Any, Any], message_id: FromPath[str
             )
         )
         if m is None:
-            raise ApiError(404, "not_found", "no message with this id")
+            raise ApiError("not_found", "no message with this id", 404)
         return _message_out(m, await _withheld(_runtime(request), session, m))
 
 
@@ -473,7 +574,7 @@ async def read_contact(request: Request[Any, Any, Any], contact_id: FromPath[str
             )
         )
         if contact is None:
-            raise ApiError(404, "not_found", "no contact with this id")
+            raise ApiError("not_found", "no contact with this id", 404)
         identities = list(
             await session.scalars(
                 select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
@@ -538,8 +639,6 @@ async def _export_file(
     runtime: Runtime, workspace_id: str, contact_id: str, actor_id: str | None, via: str
 ) -> Path:
     """An audited export in a temporary file; 404 when there is no such contact."""
-    from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.export import export_to_file
 
     try:
         return await export_to_file(
@@ -547,11 +646,12 @@ async def _export_file(
             workspace_id=workspace_id,
             contact_id=contact_id,
             data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             actor_id=actor_id,
             via=via,
         )
     except ContactNotFound as exc:
-        raise ApiError(404, "not_found", "no contact with this id") from exc
+        raise ApiError("not_found", "no contact with this id", 404) from exc
 
 
 def unlink_later(path: Path) -> BackgroundTask:
@@ -571,7 +671,6 @@ def _unlink(path: Path) -> None:
 )
 async def erase_contact(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> ErasureOut:
     """Erase the contact, their messages, notes, files and queued sends; audited."""
-    from tresen.privacy.erasure import ContactNotFound, erase
 
     principal = await require(request, "privacy:erase")
     runtime = _runtime(request)
@@ -581,14 +680,15 @@ async def erase_contact(request: Request[Any, Any, Any], contact_id: FromPath[st
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
+                events=runtime.events,
                 workspace_id=principal.workspace_id,
                 contact_id=contact_id,
                 actor_id=None,
                 via=f"api token {principal.token_id}",
             )
     except ContactNotFound as exc:
-        raise ApiError(404, "not_found", "no contact with this id") from exc
+        raise ApiError("not_found", "no contact with this id", 404) from exc
     return ErasureOut(contact_id=contact_id, **report.counts())
 
 
@@ -601,8 +701,6 @@ class RestrictionOut(msgspec.Struct):
 
 
 async def _restrict(request: Request[Any, Any, Any], contact_id: str, on: bool) -> RestrictionOut:
-    from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.restriction import set_restricted
 
     principal = await require(request, "privacy:restrict")
     try:
@@ -616,7 +714,7 @@ async def _restrict(request: Request[Any, Any, Any], contact_id: str, on: bool) 
                 via=f"api token {principal.token_id}",
             )
     except ContactNotFound as exc:
-        raise ApiError(404, "not_found", "no contact with this id") from exc
+        raise ApiError("not_found", "no contact with this id", 404) from exc
     return RestrictionOut(contact.id, contact.restricted_at is not None, contact.restricted_at)
 
 
@@ -685,7 +783,7 @@ async def retry_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> J
             )
         )
         if job is None:
-            raise ApiError(404, "not_found", "no dead job with this id")
+            raise ApiError("not_found", "no dead job with this id", 404)
         await queue.revive(session, job.id)
         message_id = job.payload.get("message_id")
         if message_id:
@@ -721,4 +819,5 @@ api_router = Router(
         retry_job,
     ],
     security=[{"BearerToken": []}],
+    before_request=authenticate_first,
 )

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tresen.broadcast import links, topics, tracking
 from tresen.db.tables import Contact, Message, Notification, Subscription, Topic, Workspace
 from tresen.integrations import notifications as notify
-from tresen.pipeline.recipients import RecipientError, resolve
-from tresen.web.api import ERROR_RESPONSES, Id, _error, _runtime, require
+from tresen.pipeline.recipients import resolve
+from tresen.web.api import ERROR_RESPONSES, Id, _error, _runtime, authenticate_first, require
 from tresen.web.errors import ApiError
 
 Lang = Literal["de", "en"]
@@ -210,27 +210,24 @@ async def create_topic(request: Request[Any, Any, Any], data: JSONBody[TopicIn])
     """A new topic; its keyword (a-z, 0-9) is what customers write after START or STOP."""
     principal = await require(request, "subscriptions:manage")
     async with _runtime(request).sessions() as session, session.begin():
-        try:
-            topic = await topics.create_topic(
-                session,
-                principal.workspace_id,
-                data.keyword,
-                data.name,
-                {
-                    k: v
-                    for k, v in msgspec.structs.asdict(data.descriptions or Descriptions()).items()
-                    if v
-                },
-            )
-        except topics.TopicError as error:
-            raise ApiError(error.status_code, error.code, error.message) from error
+        topic = await topics.create_topic(
+            session,
+            principal.workspace_id,
+            data.keyword,
+            data.name,
+            {
+                k: v
+                for k, v in msgspec.structs.asdict(data.descriptions or Descriptions()).items()
+                if v
+            },
+        )
     return _topic_out(topic)
 
 
 async def _topic(session: AsyncSession, workspace_id: str, key: str) -> Topic:
     topic = await topics.find_topic(session, workspace_id, key)
     if topic is None:
-        raise ApiError(404, "not_found", "no topic with this keyword or id")
+        raise ApiError("not_found", "no topic with this keyword or id", 404)
     return topic
 
 
@@ -248,27 +245,24 @@ async def request_subscription(
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         topic = await _topic(session, principal.workspace_id, data.topic)
-        try:
-            recipient = await resolve(
-                session,
-                principal.workspace_id,
-                contact_id=data.contact_id,
-                channel_id=data.channel_id,
-                address=data.to,
-            )
-            sub, _sent = await topics.request_subscription(
-                session,
-                runtime.settings,
-                workspace=await session.get_one(Workspace, principal.workspace_id),
-                topic=topic,
-                contact=recipient.contact,
-                conversation=recipient.conversation,
-                channel=recipient.channel,
-                source="api",
-                language=data.language,
-            )
-        except (RecipientError, topics.TopicError) as error:
-            raise ApiError(error.status_code, error.code, error.message) from error
+        recipient = await resolve(
+            session,
+            principal.workspace_id,
+            contact_id=data.contact_id,
+            channel_id=data.channel_id,
+            address=data.to,
+        )
+        sub, _sent = await topics.request_subscription(
+            session,
+            runtime.settings,
+            workspace=await session.get_one(Workspace, principal.workspace_id),
+            topic=topic,
+            contact=recipient.contact,
+            conversation=recipient.conversation,
+            channel=recipient.channel,
+            source="api",
+            language=data.language,
+        )
     runtime.jobs_ready.set()
     return _subscription_out(sub)
 
@@ -280,7 +274,7 @@ async def _subscription(session: AsyncSession, workspace_id: str, sub_id: str) -
         )
     )
     if sub is None:
-        raise ApiError(404, "not_found", "no subscription with this id")
+        raise ApiError("not_found", "no subscription with this id", 404)
     return sub
 
 
@@ -342,7 +336,7 @@ async def _contact(session: AsyncSession, workspace_id: str, contact_id: str) ->
         select(Contact).where(Contact.id == contact_id, Contact.workspace_id == workspace_id)
     )
     if contact is None:
-        raise ApiError(404, "not_found", "no contact with this id")
+        raise ApiError("not_found", "no contact with this id", 404)
     return contact
 
 
@@ -373,7 +367,9 @@ async def _set_link_tracking(
         contact = await _contact(session, principal.workspace_id, contact_id)
         if data is not None and contact.restricted_at is not None:
             raise ApiError(
-                409, "contact_restricted", "processing of this contact's data is restricted"
+                "contact_restricted",
+                "processing of this contact's data is restricted",
+                409,
             )
         changed = await tracking.set_consent(
             session,
@@ -432,9 +428,9 @@ async def send_notification(
     key = idempotency_key
     if not IDEMPOTENCY_KEY.match(key):
         raise ApiError(
-            400,
             "idempotency_key_required",
             "send an Idempotency-Key header of 1 to 200 visible ASCII characters",
+            400,
         )
     runtime = _runtime(request)
     req = notify.NotificationRequest(
@@ -449,18 +445,15 @@ async def send_notification(
     )
     body_hash = notify.request_hash(msgspec.to_builtins(data))
     async with runtime.sessions() as session, session.begin():
-        try:
-            row, message, created = await notify.submit(
-                session,
-                principal.workspace_id,
-                principal.token_id,
-                key,
-                body_hash,
-                req,
-                max_attempts=runtime.settings.max_send_attempts,
-            )
-        except notify.NotificationError as error:
-            raise ApiError(error.status_code, error.code, error.message) from error
+        row, message, created = await notify.submit(
+            session,
+            principal.workspace_id,
+            principal.token_id,
+            key,
+            body_hash,
+            req,
+            max_attempts=runtime.settings.max_send_attempts,
+        )
     if created:
         runtime.jobs_ready.set()
     return _notification_out(row, message)
@@ -484,7 +477,7 @@ async def read_notification(
             )
         )
         if row is None:
-            raise ApiError(404, "not_found", "no notification with this id")
+            raise ApiError("not_found", "no notification with this id", 404)
         message = await session.get(Message, row.message_id) if row.message_id else None
         return _notification_out(row, message)
 
@@ -506,4 +499,5 @@ notify_router = Router(
         read_notification,
     ],
     security=[{"BearerToken": []}],
+    before_request=authenticate_first,
 )

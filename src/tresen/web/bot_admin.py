@@ -10,10 +10,14 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Response
 
 from tresen.bot import stats, store
+from tresen.bot.flowtexts import FlowText, flow_texts
+from tresen.bot.persona import address_forms
 from tresen.db.tables import BotConfig, BotFaq
 from tresen.inbox import service
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.privacy import audit
+from tresen.web import i18n
+from tresen.web.i18n import gettext
 from tresen.web.inbox import Form, current_actor
 from tresen.web.pages import render
 
@@ -74,6 +78,8 @@ async def _overview(
         persona=(config.persona if config else None) or {},
         enabled=config.enabled if config else True,
         terms=((config.blacklist if config else None) or {}).get("terms", []),
+        imported=request.query_params.get("import"),
+        imported_count=request.query_params.get("n", ""),
     )
 
 
@@ -113,7 +119,9 @@ async def faq_add(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
             )
             row_id = row.id
     except ValueError as exc:
-        return await _overview(request, actor, error=str(exc), form=dict(data), status_code=422)
+        return await _overview(
+            request, actor, error=i18n.error_text(exc), form=dict(data), status_code=422
+        )
     await _audit(request, actor, "bot.faq_added", row_id)
     return Redirect("/inbox/admin/bot", status_code=303)
 
@@ -165,7 +173,7 @@ async def faq_save(
         raise service.NotFound(entry_id) from exc
     except ValueError as exc:
         return await _edit_page(
-            request, actor, entry_id, error=str(exc), form=dict(data), status_code=422
+            request, actor, entry_id, error=i18n.error_text(exc), form=dict(data), status_code=422
         )
     await _audit(request, actor, "bot.faq_changed", entry_id)
     return Redirect("/inbox/admin/bot", status_code=303)
@@ -204,7 +212,7 @@ async def teach(
             except LookupError as exc:
                 raise service.NotFound(target) from exc
             except ValueError as exc:
-                error = str(exc)
+                error = i18n.error_text(exc)
     if not target:
         return await _overview(request, actor, form={"questions": text})
     if error:
@@ -229,7 +237,7 @@ async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[
                 blacklist=str(data.get("blacklist", ""))[:25_000].splitlines(),
             )
     except ValueError as exc:
-        return await _overview(request, actor, error=str(exc), status_code=422)
+        return await _overview(request, actor, error=i18n.error_text(exc), status_code=422)
     await _audit(
         request, actor, "bot.settings_changed", actor.user.workspace_id, subject_type="workspace"
     )
@@ -238,15 +246,27 @@ async def bot_settings(request: Request[Any, Any, Any], data: Form) -> Response[
 
 TEXT_LABELS = {
     "greeting": "Greeting",
+    "thanks": "Thanks or OK from the customer",
     "fallback": "Didn't understand (variants, one per line)",
+    "dont_know": "No details on a follow-up question",
     "handover": "Hand-over",
+    "handover_sorry": "Hand-over after a complaint or annoyance",
+    "handover_callback": "Hand-over for a call back",
+    "handover_media": "Hand-over of a photo, voice message or file",
+    "handover_long": "Hand-over of a very long message",
     "blacklisted": "Question about another provider",
+    "answer_only_in": "Note under an answer that exists only in the knowledge base's language",
     "product_in_stock": "Product in stock in the size asked",
     "product_size_sold_out": "Product sold out in the size asked",
     "product_size_not_offered": "Product not made in the size asked",
     "product_info": "Product: price and sizes",
     "product_info_no_sizes": "Product without sizes: price",
     "product_sold_out": "Product sold out",
+    "product_price": "Product: price",
+    "product_colour_in_stock": "Product in stock in the colour asked",
+    "product_colour_sold_out": "Product sold out in the colour asked",
+    "product_colour_not_offered": "Product not made in the colour asked",
+    "product_colour_unknown": "Product without colour details",
     "finder_results": "Product finder: results",
     "finder_none": "Product finder: nothing found",
     "order_status": "Order status",
@@ -258,7 +278,61 @@ TEXT_LABELS = {
     "status_delivered": "Order state: delivered",
     "status_cancelled": "Order state: cancelled",
     "status_returned": "Order state: returned",
+    "invalid": "Form: answer not understood",
+    "invalid_shoe_size": "Form: not a shoe size",
+    "invalid_size": "Form: not a size",
+    "invalid_amount": "Form: not an amount",
+    "invalid_height": "Form: not a body height",
+    "invalid_color": "Form: not a colour",
+    "invalid_order_number": "Form: not an order number",
+    "invalid_postcode": "Form: not a postcode",
+    "invalid_email": "Form: not an e-mail address",
+    "invalid_verification": "Form: neither postcode nor e-mail address",
+    "invalid_choice": "Form: none of the options",
+    "numbered_hint": "Form: reply with the number",
+    "way_out_choice": "Form: way out after two wrong answers (with options)",
+    "way_out_free": "Form: way out after two wrong answers",
+    "cancelled": "Form cancelled",
+    "expired": "Form started over after a long pause",
+    "resume_offer": "Offer to go back to an interrupted form",
+    "resume_declined": "Not going back to the interrupted form",
+    "flow_title": "Name of a form without a title of its own",
+    "any_value": "Word for “any” in answers",
+    "button_any": "Button: any",
+    "button_cancel": "Button: cancel",
+    "button_person": "Button: talk to a person",
+    "button_resume": "Button: carry on",
+    "button_no_resume": "Button: do not carry on",
 }
+FLOW_FIELD_LABELS = {
+    "title": "Name (for “shall we carry on with …?”)",
+    "done": "Text when done",
+    "ask": "Question",
+    "error": "Hint after a wrong answer",
+}
+
+
+def _other_form(
+    form: str, config: BotConfig | None, rows: list[BotFaq], flows: list[FlowText]
+) -> list[str]:
+    """Where a German text uses the other form of address than the bot (texts, flows, answers)."""
+    other = "du" if form == "sie" else "sie"
+    found = [
+        gettext(TEXT_LABELS.get(key, key))
+        for key in store.TEXT_KEYS
+        if other in address_forms(store.persona_text(config, "de", key))
+    ]
+    found += [
+        f"{t.flow}{' / ' + t.slot if t.slot else ''}: {gettext(FLOW_FIELD_LABELS[t.field])}"
+        for t in flows
+        if other in address_forms(t.values.get("de", ""))
+    ]
+    found += [
+        r.key
+        for r in rows
+        if other in address_forms(str((r.content.get("answers") or {}).get("de", "")))
+    ]
+    return found
 
 
 async def _texts_page(
@@ -268,8 +342,11 @@ async def _texts_page(
     posted: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response[str]:
+    workspace_id = actor.user.workspace_id
     async with _runtime(request).sessions() as session:
-        config = await session.get(BotConfig, actor.user.workspace_id)
+        config = await session.get(BotConfig, workspace_id)
+        rows = await store.entries(session, workspace_id)
+    form = store.current_form(config)
     fields = [
         {
             "key": key,
@@ -281,15 +358,30 @@ async def _texts_page(
         }
         for key in store.TEXT_KEYS
     ]
-    persona = (config.persona if config else None) or {}
+    flows = flow_texts(((config.flows if config else None) or {}).get("flows", []), form, LANGUAGES)
+    flow_fields = [
+        {
+            "key": t.key,
+            "flow": t.flow,
+            "slot": t.slot,
+            "label": FLOW_FIELD_LABELS[t.field],
+            "values": {
+                lang: (posted or {}).get(f"{lang}__{t.key}", t.values.get(lang, ""))
+                for lang in LANGUAGES
+            },
+        }
+        for t in flows
+    ]
     return render(
         request,
         "admin_bot_texts.html",
         status_code=status_code,
         actor=actor,
         fields=fields,
+        flow_fields=flow_fields,
         languages=list(LANGUAGES),
-        form=persona.get("form", "sie"),
+        form=form,
+        other_form=_other_form(form, config, rows, flows),
         error=error,
     )
 
@@ -305,15 +397,19 @@ async def bot_texts_save(request: Request[Any, Any, Any], data: Form) -> Respons
     """Save the bot's texts; an empty text or the default goes back to the default."""
     actor = await _admin(request)
     texts: dict[str, dict[str, str]] = {}
+    flows: dict[str, dict[str, str]] = {}
     for name, value in data.items():
         lang, _, key = str(name).partition("__")
         if lang in LANGUAGES and key in store.TEXT_KEYS:
             texts.setdefault(lang, {})[key] = str(value)[:5000]
+        elif lang in LANGUAGES and key.startswith("flow|"):
+            flows.setdefault(lang, {})[key] = str(value)[:5000]
     try:
         async with _runtime(request).sessions() as session, session.begin():
             await store.save_texts(session, actor.user.workspace_id, texts)
+            await store.save_flow_texts(session, actor.user.workspace_id, flows)
     except ValueError as exc:
-        return await _texts_page(request, actor, str(exc), dict(data), status_code=422)
+        return await _texts_page(request, actor, i18n.error_text(exc), dict(data), status_code=422)
     await _audit(
         request, actor, "bot.texts_changed", actor.user.workspace_id, subject_type="workspace"
     )

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from babel.dates import format_datetime
 from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect
 from sqlalchemy import select
 
 from tresen.broadcast import campaigns, report, segments
-from tresen.db.tables import Campaign, Topic
+from tresen.db.tables import Campaign, ChannelRow, Topic
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden, NotFound
-from tresen.privacy import audit
 from tresen.web import i18n
 from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
@@ -48,8 +46,19 @@ def _filter_from(params: dict[str, str]) -> dict[str, Any]:
 
 @get("/inbox/admin/campaigns", include_in_schema=False)
 async def campaigns_page(request: Request[Any, Any, Any]) -> Response[str]:
-    """Campaigns, newest first, and a segment builder with a live count."""
-    actor = await _viewer(request)
+    """Campaigns, newest first, and the form for a new one with a live audience count."""
+    return await campaigns_view(request, await _viewer(request))
+
+
+async def campaigns_view(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    *,
+    error: str | None = None,
+    posted: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response[str]:
+    """The campaigns page, with an error and the posted fields after a refused draft."""
     async with _runtime(request).sessions() as session:
         rows = list(
             await session.scalars(
@@ -66,7 +75,17 @@ async def campaigns_page(request: Request[Any, Any, Any]) -> Response[str]:
                 .order_by(Topic.keyword)
             )
         )
-    return render(request, "admin_campaigns.html", actor=actor, campaigns=rows, topics=topics)
+    return render(
+        request,
+        "admin_campaigns.html",
+        status_code=status_code,
+        actor=actor,
+        campaigns=rows,
+        topics=topics,
+        may_create=may(actor, Action.MANAGE_SETTINGS),
+        error=error,
+        posted=posted or {},
+    )
 
 
 @get("/inbox/admin/campaigns/count", include_in_schema=False)
@@ -78,7 +97,7 @@ async def segment_count(request: Request[Any, Any, Any]) -> Response[str]:
         async with _runtime(request).sessions() as session:
             n = await segments.count(session, actor.user.workspace_id, _filter_from(params))
     except segments.SegmentError as exc:
-        return render(request, "_segment_count.html", error=exc.message, count=None)
+        return render(request, "_segment_count.html", error=i18n.error_text(exc), count=None)
     return render(request, "_segment_count.html", error=None, count=n)
 
 
@@ -103,19 +122,20 @@ async def campaign_report(
     row = await _campaign(request, actor, campaign_id)
     async with _runtime(request).sessions() as session:
         figures = await report.build(session, row)
-    lang = i18n.current_language.get()
-
-    def when(value: Any) -> str:
-        return format_datetime(value, "short", locale=lang) if value else ""
-
+        channels = list(
+            await session.scalars(
+                select(ChannelRow).where(ChannelRow.id.in_(row.channel_ids.get("ids") or [""]))
+            )
+        )
     return render(
         request,
         "admin_campaign.html",
+        channels=channels,
+        request_tested=request.query_params.get("tested") == "1",
         actor=actor,
         campaign=row,
         report=figures,
         chart=figures.chart(),
-        when=when,
         may_manage=may(actor, Action.MANAGE_SETTINGS),
         error=request.query_params.get("error"),
     )
@@ -136,15 +156,7 @@ async def campaign_action(
         try:
             await getattr(campaigns, action)(session, row)
         except campaigns.CampaignError as exc:
-            return Redirect(f"{target}?error={exc.code}")
-        await audit.record(
-            session,
-            row.workspace_id,
-            f"campaign.{action}",
-            actor_id=actor.user.id,
-            subject_type="campaign",
-            subject_id=row.id,
-        )
+            return Redirect(f"{target}?error={exc.code}")  # the service audits what it did
     return Redirect(target)
 
 

@@ -16,6 +16,7 @@ from tresen.inbox import contacts, labels, service
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.privacy import audit
 from tresen.runtime import Runtime
+from tresen.web import i18n
 from tresen.web.api import ERROR_RESPONSES, require
 from tresen.web.errors import ApiError
 from tresen.web.inbox import Form, current_actor
@@ -127,14 +128,16 @@ async def _merge_page(
         try:
             if other:
                 if other == conv.contact_id:
-                    raise contacts.ContactRefused("a contact cannot be merged with itself")
+                    raise contacts.ContactRefused(
+                        "merge_self", "a contact cannot be merged with itself"
+                    )
                 picked = await contacts.candidate(session, actor, other[:64])
             elif q.strip():
                 found = await contacts.merge_candidates(session, actor, conv.contact_id, q)
         except (contacts.ContactRefused, ValueError) as exc:
-            error, status_code = str(exc), 422
+            error, status_code = i18n.error_text(exc), 422
         except service.NotFound:
-            error, status_code = "no such contact", 404
+            error, status_code = i18n.gettext("no such contact"), 404
     return render(
         request,
         "contact_merge.html",
@@ -165,7 +168,7 @@ async def merge_submit(
             moved = list(record.conversation_ids.get("ids", []))
     except contacts.ContactRefused as exc:
         return await _merge_page(
-            request, actor, conversation_id, "", None, error=str(exc), status_code=422
+            request, actor, conversation_id, "", None, error=i18n.error_text(exc), status_code=422
         )
     except service.NotFound:
         return await _merge_page(
@@ -190,8 +193,8 @@ async def undo_submit(
             moved = list(record.conversation_ids.get("ids", []))
     except contacts.ContactRefused as exc:
         if not back:
-            raise ApiError(422, "undo_refused", str(exc)) from exc
-        return await _page(request, actor, back, error=str(exc), status_code=422)
+            raise ApiError("undo_refused", str(exc), 422) from exc
+        return await _page(request, actor, back, error=i18n.error_text(exc), status_code=422)
     await _changed(request, actor, *([back] if back else []), *moved)
     return Redirect(f"/inbox/c/{back}" if back else "/inbox", status_code=303)
 
@@ -215,7 +218,9 @@ async def set_attribute(
                 _field(data, "value", 2000),
             )
     except contacts.ContactRefused as exc:
-        return await _page(request, actor, conversation_id, error=str(exc), status_code=422)
+        return await _page(
+            request, actor, conversation_id, error=i18n.error_text(exc), status_code=422
+        )
     await _changed(request, actor, conversation_id)
     return Redirect(f"/inbox/c/{conversation_id}", status_code=303)
 
@@ -283,7 +288,7 @@ async def create_label(request: Request[Any, Any, Any], data: Form) -> Response[
                 session, actor, _field(data, "name", 200), _field(data, "colour", 20)
             )
     except labels.LabelError as exc:
-        return await _labels_page(request, actor, error=str(exc), status_code=422)
+        return await _labels_page(request, actor, error=i18n.error_text(exc), status_code=422)
     return Redirect("/inbox/labels", status_code=303)
 
 
@@ -355,9 +360,9 @@ async def api_merge(
             )
             out = _merge_out(record)
     except contacts.ContactRefused as exc:
-        raise ApiError(422, "merge_refused", str(exc)) from exc
+        raise ApiError("merge_refused", str(exc), 422) from exc
     except service.NotFound as exc:
-        raise ApiError(404, "not_found", "no contact with this id") from exc
+        raise ApiError("not_found", "no contact with this id", 404) from exc
     return out
 
 
@@ -377,9 +382,9 @@ async def api_undo(request: Request[Any, Any, Any], merge_id: FromPath[str]) -> 
             )
             out = _merge_out(record)
     except contacts.ContactRefused as exc:
-        raise ApiError(422, "undo_refused", str(exc)) from exc
+        raise ApiError("undo_refused", str(exc), 422) from exc
     except service.NotFound as exc:
-        raise ApiError(404, "not_found", "no contact merge with this id") from exc
+        raise ApiError("not_found", "no contact merge with this id", 404) from exc
     return out
 
 

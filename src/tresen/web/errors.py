@@ -9,22 +9,23 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tresen.channels.base import ConfigError, WebhookRejected
+from tresen.channels.base import WebhookRejected
+from tresen.domain.errors import DomainError
 from tresen.inbox.service import Forbidden, NotFound
-from tresen.pipeline.outbound import OutboundRefused
-from tresen.web.inbox import SignInRequired
+from tresen.web import i18n
+from tresen.web.pages import language_from, render
+
+MACHINE_PATHS = ("/api/", "/webhooks/", "/chat/", "/healthz", "/metrics", "/ping")
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error with an HTTP status, a stable code and a message for the caller."""
+class SignInRequired(Exception):
+    """No valid session: pages redirect to the login, htmx gets 401 with a redirect header."""
 
-    def __init__(self, status_code: int, code: str, message: str):
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
+
+class ApiError(DomainError):
+    """A refusal only the HTTP API makes (authentication, scopes, unknown ids in a URL)."""
 
 
 def error_response(
@@ -37,8 +38,17 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return error_response(exc.status_code, exc.code, exc.message)
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """Every domain error, from any layer: a page in the user's language, or JSON in English."""
+    if _wants_page(request):  # the signed-in person's language is set already
+        if exc.status in (403, 404):
+            return _error_page(request, exc.status)
+        title = i18n.gettext("This did not work")
+        text = i18n.error_text(exc)
+        return render(
+            request, "error.html", status_code=exc.status, title=title, text=text, status=exc.status
+        )
+    return error_response(exc.status, exc.code, exc.message)
 
 
 def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Response[Any]:
@@ -52,20 +62,39 @@ def _webhook_rejected(_: Request[Any, Any, Any], exc: WebhookRejected) -> Respon
     return error_response(exc.status_code, code.get(exc.status_code, "rejected"), exc.message)
 
 
-def _refused(_: Request[Any, Any, Any], exc: OutboundRefused) -> Response[Any]:
-    return error_response(exc.status_code, exc.code, exc.message)
-
-
-def _config(_: Request[Any, Any, Any], exc: ConfigError) -> Response[Any]:
-    return error_response(400, "invalid_config", str(exc))
-
-
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = {"details": exc.extra} if exc.extra else None
     return error_response(400, "invalid_request", str(exc.detail), extra)
 
 
-def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    """A browser asking for a page (not htmx, not the API, webhooks or the chat widget)."""
+    return (
+        "text/html" in request.headers.get("accept", "")
+        and not request.headers.get("hx-request")
+        and not request.url.path.startswith(MACHINE_PATHS)
+    )
+
+
+def _error_page(request: Request[Any, Any, Any], status: int) -> Response[Any]:
+    if status == 403:
+        title = i18n.gettext("Not allowed")
+        text = i18n.gettext("Your role may not open this page or do this. Ask an admin.")
+    else:
+        title = i18n.gettext("Page not found")
+        text = i18n.gettext("This page does not exist (any more), or you may not see it.")
+    return render(request, "error.html", status_code=status, title=title, text=text, status=status)
+
+
+def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The HTML 404 page, for exceptions of browser-only routers that mean "no such page"."""
+    return _error_page(request, 404)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code in (403, 404, 405) and _wants_page(request):
+        language_from(request)
+        return _error_page(request, 404 if exc.status_code == 405 else exc.status_code)
     code = {
         400: "bad_request",
         401: "unauthenticated",
@@ -82,7 +111,12 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return response
 
 
+_BAD_TEXT = {"22021", "22P05"}  # PostgreSQL: NUL (0x00) in text, \u0000 in jsonb
+
+
 def _database(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    if getattr(exc.orig, "sqlstate", None) in _BAD_TEXT:
+        return error_response(400, "bad_text", "text must not contain NUL (0x00) characters")
     log.warning(
         "database unavailable or busy: %s",
         type(exc.orig).__name__ if exc.orig else type(exc).__name__,
@@ -99,11 +133,19 @@ def _sign_in(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def _forbidden(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _wants_page(request):
+        return _error_page(request, 403)
     return error_response(403, "forbidden", str(exc) or "not allowed")
 
 
 def _missing(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _wants_page(request):
+        return _error_page(request, 404)
     return error_response(404, "not_found", "no such conversation")
+
+
+def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    return error_response(400, "too_deep", "the request is nested too deeply")
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -115,12 +157,11 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: _sign_in,
     Forbidden: _forbidden,
     NotFound: _missing,
-    ApiError: _api_error,
+    DomainError: _domain_error,
     WebhookRejected: _webhook_rejected,
-    OutboundRefused: _refused,
-    ConfigError: _config,
     ValidationException: _validation,
     HTTPException: _http,
     DBAPIError: _database,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
@@ -12,12 +13,17 @@ from babel.dates import format_datetime
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+from tresen.domain.errors import DomainError, from_record
+
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
 LOCALE_DIR = Path(__file__).parent / "locale"
+DEFAULT_ZONE = "Europe/Berlin"
 current_language: contextvars.ContextVar[str] = contextvars.ContextVar(
     "language", default=DEFAULT_LANGUAGE
 )
+current_zone: contextvars.ContextVar[str] = contextvars.ContextVar("zone", default=DEFAULT_ZONE)
+"""The signed-in person's workspace time zone (set with the person, like the language)."""
 
 
 @cache
@@ -36,9 +42,62 @@ def gettext(message: str) -> str:
     return catalog(current_language.get()).get(message, message)
 
 
+def error_text(exc: BaseException) -> str:
+    """A refusal for a page: a DomainError rendered in the current language from its template."""
+    if isinstance(exc, DomainError) and gettext(exc.template) != exc.template:
+        return exc.text(gettext)
+    return said(exc.message if isinstance(exc, DomainError) else str(exc))
+
+
+def reason_text(stored: str | None) -> str:
+    """A stored reason in the current language: a recorded DomainError translated, else as is."""
+    error = from_record(stored)
+    return error.text(gettext) if error is not None else (stored or "")
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     """Singular or plural, translated (the catalogs key plurals by their singular)."""
     return gettext(singular if n == 1 else plural)
+
+
+_SERVICE_PATTERNS = (
+    (re.compile(r"^the shortcut /(\S+) exists already$"), "the shortcut /{0} exists already"),
+    (re.compile(r"^unknown variable \{(\w+)\}$"), "unknown variable {{{0}}}"),
+    (
+        re.compile(r"^a user with the e-mail (\S+) exists already$"),
+        "a user with the e-mail {0} exists already",
+    ),
+    (re.compile(r"^not an e-mail address: '(.*)'$"), "not an e-mail address: {0}"),
+    (
+        re.compile(r"^a topic with the keyword '(.*)' exists$"),
+        "a topic with the keyword {0} exists",
+    ),
+    (
+        re.compile(r"^'(.*)' is a command word and cannot be a keyword$"),
+        "{0} is a command word and cannot be a keyword",
+    ),
+    (
+        re.compile(r"^unknown time zone '(.*)'(?: \(e\.g\. Europe/Berlin\))?$"),
+        "unknown time zone {0} (e.g. Europe/Berlin)",
+    ),
+    (
+        re.compile(r"^(?:(\w{3}): )?'(.*)' is not a time range like 09:00-18:00$"),
+        "{0} {1} is not a time range like 09:00-18:00",
+    ),
+)
+"""Service messages that carry a value: the English pattern and the catalog id it maps to."""
+
+
+def said(message: str) -> str:
+    """A service's English error message in the current language (as it is if not in the catalog)."""
+    if (exact := gettext(message)) != message:
+        return exact
+    for pattern, msgid in _SERVICE_PATTERNS:
+        if found := pattern.match(message):
+            translated = gettext(msgid)
+            if translated != msgid:
+                return translated.format(*(g or "" for g in found.groups())).strip()
+    return message
 
 
 def pick_language(preferred: str | None, accept_language: str | None) -> str:
@@ -52,11 +111,13 @@ def pick_language(preferred: str | None, accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def when(value: datetime | None, time_zone: str = "Europe/Berlin") -> str:
-    """A timestamp formatted for the current language, in the workspace's time zone."""
+def when(value: datetime | None, time_zone: str | None = None, *, zone: bool = False) -> str:
+    """A timestamp in the current language and the workspace's time zone (named if `zone`)."""
     if value is None:
         return ""
-    return format_datetime(value, "short", tzinfo=_zone(time_zone), locale=current_language.get())
+    name = time_zone or current_zone.get()
+    text = format_datetime(value, "short", tzinfo=_zone(name), locale=current_language.get())
+    return f"{text} ({name})" if zone else text
 
 
 def number(value: float) -> str:

@@ -5,33 +5,67 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+from babel.dates import format_timedelta
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
-from litestar.response import Redirect, Response, ServerSentEvent
+from litestar.response import File, Redirect, Response, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
+from markupsafe import Markup
+from sqlalchemy import update
 
+from tresen import metrics
+from tresen.channels.sms import segments
+from tresen.db.tables import User, Workspace
+from tresen.domain import profile as profiles
 from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, TYPING, Event
-from tresen.inbox import accounts, routing, service
+from tresen.inbox import accounts, canned, missed, routing, service, setup
 from tresen.inbox.contacts import ContactRefused
-from tresen.inbox.permissions import Action, Actor, actor_for, may
+from tresen.inbox.labels import labels_for, workspace_labels
+from tresen.inbox.permissions import Action, Actor, actor_for, may, may_view, visible
+from tresen.inbox.search import search
+from tresen.inbox.signin_limits import SignInLimits, device_mark, known_device, soft_delay
+from tresen.logs import WORKSPACE_ID
+from tresen.media.sniff import MediaRefused
 from tresen.pipeline.outbound import OutboundRefused
 from tresen.privacy import audit
+from tresen.privacy.erasure import ContactNotFound, erase
+from tresen.privacy.export import export_to_file
+from tresen.privacy.proof import CONTENT_SECURITY_POLICY, consent_proof
+from tresen.privacy.records import FORMATS, as_html, build
+from tresen.privacy.records import render as render_records
+from tresen.privacy.restriction import set_restricted
 from tresen.runtime import Runtime
+from tresen.settings import ensure_secret_key
 from tresen.web import i18n
-from tresen.web.pages import render
+from tresen.web.api import unlink_later
+from tresen.web.clientip import client_ip
+from tresen.web.errors import SignInRequired
+from tresen.web.live import Keepalive, stopping, until_stopped
+from tresen.web.pages import language_from, render
 
 COOKIE = "tresen_session"
+DEVICE_COOKIE = "tresen_device"
+DEVICE_SECONDS = 400 * 24 * 3600
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-class SignInRequired(Exception):
-    """No valid session: pages redirect to the login, htmx gets 401 with a redirect header."""
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime
+
+
+def canned_files(request: Request[Any, Any, Any]) -> canned.Files:
+    """Where canned replies' files live and how customers fetch them."""
+    runtime = _runtime(request)
+    settings = runtime.settings
+    return canned.Files(
+        runtime.files,
+        settings.base_url,
+        ensure_secret_key(settings).secret_key,
+        settings.max_media_bytes,
+    )
 
 
 def _secure(request: Request[Any, Any, Any]) -> bool:
@@ -46,19 +80,20 @@ async def current_actor(request: Request[Any, Any, Any]) -> Actor:
         if user is None:
             raise SignInRequired()
         actor = await actor_for(session, user, _runtime(request).settings)
+        workspace = await session.get(Workspace, user.workspace_id)
+    WORKSPACE_ID.set(user.workspace_id)
+    audit.ACTOR.set(user.id)
+    audit.VIA.set("web")
     i18n.current_language.set(i18n.pick_language(user.language, None))
+    if workspace is not None:
+        i18n.current_zone.set(profiles.from_settings(workspace.settings).timezone)
     return actor
-
-
-def _language_from(request: Request[Any, Any, Any]) -> None:
-    chosen = request.query_params.get("lang") or request.cookies.get("tresen_lang")
-    i18n.current_language.set(i18n.pick_language(chosen, request.headers.get("accept-language")))
 
 
 @get("/inbox/login", include_in_schema=False)
 async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
     """The sign-in form."""
-    _language_from(request)
+    language_from(request)
     response = render(request, "login.html")
     if request.query_params.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
@@ -70,29 +105,37 @@ async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
 @post("/inbox/login", include_in_schema=False, status_code=200)
 async def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     """Check the credentials; on success a fresh session (never reuse one from before the login)."""
-    _language_from(request)
+    language_from(request)
     email = str(data.get("email", ""))[:320]
     password = str(data.get("password", ""))[:1024]
-    async with _runtime(request).sessions() as session, session.begin():
+    runtime = _runtime(request)
+    limits = _signin_limits(request)
+    client = client_ip(request)
+    secret = runtime.settings.secret_key
+    known = known_device(secret, email, request.cookies.get(DEVICE_COOKIE))
+    if await limits.admit(client) is not None:
+        return _refused(request, email, 429)
+    if not known and await limits.blocked(email, client):
+        await asyncio.sleep(0.5)
+        return _refused(request, email, 401)
+    async with runtime.sessions() as session:
+        failures = await accounts.failures_in_a_row(session, email)
+    if not known:
+        await asyncio.sleep(soft_delay(failures))
+    async with runtime.sessions() as session, session.begin():
         signed_in = await accounts.login(
-            session, email, password, code=str(data.get("code", ""))[:8]
+            session, email, password, code=str(data.get("code", ""))[:32]
         )
     if signed_in is None:
-        await asyncio.sleep(0.5)  # slows down guessing on top of the lockout
-        return render(
-            request,
-            "login.html",
-            status_code=401,
-            email=email,
-            error=i18n.gettext(
-                "E-mail or password is wrong, or the account is locked for a while."
-            ),
-        )
+        await limits.failed(email, client)
+        await asyncio.sleep(0.5)  # slows down guessing on top of the limits
+        return _refused(request, email, 401)
     old = request.cookies.get(COOKIE)
     if old:
         async with _runtime(request).sessions() as session, session.begin():
             await accounts.logout(session, old)
     response: Response[Any] = Redirect("/inbox", status_code=303)
+    response.set_cookie("tresen_lang", signed_in.user.language, samesite="lax", httponly=True)
     response.set_cookie(
         COOKIE,
         signed_in.token,
@@ -102,7 +145,35 @@ async def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[
         max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
         path="/",
     )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device_mark(secret, email),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        max_age=DEVICE_SECONDS,
+        path="/inbox/login",
+    )
     return response
+
+
+def _refused(request: Request[Any, Any, Any], email: str, status: int) -> Response[Any]:
+    """The login form again, with the one message that never says why."""
+    return render(
+        request,
+        "login.html",
+        status_code=status,
+        email=email,
+        error=i18n.gettext("E-mail or password is wrong, or the account is locked for a while."),
+    )
+
+
+def _signin_limits(request: Request[Any, Any, Any]) -> SignInLimits:
+    found = getattr(request.app.state, "signin_limits", None)
+    if found is None:
+        found = SignInLimits(_runtime(request).limiters)
+        request.app.state.signin_limits = found
+    return found
 
 
 @post("/inbox/logout", include_in_schema=False, status_code=303)
@@ -126,9 +197,6 @@ async def search_page(
     label: FromQuery[str | None] = None,
 ) -> Response[str]:
     """Full-text search over the messages and contacts the person may see."""
-    from tresen.inbox.labels import labels_for, workspace_labels
-    from tresen.inbox.permissions import visible
-    from tresen.inbox.search import search
 
     actor = await current_actor(request)
     error = None
@@ -167,7 +235,7 @@ async def search_page(
             for h in page.conversations
         ]
     except ValueError as exc:
-        error = str(exc)
+        error = i18n.error_text(exc)
     return render(
         request,
         "inbox.html",
@@ -183,64 +251,6 @@ async def search_page(
     )
 
 
-async def _admin(request: Request[Any, Any, Any]) -> Actor:
-    actor = await current_actor(request)
-    if not may(actor, Action.MANAGE_USERS):
-        raise service.Forbidden("only admins manage people")
-    return actor
-
-
-@get("/inbox/admin/users", include_in_schema=False)
-async def admin_users(request: Request[Any, Any, Any]) -> Response[str]:
-    """The people of this workspace (admins only)."""
-    actor = await _admin(request)
-    async with _runtime(request).sessions() as session:
-        users = await accounts.workspace_users(session, actor.user.workspace_id)
-    return render(request, "admin_users.html", actor=actor, users=users, new_password=None)
-
-
-@post("/inbox/admin/users/{user_id:str}/reset", include_in_schema=False, status_code=200)
-async def admin_reset(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[str]:
-    """Give a person a new random password (shown once) and end their sessions."""
-    import secrets
-
-    actor = await _admin(request)
-    password = secrets.token_urlsafe(12)
-    async with _runtime(request).sessions() as session, session.begin():
-        target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
-        await accounts.set_password(session, target.id, password)
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            "user.password_reset",
-            actor_id=actor.user.id,
-            subject_type="user",
-            subject_id=target.id,
-        )
-        users = await accounts.workspace_users(session, actor.user.workspace_id)
-    return render(
-        request, "admin_users.html", actor=actor, users=users, new_password=(target.email, password)
-    )
-
-
-@post("/inbox/admin/users/{user_id:str}/totp-off", include_in_schema=False, status_code=303)
-async def admin_totp_off(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Redirect:
-    """Turn a person's two-factor sign-in off (e.g. a lost phone)."""
-    actor = await _admin(request)
-    async with _runtime(request).sessions() as session, session.begin():
-        target = await accounts.workspace_user(session, actor.user.workspace_id, user_id)
-        await accounts.disable_totp(session, target.id)
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            "user.totp_off",
-            actor_id=actor.user.id,
-            subject_type="user",
-            subject_id=target.id,
-        )
-    return Redirect("/inbox/admin/users", status_code=303)
-
-
 async def _privacy_admin(request: Request[Any, Any, Any]) -> Actor:
     actor = await current_actor(request)
     if not may(actor, Action.MANAGE_PRIVACY):
@@ -251,11 +261,6 @@ async def _privacy_admin(request: Request[Any, Any, Any]) -> Actor:
 @post("/inbox/contacts/{contact_id:str}/export", include_in_schema=False, status_code=200)
 async def contact_export(request: Request[Any, Any, Any], contact_id: FromPath[str]) -> Any:
     """Download everything stored about a contact as a ZIP (admins; audited)."""
-    from litestar.response import File
-
-    from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.export import export_to_file
-    from tresen.web.api import unlink_later
 
     actor = await _privacy_admin(request)
     runtime = _runtime(request)
@@ -265,8 +270,10 @@ async def contact_export(request: Request[Any, Any, Any], contact_id: FromPath[s
             workspace_id=actor.user.workspace_id,
             contact_id=contact_id,
             data_dir=runtime.settings.data_dir,
+            files=runtime.files,
             actor_id=actor.user.id,
             via="inbox",
+            language=i18n.current_language.get(),
         )
     except ContactNotFound as exc:
         raise service.NotFound(contact_id) from exc
@@ -283,7 +290,6 @@ async def contact_erase(
     request: Request[Any, Any, Any], contact_id: FromPath[str], data: Form
 ) -> Response[Any]:
     """Erase a contact everywhere after the admin confirmed it (admins; audited)."""
-    from tresen.privacy.erasure import ContactNotFound, erase
 
     actor = await _privacy_admin(request)
     if data.get("confirm") != "yes":
@@ -299,7 +305,8 @@ async def contact_erase(
                 runtime.engine,
                 session,
                 secret_key=runtime.settings.secret_key,
-                data_dir=runtime.settings.data_dir,
+                files=runtime.files,
+                events=runtime.events,
                 workspace_id=actor.user.workspace_id,
                 contact_id=contact_id,
                 actor_id=actor.user.id,
@@ -316,8 +323,6 @@ async def contact_restrict(
     request: Request[Any, Any, Any], contact_id: FromPath[str], data: Form
 ) -> Redirect:
     """Restrict processing of a contact (Art. 18) or lift it (admins; audited)."""
-    from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.restriction import set_restricted
 
     actor = await _privacy_admin(request)
     try:
@@ -342,8 +347,6 @@ async def contact_consent_proof(
     request: Request[Any, Any, Any], contact_id: FromPath[str]
 ) -> Response[str]:
     """A printable proof of consent for one contact (admins; audited)."""
-    from tresen.privacy.erasure import ContactNotFound
-    from tresen.privacy.proof import CONTENT_SECURITY_POLICY, consent_proof
 
     actor = await _privacy_admin(request)
     try:
@@ -370,10 +373,6 @@ async def admin_privacy(
     request: Request[Any, Any, Any], format: FromQuery[str | None] = None
 ) -> Response[Any]:
     """Records of processing (Art. 30) from the configuration: the page, or a download."""
-    from markupsafe import Markup
-
-    from tresen.privacy.records import FORMATS, as_html, build
-    from tresen.privacy.records import render as render_records
 
     actor = await _privacy_admin(request)
     language = i18n.current_language.get()
@@ -408,9 +407,22 @@ async def inbox(
 ) -> Response[str]:
     """The inbox with no conversation open."""
     actor = await current_actor(request)
+    rendered_at = missed.stamp()
     async with _runtime(request).sessions() as session:
         rows = await service.conversation_list(session, actor, _view(view))
-    return render(request, "inbox.html", actor=actor, rows=rows, view=_view(view), current=None)
+        setup_pending = may(actor, Action.MANAGE_SETTINGS) and await setup.unfinished(
+            session, actor.user.workspace_id
+        )
+    return render(
+        request,
+        "inbox.html",
+        actor=actor,
+        rows=rows,
+        view=_view(view),
+        current=None,
+        setup_pending=setup_pending,
+        rendered_at=rendered_at,
+    )
 
 
 @get("/inbox/list", include_in_schema=False)
@@ -449,6 +461,7 @@ async def _conversation_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response[str]:
+    rendered_at = missed.stamp()
     async with _runtime(request).sessions() as session:
         current = await service.conversation_view(session, actor, conversation_id)
         rows = (
@@ -475,6 +488,7 @@ async def _conversation_page(
         current=current,
         error=error,
         status_code=status_code,
+        rendered_at=rendered_at,
     )
 
 
@@ -511,10 +525,12 @@ async def reply(
     identity_id = str(data.get("identity_id", ""))[:64] or None
     try:
         async with _runtime(request).sessions() as session, session.begin():
-            sent = await service.reply(session, actor, conversation_id, body, identity_id)
-    except (OutboundRefused, ContactRefused) as refused:
+            sent = await service.reply(
+                session, actor, conversation_id, body, identity_id, canned_files(request)
+            )
+    except (OutboundRefused, ContactRefused, canned.CannedError, MediaRefused) as refused:
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=str(refused), status_code=422
+            request, actor, conversation_id, "all", error=i18n.error_text(refused), status_code=422
         )
     _runtime(request).jobs_ready.set()
     return await _changed(request, actor, sent.conversation_id, MESSAGE_NEW)
@@ -525,7 +541,6 @@ async def sms_segments(
     request: Request[Any, Any, Any], conversation_id: FromPath[str], data: Form
 ) -> Response[str]:
     """How the reply being typed will travel as SMS: encoding and number of parts."""
-    from tresen.channels.sms import segments
 
     await current_actor(request)
     info = segments(str(data.get("body", ""))[:5000])
@@ -550,7 +565,7 @@ async def send_template(
             )
     except OutboundRefused as refused:
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=refused.message, status_code=422
+            request, actor, conversation_id, "all", error=i18n.error_text(refused), status_code=422
         )
     _runtime(request).jobs_ready.set()
     return await _changed(request, actor, conversation_id, MESSAGE_NEW)
@@ -567,7 +582,7 @@ async def note(
             await service.add_note(session, actor, conversation_id, str(data.get("body", "")))
     except ValueError as exc:
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=str(exc), status_code=422
+            request, actor, conversation_id, "all", error=i18n.error_text(exc), status_code=422
         )
     return await _changed(request, actor, conversation_id, NOTE_NEW)
 
@@ -611,7 +626,7 @@ async def status(
             )
     except ValueError as exc:
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=str(exc), status_code=422
+            request, actor, conversation_id, "all", error=i18n.error_text(exc), status_code=422
         )
     for other in routed:
         await _runtime(request).events.publish(
@@ -623,9 +638,6 @@ async def status(
 @post("/inbox/me", include_in_schema=False, status_code=303)
 async def me(request: Request[Any, Any, Any], data: Form) -> Redirect:
     """Change my availability and language."""
-    from sqlalchemy import update
-
-    from tresen.db.tables import User
 
     actor = await current_actor(request)
     values: dict[str, str] = {}
@@ -646,15 +658,26 @@ async def me(request: Request[Any, Any, Any], data: Form) -> Redirect:
         await _runtime(request).events.publish(
             Event(actor.user.workspace_id, CONVERSATION_UPDATED, conversation_id, {})
         )
-    return Redirect(request.headers.get("referer") or "/inbox", status_code=303)
+    response = Redirect(_own_page(request), status_code=303)
+    if "language" in values:
+        response.set_cookie("tresen_lang", values["language"], samesite="lax", httponly=True)
+    return response
+
+
+def _own_page(request: Request[Any, Any, Any]) -> str:
+    """The page the form came from when it is one of ours (path only); else the inbox."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    base = urlsplit(_runtime(request).settings.base_url)
+    own_host = referer.netloc in ("", base.netloc, request.headers.get("host", ""))
+    path = referer.path
+    if own_host and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path + (f"?{referer.query}" if referer.query else "")
+    return "/inbox"
 
 
 @get("/inbox/queue", include_in_schema=False)
 async def waiting_queue(request: Request[Any, Any, Any]) -> Response[str]:
     """Who is waiting for an agent, longest first, with how long (a fragment for the list)."""
-    from babel.dates import format_timedelta
-
-    from tresen.inbox.permissions import visible
 
     actor = await current_actor(request)
     async with _runtime(request).sessions() as session:
@@ -670,19 +693,68 @@ async def events(request: Request[Any, Any, Any]) -> ServerSentEvent:
     actor = await current_actor(request)
     runtime = _runtime(request)
 
+    shown: set[str] = set()
+
+    async def allowed(conversation_id: str) -> bool:
+        """Visible now, or shown before (one last event lets the page drop it)."""
+        if actor.role == accounts.Role.ADMIN:
+            return True
+        async with runtime.sessions() as session:
+            if await may_view(session, actor, conversation_id):
+                shown.add(conversation_id)
+                return True
+        if conversation_id in shown:
+            shown.discard(conversation_id)
+            return True
+        return False
+
+    # A page's first connection names when it was rendered: what changed in between is replayed.
+    last_seen = missed.parse_stamp(
+        request.headers.get("last-event-id") or request.query_params.get("since")
+    )
+
+    async def replay() -> AsyncIterator[ServerSentEventMessage]:
+        """What changed while this page was disconnected (the browser sends Last-Event-ID)."""
+        if last_seen is None:
+            return
+        async with runtime.sessions() as session:
+            changed = await missed.changed_since(session, actor.user.workspace_id, last_seen)
+        if changed is None:
+            yield ServerSentEventMessage(event="conversation", data="")
+            yield ServerSentEventMessage(event="resync", data="")
+            return
+        for conversation_id in changed:
+            if await allowed(conversation_id):
+                yield ServerSentEventMessage(event="conversation", data=conversation_id)
+                yield ServerSentEventMessage(event=f"conv-{conversation_id}", data="replay")
+
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(event="ready", data="")
-        async with runtime.events.subscribe(actor.user.workspace_id) as received:
-            async for event in received:
-                if event.kind == TYPING:
-                    continue
-                if event.kind == RESYNC or not event.conversation_id:
-                    # Events may have been lost: let the page reload what it shows.
-                    yield ServerSentEventMessage(event="conversation", data="")
-                    yield ServerSentEventMessage(event="resync", data="")
-                    continue
-                yield ServerSentEventMessage(event="conversation", data=event.conversation_id)
-                yield ServerSentEventMessage(event=f"conv-{event.conversation_id}", data=event.kind)
+        metrics.SSE_CONNECTIONS.inc()
+        try:
+            async with runtime.events.subscribe(actor.user.workspace_id) as received:
+                # Subscribed first: nothing falls between the ready stamp and the live stream.
+                yield ServerSentEventMessage(event="ready", data="", id=missed.stamp())
+                async for message in replay():
+                    yield message
+                async for event in until_stopped(received, stopping(request)):
+                    if isinstance(event, Keepalive):
+                        yield ServerSentEventMessage(comment="keepalive")
+                        continue
+                    if event.kind == TYPING:
+                        continue
+                    if event.kind == RESYNC or not event.conversation_id:
+                        # Events may have been lost: let the page reload what it shows.
+                        yield ServerSentEventMessage(event="conversation", data="")
+                        yield ServerSentEventMessage(event="resync", data="", id=missed.stamp())
+                        continue
+                    if not await allowed(event.conversation_id):
+                        continue
+                    yield ServerSentEventMessage(event="conversation", data=event.conversation_id)
+                    yield ServerSentEventMessage(
+                        event=f"conv-{event.conversation_id}", data=event.kind, id=missed.stamp()
+                    )
+        finally:
+            metrics.SSE_CONNECTIONS.dec()
 
     return ServerSentEvent(stream())
 
@@ -692,9 +764,6 @@ inbox_router = Router(
     route_handlers=[
         sms_segments,
         search_page,
-        admin_users,
-        admin_reset,
-        admin_totp_off,
         contact_export,
         contact_erase,
         contact_restrict,

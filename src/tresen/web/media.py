@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -14,9 +14,10 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import File
 from sqlalchemy import select
 
-from tresen.channels.base import channel_factory
+from tresen.channels.registry import channel_factory
 from tresen.db import crypto
 from tresen.db.tables import ChannelRow, Contact, Conversation, Media, Message
+from tresen.domain.errors import DomainError
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, Direction
 from tresen.events import MESSAGE_NEW, Event
@@ -28,8 +29,11 @@ from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_mes
 from tresen.privacy import audit
 from tresen.runtime import Runtime
 from tresen.settings import ensure_secret_key
+from tresen.storage import FileStore, StorageError
 from tresen.web import i18n
 from tresen.web.inbox import _conversation_page, current_actor
+
+log = logging.getLogger(__name__)
 
 UPLOAD_HARD_LIMIT = 64 * 1024 * 1024
 """The most any upload request may carry; TRESEN_MAX_MEDIA_BYTES is checked below it."""
@@ -45,25 +49,34 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return request.app.state.runtime
 
 
-def stored_file(
-    data_dir: Path,
+async def stored_file(
+    files: FileStore,
     media: Media,
     *,
     extra_headers: dict[str, str] | None = None,
     missing: Exception | None = None,
 ) -> File | Response[bytes]:
     """A stored file with headers that keep the browser from running or guessing it."""
-    path = store.file_for(data_dir, media.path or "")
-    if path is None:
-        raise missing or service.NotFound(media.id)
+    key = media.path or ""
+    path = files.local_path(key) if store.is_media_key(key) else None
     headers = {**FILE_HEADERS, **(extra_headers or {})}
     inline = media.content_type in INLINE_TYPES
-    if crypto.active() is not None:
-        # Encrypted at rest: decrypted in memory (files are at most TRESEN_MAX_MEDIA_BYTES).
+    if path is None or crypto.active() is not None:
+        # From object storage, or encrypted at rest: through memory (files are at most
+        # TRESEN_MAX_MEDIA_BYTES), after the caller's permission checks.
+        try:
+            content = await asyncio.to_thread(store.load, files, key)
+        except StorageError as exc:
+            log.warning("media %s could not be read: %s", media.id, exc)
+            raise DomainError(
+                "storage_unavailable", "the file store is not reachable; try again", status=503
+            ) from exc
+        if content is None:
+            raise missing or service.NotFound(media.id)
         name = media.filename or f"file-{media.id}"
         disposition = "inline" if inline else "attachment"
         return Response(
-            store.read_file(path),
+            content,
             media_type=media.content_type or "application/octet-stream",
             headers={
                 **headers,
@@ -117,7 +130,7 @@ async def media_file(
             subject_type="media",
             subject_id=media.id,
         )
-    return stored_file(runtime.settings.data_dir, media)
+    return await stored_file(runtime.files, media)
 
 
 @get("/media/public/{media_id:str}", include_in_schema=False)
@@ -144,7 +157,7 @@ async def public_file(
         )
     if media is None:
         raise service.NotFound(media_id)
-    return stored_file(runtime.settings.data_dir, media)
+    return await stored_file(runtime.files, media)
 
 
 def _kind(content_type: str) -> str:
@@ -172,7 +185,7 @@ async def upload(request: Request[Any, Any, Any], conversation_id: FromPath[str]
     saved: store.Saved | None = None
     try:
         if not isinstance(upload_file, UploadFile) or not upload_file.filename:
-            raise MediaRefused("no_file", i18n.gettext("Choose a file to send."))
+            raise MediaRefused("no_file", "Choose a file to send.")
         content = await upload_file.read(settings.max_media_bytes + 1)
         async with runtime.sessions() as session, session.begin():
             conv = await service.load_conversation(session, actor, conversation_id)
@@ -180,17 +193,19 @@ async def upload(request: Request[Any, Any, Any], conversation_id: FromPath[str]
                 raise service.Forbidden("you may not reply in this conversation")
             channel = await session.get_one(ChannelRow, conv.channel_id)
             if not channel_factory(channel.kind).capabilities.media:
-                raise OutboundRefused("no_media", f"{channel.kind} cannot send files")
+                raise OutboundRefused(
+                    "no_media", "{kind} cannot send files", params={"kind": channel.kind}
+                )
             saved = await asyncio.to_thread(
                 store.save,
-                settings.data_dir,
+                runtime.files,
                 actor.user.workspace_id,
                 media_id,
                 content,
                 upload_file.content_type,
                 settings.max_media_bytes,
             )
-            filename = store.clean_filename(upload_file.filename)
+            filename = store.stored_filename(upload_file.filename, saved.content_type)
             link = store.public_link(
                 settings.base_url, ensure_secret_key(settings).secret_key, media_id
             )
@@ -217,11 +232,16 @@ async def upload(request: Request[Any, Any, Any], conversation_id: FromPath[str]
             )
     except (MediaRefused, OutboundRefused) as refused:
         if saved is not None:
-            with contextlib.suppress(OSError):
-                (settings.data_dir / saved.path).unlink()
+            with contextlib.suppress(OSError, StorageError):
+                await asyncio.to_thread(runtime.files.delete, saved.path)
         status = 413 if refused.code == "too_large" else 422
         return await _conversation_page(
-            request, actor, conversation_id, "all", error=refused.message, status_code=status
+            request,
+            actor,
+            conversation_id,
+            "all",
+            error=i18n.error_text(refused),
+            status_code=status,
         )
     runtime.jobs_ready.set()
     await runtime.events.publish(Event(actor.user.workspace_id, MESSAGE_NEW, conversation_id, {}))

@@ -1,4 +1,4 @@
-"""Security headers on every response."""
+"""Security headers on every response; no-store for signed-in callers; a correct OPTIONS Allow."""
 
 from __future__ import annotations
 
@@ -20,13 +20,19 @@ HEADERS = {
 }
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
+HSTS = "max-age=31536000; includeSubDomains"
+SESSION_COOKIE = b"tresen_session="
+_CACHEABLE = ("/static/", "/widget.js")
+
+
+def security_headers(app: ASGIApp, hsts: bool = False) -> ASGIApp:
     """Wrap an ASGI app so every HTTP response carries the security headers."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        private = _signed_in(scope) and not scope["path"].startswith(_CACHEABLE)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -34,8 +40,32 @@ def security_headers(app: ASGIApp) -> ASGIApp:
                 for name, value in HEADERS.items():
                     if name not in headers:
                         headers[name] = value
+                if hsts:
+                    headers["strict-transport-security"] = HSTS
+                if private and "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
+                if scope.get("method") == "OPTIONS" and "allow" in headers:
+                    headers["allow"] = _allowed_methods(scope, headers["allow"])
             await send(message)
 
         await app(scope, receive, send_with_headers)
 
     return wrapped
+
+
+def _signed_in(scope: Scope) -> bool:
+    """Whether the request carries a session cookie or an API token."""
+    for name, value in scope["headers"]:
+        if name == b"authorization" or (name == b"cookie" and SESSION_COOKIE in value):
+            return True
+    return False
+
+
+def _allowed_methods(scope: Scope, given: str) -> str:
+    """Every method the matched path answers (Litestar lists only the first handler's)."""
+    template = scope.get("path_template")
+    methods = {m.strip() for m in given.split(",") if m.strip()}
+    for route in getattr(scope.get("app"), "routes", ()):
+        if getattr(route, "path_format", None) == template:
+            methods |= set(getattr(route, "methods", ()))
+    return ", ".join(sorted(methods))

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from tresen.db.tables import Workspace
 from tresen.db.types import utcnow
-from tresen.inbox import profile as profiles
+from tresen.domain import profile as profiles
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.privacy import audit
@@ -61,6 +61,8 @@ def _page(
         "name": profile.name,
         "description": profile.description,
         "timezone": profile.timezone,
+        "privacy_url": profile.privacy_url,
+        "colour": profile.colour,
         "holidays": "\n".join(
             f"{day.isoformat()} {profiles.format_intervals(iv)}".strip()
             for day, iv in sorted(profile.holidays.items())
@@ -72,11 +74,7 @@ def _page(
         **{f"welcome_{k}": profile.welcome.get(k, "") for k in profiles.LANGUAGES},
         **{f"after_hours_{k}": profile.after_hours.get(k, "") for k in profiles.LANGUAGES},
     }
-    monday = date(2026, 1, 5)
-    day_names = {
-        day: format_date(monday + timedelta(days=i), "EEEE", locale=lang)
-        for i, day in enumerate(profiles.WEEKDAYS)
-    }
+    day_names = _day_names(lang)
     return render(
         request,
         "admin_profile.html",
@@ -102,6 +100,15 @@ async def profile_page(request: Request[Any, Any, Any]) -> Response[str]:
     return _page(request, actor, profile)
 
 
+def _day_names(lang: str) -> dict[str, str]:
+    """Weekday keys of the profile (mon, ...) as the language names them (Montag, ...)."""
+    monday = date(2026, 1, 5)
+    return {
+        day: format_date(monday + timedelta(days=i), "EEEE", locale=lang)
+        for i, day in enumerate(profiles.WEEKDAYS)
+    }
+
+
 @post("/inbox/admin/profile", include_in_schema=False, status_code=200)
 async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[str]:
     """Save the profile; a bad field is named and nothing is saved."""
@@ -110,7 +117,12 @@ async def profile_save(request: Request[Any, Any, Any], data: Form) -> Response[
     try:
         updated = profiles.from_form(data, current.logo)
     except profiles.ProfileError as exc:
-        return _page(request, actor, current, form=data, error=str(exc), status_code=422)
+        if "day" in exc.params:
+            names = _day_names(i18n.current_language.get())
+            exc.params["day"] = names.get(str(exc.params["day"]), str(exc.params["day"]))
+        return _page(
+            request, actor, current, form=data, error=i18n.error_text(exc), status_code=422
+        )
     await _store(request, actor, updated)
     return _page(request, actor, updated, saved=True)
 

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import clicktochat, topics
 from tresen.broadcast.importer import normalise_address
+from tresen.channels.registry import channel_factory, kinds_where
 from tresen.db.tables import ChannelRow, Topic, Workspace
 from tresen.jobs.ratelimit import RateLimiters, Window
 from tresen.pipeline.outbound import OutboundRefused
-from tresen.pipeline.recipients import WRITE_FIRST_KINDS, RecipientError, resolve
+from tresen.pipeline.recipients import RecipientError, resolve
 from tresen.privacy.consent import notice_for
 from tresen.settings import Settings
 from tresen.web.pages import render
@@ -73,7 +74,6 @@ TEXTS: dict[str, dict[str, Any]] = {
         "other": "Deutsch",
     },
 }
-KIND_LABELS = {"email": "E-Mail", "sms": "SMS"}
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,14 @@ async def _load(session: AsyncSession, topic_id: str, base_url: str) -> _Form | 
             .where(
                 ChannelRow.workspace_id == topic.workspace_id,
                 ChannelRow.enabled.is_(True),
-                ChannelRow.kind.in_(sorted(WRITE_FIRST_KINDS)),
+                ChannelRow.kind.in_(kinds_where(lambda factory: factory.write_first)),
             )
             .order_by(ChannelRow.created_at, ChannelRow.id)
         )
     )
     links = await clicktochat.links_for_topic(session, topic.workspace_id, topic, base_url)
-    chat_links = [link for link in links if link.url and link.kind != "sms"]
+    # Kinds the business may write to first are offered by the form above, not as a chat link.
+    chat_links = [link for link in links if link.url and not channel_factory(link.kind).write_first]
     return _Form(topic, workspace, channels, chat_links)
 
 
@@ -151,7 +152,7 @@ def _page(
         description=(form.topic.descriptions or {}).get(language),
         notice=notice.text,
         form=form,
-        kind_labels=KIND_LABELS,
+        kind_labels=clicktochat.kind_names(),
         error=error,
         done=done,
         values=values or {},

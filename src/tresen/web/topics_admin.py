@@ -16,8 +16,9 @@ from tresen.broadcast import clicktochat, importer, topics
 from tresen.db.tables import Topic
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
+from tresen.privacy import audit
 from tresen.web import i18n
-from tresen.web.inbox import _runtime, current_actor
+from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
 
 # Room for the multipart envelope around a file of the largest size the importer reads.
@@ -76,7 +77,7 @@ async def _page(
         status_code=status_code,
         actor=actor,
         views=views,
-        kind_names=clicktochat.KIND_NAMES,
+        kind_names=clicktochat.kind_names(),
         base_url=runtime.settings.base_url,
         report=report,
         problems=[(p.line, p.text(i18n.gettext)) for p in report.problems] if report else [],
@@ -159,7 +160,7 @@ async def import_upload(
             if topic is not None:
                 report = await importer.import_subscribers(
                     session,
-                    secret_key=runtime.settings.secret_key,
+                    secret_key=runtime.settings.suppression_keys,
                     workspace_id=actor.user.workspace_id,
                     topic=topic,
                     data=content,
@@ -175,4 +176,37 @@ async def import_upload(
     return await _page(request, actor, report=report)
 
 
-topics_admin_router = Router(path="/", route_handlers=[topics_page, qr_download, import_upload])
+@post("/inbox/admin/topics", include_in_schema=False, status_code=303)
+async def create_topic(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """A new topic with its keyword and descriptions; a bad field is named, nothing is stored."""
+    actor = await _admin(request)
+    descriptions = {
+        lang: str(data.get(f"description_{lang}", "")).strip()[:2000]
+        for lang in ("de", "en")
+        if str(data.get(f"description_{lang}", "")).strip()
+    }
+    try:
+        async with _runtime(request).sessions() as session, session.begin():
+            topic = await topics.create_topic(
+                session,
+                actor.user.workspace_id,
+                str(data.get("keyword", ""))[:64],
+                str(data.get("name", ""))[:300],
+                descriptions,
+            )
+            await audit.record(
+                session,
+                actor.user.workspace_id,
+                "topic.created",
+                actor_id=actor.user.id,
+                subject_type="topic",
+                subject_id=topic.id,
+            )
+    except topics.TopicError as exc:
+        return await _page(request, actor, error=i18n.error_text(exc), status_code=422)
+    return Redirect(f"/inbox/admin/topics#topic-{topic.keyword}", status_code=303)
+
+
+topics_admin_router = Router(
+    path="/", route_handlers=[topics_page, qr_download, import_upload, create_topic]
+)

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import html
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,25 +27,36 @@ from tresen.channels.webchat import (
     TOKEN_RE,
     SessionRequest,
     WebchatChannel,
-    new_visitor_token,
     normalise_origin,
     sniff_type,
     visitor_address,
 )
-from tresen.db.tables import ContactIdentity, Conversation, Media, Message
+from tresen.db.tables import ContactIdentity, Conversation, Media, Message, Workspace
 from tresen.db.types import utcnow
+from tresen.domain import profile as profiles
 from tresen.domain.ids import new_id
 from tresen.domain.message import DeliveryState, Direction
-from tresen.events import MESSAGE_NEW, MESSAGE_STATUS, RESYNC, TYPING, Event
+from tresen.events import (
+    MESSAGE_NEW,
+    MESSAGE_STATUS,
+    RESYNC,
+    REVOCATIONS,
+    TYPING,
+    Event,
+    Subscription,
+)
 from tresen.jobs.ratelimit import RateLimiters
 from tresen.media import store
 from tresen.media.sniff import MediaRefused
+from tresen.pipeline import webchat as sessions
 from tresen.pipeline.inbound import apply_status
+from tresen.privacy import consent
 from tresen.runtime import LoadedChannel, Runtime
 from tresen.settings import ensure_secret_key
+from tresen.web.clientip import client_ip
 from tresen.web.errors import error_response
 from tresen.web.media import stored_file
-from tresen.web.webhooks import GroupCommit, read_body
+from tresen.web.webhooks import read_body
 
 WIDGET_FILE = Path(__file__).parent / "static" / "widget.js"
 VISITOR_HEADER = "x-tresen-visitor"
@@ -52,6 +64,8 @@ HISTORY_LIMIT = 200
 HEARTBEAT_SECONDS = 15.0
 MAX_JSON_BYTES = 16_000
 UPLOAD_HARD_LIMIT = 50 * 1024 * 1024
+STREAMS_PER_CLIENT = 20
+KNOWN_SECONDS = 60.0  # erasures empty the cache at once (see KnownVisitors)
 _VISIBLE = (DeliveryState.SENT.value, DeliveryState.DELIVERED.value, DeliveryState.READ.value)
 _CORS_BASE = {
     "access-control-allow-methods": "GET, POST, OPTIONS",
@@ -68,6 +82,7 @@ class Limits:
         self.messages = limiters.window("webchat-messages", 10, 10.0)
         self.uploads = limiters.window("webchat-uploads", 5, 60.0)
         self.sessions = limiters.window("webchat-sessions", 30, 60.0)
+        self.conversations = limiters.window("webchat-conversations", 10, 600.0)
 
 
 def _limits(request: Request[Any, Any, Any]) -> Limits:
@@ -124,6 +139,7 @@ class Visitor:
         self.token = token
         self.address = visitor_address(token)
         self.cors = cors
+        self.started = False
 
     @property
     def adapter(self) -> WebchatChannel:
@@ -133,12 +149,60 @@ class Visitor:
         return adapter
 
 
-def _own_origins(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[str, ...]:
-    found = [normalise_origin(runtime.settings.base_url)]
-    host = request.headers.get("host")
-    if host:
-        found.append(normalise_origin(f"{request.url.scheme}://{host}"))
-    return tuple(o for o in found if o)
+def _own_origins(runtime: Runtime) -> tuple[str, ...]:
+    """tresen's own origin (the demo page); never derived from the request's Host header."""
+    own = normalise_origin(runtime.settings.base_url)
+    return (own,) if own else ()
+
+
+def _client(request: Request[Any, Any, Any]) -> str:
+    """The client address (the proxy's forwarded one only from trusted proxies)."""
+    return client_ip(request)
+
+
+class KnownVisitors:
+    """Sessions seen recently in this process, so a message costs no lookup: key → started.
+
+    An erasure anywhere (this process, another one through Redis) empties the cache before the
+    next lookup; so does a possible loss of events (`bus.resync`).
+    """
+
+    def __init__(self, revocations: Subscription | None = None) -> None:
+        self.entries: dict[tuple[str, str], tuple[float, bool]] = {}
+        self.streams: dict[str, int] = {}
+        self.revocations = revocations
+
+    def get(self, key: tuple[str, str]) -> bool | None:
+        """Started flag of a recently seen session; None when not cached."""
+        if self.revocations is not None and self.revocations.drain():
+            self.entries.clear()
+        found = self.entries.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: tuple[str, str], started: bool) -> None:
+        """Remember a session for a few minutes."""
+        if len(self.entries) > 50_000:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic() + KNOWN_SECONDS, started)
+
+
+async def _known(request: Request[Any, Any, Any]) -> KnownVisitors:
+    found = getattr(request.app.state, "webchat_known", None)
+    if found is None:
+        runtime: Runtime = request.app.state.runtime
+        # Open for the app's life: revocations are read without waiting at each lookup.
+        listening = contextlib.AsyncExitStack()
+        revocations = await listening.enter_async_context(runtime.events.subscribe(REVOCATIONS))
+        found = getattr(request.app.state, "webchat_known", None)
+        if found is not None:  # another request was first
+            await listening.aclose()
+            return found
+        found = KnownVisitors(revocations)
+        request.app.state.webchat_known = found
+        request.app.state.webchat_known_listening = listening
+    return found
 
 
 async def _channel(runtime: Runtime, channel_id: str) -> LoadedChannel:
@@ -159,7 +223,7 @@ async def _cors(
     origin = request.headers.get("origin")
     if origin is None:
         return loaded, {}  # same-origin GET or not a browser: no CORS needed
-    if not adapter.origin_allowed(origin, _own_origins(request, runtime)):
+    if not adapter.origin_allowed(origin, _own_origins(runtime)):
         raise WebhookRejected(403, "this site may not embed the chat (allowed_origins)")
     return loaded, {**_CORS_BASE, "access-control-allow-origin": origin}
 
@@ -170,7 +234,38 @@ async def _visitor(request: Request[Any, Any, Any], channel_id: str) -> Visitor:
     token = request.headers.get(VISITOR_HEADER, "")
     if not TOKEN_RE.match(token):
         raise WebhookRejected(401, "start a session first (POST /chat/{channel_id}/session)")
-    return Visitor(loaded, token, cors)
+    visitor = Visitor(loaded, token, cors)
+    key = (loaded.ref.id, visitor.address)
+    known = await _known(request)
+    started = known.get(key)
+    if started is None:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            row = await sessions.find(session, loaded.ref.id, token)
+        if row is None:
+            raise WebhookRejected(
+                401, "unknown session; start one (POST /chat/{channel_id}/session)"
+            )
+        started = row.started_at is not None
+        known.put(key, started)
+    visitor.started = started
+    return visitor
+
+
+async def _may_start(request: Request[Any, Any, Any], visitor: Visitor) -> None:
+    """A visitor's first message opens a conversation: limited per client and channel."""
+    if visitor.started:
+        return
+    runtime: Runtime = request.app.state.runtime
+    ref = visitor.loaded.ref
+    async with runtime.sessions() as session, session.begin():
+        if not await sessions.started(session, ref.id, visitor.address):
+            wait = await _limits(request).conversations.check(f"{ref.id}:{_client(request)}")
+            if wait is not None:
+                raise _rate_limited(wait, "too many new conversations from here; please wait")
+            await sessions.mark_started(session, ref.id, visitor.address)
+    visitor.started = True
+    (await _known(request)).put((ref.id, visitor.address), True)
 
 
 async def _answer(
@@ -195,24 +290,22 @@ async def _answer(
         return resp
 
 
-def _rate_limited(seconds: float) -> WebhookRejected:
-    exc = WebhookRejected(429, "too many messages; please wait a moment")
+def _rate_limited(
+    seconds: float, message: str = "too many messages; please wait a moment"
+) -> WebhookRejected:
+    exc = WebhookRejected(429, message)
     exc.retry_after = seconds  # type: ignore[attr-defined]
     return exc
 
 
-async def _store(
-    request: Request[Any, Any, Any], loaded: LoadedChannel, msg: InboundMessage
-) -> None:
+async def _store(request: Request[Any, Any, Any], visitor: Visitor, msg: InboundMessage) -> None:
     """Store a visitor's message like any inbound message, then tell live inboxes."""
     runtime: Runtime = request.app.state.runtime
-    result = await GroupCommit.for_app(request, runtime).store(loaded.ref, ParsedWebhook([msg]))
-    for message_id, conversation_id in result.message_conversations.items():
-        await runtime.events.publish(
-            Event(
-                loaded.ref.workspace_id, MESSAGE_NEW, conversation_id, {"message_ids": [message_id]}
-            )
-        )
+    await _may_start(request, visitor)
+    loaded = visitor.loaded
+    await runtime.receiver.receive(
+        loaded.ref, ParsedWebhook([msg]), hint={"visitor": visitor.address}
+    )
 
 
 @route(
@@ -236,6 +329,20 @@ async def preflight(request: Request[Any, Any, Any], channel_id: FromPath[str]) 
     return await _answer(request, work)
 
 
+def _consent_step(
+    runtime: Runtime, adapter: WebchatChannel, workspace: Workspace, language: str
+) -> dict[str, str]:
+    """The widget's language and colour, and its privacy notice (the consent step of the
+    web chat) where consent comes first or the channel has a notice of its own."""
+    profile = profiles.from_settings(workspace.settings, workspace.name)
+    look = {"language": language, "colour": profile.colour}
+    own_text = adapter.config.privacy_notice
+    if not (runtime.settings.consent_first or own_text.strip()):
+        return {**look, "privacy_notice": ""}
+    shown = consent.widget_notice(workspace, language, own_text, adapter.config.privacy_link)
+    return {**look, **shown.public()}
+
+
 @post("/chat/{channel_id:str}/session", status_code=200, include_in_schema=False)
 async def start_session(
     request: Request[Any, Any, Any], channel_id: FromPath[str]
@@ -244,8 +351,7 @@ async def start_session(
 
     async def work() -> Response[Any]:
         loaded, cors = await _cors(request, channel_id)
-        client = request.client.host if request.client else "?"
-        wait = await _limits(request).sessions.check(f"{channel_id}:{client}")
+        wait = await _limits(request).sessions.check(f"{channel_id}:{_client(request)}")
         if wait is not None:
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
@@ -253,11 +359,23 @@ async def start_session(
             data = msgspec.json.decode(body or b"{}", type=SessionRequest)
         except msgspec.DecodeError as exc:
             raise WebhookRejected(400, f"malformed session request: {exc}") from exc
-        resumed = data.token is not None and bool(TOKEN_RE.match(data.token))
-        token = data.token if resumed and data.token else new_visitor_token()
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session, session.begin():
+            token, resumed = await sessions.open_session(session, loaded.ref, data.token)
+            workspace = await session.get_one(Workspace, loaded.ref.workspace_id)
+            language = await consent.workspace_language(session, workspace.id)
+            agreed = await consent.has_consented(session, loaded.ref.id, visitor_address(token))
         adapter = loaded.adapter
         assert isinstance(adapter, WebchatChannel)
-        out = {"token": token, "resumed": resumed, **adapter.public_config()}
+        out = {
+            "token": token,
+            "resumed": resumed,
+            **adapter.public_config(),
+            **_consent_step(runtime, adapter, workspace, language),
+            # With consent first, an acceptance the browser remembers counts only while the
+            # person's consent is on record (not after an erasure, or before a first message).
+            "privacy_accepted": agreed or not runtime.settings.consent_first,
+        }
         return Response(out, headers={**cors, "cache-control": "no-store"})
 
     return await _answer(request, work)
@@ -276,7 +394,7 @@ async def visitor_message(
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
         msg = visitor.adapter.visitor_text(visitor.token, body)
-        await _store(request, visitor.loaded, msg)
+        await _store(request, visitor, msg)
         return Response({"ok": True}, status_code=201, headers=visitor.cors)
 
     return await _answer(request, work)
@@ -293,7 +411,7 @@ async def offline_form(request: Request[Any, Any, Any], channel_id: FromPath[str
             raise _rate_limited(wait)
         body = await read_body(request, MAX_JSON_BYTES)
         msg = visitor.adapter.offline_form(visitor.token, body)
-        await _store(request, visitor.loaded, msg)
+        await _store(request, visitor, msg)
         return Response({"ok": True}, status_code=201, headers=visitor.cors)
 
     return await _answer(request, work)
@@ -338,7 +456,7 @@ async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
             # Stored once, where the media table keeps every file; the message row points at it.
             saved = await asyncio.to_thread(
                 store.save,
-                runtime.settings.data_dir,
+                runtime.files,
                 visitor.loaded.ref.workspace_id,
                 media_id,
                 data,
@@ -350,8 +468,10 @@ async def upload(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
                 413 if refused.code == "too_large" else 415, refused.message
             ) from refused
         filename = unquote(request.headers.get("x-file-name", ""))[:200]
-        msg = adapter.visitor_file(visitor.token, media_id, saved, filename)
-        await _store(request, visitor.loaded, msg)
+        # ?consent=1: sent from the widget after its privacy notice was accepted.
+        accepted = request.query_params.get("consent") == "1"
+        msg = adapter.visitor_file(visitor.token, media_id, saved, filename, consent=accepted)
+        await _store(request, visitor, msg)
         return Response({"ok": True, "size": len(data)}, status_code=201, headers=visitor.cors)
 
     return await _answer(request, work)
@@ -389,8 +509,8 @@ async def visitor_file(
             secret, loaded.ref.id, media_id, found[1], exp, sig
         ):
             raise WebhookRejected(404, "no such file, or the link has expired")
-        return stored_file(
-            runtime.settings.data_dir,
+        return await stored_file(
+            runtime.files,
             found[0],
             extra_headers={"cross-origin-resource-policy": "cross-origin"},
             missing=WebhookRejected(404, "no such file, or the link has expired"),
@@ -501,38 +621,26 @@ async def events(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
     """Server-sent events for one visitor: the history first, then replies as they are sent."""
     try:
         visitor = await _visitor(request, channel_id)
+        client = _client(request)
+        streams = (await _known(request)).streams
+        if streams.get(client, 0) >= STREAMS_PER_CLIENT:
+            raise _rate_limited(30.0, "too many open chat windows from here")
     except WebhookRejected as exc:
         return await _answer(request, _raiser(exc))
     runtime: Runtime = request.app.state.runtime
 
     async def stream() -> AsyncIterator[bytes]:
-        seen: set[str] = set()
-        ref = visitor.loaded.ref
-        async with runtime.events.subscribe(ref.workspace_id) as sub:
-            rows, conversations = await _visible(runtime, ref.id, visitor.address)
-            yield b"retry: 2000\n\n"
-            while True:
-                fresh = [m for m in rows if m.id not in seen]
-                await _mark_delivered(runtime, visitor.loaded, fresh)
-                links = await _file_links(runtime, ref.id, visitor.address, fresh)
-                for m in fresh:
-                    seen.add(m.id)
-                    yield _sse("message", _message_json(m, links), m.id)
-                while True:
-                    try:
-                        event = await asyncio.wait_for(sub.get(), HEARTBEAT_SECONDS)
-                    except TimeoutError:
-                        yield b": ping\n\n"
-                        continue
-                    if event.kind == TYPING and event.conversation_id in conversations:
-                        yield _sse("typing", {"typing": bool(event.data.get("typing"))})
-                        continue
-                    mine = event.conversation_id in conversations
-                    new_conversation = event.kind == MESSAGE_NEW and not mine
-                    if event.kind == RESYNC or mine or new_conversation:
-                        break
-                rows, found = await _visible(runtime, ref.id, visitor.address)
-                conversations = found
+        # Counted once running: a stream whose client left before it started holds no place.
+        streams[client] = streams.get(client, 0) + 1
+        try:
+            async for chunk in _stream(runtime, visitor):
+                yield chunk
+        finally:
+            left = streams.get(client, 1) - 1
+            if left > 0:
+                streams[client] = left
+            else:
+                streams.pop(client, None)
 
     headers = {
         **visitor.cors,
@@ -540,6 +648,37 @@ async def events(request: Request[Any, Any, Any], channel_id: FromPath[str]) -> 
         "x-accel-buffering": "no",
     }
     return Stream(stream(), media_type="text/event-stream", headers=headers)
+
+
+async def _stream(runtime: Runtime, visitor: Visitor) -> AsyncIterator[bytes]:
+    """The visitor's events: woken only by their own conversations (or their first message)."""
+    seen: set[str] = set()
+    ref = visitor.loaded.ref
+    async with runtime.events.subscribe(ref.workspace_id) as sub:
+        rows, conversations = await _visible(runtime, ref.id, visitor.address)
+        yield b"retry: 2000\n\n"
+        while True:
+            fresh = [m for m in rows if m.id not in seen]
+            await _mark_delivered(runtime, visitor.loaded, fresh)
+            links = await _file_links(runtime, ref.id, visitor.address, fresh)
+            for m in fresh:
+                seen.add(m.id)
+                yield _sse("message", _message_json(m, links), m.id)
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if event.kind == TYPING and event.conversation_id in conversations:
+                    yield _sse("typing", {"typing": bool(event.data.get("typing"))})
+                    continue
+                mine = event.conversation_id in conversations
+                first = event.kind == MESSAGE_NEW and event.data.get("visitor") == visitor.address
+                if event.kind == RESYNC or mine or first:
+                    break
+            rows, found = await _visible(runtime, ref.id, visitor.address)
+            conversations = found
 
 
 def _raiser(exc: WebhookRejected) -> Callable[[], Awaitable[Response[Any]]]:

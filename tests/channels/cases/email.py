@@ -12,8 +12,9 @@ import msgspec
 
 from tests import helpers
 from tests.channels.conformance import ChannelCase, Outcome
-from tresen.channels.email import EmailChannel, read_mailbox
+from tresen.channels.email import EmailChannel
 from tresen.domain.message import ContentKind
+from tresen.handlers.mailboxes import read_mailbox
 from tresen.runtime import Runtime
 
 SHOP = "shop@example.com"

@@ -26,5 +26,9 @@ CASE = make_case(
         "instagram/inbound_reaction.json": ContentKind.REACTION,
         "instagram/inbound_reply_to_story.json": ContentKind.TEXT,
         "instagram/inbound_unsupported.json": ContentKind.UNSUPPORTED,
+        "instagram/inbound_share.json": ContentKind.TEXT,
+        "instagram/inbound_ig_post.json": ContentKind.TEXT,
+        "instagram/inbound_reel.json": ContentKind.MEDIA,
+        "instagram/standby.json": ContentKind.TEXT,
     },
 )

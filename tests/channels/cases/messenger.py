@@ -121,9 +121,6 @@ def make_case(
                 {"object": obj, "entry": [{"id": page, "messaging": "nope"}]}
             ),
             "message without mid": body(event(page, "4915100000001", message={"text": "x"})),
-            "message without sender": body(
-                {"recipient": {"id": page}, "timestamp": 1, "message": {"mid": "m.x", "text": "x"}}
-            ),
             "mids not a list": body(event(page, "4915100000001", delivery={"mids": "m.1"})),
             "invalid utf-8": b'{"object": "' + obj.encode() + b'", "entry": ["\xff\xfe"]}',
         },
@@ -131,6 +128,12 @@ def make_case(
             helpers.dumps({"object": obj, "entry": []}),
             helpers.dumps({"object": obj, "entry": [{"id": page, "time": 1, "messaging": []}]}),
             body(event(page, "4915100000001", optin={"ref": "shop-footer"})),
+            # Issue 17: an event without a sender (policy enforcement, app roles, checkbox
+            # opt-in ...) is skipped with 200; refusing it made Meta retry the whole batch.
+            body(
+                {"recipient": {"id": page}, "timestamp": 1, "message": {"mid": "m.x", "text": "x"}}
+            ),
+            body({"recipient": {"id": page}, "timestamp": 1, "app_roles": {"1": ["primary"]}}),
             helpers.dumps(
                 envelope(
                     obj,
@@ -159,7 +162,11 @@ CASE = make_case(
         "messenger/inbound_postback.json": ContentKind.BUTTON,
         "messenger/inbound_reaction.json": ContentKind.REACTION,
         "messenger/inbound_reply_to.json": ContentKind.TEXT,
-        "messenger/inbound_fallback.json": ContentKind.UNSUPPORTED,
+        "messenger/inbound_fallback.json": ContentKind.TEXT,
+        "messenger/inbound_fallback_null_payload.json": ContentKind.TEXT,
+        "messenger/inbound_fallback_empty.json": ContentKind.UNSUPPORTED,
+        "messenger/inbound_product_template.json": ContentKind.TEXT,
+        "messenger/standby.json": ContentKind.TEXT,
         "messenger/inbound_unknown_future_type.json": ContentKind.UNSUPPORTED,
     },
 )

@@ -11,7 +11,7 @@ from xml.sax.saxutils import quoteattr
 from tests.channels.conformance import ChannelCase, Outcome
 from tresen.channels.xmpp import OWN_ID_PREFIX, XmppChannel, XmppLink
 from tresen.domain.message import ContentKind
-from tresen.jobs.xmpp import make_sink
+from tresen.handlers.xmpp import make_sink
 from tresen.runtime import Runtime
 
 SHOP = "shop@localhost"

@@ -7,22 +7,28 @@
   var channel = script.getAttribute("data-channel") || "";
   var api = new URL(script.src).origin + "/chat/" + encodeURIComponent(channel);
   var KEY = "tresen-webchat:" + channel;
-  var de = /^de\b/i.test(navigator.language || "");
-  var T = de ? {
+  // German or English: the browser's until the session names the business's language.
+  var L = { de: {
     open: "Chat öffnen", close: "Chat schließen", log: "Nachrichten", input: "Ihre Nachricht",
     send: "Senden", file: "Datei anhängen", typing: "Wir schreiben gerade …", ok: "Verstanden",
     offline: "Nachricht per E-Mail hinterlassen", name: "Name", email: "E-Mail",
     message: "Nachricht", submit: "Absenden", back: "Zurück zum Chat", you: "Sie", agent: "Team",
     thanks: "Danke! Wir antworten per E-Mail.", big: "Die Datei ist zu groß (höchstens ",
     type: "Dieser Dateityp wird nicht angenommen.", fail: "Senden fehlgeschlagen. Bitte erneut versuchen."
-  } : {
+  }, en: {
     open: "Open chat", close: "Close chat", log: "Messages", input: "Your message",
     send: "Send", file: "Attach a file", typing: "We are typing …", ok: "Got it",
     offline: "Leave a message by e-mail", name: "Name", email: "E-mail",
     message: "Message", submit: "Send", back: "Back to chat", you: "You", agent: "Team",
     thanks: "Thank you! We will answer by e-mail.", big: "The file is too large (at most ",
     type: "This file type is not accepted.", fail: "Sending failed. Please try again."
-  };
+  } };
+  var T = L[/^de\b/i.test(navigator.language || "") ? "de" : "en"];
+  var labels = [];
+  function tr(node, key, attr) { labels.push([node, key, attr]); put(node, key, attr); return node; }
+  function put(node, key, attr) { if (attr) node.setAttribute(attr, T[key]); else node.textContent = T[key]; }
+  var COLOUR = "#1d4ed8";
+  function css(c) { return CSS.split(COLOUR).join(c); }
   var CSS = ":host{all:initial}*{box-sizing:border-box;font:14px/1.4 system-ui,sans-serif}" +
     ".l,.p{position:fixed;right:16px;bottom:16px;z-index:2147483000}" +
     ".l{border:0;border-radius:24px;padding:12px 18px;background:#1d4ed8;color:#fff;cursor:pointer}" +
@@ -32,7 +38,8 @@
     "header{display:flex;align-items:center;padding:8px 12px;background:#1d4ed8;color:#fff;" +
     "border-radius:8px 8px 0 0}h2{flex:1;margin:0;font-weight:600}header button{background:none;" +
     "border:0;color:#fff;font-size:20px;cursor:pointer}.n{margin:8px 12px;color:#444}" +
-    ".v{margin:8px 12px;padding:8px;background:#f1f5f9;border-radius:6px}.v a{color:#1d4ed8}" +
+    ".v{margin:8px 12px;padding:8px;background:#f1f5f9;border-radius:6px}.v p{margin:0 0 6px}" +
+    ".v a{display:inline-block;margin:0 0 8px;color:#1d4ed8}" +
     ".g{flex:1;overflow-y:auto;padding:8px 12px}.m{margin:6px 0;padding:6px 10px;border-radius:8px;" +
     "max-width:85%;white-space:pre-wrap;overflow-wrap:anywhere}.me{margin-left:auto;background:#dbeafe}" +
     ".ag{background:#eee}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
@@ -64,39 +71,45 @@
   var root = host.attachShadow({ mode: "closed" });
   try {
     var sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); root.adoptedStyleSheets = [sheet];
-  } catch (e) { el("style", {}, CSS, root); }
-  var launcher = el("button", { type: "button", "class": "l", "aria-expanded": "false" }, T.open, root);
+  } catch (e) { sheet = null; var styleEl = el("style", {}, CSS, root); }
+  function paint(c) {
+    if (!/^#[0-9a-f]{6}$/i.test(c || "")) return;
+    if (sheet) sheet.replaceSync(css(c)); else styleEl.textContent = css(c);
+  }
+  var launcher = tr(el("button", { type: "button", "class": "l", "aria-expanded": "false" }, "", root), "open");
   var panel = el("div", { "class": "p", role: "dialog", id: id() }, "", root);
   panel.hidden = true;
   launcher.setAttribute("aria-controls", panel.id);
   var header = el("header", {}, "", panel);
   var title = el("h2", { id: id() }, "Chat", header);
   panel.setAttribute("aria-labelledby", title.id);
-  var closer = el("button", { type: "button", "aria-label": T.close }, "×", header);
+  var closer = tr(el("button", { type: "button" }, "×", header), "close", "aria-label");
   var hours = el("p", { "class": "n" }, "", panel);
   var notice = el("div", { "class": "v" }, "", panel);
-  var log = el("div", { "class": "g", role: "log", "aria-live": "polite", "aria-label": T.log, tabindex: "0" }, "", panel);
+  var log = tr(el("div", { "class": "g", role: "log", "aria-live": "polite", tabindex: "0" }, "", panel), "log", "aria-label");
   var typing = el("p", { "class": "t", "aria-live": "polite" }, "", panel);
   var err = el("p", { "class": "e", role: "alert" }, "", panel);
   var form = el("form", {}, "", panel);
   var inputId = id();
-  el("label", { "for": inputId, "class": "sr" }, T.input, form);
+  tr(el("label", { "for": inputId, "class": "sr" }, "", form), "input");
   var input = el("textarea", { id: inputId, maxlength: "4000", rows: "1" }, "", form);
   var fileId = id();
-  el("label", { "for": fileId, "class": "sr" }, T.file, form);
-  var file = el("input", { id: fileId, type: "file", "class": "f", title: T.file }, "", form);
-  el("button", { type: "submit" }, T.send, form);
-  var offlineBtn = el("button", { type: "button", "class": "k" }, T.offline, panel);
+  // The browser's own file control would speak the browser's language: a button of ours opens it.
+  var file = el("input", { id: fileId, type: "file", "class": "f", hidden: "", tabindex: "-1", "aria-hidden": "true" }, "", form);
+  var attach = tr(el("button", { type: "button", "class": "k" }, "", form), "file");
+  attach.addEventListener("click", function () { file.click(); });
+  tr(el("button", { type: "submit" }, "", form), "send");
+  var offlineBtn = tr(el("button", { type: "button", "class": "k" }, "", panel), "offline");
   var off = el("form", { "class": "o" }, "", panel);
   off.hidden = true;
   var fields = {};
-  [["name", "text", T.name], ["email", "email", T.email], ["message", "", T.message]].forEach(function (f) {
+  [["name", "text"], ["email", "email"], ["message", ""]].forEach(function (f) {
     var fid = id();
-    el("label", { "for": fid }, f[2], off);
+    tr(el("label", { "for": fid }, "", off), f[0]);
     fields[f[0]] = el(f[1] ? "input" : "textarea", f[1] ? { id: fid, type: f[1], required: "" } : { id: fid, required: "" }, "", off);
   });
-  el("button", { type: "submit" }, T.submit, off);
-  var backBtn = el("button", { type: "button", "class": "k" }, T.back, off);
+  tr(el("button", { type: "submit" }, "", off), "submit");
+  var backBtn = tr(el("button", { type: "button", "class": "k" }, "", off), "back");
 
   function call(path, body, headers) {
     var h = headers || { "Content-Type": "application/json" };
@@ -114,11 +127,14 @@
   function session() {
     return call("/session", JSON.stringify({ token: store(":token") || null })).then(function (j) {
       token = j.token; cfg = j; store(":token", token);
+      if (j.privacy_accepted === false) store(":privacy", "0");
+      if (L[j.language]) { T = L[j.language]; labels.forEach(function (x) { put(x[0], x[1], x[2]); }); }
+      paint(j.colour);
       title.textContent = j.title; launcher.textContent = j.title;
       launcher.setAttribute("aria-label", T.open + ": " + j.title);
       hours.textContent = j.opening_hours_note || ""; hours.hidden = !j.opening_hours_note;
       file.setAttribute("accept", (j.allowed_upload_types || []).join(","));
-      file.hidden = !j.max_upload_bytes;
+      attach.hidden = !j.max_upload_bytes;
       renderNotice();
     });
   }
@@ -126,14 +142,14 @@
   function renderNotice() {
     notice.textContent = "";
     notice.hidden = accepted();
-    input.disabled = !accepted();
+    input.disabled = !accepted(); attach.disabled = !accepted(); offlineBtn.disabled = !accepted();
     if (notice.hidden) return;
     el("p", {}, cfg.privacy_notice, notice);
     if (/^https?:\/\//.test(cfg.privacy_link || "")) {
-      el("a", { href: cfg.privacy_link, target: "_blank", rel: "noopener noreferrer" }, cfg.privacy_link, notice);
+      el("a", { href: cfg.privacy_link, target: "_blank", rel: "noopener noreferrer" }, cfg.privacy_link_text || cfg.privacy_link, notice);
       el("br", {}, "", notice);
     }
-    var ok = el("button", { type: "button" }, T.ok, notice);
+    var ok = el("button", { type: "button" }, cfg.privacy_accept || T.ok, notice);
     ok.addEventListener("click", function () { store(":privacy", "1"); renderNotice(); input.focus(); });
   }
 
@@ -206,7 +222,10 @@
     var text = input.value.trim();
     if (!text || !token || !accepted()) return;
     showError("");
-    call("/messages", JSON.stringify({ id: rnd(), text: text }))
+    // Accepting the notice above is the visitor's consent; the server records it as such.
+    var msg = { id: rnd(), text: text };
+    if (cfg && cfg.privacy_notice) msg.consent = true;
+    call("/messages", JSON.stringify(msg))
       .then(function () { input.value = ""; })
       .catch(function (e) { showError(e.message); });
   }
@@ -225,7 +244,7 @@
     showError("");
     if (cfg.allowed_upload_types.indexOf(f.type) < 0) return showError(T.type);
     if (f.size > cfg.max_upload_bytes) return showError(T.big + Math.floor(cfg.max_upload_bytes / 1024) + " KB).");
-    call("/upload", f, { "Content-Type": f.type, "X-File-Name": encodeURIComponent(f.name) })
+    call("/upload" + (cfg.privacy_notice ? "?consent=1" : ""), f, { "Content-Type": f.type, "X-File-Name": encodeURIComponent(f.name) })
       .catch(function (e) { showError(e.message); });
   });
   function showOffline(on) {
@@ -236,7 +255,9 @@
   backBtn.addEventListener("click", function () { showOffline(false); });
   off.addEventListener("submit", function (e) {
     e.preventDefault();
-    call("/offline", JSON.stringify({ name: fields.name.value, email: fields.email.value, message: fields.message.value }))
+    var entry = { name: fields.name.value, email: fields.email.value, message: fields.message.value };
+    if (cfg && cfg.privacy_notice) entry.consent = true;
+    call("/offline", JSON.stringify(entry))
       .then(function () { off.reset(); showOffline(false); showError(""); typing.textContent = T.thanks; })
       .catch(function (er) { showError(er.message); });
   });

@@ -1,0 +1,1 @@
+"""Dialogue tests: scripted customer conversations run through the live pipeline."""

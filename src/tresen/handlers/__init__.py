@@ -1,0 +1,1 @@
+"""What workers run across features: event consumers, processing, sending, polling."""

@@ -1,0 +1,1 @@
+"""Outbound network access: the one guard every server-side fetch and POST goes through."""

@@ -1,0 +1,1 @@
+"""Running an install: key fingerprints, process heartbeats, start-up checks, doctor."""
