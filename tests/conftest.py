@@ -10,11 +10,13 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.examples import QUICK_ENV
 from tresen.db.engine import make_engine
 from tresen.db.migrate import alembic_config, upgrade_to_head
 from tresen.db.tables import Base
@@ -35,6 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="leave out tests marked " + ", ".join(QUICK_LEAVES_OUT) + " (see docs/testing.md)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tell property tests (tests/examples.py) which tier runs, before their modules load."""
+    os.environ[QUICK_ENV] = "1" if config.getoption("quick") else "0"
+    if config.getoption("quick"):
+        hypothesis.settings.register_profile("quick", max_examples=20)
+        hypothesis.settings.load_profile("quick")
 
 
 @pytest.hookimpl(optionalhook=True)

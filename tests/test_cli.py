@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -89,8 +91,6 @@ def test_bad_database_url_is_named(env: dict[str, str], monkeypatch: pytest.Monk
 
 @pytest.mark.slow
 def test_serve_migrates_by_itself_and_answers(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -164,8 +164,6 @@ async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
     from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
     async with run_whatsapp_simulator(WhatsAppSimConfig()) as sim:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(
             None,
@@ -225,8 +223,6 @@ async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
 
 
 async def test_channel_add_telegram_registers_its_webhook(env: dict[str, str]) -> None:
-    import asyncio
-
     from tresen.sim.telegram import TelegramSimConfig, run_telegram_simulator
 
     async with run_telegram_simulator(TelegramSimConfig()) as sim:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from tests import helpers
 from tests.bot.kbdata import import_kb
+from tests.examples import examples
 from tresen.channels.base import InboundMessage, ParsedWebhook, StatusUpdate
 from tresen.db.migrate import upgrade_to_head
 from tresen.db.tables import BotTurn, ChannelRow, ContactIdentity, Conversation, Job, Message
@@ -137,7 +138,7 @@ _MESSAGES = st.one_of(
 
 
 @hsettings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -128,8 +129,6 @@ def test_split_is_deterministic_and_stratified(tmp_path: Path) -> None:
 def test_import_faq_imports_and_a_bad_file_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
     from tests.bot.kbdata import KB_YAML
 
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
@@ -174,8 +173,6 @@ def test_import_faq_imports_and_a_bad_file_changes_nothing(
 def test_import_products_replaces_the_catalog_and_refuses_bad_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
     demo = Path(__file__).parents[2] / "src" / "tresen" / "bot" / "data" / "demo_products.json"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tresen.bot.blacklist import Blacklist
 from tresen.bot.engine import Bot, Turn
 from tresen.bot.live import _flows, build_bot
@@ -279,7 +280,7 @@ def test_state_of_the_previous_version_still_loads(bot: Bot) -> None:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(max_size=80), min_size=1, max_size=6))
 def test_any_conversation_gets_a_reply_every_turn(bot: Bot, texts: list[str]) -> None:
     chat = Chat(bot)

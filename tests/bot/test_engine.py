@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.bot.kbdata import BLACKLISTED, kb_data
+from tests.examples import examples
 from tresen.bot import store
 from tresen.bot.blacklist import Blacklist
 from tresen.bot.engine import Bot, frustrated, greeting_only, summary, wants_person
@@ -101,7 +102,7 @@ def test_summary_names_reason_matches_and_slots(bot: Bot) -> None:
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_gets_a_turn_and_never_the_blacklisted_term(bot: Bot, text: str) -> None:
     turn = bot.respond(text + f" {BLACKLISTED}", {}, 0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tresen.bot.flows import (
@@ -142,8 +144,6 @@ def test_bad_flow_definitions_are_named() -> None:
 
 
 def test_state_is_json_serialisable(specs) -> None:
-    import json
-
     run = FlowRunner(specs["shoe_stock"])
     turn = run.handle(run.start(now=0).state, "Pegasus", now=1)
     assert json.loads(json.dumps(turn.state)) == turn.state

@@ -374,6 +374,7 @@ async def test_who_opts_out_while_the_batch_waits_for_the_rate_limit_is_skipped(
     assert all("left the topic" in (reason or "") for _, reason in unsent)
 
 
+@pytest.mark.slow  # waits on a provider's rate limit or injected hangs for many seconds
 async def test_rate_limit_130429_backs_off_and_loses_nothing(shop: Shop) -> None:
     # The provider's real cap is lower than the channel's configured rate.
     shop.stack.sim._bucket = TokenBucket(20.0, 5.0)

@@ -16,6 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from tests.examples import examples
 from tests.helpers import client_for
 from tresen.broadcast import links
 from tresen.channels.manage import default_workspace
@@ -275,7 +276,9 @@ def loop_runtime(tmp_path: Path) -> Iterator[tuple[asyncio.Runner, Runtime, str]
 
 
 @hsettings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(text=st.one_of(st.text(max_size=200), _text))
 def test_rewrite_round_trips_every_url(

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import helpers
+from tests.examples import examples
 from tresen.channels.base import WebhookRejected, WebhookRequest
 from tresen.channels.whatsapp import WhatsAppChannel
 from tresen.runtime import Runtime
@@ -101,26 +102,28 @@ def _parse(body: bytes) -> None:
         assert exc.status_code == 400 and exc.message
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(json_values)
 def test_parser_never_crashes_on_arbitrary_json(value: Any) -> None:
     _parse(json.dumps(value).encode())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(mutated_payloads())
 def test_parser_never_crashes_on_mutated_webhooks(payload: Any) -> None:
     _parse(json.dumps(payload).encode())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=300))
 def test_parser_never_crashes_on_bytes(body: bytes) -> None:
     _parse(body)
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(payload=mutated_payloads())
 async def test_endpoint_never_500_never_partial(runtime: Runtime, payload: Any) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tresen.channels.email import parse_mail
 from tresen.channels.mailparts import (
     attachment_parts,
@@ -182,7 +183,7 @@ _CHARSETS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300), _CHARSETS)
 def test_any_bytes_in_any_charset_decode(data: bytes, charset: str) -> None:
     assert isinstance(decode_text(data, charset or None), str)
@@ -190,7 +191,7 @@ def test_any_bytes_in_any_charset_decode(data: bytes, charset: str) -> None:
     assert parsed.messages or parsed.errors
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(_PART, max_size=5), st.binary(max_size=80))
 def test_any_mix_of_parts_parses(parts: list[bytes], noise: bytes) -> None:
     raw = mixed(*parts) + noise
@@ -215,7 +216,7 @@ _HTML_BITS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_HTML_BITS, max_size=60).map("".join))
 def test_any_html_becomes_text(html: str) -> None:
     text = html_to_text(html)

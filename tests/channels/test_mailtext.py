@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tresen.channels.mailparts import html_to_text
 from tresen.channels.mailtext import (
     ReplyStyle,
@@ -146,7 +147,7 @@ _MAIL_ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(_MAIL_ALPHABET, max_size=80).map("".join), st.booleans())
 def test_never_raises_and_loses_no_line(text: str, forwarded_subject: bool) -> None:
     split = split_mail(text, forwarded_subject=forwarded_subject)
@@ -156,7 +157,7 @@ def test_never_raises_and_loses_no_line(text: str, forwarded_subject: bool) -> N
         assert line.strip() in kept or not line.strip()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_is_taken_apart(text: str) -> None:
     split = split_mail(text)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tests.helpers import WA_CONFIG
 from tresen.channels.base import (
     AuthError,
@@ -201,7 +202,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     payload=st.dictionaries(
         st.sampled_from(["type", "image", "document", "media", "message", "attachments"]),

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tresen.media.sniff import ALLOWED, MediaRefused, check, normalise, sniff
 from tresen.media.store import clean_filename
 
@@ -91,7 +92,7 @@ _heads = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(declared=_declared, head=_heads)
 def test_fuzz_check_never_lets_markup_or_lies_through(declared: str | None, head: bytes) -> None:
     """Any input either gets an allowed type that its bytes support, or a clear refusal."""

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import helpers
+from tests.examples import examples
 from tresen.channels.base import WebhookRejected, WebhookRequest
 from tresen.channels.instagram import InstagramChannel
 from tresen.channels.messenger import MessengerChannel
@@ -79,7 +80,7 @@ def _replace(node: Any, path: list[Any], value: Any) -> None:
         node[last % len(node)] = value
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.sampled_from(FIXTURES),
     st.lists(st.sampled_from([*KEYS, 0, 1]), min_size=1, max_size=6),
@@ -97,7 +98,7 @@ def test_any_mutation_is_parsed_or_refused_with_400(name: str, path: list[Any], 
         assert msg.provider_message_id and msg.sender_address
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(json_values, st.booleans())
 def test_a_customer_message_survives_any_neighbour_event(neighbour: Any, standby: bool) -> None:
     good = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -254,8 +255,6 @@ async def test_send_returns_wamid_and_sends_bearer() -> None:
 
 
 def test_permanent_error_keeps_provider_code() -> None:
-    import asyncio
-
     with pytest.raises(PermanentError) as exc:
         asyncio.run(
             _channel(_graph_error(400, 131026, "Message undeliverable")).send(

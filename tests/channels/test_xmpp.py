@@ -24,6 +24,7 @@ from slixmpp import ClientXMPP
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from tests.examples import examples
 from tresen.app import make_worker
 from tresen.channels.base import (
     ConfigError,
@@ -304,7 +305,7 @@ _attr = st.one_of(st.none(), st.text(max_size=40), st.sampled_from(["chat", "nor
 _xml_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=200)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     kind=_attr,
     sender=_attr,
@@ -354,7 +355,7 @@ def test_parser_fuzz_never_raises_and_respects_limits(
     assert parsed.messages or parsed.statuses or parsed.errors
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=300))
 def test_parser_fuzz_raw_text(text: str) -> None:
     parse_stanza_text(text, SHOP, NOW)

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 
 import pytest
+import redis.asyncio as aioredis
 
 from tests.conftest import IN_CI
 from tresen.jobs.ratelimit import RateLimiters, RedisTokenBucket, RedisWindow, TokenBucket
@@ -14,8 +15,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def _redis_up() -> bool:
-    import redis.asyncio as aioredis
-
     client = aioredis.from_url(REDIS_URL)
     try:
         async with asyncio.timeout(2):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -136,6 +137,7 @@ async def test_provider_window_violation_shows_code_and_reason(runtime: Runtime,
         assert message.error_reason
 
 
+@pytest.mark.slow  # waits on a provider's rate limit or injected hangs for many seconds
 async def test_rate_limited_by_provider_retries_until_sent(runtime: Runtime) -> None:
     config = WhatsAppSimConfig(status_delays=FAST, mps=3)  # low, so even a slow machine outruns it
     # All 20 are queued before a worker starts, in ten conversations (the messages of one
@@ -188,6 +190,7 @@ async def test_exhausted_retries_go_to_dead_letters_and_can_be_retried(runtime: 
         assert (await stack.api.get("/api/v1/jobs/dead")).json() == []
 
 
+@pytest.mark.slow  # waits on a provider's rate limit or injected hangs for many seconds
 async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.with_overrides(send_timeout_seconds=3.0)
     config = WhatsAppSimConfig(
@@ -197,8 +200,6 @@ async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runti
         timeout_seconds=4.0,
         seed=7,
     )
-    import httpx
-
     # A generous client timeout: only injected hangs (4 s) time out, not a slow answer on a busy machine.
     await runtime.http.aclose()
     runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(3.0))

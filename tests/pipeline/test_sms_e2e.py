@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from tests import helpers
@@ -193,6 +194,7 @@ async def test_undelivered_shows_the_carrier_reason(runtime: Runtime) -> None:
         assert "unreachable" in (rows[message_id].error_reason or "")
 
 
+@pytest.mark.slow  # waits on a provider's rate limit or injected hangs for many seconds
 async def test_rate_limited_by_provider_retries_until_delivered(runtime: Runtime) -> None:
     # One message every 2 s: the sends of one conversation go out one after another, and a
     # machine under load may take a few hundred ms per send, so only a slow cap is surely hit.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from tests import helpers
@@ -189,6 +190,7 @@ async def test_blocked_bot_fails_the_message_and_marks_the_identity_unreachable(
         assert stack.sim.ledger == []
 
 
+@pytest.mark.slow  # waits on a provider's rate limit or injected hangs for many seconds
 async def test_per_chat_limit_429_retry_after_until_everything_is_sent(runtime: Runtime) -> None:
     # Two at once, then one per 2 s: replies sent one after another surely hit it.
     config = TelegramSimConfig(per_chat=(2, 0.5), retry_after=1, webhook_retry_delays=(0.05,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,14 +16,13 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from tests import helpers
+from tests.examples import examples
 from tresen.app import create_app
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -81,7 +81,10 @@ def test_api_never_fails_server_side(live_api: tuple[str, str]) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
+            max_examples=examples(30),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
         )
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {token}"})
