@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -13,6 +14,9 @@ from tests import helpers
 from tresen.db.tables import ChannelRow, Conversation, Message, Note, Team, TeamMember
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
+from tresen.events import CONVERSATION_UPDATED
+from tresen.handlers import events as dispatch
+from tresen.handlers.worker import Worker
 from tresen.inbox import accounts
 from tresen.runtime import Runtime
 
@@ -392,3 +396,33 @@ async def test_typing_reaches_the_bus_but_not_the_inbox_stream(
         assert (event.kind, event.conversation_id, event.data) == (TYPING, conv, {"typing": True})
         refused = await client.post(f"/inbox/c/{conv}/typing", data={"typing": "1"})
         assert refused.status_code == 403, "no CSRF token, no typing hint"
+
+
+async def test_taking_and_resolving_reach_other_inboxes_through_the_event_consumer(
+    runtime: Runtime, channel: ChannelRow
+) -> None:
+    """Take and resolve write their events; the `live` consumer, not the request, tells inboxes."""
+    await _user(runtime, channel, "kim@laden.example", "agent")
+    worker = Worker(runtime, dict(dispatch.HANDLERS), pollers=[dispatch.dispatch_poller])
+    async with helpers.client_for(runtime) as client:
+        conv = await _seed(runtime, channel, client)
+        await _login(client, "kim@laden.example")
+        token = _csrf((await client.get(f"/inbox/c/{conv}")).text)
+        async with runtime.events.subscribe(channel.workspace_id) as received:
+            take = await client.post(f"/inbox/c/{conv}/take", data={"_csrf_token": token})
+            resolve = await client.post(
+                f"/inbox/c/{conv}/status", data={"status": "resolved", "_csrf_token": token}
+            )
+            assert (take.status_code, resolve.status_code) == (303, 303)
+            task = asyncio.create_task(worker.run())
+            try:
+                hints: list[dict[str, object]] = []
+                wanted = {"conversation.assigned", "conversation.status_changed"}
+                while {str(h.get("event")) for h in hints} < wanted:
+                    event = await asyncio.wait_for(received.get(), 10)
+                    if event.kind == CONVERSATION_UPDATED and event.conversation_id == conv:
+                        hints.append(event.data)
+            finally:
+                worker.stop()
+                await asyncio.wait_for(task, 10)
+    assert sorted(str(h["event"]) for h in hints) == sorted(wanted), "each change told once"

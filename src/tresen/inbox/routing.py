@@ -34,7 +34,6 @@ from tresen.db.upsert import rowcount
 from tresen.domain.conversation import ConversationStatus
 from tresen.domain.events import ConversationAssigned
 from tresen.domain.ids import new_id
-from tresen.events import CONVERSATION_UPDATED, Event
 from tresen.jobs import queue as jobs
 from tresen.jobs.queue import ClaimedJob
 from tresen.runtime import Runtime
@@ -366,10 +365,8 @@ async def route_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     """Route one conversation (queued when it returned to the queue or its rule changed)."""
     conversation_id = str(job.payload.get("conversation_id", ""))
     async with runtime.sessions() as session, session.begin():
-        agent = await route_conversation(session, conversation_id)
+        await route_conversation(session, conversation_id)  # announces conversation.assigned
         await jobs.finish(session, job.id, worker_id)
-    if agent is not None and job.workspace_id:
-        await runtime.events.publish(Event(job.workspace_id, CONVERSATION_UPDATED, conversation_id))
 
 
 HANDLERS = {ROUTE_JOB: route_job}

@@ -429,6 +429,8 @@ async def take(session: AsyncSession, actor: Actor, conversation_id: str) -> Non
     conv = await load_conversation(session, actor, conversation_id)
     if not may(actor, Action.TAKE, conv):
         raise Forbidden("you may not take this conversation")
+    # Read before the UPDATE: the ORM writes the new values into `conv` as well.
+    assigned_before = conv.assignee_id
     await session.execute(
         update(Conversation)
         .where(Conversation.id == conv.id)
@@ -438,7 +440,7 @@ async def take(session: AsyncSession, actor: Actor, conversation_id: str) -> Non
         # Taking shows the agent is here. Offline, the customer's next message would hand the
         # conversation back to the queue; away keeps it and routes nothing new to them.
         await routing.on_availability_change(session, actor.user, routing.Availability.AWAY.value)
-    if conv.assignee_id != actor.user.id:
+    if assigned_before != actor.user.id:
         outbox.record(
             session, ConversationAssigned(conv.workspace_id, conv.id, actor.user.id, "agent")
         )
@@ -458,12 +460,13 @@ async def set_status(
     active = value.value in routing.ACTIVE
     held_a_slot = conv.assignee_id is not None and conv.status in routing.ACTIVE
     assignee_id = conv.assignee_id
+    status_before = conv.status  # read before the UPDATE: the ORM writes the new one into `conv`
     await session.execute(
         update(Conversation)
         .where(Conversation.id == conv.id)
         .values(status=value.value, **({} if active else {"queued_at": None}))
     )
-    if conv.status != value.value:
+    if status_before != value.value:
         outbox.record(session, ConversationStatusChanged(conv.workspace_id, conv.id, value.value))
     if value == ConversationStatus.RESOLVED:
         await reset(session, conv.id)

@@ -20,7 +20,7 @@ from tresen import metrics
 from tresen.channels.sms import segments
 from tresen.db.tables import User, Workspace
 from tresen.domain import profile as profiles
-from tresen.events import CONVERSATION_UPDATED, MESSAGE_NEW, NOTE_NEW, RESYNC, TYPING, Event
+from tresen.events import MESSAGE_NEW, NOTE_NEW, RESYNC, TYPING, Event
 from tresen.inbox import accounts, canned, missed, routing, service, setup
 from tresen.inbox.contacts import ContactRefused
 from tresen.inbox.labels import labels_for, workspace_labels
@@ -610,7 +610,8 @@ async def take(request: Request[Any, Any, Any], conversation_id: FromPath[str]) 
     actor = await current_actor(request)
     async with _runtime(request).sessions() as session, session.begin():
         await service.take(session, actor, conversation_id)
-    return await _changed(request, actor, conversation_id, CONVERSATION_UPDATED)
+    # Other inboxes learn of it from the `live` event consumer (conversation.assigned).
+    return Redirect(f"/inbox/c/{conversation_id}", status_code=303)
 
 
 @post("/inbox/c/{conversation_id:str}/status", include_in_schema=False, status_code=303)
@@ -621,18 +622,14 @@ async def status(
     actor = await current_actor(request)
     try:
         async with _runtime(request).sessions() as session, session.begin():
-            routed = await service.set_status(
-                session, actor, conversation_id, str(data.get("status", ""))
-            )
+            await service.set_status(session, actor, conversation_id, str(data.get("status", "")))
     except ValueError as exc:
         return await _conversation_page(
             request, actor, conversation_id, "all", error=i18n.error_text(exc), status_code=422
         )
-    for other in routed:
-        await _runtime(request).events.publish(
-            Event(actor.user.workspace_id, CONVERSATION_UPDATED, other, {})
-        )
-    return await _changed(request, actor, conversation_id, CONVERSATION_UPDATED)
+    # The status change and what routing gave the freed slot reach other inboxes through the
+    # `live` event consumer (conversation.status_changed, conversation.assigned).
+    return Redirect(f"/inbox/c/{conversation_id}", status_code=303)
 
 
 @post("/inbox/me", include_in_schema=False, status_code=303)
@@ -645,19 +642,14 @@ async def me(request: Request[Any, Any, Any], data: Form) -> Redirect:
         values["availability"] = data["availability"]
     if data.get("language") in i18n.LANGUAGES:
         values["language"] = data["language"]
-    changed: list[str] = []
     if values:
         async with _runtime(request).sessions() as session, session.begin():
             await session.execute(update(User).where(User.id == actor.user.id).values(**values))
             if values.get("availability", actor.user.availability) != actor.user.availability:
-                changed = await routing.on_availability_change(
-                    session, actor.user, values["availability"]
-                )
+                # What this returns to the queue or hands me reaches live inboxes through
+                # the `live` event consumer (conversation.assigned).
+                await routing.on_availability_change(session, actor.user, values["availability"])
     _runtime(request).jobs_ready.set()
-    for conversation_id in changed:
-        await _runtime(request).events.publish(
-            Event(actor.user.workspace_id, CONVERSATION_UPDATED, conversation_id, {})
-        )
     response = Redirect(_own_page(request), status_code=303)
     if "language" in values:
         response.set_cookie("tresen_lang", values["language"], samesite="lax", httponly=True)
