@@ -17,6 +17,8 @@ import typer.main
 from typer.testing import CliRunner
 
 from tresen.cli import app
+from tresen.sim.telegram import TelegramSimConfig, run_telegram_simulator
+from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
 runner = CliRunner()
 
@@ -161,7 +163,6 @@ def test_channel_add_names_unknown_missing_and_malformed_options(env: dict[str, 
 
 
 async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
-    from tresen.sim.whatsapp import WhatsAppSimConfig, run_whatsapp_simulator
 
     async with run_whatsapp_simulator(WhatsAppSimConfig()) as sim:
         loop = asyncio.get_running_loop()
@@ -223,7 +224,6 @@ async def test_sim_whatsapp_send_makes_the_customer_write() -> None:
 
 
 async def test_channel_add_telegram_registers_its_webhook(env: dict[str, str]) -> None:
-    from tresen.sim.telegram import TelegramSimConfig, run_telegram_simulator
 
     async with run_telegram_simulator(TelegramSimConfig()) as sim:
         config = sim.config

@@ -13,8 +13,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tresen.bot import store
+from tresen.channels.manage import default_workspace
 from tresen.cli import app
 from tresen.demo import run_demo, write_command
+from tresen.runtime import Runtime
 from tresen.settings import Settings
 
 
@@ -109,14 +112,9 @@ async def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
                     break
                 await asyncio.sleep(0.1)
             assert len(inbound) == 2, "the printed command reaches the demo's simulator"
-        from tresen.bot import store
-        from tresen.runtime import Runtime
-
         check = Runtime.create(Settings(data_dir=tmp_path, secret_key="k"))
         try:
             async with check.sessions() as session:
-                from tresen.channels.manage import default_workspace
-
                 ws = await default_workspace(session)
                 assert len(await store.products(session, ws.id)) == 8, "the demo catalog is loaded"
         finally:

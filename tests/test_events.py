@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as redis
 
 from tests import helpers
+from tests.pipeline.stack import running_stack
 from tresen.db.migrate import upgrade_to_head
 from tresen.domain.ids import new_id
 from tresen.events import (
@@ -42,7 +44,6 @@ SERVERS_REDIS_PREFIX = f"tresen-test-{secrets.token_hex(4)}:"
 
 
 async def _redis_problem() -> str | None:
-    import redis.asyncio as redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
@@ -225,7 +226,6 @@ async def test_webhook_publishes_one_event_per_conversation_after_commit(runtime
 
 
 async def test_api_send_and_worker_publish_new_and_status_events(runtime: Runtime) -> None:
-    from tests.pipeline.stack import running_stack
 
     async with running_stack(runtime) as stack:
         conv = await stack.customer_writes("Hallo")
@@ -308,7 +308,6 @@ async def test_redis_publish_does_not_wait_for_redis_and_keeps_order(
 async def test_redis_bus_survives_a_lost_connection(
     redis_buses: tuple[RedisEventBus, RedisEventBus], redis_url: str
 ) -> None:
-    import redis.asyncio as redis
 
     a, b = redis_buses
     ws = new_id()

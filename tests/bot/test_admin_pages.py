@@ -13,9 +13,13 @@ from tests.bot.kbdata import import_kb
 from tests.bot.test_live import _bot_said, _writes
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tresen.bot import store
-from tresen.db.tables import BotFaq, BotTurn, ChannelRow
+from tresen.bot.persona import DEFAULT_TEXTS, strip_emoji
+from tresen.db.tables import BotConfig, BotFaq, BotTurn, ChannelRow, Workspace
+from tresen.domain.ids import new_id
 from tresen.inbox import accounts
 from tresen.runtime import Runtime
+from tresen.web.bot_admin import FLOW_FIELD_LABELS, TEXT_LABELS
+from tresen.web.i18n import catalog
 
 
 @pytest.fixture
@@ -165,7 +169,6 @@ async def test_the_conversation_shows_the_hand_over(runtime: Runtime, channel: C
 async def test_tone_blacklist_and_switching_the_bot_off(
     runtime: Runtime, channel: ChannelRow
 ) -> None:
-    from tresen.bot.persona import DEFAULT_TEXTS, strip_emoji
 
     async with helpers.client_for(runtime) as client:
         token = await _admin(client)
@@ -203,8 +206,6 @@ async def test_tone_blacklist_and_switching_the_bot_off(
 async def test_another_workspace_sees_and_changes_nothing(
     runtime: Runtime, channel: ChannelRow
 ) -> None:
-    from tresen.db.tables import Workspace
-    from tresen.domain.ids import new_id
 
     async with runtime.sessions() as session, session.begin():
         other = Workspace(id=new_id(), name="Anderer Laden")
@@ -279,8 +280,6 @@ async def test_every_bot_text_is_editable_per_language(
     assert await _bot_said(runtime, en) == ["A colleague will take over."]
     assert forbidden.status_code in (403, 303)
     async with runtime.sessions() as session:
-        from tresen.db.tables import BotConfig
-
         config = await session.get_one(BotConfig, channel.workspace_id)
     assert "handover" not in config.persona["texts"].get("de", {}), "empty = the default"
 
@@ -329,16 +328,12 @@ async def test_flow_questions_are_editable_in_the_bot_s_form(
     assert (await _bot_said(runtime, cid))[-1].endswith("Welche Schuhgröße haben Sie?")
     assert (await _bot_said(runtime, other))[-1].endswith("Welche Schuhgröße hast du?")
     async with runtime.sessions() as session:
-        from tresen.db.tables import BotConfig
-
         config = await session.get_one(BotConfig, channel.workspace_id)
     ask = config.flows["flows"][0]["slots"][0]["ask"]
     assert ask["de"] == {"sie": "Welche Schuhgröße haben Sie?", "du": "Welche Schuhgröße hast du?"}
 
 
 def test_every_label_of_the_texts_page_is_german_too() -> None:
-    from tresen.web.bot_admin import FLOW_FIELD_LABELS, TEXT_LABELS
-    from tresen.web.i18n import catalog
 
     german = catalog("de")
     assert set(TEXT_LABELS) == set(store.TEXT_KEYS)

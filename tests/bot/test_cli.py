@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.bot.kbdata import KB_YAML
 from tresen.cli import app
 
 runner = CliRunner()
@@ -129,7 +130,6 @@ def test_split_is_deterministic_and_stratified(tmp_path: Path) -> None:
 def test_import_faq_imports_and_a_bad_file_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.bot.kbdata import KB_YAML
 
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)

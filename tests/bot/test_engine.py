@@ -10,11 +10,14 @@ from tests.bot.kbdata import BLACKLISTED, kb_data
 from tests.examples import examples
 from tresen.bot import store
 from tresen.bot.blacklist import Blacklist
-from tresen.bot.engine import Bot, frustrated, greeting_only, summary, wants_person
+from tresen.bot.engine import Bot, Turn, frustrated, greeting_only, summary, wants_person
 from tresen.bot.flows import parse_flow
 from tresen.bot.live import build_bot
 from tresen.bot.persona import Persona
 from tresen.bot.text import fold
+from tresen.channels.registry import channel_factory
+from tresen.domain.message import ContentKind
+from tresen.handlers.bot_turn import _contents
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +113,6 @@ def test_any_text_gets_a_turn_and_never_the_blacklisted_term(bot: Bot, text: str
 
 
 def test_one_message_per_turn_with_buttons_or_numbered_options() -> None:
-    from tresen.bot.engine import Turn
-    from tresen.channels.registry import channel_factory
-    from tresen.domain.message import ContentKind
-    from tresen.handlers.bot_turn import _contents
 
     turn = Turn("answered", ("Antwort.", "Welche Farbe?"), {}, "de", ("Rot", "Blau"))
     [wa] = _contents(turn, channel_factory("whatsapp").capabilities)

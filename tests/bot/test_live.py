@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tests import helpers
 from tests.bot.kbdata import BLACKLISTED, import_kb
 from tresen.bot import stats, store
 from tresen.bot.persona import DEFAULT_TEXTS
 from tresen.bot.text import fold
-from tresen.db.tables import BotConversation, BotTurn, ChannelRow, Conversation, Message, Note
+from tresen.db.tables import BotConversation, BotTurn, ChannelRow, Conversation, Job, Message, Note
 from tresen.domain.ids import new_id
 from tresen.handlers.process import process_job
 from tresen.inbox import accounts, routing, service
@@ -338,9 +338,6 @@ async def test_odd_messages_get_a_sensible_reply(
 
 def jobs_table_failed():  # type: ignore[no-untyped-def]
     """How many jobs failed or died (a crash in the process job would show here)."""
-    from sqlalchemy import func
-
-    from tresen.db.tables import Job
 
     return func.count(Job.id).filter(Job.state.in_(["dead", "failed"]))
 

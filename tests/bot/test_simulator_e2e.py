@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from tests.bot.kbdata import import_kb
+from tests.bot.kbdata import import_kb, shop_kb_data
 from tests.pipeline.stack import running_stack
+from tresen.bot import store
+from tresen.bot.products import read_catalog
 from tresen.db.tables import BotConversation, Note
 from tresen.inbox import routing
 from tresen.runtime import Runtime
+from tresen.sim.shop import DEMO_TOKEN, run_shop_simulator
 
 CUSTOMER = "4915100000555"
 
@@ -67,12 +71,6 @@ async def test_greeting_faq_slot_then_mitarbeiter_lands_in_the_queue(runtime: Ru
 
 
 async def test_greeting_faq_product_order_then_mitarbeiter_with_summary(runtime: Runtime) -> None:
-    from pathlib import Path
-
-    from tests.bot.kbdata import shop_kb_data
-    from tresen.bot import store
-    from tresen.bot.products import read_catalog
-    from tresen.sim.shop import DEMO_TOKEN, run_shop_simulator
 
     catalog = read_catalog(
         Path(__file__).parents[2] / "src" / "tresen" / "bot" / "data" / "demo_products.json"

@@ -15,9 +15,16 @@ from sqlalchemy import select
 
 from tests import helpers
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
+from tests.pipeline.stack import running_stack
 from tests.pipeline.test_messenger_e2e import PSID, meta_stack
 from tests.pipeline.test_telegram_e2e import CHAT, telegram_stack
+from tests.privacy.test_double_optin import _count, _sent_to, _subs, _wait
+from tests.privacy.test_double_optin import _topic as _optin_topic
 from tresen.broadcast import clicktochat, topics
+from tresen.channels.base import ConfigError
+from tresen.channels.manage import add_channel
+from tresen.channels.telegram import TelegramChannel
+from tresen.channels.whatsapp import WhatsAppChannel
 from tresen.db.tables import ChannelRow, Subscription, Topic
 from tresen.domain.deeplink import MAX_PAYLOAD, PayloadTooLong, decode_payload, encode_payload
 from tresen.inbox import accounts
@@ -88,9 +95,6 @@ def test_links_per_channel_and_what_is_missing() -> None:
 
 
 def test_channel_configs_take_and_check_the_new_facts() -> None:
-    from tresen.channels.base import ConfigError
-    from tresen.channels.telegram import TelegramChannel
-    from tresen.channels.whatsapp import WhatsAppChannel
 
     wa = WhatsAppChannel.check_config(
         {**helpers.WA_CONFIG, "display_phone_number": "+49 (30) 123-456"}
@@ -229,7 +233,6 @@ async def test_admin_page_lists_links_qr_and_snippets(runtime: Runtime) -> None:
         await accounts.add_user(session, ws, "chefin@laden.example", "admin", PASSWORD)
         await accounts.add_user(session, ws, "agent@laden.example", "agent", PASSWORD)
         await topics.create_topic(session, ws, "ticker", "Live <Ticker>")
-        from tresen.channels.manage import add_channel
 
         tg = await add_channel(
             session, ws, "telegram", "Bot", {"bot_token": "123456:ABC-def", "secret_token": "s"}
@@ -282,13 +285,11 @@ async def test_admin_page_lists_links_qr_and_snippets(runtime: Runtime) -> None:
 
 
 async def test_keyword_from_a_link_survives_the_consent_question(runtime: Runtime) -> None:
-    from tests.pipeline.stack import running_stack
-    from tests.privacy.test_double_optin import _count, _sent_to, _subs, _topic, _wait
 
     runtime.settings = runtime.settings.with_overrides(consent_first=True)
     first, second = "4915100000081", "4915100000082"
     async with running_stack(runtime) as stack:
-        await _topic(stack, "ticker", "Live-Ticker")
+        await _optin_topic(stack, "ticker", "Live-Ticker")
         # The wa.me link's prefilled text is the new contact's first message.
         await stack.sim.customer_sends(first, body="START ticker")
         await _count(stack, first, 1)

@@ -9,8 +9,9 @@ import httpx
 from sqlalchemy import func, select
 
 from tests.broadcast.conftest import Shop
-from tresen.broadcast import campaigns
-from tresen.db.tables import CampaignRecipient, Message
+from tresen.app import create_app
+from tresen.broadcast import campaigns, links, report
+from tresen.db.tables import Campaign, CampaignRecipient, Contact, Message, TrackedLink
 
 TEMPLATE = {"name": "news_update", "language": "de", "parameters": ["{first_name}"]}
 CONTENT: dict[str, Any] = {
@@ -50,9 +51,6 @@ async def test_everyone_gets_exactly_one_message(shop: Shop) -> None:
 
 
 async def test_campaign_links_are_tracked_and_clicks_reach_the_report(shop: Shop) -> None:
-    from tresen.app import create_app
-    from tresen.broadcast import report
-    from tresen.db.tables import Campaign
 
     await shop.subscribers(3, window_open=True)
     url = "https://laden.example/fruehjahr?x=1"
@@ -79,8 +77,6 @@ async def test_campaign_links_are_tracked_and_clicks_reach_the_report(shop: Shop
 
 
 async def test_links_are_per_person_only_for_those_who_consented(shop: Shop) -> None:
-    from tresen.broadcast import links
-    from tresen.db.tables import Contact, TrackedLink
 
     contact_ids = await shop.subscribers(5, window_open=True)
     async with shop.runtime.sessions() as session, session.begin():

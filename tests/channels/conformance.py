@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tests import helpers
+from tests.channels import cases
 from tresen.domain.message import ContentKind
 
 if TYPE_CHECKING:
@@ -199,7 +200,6 @@ WHATSAPP = ChannelCase(
 
 def _discovered() -> list[ChannelCase]:
     """Cases that other channel modules contribute (tests/channels/cases/<kind>.py)."""
-    from tests.channels import cases
 
     found = []
     for module in sorted(pkgutil.iter_modules(cases.__path__), key=lambda m: m.name):

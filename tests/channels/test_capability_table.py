@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from tresen.channels.capability_table import BEGIN, END, markdown
+from tresen.channels.registry import CHANNEL_CLASSES, channel_factory
+
 
 def test_the_capability_matrix_in_the_docs_matches_the_code() -> None:
     """docs/channels/README.md shows what the channels' Capabilities say (regenerate on change)."""
-    from pathlib import Path
-
-    from tresen.channels.capability_table import BEGIN, END, markdown
 
     readme = (Path(__file__).parents[2] / "docs" / "channels" / "README.md").read_text()
     shown = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
@@ -16,7 +18,6 @@ def test_the_capability_matrix_in_the_docs_matches_the_code() -> None:
 
 def test_every_channel_says_which_files_its_messages_carry() -> None:
     """The media fetch asks every channel class for media_refs; none may lack it."""
-    from tresen.channels.registry import CHANNEL_CLASSES, channel_factory
 
     for kind in CHANNEL_CLASSES:
         factory = channel_factory(kind)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests import helpers
 from tests.channels.conformance import CASES, ChannelCase, Outcome
 from tresen.channels.manage import add_channel, default_workspace
-from tresen.db.tables import Conversation, Message, PendingStatus
+from tresen.db.tables import ChannelRow, Conversation, Message, PendingStatus
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.handlers.send import record_sent
 from tresen.pipeline.outbound import OutboundContent, queue_message
@@ -148,7 +148,6 @@ async def _outbound(runtime: Runtime, case: ChannelCase, url: str) -> Message:
         assert (await post(url, body)).status_code == 200
     async with runtime.sessions() as session, session.begin():
         conv = (await session.scalars(select(Conversation))).one()
-        from tresen.db.tables import ChannelRow
 
         channel = await session.get_one(ChannelRow, conv.channel_id)
         return await queue_message(

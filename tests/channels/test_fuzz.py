@@ -14,6 +14,7 @@ from tests import helpers
 from tests.examples import examples
 from tresen.channels.base import WebhookRejected, WebhookRequest
 from tresen.channels.whatsapp import WhatsAppChannel
+from tresen.pipeline import inbound
 from tresen.runtime import Runtime
 
 json_values = st.recursive(
@@ -147,7 +148,6 @@ async def test_endpoint_never_500_never_partial(runtime: Runtime, payload: Any) 
 async def test_failure_mid_webhook_rolls_everything_back(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tresen.pipeline import inbound
 
     _, channel = await helpers.seed_whatsapp(runtime)
     original = inbound._store_message

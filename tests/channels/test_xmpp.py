@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from tests.examples import examples
 from tresen.app import make_worker
 from tresen.channels.base import (
+    ChannelRef,
     ConfigError,
     MediaRef,
     MediaTooLarge,
@@ -41,10 +42,13 @@ from tresen.channels.registry import channel_factory
 from tresen.channels.xmpp import (
     MAX_PROVIDER_ID_LENGTH,
     XmppChannel,
+    XmppConfig,
+    XmppLink,
     live_link,
     parse_stanza,
     parse_stanza_text,
 )
+from tresen.cli import app
 from tresen.db.tables import (
     ChannelRow,
     ContactIdentity,
@@ -54,7 +58,7 @@ from tresen.db.tables import (
     PendingStatus,
 )
 from tresen.domain.message import ContentKind, DeliveryState
-from tresen.handlers.xmpp import poll_xmpp
+from tresen.handlers.xmpp import make_sink, poll_xmpp
 from tresen.pipeline.outbound import OutboundContent, queue_message
 from tresen.runtime import Runtime
 from tresen.sim.email import TlsFiles, make_tls
@@ -127,7 +131,6 @@ def test_no_webhook() -> None:
 
 
 def test_cli_channel_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tresen.cli import app
 
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRESEN_DATABASE_URL", raising=False)
@@ -588,8 +591,6 @@ async def _reply(runtime: Runtime, channel_id: str, text: str) -> str:
 
 
 async def test_stored_once_and_a_receipt_overtaking_the_send_record(runtime: Runtime) -> None:
-    from tresen.channels.base import ChannelRef
-    from tresen.handlers.xmpp import make_sink
 
     async with runtime.sessions() as session, session.begin():
         ws = await default_workspace(session)
@@ -740,7 +741,6 @@ async def test_round_trip_receipts_restart_offline_and_retry(
 async def test_wrong_password_and_untrusted_certificate_do_not_connect(
     runtime: Runtime, prosody: Prosody, tls: TlsFiles
 ) -> None:
-    from tresen.channels.xmpp import XmppConfig, XmppLink
 
     async def sink(_parsed: Any) -> None:
         raise AssertionError("nothing may arrive")
@@ -767,7 +767,6 @@ async def test_wrong_password_and_untrusted_certificate_do_not_connect(
 
 @pytest.mark.slow
 async def test_plain_stream_only_when_allowed(prosody_ready: None, tmp_path: Path) -> None:
-    from tresen.channels.xmpp import XmppConfig, XmppLink
 
     server = make_prosody(tmp_path / "plain", None)
     server.register("shop", "shop-secret")
@@ -800,7 +799,6 @@ async def test_plain_stream_only_when_allowed(prosody_ready: None, tmp_path: Pat
 async def test_a_server_that_stops_answering_is_noticed_and_reconnected(
     prosody: Prosody, tls: TlsFiles
 ) -> None:
-    from tresen.channels.xmpp import XmppConfig, XmppLink
 
     async def sink(_parsed: Any) -> None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyotp
 import pytest
 
 from tests import helpers
@@ -85,7 +86,6 @@ async def test_expired_session_is_refused(runtime: Runtime) -> None:
 
 
 async def test_two_factor_sign_in(runtime: Runtime) -> None:
-    import pyotp
 
     user = await _user(runtime)
     async with runtime.sessions() as session, session.begin():

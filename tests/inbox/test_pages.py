@@ -11,10 +11,21 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests import helpers
-from tresen.db.tables import ChannelRow, Conversation, Message, Note, Team, TeamMember
+from tresen.db.tables import (
+    CannedReply,
+    ChannelRow,
+    Contact,
+    Conversation,
+    ConversationLabel,
+    Label,
+    Message,
+    Note,
+    Team,
+    TeamMember,
+)
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.events import CONVERSATION_UPDATED
+from tresen.events import CONVERSATION_UPDATED, TYPING
 from tresen.handlers import events as dispatch
 from tresen.handlers.worker import Worker
 from tresen.inbox import accounts
@@ -158,7 +169,6 @@ async def test_reply_queues_a_message_and_a_note_never_becomes_one(
 
 
 async def test_canned_reply_with_variables(runtime: Runtime, channel: ChannelRow) -> None:
-    from tresen.db.tables import CannedReply
 
     await _user(runtime, channel, "kim@laden.example", "agent")
     async with helpers.client_for(runtime) as client:
@@ -213,7 +223,6 @@ for _situation in ("mine_team", "other_team", "someone_elses"):
 
 
 async def _count(runtime: Runtime) -> tuple[int, int, Any, int, Any]:
-    from tresen.db.tables import Contact, ConversationLabel
 
     async with runtime.sessions() as session:
         messages = await session.scalar(select(func.count()).select_from(Message))
@@ -236,8 +245,6 @@ async def test_permission_matrix(runtime: Runtime, channel: ChannelRow, role: st
     colleague = await _user(runtime, channel, "kollege@laden.example", "agent")
     ws = channel.workspace_id
     async with runtime.sessions() as session, session.begin():
-        from tresen.db.tables import Label
-
         label = Label(id=new_id(), workspace_id=ws, name="VIP", colour="red", created_at=utcnow())
         mine, other = (
             Team(id=new_id(), workspace_id=ws, name="Werkstatt"),
@@ -380,7 +387,6 @@ async def test_typing_reaches_the_bus_but_not_the_inbox_stream(
     runtime: Runtime, channel: ChannelRow
 ) -> None:
     """An agent typing publishes a typing hint for the widget; the inbox lists ignore it."""
-    from tresen.events import TYPING
 
     await _user(runtime, channel, "kim@laden.example", "agent")
     async with helpers.client_for(runtime) as client:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests import helpers
+from tests.inbox.test_pages import _csrf, _login
 from tresen.db.tables import (
     ChannelRow,
     Contact,
@@ -351,7 +352,6 @@ async def test_concurrent_availability_and_routing_respect_the_limit(
 async def test_the_queue_page_shows_who_waits_longest(
     runtime: Runtime, channel: ChannelRow
 ) -> None:
-    from tests.inbox.test_pages import _csrf, _login
 
     _, agents = await _team(runtime, channel, "manual", 1, availability=["available"])
     convs = await _conversations(runtime, channel, 2)
@@ -395,8 +395,6 @@ async def test_resolving_frees_a_slot_for_the_longest_waiting(
     runtime: Runtime, channel: ChannelRow
 ) -> None:
     """An agent at their limit resolves one conversation and gets the next waiting one."""
-    from tresen.inbox import service
-    from tresen.inbox.permissions import actor_for
 
     _, agents = await _team(runtime, channel, "round_robin", agents=1, limits=[1])
     convs = await _conversations(runtime, channel, 3)

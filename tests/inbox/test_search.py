@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from alembic import command
+from sqlalchemy import delete, text, update
 
+import tresen.inbox.search as search_module
+from tresen.db.migrate import alembic_config
 from tresen.db.tables import ChannelRow, Contact, ContactIdentity, Conversation, Message, Workspace
 from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
 from tresen.inbox.search import MAX_QUERY_CHARS, SearchPage, parse_query, search, snippet
 from tresen.runtime import Runtime
 
@@ -345,9 +349,6 @@ async def test_paging(shop: Shop) -> None:
 
 async def _conversation_at_0002(runtime: Runtime, shop: Shop, name: str, body: str) -> str:
     """Rows written with the columns of revision 0002 (the ORM knows later columns)."""
-    from sqlalchemy import text
-
-    from tresen.domain.ids import new_id
 
     now = utcnow().replace(tzinfo=None) if runtime.engine.dialect.name == "sqlite" else utcnow()
     contact, identity, conv, msg = new_id(), new_id(), new_id(), new_id()
@@ -388,9 +389,6 @@ async def _conversation_at_0002(runtime: Runtime, shop: Shop, name: str, body: s
 
 
 async def test_migration_backfills_and_downgrades(runtime: Runtime, shop: Shop) -> None:
-    from alembic import command
-
-    from tresen.db.migrate import alembic_config
 
     a = await shop.conversation("Bärbel Groß", ["Altbestand Größe 40"])
     cfg = alembic_config(runtime.engine.url.render_as_string(hide_password=False))
@@ -422,8 +420,6 @@ async def test_migration_backfills_and_downgrades(runtime: Runtime, shop: Shop) 
 async def test_dense_strategy_gives_the_same_results(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tresen.inbox.search as search_module
-
     ids = [await shop.conversation(f"K{i}", [f"Termin {i}"], status="open" if i % 2 else "pending")
            for i in range(5)]  # fmt: skip
     sparse = [await shop.ids("termin"), await shop.ids("termin", status="open")]

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.pipeline.stack import running_stack
-from tresen.db.tables import Job, Message
+from tresen.db.tables import Job, Message, PendingStatus
 from tresen.runtime import Runtime
 from tresen.sim.whatsapp import WhatsAppSimConfig
 
@@ -70,7 +70,6 @@ async def _queue_messages(stack, n: int) -> list[str]:  # type: ignore[no-untype
 
 async def _diagnose(runtime: Runtime, stack) -> str:  # type: ignore[no-untyped-def]
     """For messages that did not reach read: their rows, the simulator's ledger and pending statuses."""
-    from tresen.db.tables import PendingStatus
 
     async with runtime.sessions() as session:
         stuck = list(

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tests import helpers
 from tresen.broadcast import campaigns, topics
+from tresen.cli import app
 from tresen.db.tables import AuditEntry, Campaign
 from tresen.inbox import accounts
 from tresen.integrations.tokens import create_token, revoke_token
@@ -96,7 +97,6 @@ async def test_a_campaign_started_by_a_person_names_them(runtime: Runtime) -> No
 
 
 def test_cli_channel_add_is_audited(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from tresen.cli import app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))

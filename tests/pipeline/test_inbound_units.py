@@ -20,6 +20,7 @@ from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Job, Mes
 from tresen.db.types import utcnow
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.handlers.send import _record_failure, acknowledge_job, record_sent
+from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline.inbound import ACK_JOB, ingest
 from tresen.pipeline.outbound import OutboundContent, queue_message
@@ -55,8 +56,6 @@ async def _sent(
     ids = []
     for i in range(n):
         async with runtime.sessions() as session, session.begin():
-            from tresen.db.tables import ChannelRow
-
             channel = await session.get_one(ChannelRow, ref.id)
             m = await queue_message(
                 session, conv, channel, OutboundContent(ContentKind.TEXT, f"A{i}")
@@ -112,7 +111,6 @@ async def test_acknowledgement_becomes_a_job_once(runtime: Runtime) -> None:
     assert [j.payload for j in jobs] == [
         {"channel_id": channel.id, "data": {"callback_query_id": "42"}}
     ]
-    from tresen.jobs import queue
 
     [claimed] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5), kinds=[ACK_JOB])
     await acknowledge_job(runtime, claimed, "w")
@@ -123,11 +121,8 @@ async def test_acknowledgement_becomes_a_job_once(runtime: Runtime) -> None:
 async def test_blocked_recipient_marks_identity_unreachable(runtime: Runtime) -> None:
     ref, conv = await _setup(runtime)
     async with runtime.sessions() as session, session.begin():
-        from tresen.db.tables import ChannelRow
-
         channel = await session.get_one(ChannelRow, ref.id)
         m = await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, "Hallo?"))
-    from tresen.jobs import queue
 
     [job] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5), kinds=["message.send"])
     error = PermanentError("Forbidden: bot was blocked by the user", code="403", unreachable=True)

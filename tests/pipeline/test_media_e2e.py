@@ -13,12 +13,22 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select, update
 
+from tests.channels.test_webchat import SHOP, read_events, running_chat
 from tests.pipeline.stack import CUSTOMER, Stack, running_stack
+from tests.pipeline.test_email_e2e import FIXTURES, mail_stack
+from tests.pipeline.test_messenger_e2e import PSID, meta_stack
+from tests.pipeline.test_sms_e2e import sms_stack
 from tests.pipeline.test_telegram_e2e import CHAT, telegram_stack
+from tresen.channels.base import OutboundMessage
 from tresen.channels.webchat import visitor_address
-from tresen.db.tables import Conversation, Job, Media, Message
+from tresen.db.tables import ContactIdentity, Conversation, Job, Media, Message
 from tresen.domain.errors import from_record
+from tresen.domain.message import ContentKind
+from tresen.handlers.media_attach import with_attachment
+from tresen.handlers.media_fetch import fetch_job
 from tresen.inbox import accounts, routing
+from tresen.jobs import queue
+from tresen.jobs.queue import ClaimedJob
 from tresen.media import store
 from tresen.runtime import Runtime
 from tresen.settings import ensure_secret_key
@@ -292,7 +302,6 @@ async def test_upload_over_the_limit_is_refused_before_anything_is_sent(runtime:
 
 
 async def test_sms_media_urls_are_fetched_with_the_account_credentials(runtime: Runtime) -> None:
-    from tests.pipeline.test_sms_e2e import sms_stack
 
     async with sms_stack(runtime) as stack:
         await stack.customer_writes(
@@ -311,7 +320,6 @@ async def test_sms_media_urls_are_fetched_with_the_account_credentials(runtime: 
 
 
 async def test_messenger_attachment_is_fetched_from_its_url(runtime: Runtime) -> None:
-    from tests.pipeline.test_messenger_e2e import PSID, meta_stack
 
     async with meta_stack(runtime, "messenger") as stack:
         await stack.sim.customer_sends(PSID, type="image", media=(PNG, "image/png"))
@@ -323,7 +331,6 @@ async def test_messenger_attachment_is_fetched_from_its_url(runtime: Runtime) ->
 async def test_email_attachments_are_kept_checked_and_stored(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    from tests.pipeline.test_email_e2e import FIXTURES, mail_stack
 
     html_attachment = (
         b"From: Jana <jana@example.org>\r\nTo: shop@example.com\r\nMessage-ID: <html.att@x>\r\n"
@@ -358,9 +365,6 @@ async def test_a_failed_download_is_retried_by_the_job_queue(runtime: Runtime) -
 
 
 async def test_a_download_failing_on_the_last_attempt_is_unavailable(runtime: Runtime) -> None:
-    from tresen.handlers.media_fetch import fetch_job
-    from tresen.jobs import queue
-    from tresen.jobs.queue import ClaimedJob
 
     async with running_stack(runtime, worker=False) as stack:
         stack.sim.media_failures = 100
@@ -380,7 +384,6 @@ async def test_a_download_failing_on_the_last_attempt_is_unavailable(runtime: Ru
 
 
 async def test_web_chat_upload_becomes_a_stored_media_row(runtime: Runtime) -> None:
-    from tests.channels.test_webchat import SHOP, running_chat
 
     async with running_chat(runtime) as chat:
         token = await chat.session()
@@ -437,9 +440,6 @@ async def test_agent_upload_goes_to_telegram_as_multipart(runtime: Runtime) -> N
 
 
 async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -> None:
-    from tresen.channels.base import OutboundMessage
-    from tresen.domain.message import ContentKind
-    from tresen.handlers.media_attach import with_attachment
 
     async with running_stack(runtime) as stack:
         await _customer_sends_image(stack, PNG)
@@ -464,7 +464,6 @@ async def test_a_payload_cannot_borrow_another_messages_file(runtime: Runtime) -
 
 
 async def test_messenger_gets_a_signed_link(runtime: Runtime) -> None:
-    from tests.pipeline.test_messenger_e2e import meta_stack
 
     async with meta_stack(runtime, "messenger") as stack:
         base_url = str(stack.api.base_url).rstrip("/")
@@ -495,7 +494,6 @@ async def test_messenger_gets_a_signed_link(runtime: Runtime) -> None:
 
 
 async def test_web_chat_agent_file_is_a_link_for_that_visitor_only(runtime: Runtime) -> None:
-    from tests.channels.test_webchat import SHOP, read_events, running_chat
 
     async with running_chat(runtime) as chat:
         visitor = await chat.session()
@@ -540,8 +538,6 @@ async def test_web_chat_agent_file_is_a_link_for_that_visitor_only(runtime: Runt
 
 
 async def _conversation_of(runtime: Runtime, channel_id: str, token: str) -> str:
-    from tresen.channels.webchat import visitor_address
-    from tresen.db.tables import ContactIdentity
 
     for _ in range(100):
         async with runtime.sessions() as session:

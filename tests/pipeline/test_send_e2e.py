@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from tests import helpers
+from tests.helpers import client_for
 from tests.pipeline.stack import running_stack
 from tresen.db.tables import Conversation
 from tresen.db.types import utcnow
@@ -114,7 +115,6 @@ async def test_window_closing_while_queued_fails_at_send_time(runtime: Runtime) 
             await session.execute(
                 update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=25))
             )
-        from tests.helpers import client_for
 
         async with client_for(runtime, worker=True):
             rows = await stack.wait_states([response.json()["id"]], {"failed"})

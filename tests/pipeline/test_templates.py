@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from tests import helpers
 from tests.inbox.test_pages import PASSWORD, _csrf, _login
 from tests.pipeline.stack import running_stack
+from tresen.cli import app
 from tresen.db.tables import Conversation, Message
 from tresen.db.types import utcnow
 from tresen.inbox import accounts
@@ -93,7 +95,6 @@ async def test_submit_sync_offer_and_send_in_a_closed_window(runtime: Runtime) -
             )
             shipped_id = synced["shipped"].id
             rejected_id = synced["bad_start"].id
-        from tests import helpers
 
         async with helpers.client_for(runtime) as client:
             await _login(client, "kim@laden.example")
@@ -143,7 +144,6 @@ async def test_submit_sync_offer_and_send_in_a_closed_window(runtime: Runtime) -
 
 
 async def test_template_commands(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from tresen.cli import app
 
     monkeypatch.setenv("TRESEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRESEN_OUTBOUND_ALLOW_HOSTS", "127.0.0.1")  # the simulator

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from tests import helpers
+from tresen.cli import app
 from tresen.db.tables import AuditEntry, ConsentEvent
 from tresen.db.types import utcnow
 from tresen.privacy import audit
@@ -86,7 +89,6 @@ async def test_audit_chain_verifies_and_detects_tampering(runtime: Runtime) -> N
 
 
 async def test_audit_verify_command(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tresen.cli import app
 
     ws, _ = await helpers.seed_whatsapp(runtime)
     async with runtime.sessions() as session, session.begin():
@@ -94,7 +96,6 @@ async def test_audit_verify_command(runtime: Runtime, monkeypatch: pytest.Monkey
     monkeypatch.setenv("TRESEN_DATABASE_URL", runtime.settings.effective_database_url)
     monkeypatch.setenv("TRESEN_DATA_DIR", str(runtime.settings.data_dir))
     monkeypatch.setenv("TRESEN_SECRET_KEY", runtime.settings.secret_key)
-    import asyncio
 
     result = await asyncio.get_running_loop().run_in_executor(
         None, lambda: CliRunner().invoke(app, ["audit", "verify"])

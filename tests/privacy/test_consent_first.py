@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.pipeline.stack import running_stack
-from tresen.db.tables import ConsentEvent, Contact
+from tresen.db.tables import ConsentEvent, Contact, ContactIdentity
 from tresen.privacy.consent import classify
 from tresen.runtime import Runtime
 
@@ -22,7 +22,6 @@ async def _wait(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-un
 
 
 async def _state(runtime: Runtime, address_suffix: str) -> str | None:
-    from tresen.db.tables import ContactIdentity
 
     async with runtime.sessions() as session:
         return await session.scalar(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, String, Text, TypeDecorator
+from sqlalchemy import JSON, Column, MetaData, String, Table, Text, TypeDecorator
 
 from tresen.db.tables import Base
+from tresen.db.types import EncryptedJson, EncryptedText
 from tresen.privacy.datamap import BY_TABLE, TABLES, Erasure
 
 
@@ -60,9 +61,6 @@ def test_contact_tables_say_how_to_find_and_erase_rows() -> None:
 
 
 def test_a_new_table_with_personal_data_would_fail() -> None:
-    from sqlalchemy import Column, MetaData, Table
-
-    from tresen.db.types import EncryptedJson, EncryptedText
 
     table = Table(
         "newsletter_signups",

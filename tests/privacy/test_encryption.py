@@ -13,12 +13,14 @@ import pytest
 from sqlalchemy import Text, func, select, text, type_coerce, update
 
 from tests import helpers
+from tests.inbox.test_pages import _login, _user
 from tests.privacy.test_erasure import MARKER, _pg_dump, assert_gone_from_storage, seed_contact
 from tresen.db import crypto
 from tresen.db.tables import (
     BotConversation,
     ChannelRow,
     Contact,
+    ContactIdentity,
     Conversation,
     Media,
     Message,
@@ -58,7 +60,6 @@ async def _seed_texts(runtime: Runtime, channel: ChannelRow) -> tuple[str, str]:
         session.add(contact)
         await session.flush()
         identity_id = new_id()
-        from tresen.db.tables import ContactIdentity
 
         session.add(
             ContactIdentity(
@@ -320,7 +321,6 @@ async def test_files_are_sealed_when_written_and_served_in_plaintext(
     keys(K1)
     _, channel = await helpers.seed_whatsapp(runtime)
     await _seed_texts(runtime, channel)
-    from tests.inbox.test_pages import _login, _user
 
     await _user(runtime, channel, "chef@laden.de", "admin")
     async with runtime.sessions() as session:

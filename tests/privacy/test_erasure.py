@@ -6,10 +6,12 @@ import asyncio
 import logging
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from tests import helpers
 from tests.conftest import IN_CI
@@ -33,7 +35,7 @@ from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, SenderKind
 from tresen.pipeline.outbound import OutboundContent, queue_message
-from tresen.privacy import audit, erasure, suppression
+from tresen.privacy import audit, erasure, retention, suppression
 from tresen.runtime import Runtime
 
 MARKER = "Qzcanary7Xv"  # unlikely anywhere else; searched for as bytes after the erasure
@@ -359,9 +361,6 @@ async def test_erasure_of_unknown_contact_changes_nothing(runtime: Runtime) -> N
 
 
 async def test_canary_is_gone_after_retention_erases_an_inactive_contact(runtime: Runtime) -> None:
-    from datetime import timedelta
-
-    from tresen.privacy import retention
 
     ws, channel = await helpers.seed_whatsapp(runtime)
     contact_id = await seed_contact(runtime, channel, MARKER)
@@ -387,7 +386,6 @@ async def test_canary_is_gone_after_retention_erases_an_inactive_contact(runtime
 
 
 async def test_consent_proof_lets_only_ip_and_user_agent_be_cleared(runtime: Runtime) -> None:
-    from sqlalchemy.exc import DBAPIError
 
     ws, _ = await helpers.seed_whatsapp(runtime)
     async with runtime.sessions() as session, session.begin():

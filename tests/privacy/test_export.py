@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tests import helpers
 from tests.inbox.test_pages import _csrf, _login, _user
 from tests.privacy.test_erasure import MARKER, seed_contact
+from tresen.cli import app
 from tresen.db.tables import AuditEntry, Contact, Workspace
 from tresen.privacy import audit
 from tresen.privacy.export import export_contact
@@ -186,7 +187,6 @@ def cli_env(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_cli_export_and_erase(runtime: Runtime, cli_env: None, tmp_path: Path) -> None:
-    from tresen.cli import app
 
     _, channel = await helpers.seed_whatsapp(runtime)
     contact_id = await seed_contact(runtime, channel, MARKER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+import httpx
 import pytest
 
 from tests.pipeline.stack import running_stack
@@ -27,7 +28,6 @@ async def test_no_personal_data_in_logs(runtime: Runtime, caplog: pytest.LogCapt
         conv = await stack.customer_writes(TEXT, wa_id=PHONE)
         sent = await stack.reply(conv, {"kind": "text", "body": REPLY})
         await stack.wait_states([sent.json()["id"]], {"read"})
-        import httpx
 
         async with httpx.AsyncClient(base_url=stack.base_url) as browser:
             page = await browser.get("/inbox/login")

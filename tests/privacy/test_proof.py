@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests import helpers
 from tests.inbox.test_pages import _login, _user
 from tresen.cli import app
-from tresen.db.tables import AuditEntry, ConsentEvent, Contact, Workspace
+from tresen.db.tables import AuditEntry, ChannelRow, ConsentEvent, Contact, Workspace
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.privacy import audit, erasure
@@ -97,7 +97,6 @@ async def test_proof_lists_every_event_and_is_audited(runtime: Runtime) -> None:
 
 
 async def _channel(runtime: Runtime):  # type: ignore[no-untyped-def]
-    from tresen.db.tables import ChannelRow
 
     async with runtime.sessions() as session:
         return (await session.scalars(select(ChannelRow).limit(1))).one()

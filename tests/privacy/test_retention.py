@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from tests import helpers
+from tresen.cli import app
 from tresen.db.tables import AuditEntry, ChannelRow, Contact, ContactIdentity, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -191,7 +192,6 @@ async def test_worker_runs_retention(runtime: Runtime) -> None:
 async def test_cli_retention_and_legal_hold(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from tresen.cli import app
 
     monkeypatch.setenv("TRESEN_DATABASE_URL", runtime.settings.database_url)
     monkeypatch.setenv("TRESEN_DATA_DIR", str(runtime.settings.data_dir))

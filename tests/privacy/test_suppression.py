@@ -9,8 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from tests import helpers
 from tests.pipeline.stack import running_stack
 from tresen.db.tables import Contact, ContactIdentity, Suppression
+from tresen.db.types import utcnow
+from tresen.domain.ids import new_id
 from tresen.privacy import erasure, suppression
 from tresen.runtime import Runtime
 
@@ -96,9 +99,6 @@ async def _contact_state(runtime: Runtime, state: str) -> bool:
 
 
 async def test_many_addresses_are_checked_at_once_like_one(runtime: Runtime) -> None:
-    from tests import helpers
-    from tresen.db.types import utcnow
-    from tresen.domain.ids import new_id
 
     key = runtime.settings.secret_key
     ws, channel = await helpers.seed_whatsapp(runtime)

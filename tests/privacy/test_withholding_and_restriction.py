@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from tests import helpers
 from tests.pipeline.stack import running_stack
+from tests.privacy.test_erasure import seed_contact
 from tresen.db.tables import AuditEntry, ChannelRow, Contact, Conversation, Message
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -262,7 +263,6 @@ async def _true(value: bool) -> bool:
 
 
 async def test_retention_keeps_a_restricted_contact(runtime: Runtime) -> None:
-    from tests.privacy.test_erasure import seed_contact
 
     ws, channel = await helpers.seed_whatsapp(runtime)
     contact_id = await seed_contact(runtime, channel, "Keepme9Restricted")

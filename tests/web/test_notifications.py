@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from sqlalchemy import func, select, update
 
 from tests import helpers
 from tests.pipeline.stack import running_stack
-from tresen.db.tables import Contact, Job, Message, Notification
+from tresen.db.tables import Contact, Conversation, Job, Message, MessageTemplate, Notification
+from tresen.domain.ids import new_id
 from tresen.integrations import notifications as notify
 from tresen.jobs import queue
 from tresen.runtime import Runtime
@@ -373,10 +375,6 @@ def test_free_texts_fill_only_plain_placeholders(text: str, variables: dict[str,
 
 
 async def test_closed_window_uses_the_approved_template_of_the_same_name(runtime: Runtime) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from tresen.db.tables import Conversation, MessageTemplate
-    from tresen.domain.ids import new_id
 
     contact_id, auth, channel = await _seed(runtime)
     async with runtime.sessions() as session, session.begin():
