@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import logging
@@ -114,7 +115,7 @@ class _Delivery:
     first_outcome: bool | None = None
 
 
-class SimBase:
+class SimBase(abc.ABC):
     """The bookkeeping and plumbing of one simulated provider account (mixed into each sim)."""
 
     config: SimConfig
@@ -152,9 +153,9 @@ class SimBase:
 
     # -- bookkeeping -------------------------------------------------------------------
 
+    @abc.abstractmethod
     def duplicates(self) -> int:
         """Accepted messages that repeat an earlier one (each sim says what a repeat is)."""
-        raise NotImplementedError
 
     def stats(self) -> dict[str, Any]:
         """Counters as a JSON-ready dict (served at /_sim/stats)."""
