@@ -15,8 +15,8 @@ from tresen.bot.persona import address_forms
 from tresen.db.tables import BotConfig, BotFaq
 from tresen.inbox import service
 from tresen.inbox.permissions import Action, Actor, may
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.i18n import gettext
 from tresen.web.inbox import Form, current_actor
 from tresen.web.pages import render
@@ -97,14 +97,7 @@ async def _audit(
     subject_type: str = "bot_faq",
 ) -> None:
     async with _runtime(request).sessions() as session, session.begin():
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            action,
-            actor_id=actor.user.id,
-            subject_type=subject_type,
-            subject_id=subject,
-        )
+        await record_by(session, actor, action, subject_type, subject)
 
 
 @post("/inbox/admin/bot/faq", include_in_schema=False, status_code=303)

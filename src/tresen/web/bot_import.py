@@ -16,8 +16,8 @@ from tresen.bot.kb import KnowledgeBaseError
 from tresen.bot.products import CatalogError, parse_catalog_text
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.bot_admin import _overview
 from tresen.web.inbox import _runtime, current_actor
 
@@ -73,13 +73,8 @@ async def bot_import(
                 count = await store.import_products(
                     session, actor.user.workspace_id, parse_catalog_text(text, name)
                 )
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                f"bot.{kind}_imported",
-                actor_id=actor.user.id,
-                subject_type="workspace",
-                subject_id=actor.user.workspace_id,
+            await record_by(
+                session, actor, f"bot.{kind}_imported", "workspace", actor.user.workspace_id
             )
     except UnicodeDecodeError:
         return await _problem(request, actor, i18n.gettext("The file is not UTF-8 text."))

@@ -14,8 +14,8 @@ from tresen.broadcast import campaigns
 from tresen.db.tables import Campaign, ChannelRow, User
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden, NotFound
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.broadcast import _filter_from, campaigns_view
 from tresen.web.campaign_form import BASE
 from tresen.web.campaign_schedule import SCHEDULE
@@ -54,14 +54,7 @@ async def create_draft(request: Request[Any, Any, Any], data: Form) -> Response[
                 await campaigns.schedule(
                     session, row, campaigns.parse_local_time(at, row.time_zone)
                 )
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                "campaign.created",
-                actor_id=actor.user.id,
-                subject_type="campaign",
-                subject_id=row.id,
-            )
+            await record_by(session, actor, "campaign.created", "campaign", row.id)
     except campaigns.CampaignError as exc:
         return await campaigns_view(
             request, actor, error=i18n.error_text(exc), posted=form, status_code=422

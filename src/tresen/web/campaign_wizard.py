@@ -23,8 +23,8 @@ from tresen.db.tables import (
 from tresen.domain.errors import DomainError
 from tresen.inbox.permissions import Actor
 from tresen.pipeline.templates import variables
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.broadcast import _filter_from
 from tresen.web.campaign_form import (
     BASE,
@@ -320,14 +320,7 @@ async def _create(request: Request[Any, Any, Any], actor: Actor, form: dict[str,
             and "subject" not in campaigns.content_for(content, "email").payload
         ):
             raise WizardError("subject", "give the e-mail a subject")
-        await audit.record(
-            session,
-            workspace_id,
-            "campaign.created",
-            actor_id=actor.user.id,
-            subject_type="campaign",
-            subject_id=row.id,
-        )
+        await record_by(session, actor, "campaign.created", "campaign", row.id)
         return row.id
 
 

@@ -32,8 +32,8 @@ from tresen.domain.errors import DomainError
 from tresen.inbox import setup
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
-from tresen.privacy import audit
 from tresen.web import channel_checks, i18n
+from tresen.web.audited import record_by
 from tresen.web.errors import not_found_page
 from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
@@ -222,17 +222,6 @@ async def _admin(request: Request[Any, Any, Any]) -> Actor:
     return actor
 
 
-async def _audit(actor: Actor, session: Any, action: str, channel_id: str) -> None:
-    await audit.record(
-        session,
-        actor.user.workspace_id,
-        action,
-        actor_id=actor.user.id,
-        subject_type="channel",
-        subject_id=channel_id,
-    )
-
-
 @get("/inbox/admin/channels", include_in_schema=False)
 async def channels_page(request: Request[Any, Any, Any]) -> Response[str]:
     """Every channel of the workspace with its webhook URL and last inbound message."""
@@ -337,7 +326,7 @@ async def create_channel(
                 runtime.http,
                 register=True,
             )
-            await _audit(actor, session, "channel.add", row.id)
+            await record_by(session, actor, "channel.add", "channel", row.id)
             if data.get("setup") == "1":
                 await setup.finish(session, actor.user.workspace_id)
     except (ConfigError, ValueError, ChannelError, httpx.HTTPError) as exc:
@@ -411,7 +400,7 @@ async def send_test(
             message = await channel_checks.queue_test(
                 session, row, address, text, runtime.settings.max_send_attempts
             )
-            await _audit(actor, session, "channel.tested", row.id)
+            await record_by(session, actor, "channel.tested", "channel", row.id)
     except (DomainError, ValueError) as exc:
         refusal = channel_checks.refusal_text(exc) if isinstance(exc, DomainError) else str(exc)
         async with runtime.sessions() as session:
@@ -454,7 +443,7 @@ async def save_channel(
             row = await _row(session, actor, channel_id)
             typed = _typed(row.kind, {**(row.config or {}), **changes})
             await update_channel(session, row, str(data.get("name", ""))[:200], typed)
-            await _audit(actor, session, "channel.change", row.id)
+            await record_by(session, actor, "channel.change", "channel", row.id)
     except (ConfigError, ValueError) as exc:
         message = i18n.error_text(exc)
         return _form_page(
@@ -473,7 +462,9 @@ async def toggle_channel(
     async with _runtime(request).sessions() as session, session.begin():
         row = await _row(session, actor, channel_id)
         row.enabled = enabled
-        await _audit(actor, session, "channel.enable" if enabled else "channel.disable", row.id)
+        await record_by(
+            session, actor, "channel.enable" if enabled else "channel.disable", "channel", row.id
+        )
     return Redirect("/inbox/admin/channels", status_code=303)
 
 
@@ -487,7 +478,7 @@ async def remove_channel(
         async with _runtime(request).sessions() as session, session.begin():
             row = await _row(session, actor, channel_id)
             await delete_channel(session, row)
-            await _audit(actor, session, "channel.delete", channel_id)
+            await record_by(session, actor, "channel.delete", "channel", channel_id)
     except ConfigError:
         return Redirect("/inbox/admin/channels?notice=in_use", status_code=303)
     return Redirect("/inbox/admin/channels?notice=deleted", status_code=303)

@@ -14,10 +14,10 @@ from tresen.db.tables import ContactMerge
 from tresen.events import CONVERSATION_UPDATED, Event
 from tresen.inbox import contacts, labels, service
 from tresen.inbox.permissions import Action, Actor, may
-from tresen.privacy import audit
 from tresen.runtime import Runtime
 from tresen.web import i18n
 from tresen.web.api import ERROR_RESPONSES, require
+from tresen.web.audited import record_by
 from tresen.web.errors import ApiError
 from tresen.web.inbox import Form, current_actor
 from tresen.web.pages import render
@@ -83,14 +83,7 @@ async def all_channels(
     page = await _page(request, actor, conversation_id, all_channels=True)
     async with _runtime(request).sessions() as session, session.begin():
         conv = await service.load_conversation(session, actor, conversation_id)
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            "contact.history_viewed",
-            actor_id=actor.user.id,
-            subject_type="contact",
-            subject_id=conv.contact_id,
-        )
+        await record_by(session, actor, "contact.history_viewed", "contact", conv.contact_id)
     return page
 
 

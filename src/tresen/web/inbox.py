@@ -41,6 +41,7 @@ from tresen.runtime import Runtime
 from tresen.settings import ensure_secret_key
 from tresen.web import i18n
 from tresen.web.api import unlink_later
+from tresen.web.audited import record_by
 from tresen.web.clientip import client_ip
 from tresen.web.errors import SignInRequired
 from tresen.web.live import Keepalive, stopping, until_stopped
@@ -443,14 +444,7 @@ async def _audit(
     request: Request[Any, Any, Any], actor: Actor, action: str, subject_type: str, subject_id: str
 ) -> None:
     async with _runtime(request).sessions() as session, session.begin():
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            action,
-            actor_id=actor.user.id,
-            subject_type=subject_type,
-            subject_id=subject_id,
-        )
+        await record_by(session, actor, action, subject_type, subject_id)
 
 
 async def _conversation_page(

@@ -26,11 +26,11 @@ from tresen.inbox.permissions import Action, may
 from tresen.media import store
 from tresen.media.sniff import INLINE_TYPES, MediaRefused
 from tresen.pipeline.outbound import OutboundContent, OutboundRefused, queue_message
-from tresen.privacy import audit
 from tresen.runtime import Runtime
 from tresen.settings import ensure_secret_key
 from tresen.storage import FileStore, StorageError
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import _conversation_page, current_actor
 
 log = logging.getLogger(__name__)
@@ -122,14 +122,7 @@ async def media_file(
             raise service.Forbidden("you may not see this conversation")
         if actor.withholding.reason(state, restricted_at is not None, direction):
             raise service.Forbidden("this file is withheld until the customer consents")
-        await audit.record(
-            session,
-            actor.user.workspace_id,
-            "media.viewed",
-            actor_id=actor.user.id,
-            subject_type="media",
-            subject_id=media.id,
-        )
+        await record_by(session, actor, "media.viewed", "media", media.id)
     return await stored_file(runtime.files, media)
 
 

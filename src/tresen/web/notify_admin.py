@@ -14,8 +14,8 @@ from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.integrations import notifications as notify
 from tresen.net.guard import UrlRefused
-from tresen.privacy import audit
 from tresen.web import channel_checks, i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import _runtime, current_actor
 from tresen.web.pages import render
 
@@ -103,13 +103,12 @@ async def save_notifications(request: Request[Any, Any, Any]) -> Response[Any]:
                 secret=secret or None,
                 new_secret=form.get("new_secret") == "1",
             )
-            await audit.record(
+            await record_by(
                 session,
-                actor.user.workspace_id,
+                actor,
                 "settings.notifications_webhook",
-                actor_id=actor.user.id,
-                subject_type="workspace",
-                subject_id=actor.user.workspace_id,
+                "workspace",
+                actor.user.workspace_id,
             )
     except ValueError as exc:
         return await _page(
@@ -160,13 +159,12 @@ async def remove_notifications(request: Request[Any, Any, Any]) -> Redirect:
     actor = await _admin(request)
     async with _runtime(request).sessions() as session, session.begin():
         await notify.set_webhook(session, actor.user.workspace_id, None)
-        await audit.record(
+        await record_by(
             session,
-            actor.user.workspace_id,
+            actor,
             "settings.notifications_webhook_off",
-            actor_id=actor.user.id,
-            subject_type="workspace",
-            subject_id=actor.user.workspace_id,
+            "workspace",
+            actor.user.workspace_id,
         )
     return Redirect("/inbox/admin/notifications?notice=removed", status_code=303)
 

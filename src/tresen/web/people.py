@@ -20,8 +20,8 @@ from tresen.inbox import accounts, invite_mail, people, routing
 from tresen.inbox.accounts import AccountError, Role
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden, NotFound
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import COOKIE, Form, _runtime, _secure, current_actor
 from tresen.web.pages import language_from, render
 
@@ -34,19 +34,6 @@ async def _admin(request: Request[Any, Any, Any]) -> Actor:
     if not may(actor, Action.MANAGE_USERS):
         raise Forbidden("only admins manage people")
     return actor
-
-
-async def _record(
-    session: Any, actor: Actor, action: str, subject_type: str, subject_id: str
-) -> None:
-    await audit.record(
-        session,
-        actor.user.workspace_id,
-        action,
-        actor_id=actor.user.id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-    )
 
 
 async def _team_page(
@@ -115,7 +102,7 @@ async def invite(request: Request[Any, Any, Any], data: Form) -> Response[str]:
                 str(data.get("role", "agent")),
                 created_by=actor.user.id,
             )
-            await _record(session, actor, "user.invited", "invitation", invitation.id)
+            await record_by(session, actor, "user.invited", "invitation", invitation.id)
     except AccountError as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     link = f"{_runtime(request).settings.base_url.rstrip('/')}/invite/{token}"
@@ -175,7 +162,7 @@ async def create_person(request: Request[Any, Any, Any], data: Form) -> Response
                 display_name=str(data.get("name", ""))[:200] or None,
                 language=str(data.get("language", "de")),
             )
-            await _record(session, actor, "user.created", "user", user.id)
+            await record_by(session, actor, "user.created", "user", user.id)
     except AccountError as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     return await _team_page(request, actor, shown_once=("password", user.email, password))
@@ -191,7 +178,9 @@ async def withdraw(request: Request[Any, Any, Any], invitation_id: FromPath[str]
     actor = await _admin(request)
     async with _runtime(request).sessions() as session, session.begin():
         await people.withdraw(session, actor.user.workspace_id, invitation_id[:40])
-        await _record(session, actor, "user.invitation_withdrawn", "invitation", invitation_id[:40])
+        await record_by(
+            session, actor, "user.invitation_withdrawn", "invitation", invitation_id[:40]
+        )
     return Redirect("/inbox/admin/users", status_code=303)
 
 
@@ -209,7 +198,7 @@ async def change_role(
             target = await _target(session, actor, user_id)
             await people.set_role(session, target, str(data.get("role", "")))
             await routing.set_limit(session, target.id, int(limit) if limit else None)
-            await _record(session, actor, "user.role_changed", "user", target.id)
+            await record_by(session, actor, "user.role_changed", "user", target.id)
     except (AccountError, ValueError) as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     return Redirect("/inbox/admin/users", status_code=303)
@@ -239,7 +228,7 @@ async def person_action(
             else:
                 await accounts.disable_totp(session, target.id)
             event = {"reset": "user.password_reset", "totp-off": "user.totp_off"}
-            await _record(session, actor, event.get(action, f"user.{action}d"), "user", target.id)
+            await record_by(session, actor, event.get(action, f"user.{action}d"), "user", target.id)
     except AccountError as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     if action == "reset":
@@ -259,7 +248,7 @@ async def create_team(request: Request[Any, Any, Any], data: Form) -> Response[A
     try:
         async with _runtime(request).sessions() as session, session.begin():
             team = await routing.add_team(session, actor.user.workspace_id, name)
-            await _record(session, actor, "team.created", "team", team.id)
+            await record_by(session, actor, "team.created", "team", team.id)
     except IntegrityError:
         return await _team_page(
             request,
@@ -286,7 +275,7 @@ async def team_members(
                 if team_id not in {t.id for t in teams}:
                     raise AccountError("no_such_team", "no such team in this workspace", 404)
                 await routing.add_member(session, team_id, target.id)
-            await _record(session, actor, "team.members_changed", "team", team_id[:40])
+            await record_by(session, actor, "team.members_changed", "team", team_id[:40])
     except AccountError as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     return Redirect("/inbox/admin/users#teams", status_code=303)
@@ -316,7 +305,7 @@ async def routing_rule(request: Request[Any, Any, Any], data: Form) -> Response[
                 )
             else:
                 await routing.remove_rule(session, channel_id)
-            await _record(session, actor, "routing.changed", "channel", channel_id)
+            await record_by(session, actor, "routing.changed", "channel", channel_id)
     except (AccountError, ValueError) as exc:
         return await _team_page(request, actor, error=i18n.error_text(exc), status_code=422)
     return Redirect("/inbox/admin/users#routing", status_code=303)
@@ -438,7 +427,7 @@ async def account_password(request: Request[Any, Any, Any], data: Form) -> Respo
         async with _runtime(request).sessions() as session, session.begin():
             me = await session.get_one(User, actor.user.id)
             await people.change_password(session, me, str(data.get("current", ""))[:1024], new)
-            await _record(session, actor, "user.password_changed", "user", me.id)
+            await record_by(session, actor, "user.password_changed", "user", me.id)
             signed_in = await accounts.login(session, me.email, new)
     except AccountError as exc:
         return _account(request, actor, error=i18n.error_text(exc), status_code=422)
@@ -484,7 +473,7 @@ async def totp_confirm(request: Request[Any, Any, Any], data: Form) -> Response[
         async with _runtime(request).sessions() as session, session.begin():
             me = await session.get_one(User, actor.user.id)
             codes = await people.enable_totp(session, me, secret, str(data.get("code", ""))[:12])
-            await _record(session, actor, "user.totp_on", "user", me.id)
+            await record_by(session, actor, "user.totp_on", "user", me.id)
     except AccountError as exc:
         return _account(
             request,
@@ -506,7 +495,7 @@ async def totp_off(request: Request[Any, Any, Any], data: Form) -> Response[str]
         )
     async with _runtime(request).sessions() as session, session.begin():
         await accounts.disable_totp(session, actor.user.id)
-        await _record(session, actor, "user.totp_off", "user", actor.user.id)
+        await record_by(session, actor, "user.totp_off", "user", actor.user.id)
     return _account(
         request, await current_actor(request), notice=i18n.gettext("Two-factor sign-in is off.")
     )

@@ -19,8 +19,8 @@ from tresen.db.types import utcnow
 from tresen.domain import profile as profiles
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
 
@@ -135,14 +135,7 @@ async def _store(request: Request[Any, Any, Any], actor: Actor, updated: profile
         await session.execute(
             update(Workspace).where(Workspace.id == workspace.id).values(settings=settings)
         )
-        await audit.record(
-            session,
-            workspace.id,
-            "settings.profile",
-            actor_id=actor.user.id,
-            subject_type="workspace",
-            subject_id=workspace.id,
-        )
+        await record_by(session, actor, "settings.profile", "workspace", workspace.id)
 
 
 def _logo_dir(request: Request[Any, Any, Any]) -> Path:

@@ -17,8 +17,8 @@ from tresen.db.tables import ChannelRow, MessageTemplate
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.pipeline import templates
-from tresen.privacy import audit
 from tresen.web import channel_checks, i18n
+from tresen.web.audited import record_by
 from tresen.web.errors import not_found_page
 from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
@@ -138,14 +138,7 @@ async def create_template(
         async with runtime.sessions() as session, session.begin():
             row = await _channel(session, actor, channel_id)
             await templates.submit(session, runtime.http, row, draft)
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                "template.submitted",
-                actor_id=actor.user.id,
-                subject_type="channel",
-                subject_id=row.id,
-            )
+            await record_by(session, actor, "template.submitted", "channel", row.id)
     except (templates.TemplateError, ChannelError, ConfigError, httpx.HTTPError) as exc:
         return await _page(
             request, actor, channel_id, error=_refusal(exc), posted=posted, status_code=422

@@ -12,8 +12,8 @@ from litestar.response import Redirect, Response
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.integrations import tokens
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import _runtime, current_actor
 from tresen.web.pages import render
 
@@ -78,14 +78,7 @@ async def create(request: Request[Any, Any, Any]) -> Response[str]:
             value = await tokens.create_token(
                 session, actor.user.workspace_id, name, scopes, LIFETIMES[lifetime]
             )
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                "token.created",
-                actor_id=actor.user.id,
-                subject_type="token",
-                subject_id=name,
-            )
+            await record_by(session, actor, "token.created", "token", name)
     except tokens.TokenError as exc:
         return await _page(request, actor, error=exc.text(i18n.gettext), status_code=422)
     except ValueError as exc:
@@ -99,14 +92,7 @@ async def revoke(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Re
     actor = await _admin(request)
     async with _runtime(request).sessions() as session, session.begin():
         if await tokens.revoke_token(session, actor.user.workspace_id, token_id[:40]):
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                "token.revoked",
-                actor_id=actor.user.id,
-                subject_type="token",
-                subject_id=token_id[:40],
-            )
+            await record_by(session, actor, "token.revoked", "token", token_id[:40])
     return Redirect("/inbox/admin/tokens", status_code=303)
 
 

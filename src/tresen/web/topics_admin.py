@@ -16,8 +16,8 @@ from tresen.broadcast import clicktochat, importer, topics
 from tresen.db.tables import Topic
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
-from tresen.privacy import audit
 from tresen.web import i18n
+from tresen.web.audited import record_by
 from tresen.web.inbox import Form, _runtime, current_actor
 from tresen.web.pages import render
 
@@ -194,14 +194,7 @@ async def create_topic(request: Request[Any, Any, Any], data: Form) -> Response[
                 str(data.get("name", ""))[:300],
                 descriptions,
             )
-            await audit.record(
-                session,
-                actor.user.workspace_id,
-                "topic.created",
-                actor_id=actor.user.id,
-                subject_type="topic",
-                subject_id=topic.id,
-            )
+            await record_by(session, actor, "topic.created", "topic", topic.id)
     except topics.TopicError as exc:
         return await _page(request, actor, error=i18n.error_text(exc), status_code=422)
     return Redirect(f"/inbox/admin/topics#topic-{topic.keyword}", status_code=303)
