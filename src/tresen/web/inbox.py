@@ -73,6 +73,21 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
     return _runtime(request).settings.base_url.startswith("https://")
 
 
+def set_session_cookie(
+    response: Response[Any], request: Request[Any, Any, Any], token: str
+) -> None:
+    """Sign the browser in: the session cookie (HttpOnly, SameSite=Lax, Secure behind HTTPS)."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+        max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
+        path="/",
+    )
+
+
 async def current_actor(request: Request[Any, Any, Any]) -> Actor:
     """The signed-in person, with their language applied to this request."""
     token = request.cookies.get(COOKIE, "")
@@ -137,15 +152,7 @@ async def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[
             await accounts.logout(session, old)
     response: Response[Any] = Redirect("/inbox", status_code=303)
     response.set_cookie("tresen_lang", signed_in.user.language, samesite="lax", httponly=True)
-    response.set_cookie(
-        COOKIE,
-        signed_in.token,
-        httponly=True,
-        samesite="lax",
-        secure=_secure(request),
-        max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
-        path="/",
-    )
+    set_session_cookie(response, request, signed_in.token)
     response.set_cookie(
         DEVICE_COOKIE,
         device_mark(secret, email),

@@ -22,7 +22,7 @@ from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden, NotFound
 from tresen.web import i18n
 from tresen.web.audited import record_by
-from tresen.web.inbox import COOKIE, Form, _runtime, _secure, current_actor
+from tresen.web.inbox import Form, _runtime, current_actor, set_session_cookie
 from tresen.web.pages import language_from, render
 
 ROLES = [r.value for r in Role]
@@ -368,15 +368,7 @@ async def invitation_accept(
         signed_in = await accounts.login(session, user.email, password)
     response: Response[Any] = Redirect("/inbox", status_code=303)
     if signed_in is not None:
-        response.set_cookie(
-            COOKIE,
-            signed_in.token,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request),
-            max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
-            path="/",
-        )
+        set_session_cookie(response, request, signed_in.token)
         response.set_cookie("tresen_lang", signed_in.user.language, samesite="lax", httponly=True)
     return response
 
@@ -433,15 +425,7 @@ async def account_password(request: Request[Any, Any, Any], data: Form) -> Respo
         return _account(request, actor, error=i18n.error_text(exc), status_code=422)
     response = _account(request, actor, notice=i18n.gettext("Your password was changed."))
     if signed_in is not None:
-        response.set_cookie(
-            COOKIE,
-            signed_in.token,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request),
-            max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
-            path="/",
-        )
+        set_session_cookie(response, request, signed_in.token)
     return response
 
 

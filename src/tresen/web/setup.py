@@ -14,7 +14,7 @@ from tresen.inbox import accounts, setup
 from tresen.inbox.permissions import Action, Actor, may
 from tresen.inbox.service import Forbidden
 from tresen.web import i18n
-from tresen.web.inbox import COOKIE, Form, _runtime, _secure, current_actor
+from tresen.web.inbox import Form, _runtime, current_actor, set_session_cookie
 from tresen.web.pages import language_from, render
 
 ZONES = (
@@ -88,15 +88,7 @@ async def owner_create(request: Request[Any, Any, Any], data: Form) -> Response[
         signed_in = await accounts.login(session, values["email"], password)
     response: Response[Any] = Redirect("/setup/business", status_code=303)
     if signed_in is not None:
-        response.set_cookie(
-            COOKIE,
-            signed_in.token,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request),
-            max_age=int(accounts.SESSION_LIFETIME.total_seconds()),
-            path="/",
-        )
+        set_session_cookie(response, request, signed_in.token)
         response.set_cookie("tresen_lang", language, samesite="lax", httponly=True)
     return response
 
