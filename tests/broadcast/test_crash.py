@@ -44,30 +44,52 @@ async def _state(shop: Shop, campaign_id: str) -> str:
         return str(await session.scalar(select(Campaign.state).where(Campaign.id == campaign_id)))
 
 
-@pytest.mark.slow
-async def test_sigkill_mid_campaign_then_restart(shop: Shop, tmp_path: Path) -> None:
-    audience = 300
+async def _started_campaign(shop: Shop, audience: int, per_second: int, name: str) -> Campaign:
+    """A running campaign to `audience` subscribers, the channel capped at `per_second`."""
     await shop.subscribers(audience)
-    # 100 messages/s and two statuses each: SQLite shared by two processes keeps up on a busy box.
     shop.stack.sim.config.auto_read = False
     async with shop.runtime.sessions() as session, session.begin():
         channel = await session.get_one(ChannelRow, shop.stack.channel.id)
-        channel.config = {**channel.config, "messages_per_second": 100}
+        channel.config = {**channel.config, "messages_per_second": per_second}
     async with shop.runtime.sessions() as session, session.begin():
         campaign = await campaigns.create_campaign(
-            session, shop.workspace_id, name="Absturz", topic="neuigkeiten", content=CONTENT,
+            session, shop.workspace_id, name=name, topic="neuigkeiten", content=CONTENT,
             quiet_hours=None,
         )  # fmt: skip
         await campaigns.start(session, campaign)
+    return campaign
+
+
+async def _until_accepted(sim: Any, worker: Any, log: Path, count: int) -> None:
+    """Wait until the simulator accepted `count` messages, failing if the worker died."""
+    deadline = time.monotonic() + 120
+    while len(sim.ledger) < count:
+        assert worker.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, "the worker sent nothing"
+        await asyncio.sleep(0.01)
+
+
+async def _until_done(
+    shop: Shop, sim: Any, worker: Any, log: Path, campaign_id: str, seconds: float
+) -> None:
+    """Wait until the campaign is done within `seconds`, failing if the worker died."""
+    deadline = time.monotonic() + seconds
+    while await _state(shop, campaign_id) != "done":
+        assert worker.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"not done: {len(sim.ledger)} accepted"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_campaign_then_restart(shop: Shop, tmp_path: Path) -> None:
+    audience = 300
+    # 100 messages/s and two statuses each: SQLite shared by two processes keeps up on a busy box.
+    campaign = await _started_campaign(shop, audience, 100, "Absturz")
     env = worker_env(shop.runtime.settings.database_url, tmp_path, "", lease=3.0)
     sim = shop.stack.sim
     first = start_worker(env, tmp_path, tmp_path / "worker1.log")
     try:
-        deadline = time.monotonic() + 120
-        while len(sim.ledger) < audience // 4:
-            assert first.poll() is None, (tmp_path / "worker1.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the worker sent nothing"
-            await asyncio.sleep(0.01)
+        await _until_accepted(sim, first, tmp_path / "worker1.log", audience // 4)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         at_kill = len(sim.ledger)
@@ -79,11 +101,7 @@ async def test_sigkill_mid_campaign_then_restart(shop: Shop, tmp_path: Path) -> 
         await _webhooks_stored(sim, 2 * at_kill)
         second = start_worker(env, tmp_path, tmp_path / "worker2.log")
         try:
-            deadline = time.monotonic() + 180
-            while await _state(shop, campaign.id) != "done":
-                assert second.poll() is None, (tmp_path / "worker2.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, f"not done: {len(sim.ledger)} accepted"
-                await asyncio.sleep(0.2)
+            await _until_done(shop, sim, second, tmp_path / "worker2.log", campaign.id, 180)
         finally:
             stop_worker(second)
     finally:
@@ -99,26 +117,12 @@ async def test_sigkill_mid_campaign_then_restart(shop: Shop, tmp_path: Path) -> 
 @pytest.mark.slow
 async def test_sigterm_mid_campaign_leaves_no_row_sending(shop: Shop, tmp_path: Path) -> None:
     audience = 200
-    await shop.subscribers(audience)
-    shop.stack.sim.config.auto_read = False
-    async with shop.runtime.sessions() as session, session.begin():
-        channel = await session.get_one(ChannelRow, shop.stack.channel.id)
-        channel.config = {**channel.config, "messages_per_second": 20}
-    async with shop.runtime.sessions() as session, session.begin():
-        campaign = await campaigns.create_campaign(
-            session, shop.workspace_id, name="Feierabend", topic="neuigkeiten", content=CONTENT,
-            quiet_hours=None,
-        )  # fmt: skip
-        await campaigns.start(session, campaign)
+    campaign = await _started_campaign(shop, audience, 20, "Feierabend")
     env = worker_env(shop.runtime.settings.database_url, tmp_path, "", lease=30.0)
     sim = shop.stack.sim
     first = start_worker(env, tmp_path, tmp_path / "worker1.log")
     try:
-        deadline = time.monotonic() + 120
-        while len(sim.ledger) < 20:
-            assert first.poll() is None, (tmp_path / "worker1.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the worker sent nothing"
-            await asyncio.sleep(0.01)
+        await _until_accepted(sim, first, tmp_path / "worker1.log", 20)
         first.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
         # Wait off the loop: the simulator and the webhooks the worker's sends cause run on it.
@@ -135,11 +139,7 @@ async def test_sigterm_mid_campaign_leaves_no_row_sending(shop: Shop, tmp_path: 
     # Whatever was handed back goes out once, right away, with the next worker.
     second = start_worker(env, tmp_path, tmp_path / "worker2.log")
     try:
-        deadline = time.monotonic() + 120
-        while await _state(shop, campaign.id) != "done":
-            assert second.poll() is None, (tmp_path / "worker2.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, f"not done: {len(sim.ledger)} accepted"
-            await asyncio.sleep(0.2)
+        await _until_done(shop, sim, second, tmp_path / "worker2.log", campaign.id, 120)
     finally:
         stop_worker(second)
     async with shop.runtime.sessions() as session:
