@@ -78,6 +78,10 @@ async def test_widget_on_a_shop_page(runtime: Runtime, chromium_path: str) -> No
             context = await browser.new_context(locale="en-GB")
             await context.add_init_script(CAPTURE_SHADOW)
             page = await context.new_page()
+            # Subscribe to file choosers now: Playwright turns the browser's interception on with
+            # an unawaited message when the first listener comes, so subscribing only right
+            # before the key press let the press win that race on a loaded machine (no event).
+            page.on("filechooser", lambda _chooser: None)
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
             await page.goto(shop_url)
