@@ -67,7 +67,7 @@ async def _seed(runtime: Runtime) -> tuple[str, str]:
             for i in range(chunk, min(chunk + 10_000, MESSAGES))
         ]
         async with runtime.sessions() as session, session.begin():
-            await session.execute(insert(Message), rows)
+            await session.execute(insert(Message.__table__), rows)
     return ws, contact.id
 
 

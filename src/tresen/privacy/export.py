@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession, async_sessionmaker
 
 from tresen.db.tables import (
     AuditEntry,
@@ -141,7 +141,27 @@ def _table(out: Any, title: str, heads: list[str], rows: Iterable[list[Any]]) ->
     out.write("</table>\n")
 
 
-def _message_json(m: Message) -> dict[str, Any]:
+MESSAGE_FIELDS = (
+    Message.id,
+    Message.conversation_id,
+    Message.direction,
+    Message.sender_kind,
+    Message.content_kind,
+    Message.body,
+    Message.payload,
+    Message.state,
+    Message.error_code,
+    Message.error_reason,
+    Message.created_at,
+    Message.sent_at,
+    Message.delivered_at,
+    Message.read_at,
+    Message.failed_at,
+)
+"""What an export reads of a message: plain rows, not ORM objects (a third of the time)."""
+
+
+def _message_json(m: Row[Any]) -> dict[str, Any]:
     return {
         "id": m.id,
         "conversation_id": m.conversation_id,
@@ -161,9 +181,9 @@ def _message_json(m: Message) -> dict[str, Any]:
     }
 
 
-async def _messages(session: AsyncSession, contact_id: str) -> Any:
-    return await session.stream_scalars(
-        select(Message)
+async def _messages(session: AsyncSession, contact_id: str) -> AsyncResult[Any]:
+    return await session.stream(
+        select(*MESSAGE_FIELDS)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.contact_id == contact_id)
         .order_by(Message.created_at, Message.id)
