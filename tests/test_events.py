@@ -245,7 +245,8 @@ async def test_api_send_and_worker_publish_new_and_status_events(runtime: Runtim
             while {"message_id": message_id} not in [e.data for e in statuses]:
                 assert len(statuses) < 4, "sent, delivered and read came, but no worker event"
                 statuses.append(await _next(sub, 30))
-            statuses.append(await _next(sub, 30))  # at least one provider status too
+            if all(e.data == {"message_id": message_id} for e in statuses):
+                statuses.append(await _next(sub, 30))  # at least one provider status too
             assert all((e.kind, e.conversation_id) == (MESSAGE_STATUS, conv) for e in statuses)
             assert {"message_id": message_id} in [e.data for e in statuses], (
                 "the worker tells which message was sent"

@@ -17,7 +17,6 @@ from tests import helpers
 from tests.web.pagekit import PASSWORD, person
 from tresen.app import create_app
 from tresen.db.tables import Conversation, Job, Message
-from tresen.handlers.events import undispatched
 from tresen.jobs import queue
 from tresen.runtime import Runtime
 from tresen.sim.server import serve_asgi
@@ -49,7 +48,7 @@ async def _handled(runtime: Runtime, inbound: int) -> None:
             stored = await session.scalar(
                 select(func.count()).select_from(Message).where(Message.direction == "inbound")
             )
-            busy = await undispatched(session) or await session.scalar(
+            busy = await session.scalar(
                 select(Job.id).where(Job.state.in_((queue.PENDING, queue.RUNNING))).limit(1)
             )
         if stored == inbound and not busy:

@@ -93,30 +93,27 @@ document.addEventListener("change", (event) => {
   if (name && input.files && input.files.length) name.textContent = input.files[0].name;
 });
 
-// A live update that arrives while the open conversation is being re-rendered can be lost: htmx
-// queues its request on the section the response then replaces (and drops it), and a render that
-// started before the change shows the old state. So every render of the conversation remembers
-// when it started; one that started before the latest live hint for it is fetched once more.
-let lastHintAt = 0;
-let refetchConversation = false;
+// A live update that arrives while the conversation is being re-rendered is queued by htmx on the
+// section the response then replaces, and so dropped: fetch once more after such a swap.
+let conversationLoading = false;
+let conversationMissed = false;
 const isConversation = (el) => el instanceof Element && el.matches("section[id^='conv-']");
-const rendersConversation = (detail) => detail.target instanceof Element && detail.target.id === "conversation";
-document.addEventListener("htmx:sseMessage", (event) => {
-  // The message event's own time: the hint's request was issued after it, a stale render before.
-  if (isConversation(event.target)) lastHintAt = Math.max(lastHintAt, event.detail.timeStamp || performance.now());
-});
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (rendersConversation(event.detail) && event.detail.xhr) event.detail.xhr.tresenStartedAt = performance.now();
+  if (!isConversation(event.detail.elt)) return;
+  conversationLoading = true;
+  conversationMissed = false;
 });
-document.addEventListener("htmx:afterSwap", (event) => {
-  const xhr = event.detail.xhr;
-  if (rendersConversation(event.detail) && xhr && xhr.tresenStartedAt !== undefined && lastHintAt > xhr.tresenStartedAt) {
-    refetchConversation = true;
-  }
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (isConversation(event.detail.elt) && !event.detail.successful) conversationLoading = false;
+});
+document.addEventListener("htmx:sseMessage", (event) => {
+  if (conversationLoading && isConversation(event.target)) conversationMissed = true;
 });
 document.addEventListener("htmx:afterSettle", (event) => {
-  if (!rendersConversation(event.detail) || !refetchConversation) return;
-  refetchConversation = false;
+  if (!(event.detail.target instanceof Element) || event.detail.target.id !== "conversation") return;
+  conversationLoading = false;
+  if (!conversationMissed) return;
+  conversationMissed = false;
   const section = event.detail.target.querySelector("section[id^='conv-']");
   const url = section && section.getAttribute("hx-get");
   if (url) htmx.ajax("GET", url, { source: section, target: "#conversation", swap: "innerHTML" });
