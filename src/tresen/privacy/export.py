@@ -158,7 +158,7 @@ MESSAGE_FIELDS = (
     Message.read_at,
     Message.failed_at,
 )
-"""What an export reads of a message: plain rows, not ORM objects (a third of the time)."""
+"""What an export reads of a message: plain rows, not ORM objects (no identity map, no entities)."""
 
 
 def _message_json(m: Row[Any]) -> dict[str, Any]:
