@@ -276,21 +276,22 @@ async def test_unconfirmed_requests_are_purged(runtime: Runtime) -> None:
         contact_id = (await stack.api.get(f"/api/v1/conversations/{conv_id}")).json()["contact_id"]
         await _api_subscribe(stack, "ticker", contact_id)
         await _api_subscribe(stack, "news", contact_id)
-        async with runtime.sessions() as session, session.begin():
-            await session.execute(
-                update(Subscription)
-                .where(
-                    Subscription.topic_id.in_(
-                        select(topics.Topic.id).where(topics.Topic.keyword == "news")
-                    )
+    # The stack's worker has stopped: its own purge poller cannot take the old request first.
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(Subscription)
+            .where(
+                Subscription.topic_id.in_(
+                    select(topics.Topic.id).where(topics.Topic.keyword == "news")
                 )
-                .values(state="confirmed")
             )
-            await session.execute(
-                update(Subscription).values(requested_at=utcnow() - timedelta(days=8))
-            )
-        async with runtime.sessions() as session, session.begin():
-            assert await topics.purge_unconfirmed(session, timedelta(days=7)) == 1
+            .values(state="confirmed")
+        )
+        await session.execute(
+            update(Subscription).values(requested_at=utcnow() - timedelta(days=8))
+        )
+    async with runtime.sessions() as session, session.begin():
+        assert await topics.purge_unconfirmed(session, timedelta(days=7)) == 1
     assert await _subs(runtime) == {"news": "confirmed"}
     # The proof that a confirmation was requested stays (append-only).
     assert [e.action for e in await _events(runtime)] == ["requested", "requested"]
