@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.pipeline.stack import running_stack
+from tests.web import live_trace
 from tresen.db.tables import CannedReply, Message
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -50,7 +51,6 @@ async def _login(page, base: str, email: str) -> None:  # type: ignore[no-untype
     await page.wait_for_url(f"{base}/inbox")
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def _stored(runtime: Runtime, body: str) -> bool:
     async with runtime.sessions() as session:
         found = await session.scalar(select(Message.id).where(Message.body == body).limit(1))
@@ -105,11 +105,15 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
                     created_at=utcnow(),
                 )
             )
-        async with playwright_api.async_playwright() as pw:
+        async with (
+            live_trace.server_hints(runtime, ws) as hints,
+            playwright_api.async_playwright() as pw,
+        ):
             browser = await pw.chromium.launch(executable_path=chromium_path, args=ARGS)
             kim = await (
                 await browser.new_context(locale="de-DE", viewport={"width": 1200, "height": 800})
             ).new_page()
+            await kim.add_init_script(live_trace.PAGE_SCRIPT)
             lea = await (
                 await browser.new_context(locale="en-GB", viewport={"width": 1200, "height": 800})
             ).new_page()
@@ -138,7 +142,11 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
             await kim.fill("#note-body", "Stammkundin, Rabatt anbieten")
             # A live refresh while Kim types (the customer writes again) must keep her draft.
             await stack.sim.customer_sends("4915112345678", name="Jana Müller", body="Größe 42?")
-            await kim.locator(".timeline >> text=Größe 42?").wait_for()
+            try:
+                await kim.locator(".timeline >> text=Größe 42?").wait_for()
+            except playwright_api.TimeoutError:
+                missing = "Kim's open conversation never showed the customer's 'Größe 42?'"
+                raise AssertionError(await live_trace.explain(kim, hints, missing)) from None
             assert await kim.input_value("#note-body") == "Stammkundin, Rabatt anbieten"
             await kim.click("form.note-form button[type=submit]")
             await kim.locator(".timeline .note >> text=Stammkundin").wait_for()
