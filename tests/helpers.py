@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from sqlalchemy import func, select
 from tresen.app import create_app, make_worker
 from tresen.channels.manage import add_channel, default_workspace
 from tresen.db.tables import Base, ChannelRow
+from tresen.handlers import events as event_dispatch
 from tresen.integrations.tokens import create_token
+from tresen.jobs import queue
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 
@@ -172,6 +175,21 @@ async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
     finally:
         w.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def hand_on_events(runtime: Runtime) -> None:
+    """Do what a worker's dispatcher does with the events committed so far, and their deliveries.
+
+    Tests that run a job handler by hand call this first: a new message's processing job is
+    queued by the `process` consumer of its `message.received` event.
+    """
+    while await event_dispatch.dispatch_once(runtime):
+        pass
+    deliver = event_dispatch.HANDLERS[event_dispatch.DELIVER_JOB]
+    kinds = [event_dispatch.DELIVER_JOB]
+    while claimed := await queue.claim(runtime.engine, "events", 50, timedelta(seconds=30), kinds):
+        for job in claimed:
+            await deliver(runtime, job, "events")
 
 
 async def count_rows(runtime: Runtime) -> dict[str, int]:

@@ -23,9 +23,9 @@ from tresen.db.tables import BotTurn, ChannelRow, ContactIdentity, Conversation,
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.domain.text import strip_control
-from tresen.handlers.process import process_job
+from tresen.handlers.process import PROCESS_JOB, process_job
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB, storable
+from tresen.pipeline.inbound import storable
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 
@@ -82,6 +82,7 @@ async def _post(client: Any, channel: ChannelRow, text: str, sender: str = CUSTO
 
 
 async def _process(runtime: Runtime) -> None:
+    await helpers.hand_on_events(runtime)
     while claimed := await jobs.claim(
         runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB]
     ):

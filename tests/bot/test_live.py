@@ -15,11 +15,10 @@ from tresen.bot.persona import DEFAULT_TEXTS
 from tresen.bot.text import fold
 from tresen.db.tables import BotConversation, BotTurn, ChannelRow, Conversation, Job, Message, Note
 from tresen.domain.ids import new_id
-from tresen.handlers.process import process_job
+from tresen.handlers.process import PROCESS_JOB, process_job
 from tresen.inbox import accounts, routing, service
 from tresen.inbox.permissions import actor_for
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.runtime import Runtime
 
 CUSTOMER = "4915100000077"
@@ -35,6 +34,7 @@ async def channel(runtime: Runtime) -> ChannelRow:
 
 
 async def _process(runtime: Runtime) -> None:
+    await helpers.hand_on_events(runtime)
     while claimed := await jobs.claim(
         runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB]
     ):

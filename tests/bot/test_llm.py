@@ -14,9 +14,8 @@ from tresen.bot.llm import llm_enabled, ungrounded
 from tresen.db.tables import ChannelRow, Message
 from tresen.domain.ids import new_id
 from tresen.handlers.bot_turn import ACTION_JOB
-from tresen.handlers.process import HANDLERS
+from tresen.handlers.process import HANDLERS, PROCESS_JOB
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.runtime import Runtime
 from tresen.settings import Settings
 from tresen.sim.openai import FakeLLM, run_fake_llm
@@ -63,6 +62,7 @@ async def _ask(runtime: Runtime, channel: ChannelRow, text: str) -> list[str]:
             f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
         )
     assert response.status_code == 200
+    await helpers.hand_on_events(runtime)
     while claimed := await jobs.claim(
         runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB, ACTION_JOB]
     ):

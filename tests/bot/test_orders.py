@@ -15,10 +15,9 @@ from tresen.bot import orders
 from tresen.db.tables import BotConversation, ChannelRow, Conversation, Message
 from tresen.domain.ids import new_id
 from tresen.handlers.bot_turn import ACTION_JOB
-from tresen.handlers.process import HANDLERS
+from tresen.handlers.process import HANDLERS, PROCESS_JOB
 from tresen.inbox import routing
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.runtime import Runtime
 from tresen.sim.shop import DEMO_TOKEN, ShopSimulator, run_shop_simulator
 
@@ -88,6 +87,7 @@ async def channel(runtime: Runtime) -> AsyncIterator[ChannelRow]:
 
 
 async def _process(runtime: Runtime) -> None:
+    await helpers.hand_on_events(runtime)
     while claimed := await jobs.claim(
         runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB, ACTION_JOB]
     ):

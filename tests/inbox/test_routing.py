@@ -21,11 +21,10 @@ from tresen.db.tables import (
 )
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
-from tresen.handlers.process import process_job
+from tresen.handlers.process import PROCESS_JOB, process_job
 from tresen.inbox import accounts, routing, service
 from tresen.inbox.permissions import actor_for
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.runtime import Runtime
 
 PASSWORD = "richtig-langes-passwort"
@@ -261,6 +260,7 @@ async def test_a_new_message_is_routed_by_the_process_job(
             f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
         )
         assert response.status_code == 200
+    await helpers.hand_on_events(runtime)
     claimed = await jobs.claim(runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB])
     assert len(claimed) == 1
     async with runtime.events.subscribe(channel.workspace_id) as received:
@@ -285,6 +285,7 @@ async def test_an_offline_agent_who_takes_a_conversation_keeps_it(
             await client.post(
                 f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
             )
+            await helpers.hand_on_events(runtime)
             claimed = await jobs.claim(
                 runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB]
             )
@@ -309,6 +310,7 @@ async def test_a_message_without_rules_just_queues(runtime: Runtime, channel: Ch
         await client.post(
             f"/webhooks/whatsapp/{channel.id}", content=body, headers=helpers.wa_sign(body)
         )
+    await helpers.hand_on_events(runtime)
     claimed = await jobs.claim(runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB])
     await process_job(runtime, claimed[0], "w1")
     async with runtime.sessions() as session:

@@ -23,12 +23,14 @@ from tresen.db.tables import (
     DomainEventRow,
     EventCursor,
     Job,
+    Message,
 )
 from tresen.db.types import utcnow
 from tresen.domain.events import EVENT_TYPES, ConversationAssigned, ConversationStatusChanged
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.events import CONVERSATION_UPDATED
 from tresen.handlers import events as dispatch
+from tresen.handlers.process import PROCESS_JOB
 from tresen.handlers.send import record_sent
 from tresen.handlers.worker import Worker
 from tresen.jobs import queue
@@ -274,14 +276,32 @@ def test_docs_list_every_event_type_with_its_fields() -> None:
         assert fields == {f.name for f in dataclasses.fields(cls)} - {"workspace_id"}, name
 
 
-async def test_jobs_of_events_count_as_work_left(runtime: Runtime) -> None:
+async def _job_kinds(runtime: Runtime) -> list[str]:
+    async with runtime.sessions() as session:
+        return sorted(await session.scalars(select(Job.kind)))
+
+
+async def test_a_new_message_is_work_left_until_its_processing_job_is_queued(
+    runtime: Runtime,
+) -> None:
+    """Undispatched event, then its delivery job, then the processing job: never a gap."""
     ref = await _ref(runtime)
     await runtime.receiver.receive(ref, ParsedWebhook([_msg("w1")]))
     async with runtime.sessions() as session:
         assert await dispatch.undispatched(session, ref.workspace_id) == 2
         assert await dispatch.undispatched(session, "another") == 0
-        jobs = await session.scalar(select(func.count()).select_from(Job))
-    assert jobs  # the message's processing job, queued in the same transaction
+    assert PROCESS_JOB not in await _job_kinds(runtime), "queued by the consumer, not by receive"
+    await dispatch.dispatch_once(runtime)
+    async with runtime.sessions() as session:
+        assert await dispatch.undispatched(session) == 0
+    assert await _job_kinds(runtime) == [dispatch.DELIVER_JOB]
+    [delivery] = await queue.claim(runtime.engine, "w", 1, timedelta(seconds=5))
+    await dispatch.HANDLERS[dispatch.DELIVER_JOB](runtime, delivery, "w")
+    assert await _job_kinds(runtime) == [PROCESS_JOB]
+    async with runtime.sessions() as session:
+        [payload] = (await session.scalars(select(Job.payload))).all()
+        message_id = await session.scalar(select(Message.id))
+    assert payload == {"message_id": message_id}
 
 
 async def test_every_consent_record_announces_a_consent_change(runtime: Runtime) -> None:

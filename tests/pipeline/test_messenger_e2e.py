@@ -18,7 +18,8 @@ from tresen.app import create_app
 from tresen.channels.manage import add_channel, default_workspace, webhook_url
 from tresen.db.tables import ChannelRow, Conversation, Job, Message
 from tresen.db.types import utcnow
-from tresen.pipeline.inbound import PROCESS_JOB
+from tresen.handlers.events import DELIVER_JOB, undispatched
+from tresen.handlers.process import PROCESS_JOB
 from tresen.runtime import Runtime
 from tresen.sim.messenger import MessengerSimConfig, MessengerSimulator, run_messenger_simulator
 from tresen.sim.server import serve_asgi
@@ -192,16 +193,20 @@ async def _post(stack: MetaStack, kind: str, body: bytes) -> httpx.Response:
 
 
 async def _processed(runtime: Runtime, message_id: str, timeout: float = 20) -> None:
-    """Wait until the process job of a stored message is done (the job row is gone)."""
+    """Wait until the process job of a stored message is done (its event handed on, the job
+    row gone)."""
     deadline = time.monotonic() + timeout
     while True:
         async with runtime.sessions() as session:
+            waiting = await undispatched(session) + len(
+                (await session.scalars(select(Job.id).where(Job.kind == DELIVER_JOB))).all()
+            )
             pending = [
                 job
                 for job in await session.scalars(select(Job).where(Job.kind == PROCESS_JOB))
                 if job.payload.get("message_id") == message_id
             ]
-        if not pending:
+        if not pending and not waiting:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"the process job of {message_id} did not finish")

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from tests import helpers
 from tests.pipeline.stack import CUSTOMER, running_stack
 from tresen.app import make_worker
 from tresen.broadcast import topics
@@ -20,9 +21,8 @@ from tresen.db.tables import (
     Workspace,
 )
 from tresen.domain.message import ContentKind
-from tresen.handlers.process import process_job
+from tresen.handlers.process import PROCESS_JOB, process_job
 from tresen.handlers.worker import Worker
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.pipeline.outbound import OutboundContent
 from tresen.runtime import Runtime
 
@@ -86,6 +86,7 @@ async def test_topic_message_queued_before_stop_is_not_sent(runtime: Runtime, st
         other = await _queue(runtime, conv_id, news, "Neu: Öffnungszeiten")
         await stack.sim.customer_sends(CUSTOMER, body=stop)
         # Only the inbound processing runs first: the STOP is recorded while the sends wait.
+        await helpers.hand_on_events(runtime)
         await _drain(
             runtime, Worker(runtime, {PROCESS_JOB: process_job}, poll_seconds=0.05), PROCESS_JOB
         )

@@ -20,10 +20,9 @@ from tresen.db.tables import ChannelRow, Contact, Conversation, Job, Message, No
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
 from tresen.handlers import bot_turn as live
-from tresen.handlers.process import process_job
+from tresen.handlers.process import PROCESS_JOB, process_job
 from tresen.inbox import accounts
 from tresen.jobs import queue as jobs
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.privacy import retention
 from tresen.runtime import Runtime
 
@@ -42,6 +41,7 @@ async def channel(runtime: Runtime) -> ChannelRow:
 
 
 async def _process(runtime: Runtime) -> None:
+    await helpers.hand_on_events(runtime)
     while claimed := await jobs.claim(
         runtime.engine, "w1", 10, timedelta(seconds=5), [PROCESS_JOB]
     ):

@@ -30,6 +30,7 @@ from tresen.db.tables import DomainEventRow, EventCursor
 from tresen.db.types import utcnow
 from tresen.db.upsert import rowcount
 from tresen.events import CONVERSATION_UPDATED, OUTBOX_TOPIC, Event
+from tresen.handlers.process import PROCESS_ATTEMPTS, PROCESS_JOB
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.runtime import Runtime
@@ -90,6 +91,8 @@ class Consumer:
     handle: ConsumerFn
     about: str = ""
     """What it does, in a sentence (docs/events.md shows it)."""
+    queues_jobs: bool = False
+    """It queues jobs: its delivery wakes this process's worker once committed."""
 
 
 async def _live_fan_out(runtime: Runtime, session: AsyncSession, event: StoredEvent) -> None:
@@ -103,7 +106,30 @@ async def _live_fan_out(runtime: Runtime, session: AsyncSession, event: StoredEv
         )
 
 
+async def _queue_processing(runtime: Runtime, session: AsyncSession, event: StoredEvent) -> None:
+    """Queue the work after a customer's message (consent, bot or auto-reply, routing) as a job."""
+    message_id = str(event.payload.get("message_id") or "")
+    if message_id:
+        queue.enqueue(
+            session,
+            PROCESS_JOB,
+            {"message_id": message_id},
+            workspace_id=event.workspace_id,
+            max_attempts=PROCESS_ATTEMPTS,
+        )
+
+
 CONSUMERS: tuple[Consumer, ...] = (
+    Consumer(
+        "process",
+        frozenset({"message.received"}),
+        _queue_processing,
+        "queues the work after each customer message (opt-out and topic keywords, consent, "
+        "the bot or the auto-replies, routing) as a job of its own, in the conversation's "
+        "order; a message that fails there waits among the dead letters alone and never holds "
+        "up the conversation's later messages",
+        queues_jobs=True,
+    ),
     Consumer(
         "live",
         frozenset({"conversation.assigned", "conversation.status_changed", "bot.handed_over"}),
@@ -191,6 +217,8 @@ def deliver_job_for(consumers: Sequence[Consumer]) -> Callable[..., Awaitable[No
             else:
                 log.warning("event delivery job %s names no consumer; dropped", job.id)
             await queue.finish(session, job.id, worker_id)
+        if consumer is not None and consumer.queues_jobs:
+            runtime.jobs_ready.set()
 
     return deliver
 

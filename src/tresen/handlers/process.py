@@ -18,9 +18,11 @@ from tresen.inbox import autoreply, routing
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
 from tresen.pipeline import options
-from tresen.pipeline.inbound import PROCESS_JOB
 from tresen.privacy import consent
 from tresen.runtime import Runtime
+
+PROCESS_JOB = "inbound.process"
+PROCESS_ATTEMPTS = 5
 
 
 async def _consent_state(session: AsyncSession, message_id: str) -> str | None:

@@ -50,7 +50,6 @@ from tresen.jobs import queue
 from tresen.pipeline import media as media_schedule
 
 ACK_JOB = "channel.acknowledge"
-PROCESS_JOB = "inbound.process"
 
 
 @dataclass
@@ -82,25 +81,19 @@ async def ingest(session: AsyncSession, channel: ChannelRef, parsed: ParsedWebho
     for message in parsed.messages:
         stored_before = len(result.new_message_ids)
         await _store_message(session, channel, message, now, result)
-        if len(result.new_message_ids) > stored_before:
-            # Everything slower than storing (consent, bot, routing) happens in this job.
-            queue.enqueue(
+        # Everything slower than storing (consent, bot, routing) follows the message's
+        # `message.received` event (handlers/events.py, consumer "process").
+        stored = len(result.new_message_ids) > stored_before
+        if stored and message.content_kind in (ContentKind.MEDIA, ContentKind.TEXT):
+            # Files may come with text too (an e-mail with attachments).
+            media_schedule.schedule(
                 session,
-                PROCESS_JOB,
-                {"message_id": result.new_message_ids[-1]},
-                workspace_id=channel.workspace_id,
-                max_attempts=5,
+                channel.workspace_id,
+                channel.kind,
+                result.new_message_ids[-1],
+                message.payload,
             )
-            if message.content_kind in (ContentKind.MEDIA, ContentKind.TEXT):
-                # Files may come with text too (an e-mail with attachments).
-                media_schedule.schedule(
-                    session,
-                    channel.workspace_id,
-                    channel.kind,
-                    result.new_message_ids[-1],
-                    message.payload,
-                )
-        if message.acknowledgement is not None and len(result.new_message_ids) > stored_before:
+        if stored and message.acknowledgement is not None:
             queue.enqueue(
                 session,
                 ACK_JOB,
