@@ -9,6 +9,7 @@ Nothing here reaches into the bot: it only sees what a customer sees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 import sys
@@ -195,11 +196,88 @@ async def _seed_channel(runtime: Runtime, workspace_id: str, sim: WhatsAppSimula
         )
 
 
+class _Settling:
+    """One poll loop for every waiting customer: has the workspace's pipeline settled?
+
+    A customer waits for `IDLE_CHECKS` quiet polls in a row that began after it asked; the
+    customers share the polls instead of each querying the database on its own.
+    """
+
+    def __init__(self, runtime: Runtime, workspace_id: str) -> None:
+        self.runtime = runtime
+        self.workspace_id = workspace_id
+        self._busy: list[bool] = []  # the answer of each finished poll, in the order begun
+        self._begun = 0
+        self._polled = asyncio.Condition()
+        self._waiting = 0
+        self._loop: asyncio.Task[None] | None = None
+        self._failed: SQLAlchemyError | None = None
+
+    async def _is_busy(self) -> bool:
+        async with self.runtime.sessions() as session:
+            due = utcnow() + timedelta(seconds=1)
+            jobs = await session.scalar(
+                select(func.count(Job.id)).where(
+                    Job.workspace_id == self.workspace_id,
+                    Job.state.in_(ACTIVE_JOBS),
+                    Job.run_at <= due,
+                )
+            )
+            return bool(jobs or await undispatched(session, self.workspace_id))
+
+    async def _poll(self) -> None:
+        try:
+            while self._waiting:
+                self._begun += 1
+                try:
+                    busy = await self._is_busy()
+                except SQLAlchemyError as error:
+                    self._failed, busy = error, True
+                async with self._polled:
+                    self._busy.append(busy)
+                    self._polled.notify_all()
+                if self._failed is not None:
+                    return
+                await asyncio.sleep(IDLE_POLL_SECONDS)
+        finally:
+            self._loop = None
+
+    async def wait(self, timeout: float = TURN_TIMEOUT_SECONDS) -> None:
+        """Return once the pipeline has nothing left to do; RunnerError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        read = self._begun  # a poll already on its way may have looked too early
+        quiet = 0
+        self._waiting += 1
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._poll())
+        try:
+            async with self._polled:
+                while quiet < IDLE_CHECKS:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise RunnerError(f"the pipeline did not settle within {timeout:.0f} s")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._polled.wait(), left)
+                    if self._failed is not None:
+                        raise RunnerError(
+                            f"cannot read the job queue ({type(self._failed).__name__})"
+                        ) from self._failed
+                    for busy in self._busy[read:]:
+                        quiet = 0 if busy else quiet + 1
+                    read = max(read, len(self._busy))
+        finally:
+            self._waiting -= 1
+
+
 @dataclass
 class _Stack:
     runtime: Runtime
     sim: WhatsAppSimulator
     workspace_id: str
+    settling: _Settling = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settling = _Settling(self.runtime, self.workspace_id)
 
 
 @asynccontextmanager
@@ -230,28 +308,6 @@ async def _stack(runtime: Runtime, script: Script, source: BotSource) -> AsyncIt
         base_url = await stack.enter_async_context(serve_asgi(app))
         sim.config.webhook_url = webhook_url(base_url, channel)
         yield _Stack(runtime, sim, channel.workspace_id)
-
-
-async def _idle(stack: _Stack, timeout: float = TURN_TIMEOUT_SECONDS) -> None:
-    """Wait until the workspace has no job due or running and no event waiting for the
-    dispatcher (a few polls in a row)."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < IDLE_CHECKS:
-        async with stack.runtime.sessions() as session:
-            due = utcnow() + timedelta(seconds=1)
-            busy = await session.scalar(
-                select(func.count(Job.id)).where(
-                    Job.workspace_id == stack.workspace_id,
-                    Job.state.in_(ACTIVE_JOBS),
-                    Job.run_at <= due,
-                )
-            )
-            busy = busy or await undispatched(session, stack.workspace_id)
-        quiet = quiet + 1 if not busy else 0
-        if time.monotonic() > deadline:
-            raise RunnerError(f"the pipeline did not settle within {timeout:.0f} s")
-        await asyncio.sleep(IDLE_POLL_SECONDS)
 
 
 def _text(entry: LedgerEntry) -> str:
@@ -287,7 +343,7 @@ class _Customer:
         # The webhook stored the message and its job; wake the worker instead of waiting for
         # its next poll (only the timing changes).
         self.stack.runtime.jobs_ready.set()
-        await _idle(self.stack)
+        await self.stack.settling.wait()
         mine = self._mine()
         new, self.seen = mine[self.seen :], len(mine)
         return [_text(e) for e in new]
