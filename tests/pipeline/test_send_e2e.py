@@ -204,14 +204,14 @@ async def test_thirty_percent_transient_faults_deliver_everything(runtime: Runti
     await runtime.http.aclose()
     runtime.http = httpx.AsyncClient(timeout=httpx.Timeout(3.0))
     async with running_stack(runtime, config) as stack:
-        # Six customers, ten messages each: each conversation's messages go out one after the
-        # other (in order), the conversations in parallel.
+        # Twelve customers, five messages each: each conversation's messages go out one after
+        # the other (in order), the conversations in parallel.
         ids = []
-        for customer in range(6):
+        for customer in range(12):
             conv = await stack.customer_writes(wa_id=f"49151000010{customer:02d}")
             ids += [
                 (await stack.reply(conv, {"kind": "text", "body": f"Teil {i}"})).json()["id"]
-                for i in range(10)
+                for i in range(5)
             ]
         rows = await stack.wait_states(ids, DONE, timeout=120)
         faults = sum(stack.sim.stats()["faults"].values())
