@@ -340,7 +340,7 @@ class _Customer:
         else:
             # WhatsApp has no empty texts; a blank stands for "nothing written".
             await sim.customer_sends(self.wa_id, body=turn.say or " ")
-        # The webhook stored the message and its job; wake the worker instead of waiting for
+        # The webhook stored the message and its event; wake the worker instead of waiting for
         # its next poll (only the timing changes).
         self.stack.runtime.jobs_ready.set()
         await self.stack.settling.wait()
