@@ -46,6 +46,8 @@ NOT_ANNOUNCED: dict[str, str] = {
     "inbox/contacts.py:_window_reason": "builds an unsaved Conversation to ask the window rule",
     "pipeline/inbound.py:_apply_thread_owner": "provider bookkeeping: who owns the thread there",
     "pipeline/inbound.py:_attach_provider_id": "bookkeeping: the provider's id of a sent message",
+    "pipeline/inbound.py:_keep_watermark": "bookkeeping: the customer's watermark, for later sends",
+    "pipeline/inbound.py:apply_kept_watermarks": "its caller record_sent announces the new state",
     "pipeline/options.py:resolve_numbered_reply": "reads a typed number as the button it names",
     "pipeline/recipients.py:_new_identity": "a contact for an address; its conversation.created follows",
     "privacy/consent.py:process": "consent_state follows the consent record (consent.changed)",

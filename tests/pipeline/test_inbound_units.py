@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests import helpers
 from tresen.channels.base import (
@@ -158,3 +159,102 @@ async def test_sent_again_warning_only_for_a_second_provider_id(
         async with runtime.sessions() as session, session.begin():
             await record_sent(session, m.id, ref.id, "wamid.second")
         assert f"message {m.id} was sent again" in caplog.text
+
+
+def _watermark(state: DeliveryState, at: datetime) -> ParsedWebhook:
+    """Messenger's "everything up to `at`" for the customer of `_setup`."""
+    mark = StatusUpdate("", state, at, recipient_address="4915100000001", watermark=at)
+    return ParsedWebhook(statuses=[mark])
+
+
+async def _queued(runtime: Runtime, ref: ChannelRef, conv: Conversation, body: str) -> str:
+    async with runtime.sessions() as session, session.begin():
+        channel = await session.get_one(ChannelRow, ref.id)
+        m = await queue_message(session, conv, channel, OutboundContent(ContentKind.TEXT, body))
+    return m.id
+
+
+async def _state(runtime: Runtime, message_id: str) -> Message:
+    async with runtime.sessions() as session:
+        return await session.get_one(Message, message_id)
+
+
+async def test_a_watermark_that_came_before_the_send_record_still_moves_the_message(
+    runtime: Runtime,
+) -> None:
+    ref, conv = await _setup(runtime)
+    covered, answered_later, delivered_only = [
+        await _queued(runtime, ref, conv, body) for body in ("A", "B", "C")
+    ]
+    provider_answered = utcnow()
+    async with runtime.sessions() as session, session.begin():
+        # The provider's answer to the send is in, its record not yet: the customer reads.
+        await ingest(session, ref, _watermark(DeliveryState.DELIVERED, provider_answered))
+        await ingest(session, ref, _watermark(DeliveryState.READ, provider_answered))
+        # An older read mark does not move the kept one back.
+        await ingest(session, ref, _watermark(DeliveryState.READ, provider_answered - timedelta(1)))
+    async with runtime.sessions() as session, session.begin():
+        await record_sent(session, covered, ref.id, "mid.covered", provider_answered)
+        await record_sent(
+            session, answered_later, ref.id, "mid.later", provider_answered + timedelta(seconds=1)
+        )
+    read = await _state(runtime, covered)
+    assert (read.state, read.read_at, read.delivered_at) == (
+        "read",
+        provider_answered,
+        provider_answered,
+    )
+    assert (await _state(runtime, answered_later)).state == "sent"
+
+    async with runtime.sessions() as session, session.begin():
+        later = provider_answered + timedelta(seconds=5)
+        await ingest(session, ref, _watermark(DeliveryState.DELIVERED, later))
+    async with runtime.sessions() as session, session.begin():
+        await record_sent(
+            session, delivered_only, ref.id, "mid.c", provider_answered + timedelta(seconds=2)
+        )
+    assert (await _state(runtime, delivered_only)).state == "delivered"
+    assert (await _state(runtime, answered_later)).state == "delivered"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("first", ["send record", "read webhook"])
+async def test_a_read_watermark_racing_the_send_record_is_not_lost(
+    runtime: Runtime, first: str
+) -> None:
+    """The two transactions overlap; whichever holds the conversation first, the read counts."""
+    ref, conv = await _setup(runtime)
+    message_id = await _queued(runtime, ref, conv, "Hallo!")
+    answered = utcnow()
+
+    async def record() -> None:
+        async with runtime.sessions() as session, session.begin():
+            await record_sent(session, message_id, ref.id, "mid.race", answered)
+
+    async def read() -> None:
+        async with runtime.sessions() as session, session.begin():
+            await ingest(session, ref, _watermark(DeliveryState.READ, answered))
+
+    opener, follower = (record, read) if first == "send record" else (read, record)
+    async with runtime.sessions() as session, session.begin():
+        if opener is record:
+            await record_sent(session, message_id, ref.id, "mid.race", answered)
+        else:
+            await ingest(session, ref, _watermark(DeliveryState.READ, answered))
+        waiting = asyncio.create_task(follower())
+        while not waiting.done() and not await _waits_for_a_lock(runtime):
+            await asyncio.sleep(0.01)
+        assert not waiting.done(), "the second transaction did not wait for the first"
+    await waiting
+    assert (await _state(runtime, message_id)).state == "read"
+
+
+async def _waits_for_a_lock(runtime: Runtime) -> bool:
+    async with runtime.engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

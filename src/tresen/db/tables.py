@@ -174,6 +174,10 @@ class Conversation(Base):
     # Meta's handover protocol: the app that owns the thread (None: tresen), and since when.
     thread_owner: Mapped[str | None] = mapped_column(String(64))
     thread_changed_at: Mapped[datetime | None] = mapped_column()
+    # The customer's watermarks (Messenger: "everything sent up to this time arrived / was
+    # read"), kept for a send whose record commits after the webhook that covered it.
+    delivered_until: Mapped[datetime | None] = mapped_column()
+    read_until: Mapped[datetime | None] = mapped_column()
 
 
 class Message(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, literal_column, or_, select, update
@@ -24,7 +25,7 @@ from tresen.events import MESSAGE_STATUS, Event
 from tresen.handlers.media_attach import with_attachment
 from tresen.jobs import queue
 from tresen.jobs.queue import ClaimedJob
-from tresen.pipeline.inbound import ACK_JOB, apply_pending_statuses
+from tresen.pipeline.inbound import ACK_JOB, apply_kept_watermarks, apply_pending_statuses
 from tresen.pipeline.outbound import (
     SEND_JOB,
     OutboundContent,
@@ -226,6 +227,7 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
     try:
         outbound = await with_attachment(runtime, to_outbound(message, address, conversation))
         result = await loaded.adapter.send(outbound)
+        answered_at = utcnow()
     except ChannelError as error:
         _count_failure(channel_row.kind, channel_row.id, error)
         await _record_failure(runtime, job, worker_id, message.id, error, bucket)
@@ -233,7 +235,9 @@ async def send_job(runtime: Runtime, job: ClaimedJob, worker_id: str) -> None:
         return
     _count_success(channel_row.kind, channel_row.id)
     async with runtime.sessions() as session, session.begin():
-        await record_sent(session, message.id, channel_row.id, result.provider_message_id)
+        await record_sent(
+            session, message.id, channel_row.id, result.provider_message_id, answered_at
+        )
         await wake_waiting(session, message.conversation_id)
         await queue.finish(session, job.id, worker_id)
     runtime.jobs_ready.set()
@@ -284,9 +288,14 @@ def _count_failure(kind: str, channel_id: str, error: ChannelError) -> None:
 
 
 async def record_sent(
-    session: AsyncSession, message_id: str, channel_id: str, provider_message_id: str
+    session: AsyncSession,
+    message_id: str,
+    channel_id: str,
+    provider_message_id: str,
+    sent_at: datetime | None = None,
 ) -> None:
-    """Record the provider's id for a sent message and apply statuses that came early."""
+    """Record the provider's id and send time (when it answered) for a sent message, and apply
+    statuses and watermarks that came early."""
     recorded = await session.execute(
         update(Message)
         .where(Message.id == message_id, Message.provider_message_id.is_(None))
@@ -304,11 +313,19 @@ async def record_sent(
         update(Message)
         .where(Message.id == message_id, Message.state.in_(_UNSENT))
         .values(
-            state=DeliveryState.SENT.value, sent_at=utcnow(), error_code=None, error_reason=None
+            state=DeliveryState.SENT.value,
+            sent_at=sent_at or utcnow(),
+            error_code=None,
+            error_reason=None,
         )
         .returning(Message.workspace_id, Message.conversation_id)
     )
-    _announce(session, message_id, DeliveryState.SENT, sent.all())
+    moved = sent.all()
+    _announce(session, message_id, DeliveryState.SENT, moved)
+    for _, conversation_id in moved:
+        later = await apply_kept_watermarks(session, conversation_id, message_id)
+        if later is not None:
+            _announce(session, message_id, later, moved)
     await apply_pending_statuses(session, channel_id, provider_message_id)
 
 

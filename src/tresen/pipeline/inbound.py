@@ -265,10 +265,24 @@ async def apply_status(
     await session.run_sync(_keep_pending_in_session, channel_id, status, result)
 
 
-async def _apply_watermark(
-    session: AsyncSession, channel_id: str, status: StatusUpdate, result: IngestResult
-) -> None:
-    """Move every outbound message to one recipient, sent up to the watermark, forward."""
+_KEPT_WATERMARK = {DeliveryState.DELIVERED: "delivered_until", DeliveryState.READ: "read_until"}
+"""The conversation column that keeps a watermark of this state for sends recorded later."""
+
+
+def _watermark_values(state: DeliveryState, at: datetime) -> dict[str, object]:
+    """The message columns a watermark of `state`, reported at `at`, sets."""
+    values: dict[str, object] = {"state": state.value}
+    if state in _TIME_COLUMN:
+        values[_TIME_COLUMN[state]] = at
+    if state == DeliveryState.READ:  # read implies delivered (a stale delivered comes later)
+        values["delivered_at"] = func.coalesce(Message.delivered_at, at)
+    return values
+
+
+async def _keep_watermark(
+    session: AsyncSession, channel_id: str, status: StatusUpdate
+) -> tuple[str, str] | None:
+    """Find the recipient's conversation, keeping a plain watermark on it; (id, workspace)."""
     assert status.watermark is not None
     identity = (
         select(ContactIdentity.id)
@@ -278,16 +292,43 @@ async def _apply_watermark(
         )
         .scalar_subquery()
     )
-    conversations = (
-        select(Conversation.id)
-        .where(Conversation.channel_id == channel_id, Conversation.identity_id == identity)
-        .scalar_subquery()
-    )
-    values: dict[str, object] = {"state": status.state.value}
-    if status.state in _TIME_COLUMN:
-        values[_TIME_COLUMN[status.state]] = status.occurred_at
-    if status.state == DeliveryState.READ:  # read implies delivered (a stale delivered comes later)
-        values["delivered_at"] = func.coalesce(Message.delivered_at, status.occurred_at)
+    mine = (Conversation.channel_id == channel_id, Conversation.identity_id == identity)
+    column = _KEPT_WATERMARK.get(status.state)
+    if column is None or status.provider_message_id:
+        # A mark at one message id (Instagram) is kept as that message's own pending status.
+        found = await session.execute(
+            select(Conversation.id, Conversation.workspace_id).where(*mine)
+        )
+    else:
+        # Moving the mark takes the conversation's row lock before any message is looked at;
+        # `apply_kept_watermarks` takes it too, so a send recorded meanwhile is seen by one side.
+        kept = getattr(Conversation, column)
+        found = await session.execute(
+            update(Conversation)
+            .where(*mine)
+            .values(
+                {
+                    column: case(
+                        (or_(kept.is_(None), kept < status.watermark), status.watermark),
+                        else_=kept,
+                    )
+                }
+            )
+            .returning(Conversation.id, Conversation.workspace_id)
+        )
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def _apply_watermark(
+    session: AsyncSession, channel_id: str, status: StatusUpdate, result: IngestResult
+) -> None:
+    """Move every outbound message to one recipient, sent up to the watermark, forward."""
+    assert status.watermark is not None
+    conversation = await _keep_watermark(session, channel_id, status)
+    if conversation is None:
+        return
+    conversation_id, workspace_id = conversation
     bound: list[Any] = [Message.sent_at <= status.watermark]
     if status.provider_message_id:
         # "Up to this message" (Instagram's read of one message): its send time is the mark;
@@ -305,30 +346,52 @@ async def _apply_watermark(
     updated = await session.execute(
         update(Message)
         .where(
-            Message.channel_id == channel_id,
-            Message.conversation_id == conversations,  # one: unique (channel, identity)
+            Message.conversation_id == conversation_id,
             Message.direction == Direction.OUTBOUND.value,
             Message.provider_message_id.is_not(None),
             *bound,
             Message.state.in_([s.value for s in states_below(status.state)]),
         )
-        .values(**values)
-        .returning(Message.conversation_id)
+        .values(**_watermark_values(status.state, status.occurred_at))
     )
-    rows = updated.all()
-    result.applied_statuses += len(rows)
-    result.conversation_ids.update(r[0] for r in rows)
-    workspace_id = await session.scalar(
-        select(Conversation.workspace_id).where(Conversation.id.in_({r[0] for r in rows})).limit(1)
-    )
-    if workspace_id:
-        record(
-            session,
-            *(
-                MessageStatusChanged(workspace_id, conversation_id, status.state.value)
-                for conversation_id in sorted({r[0] for r in rows})
-            ),
+    moved = rowcount(updated)
+    result.applied_statuses += moved
+    if moved:
+        result.conversation_ids.add(conversation_id)
+        record(session, MessageStatusChanged(workspace_id, conversation_id, status.state.value))
+
+
+async def apply_kept_watermarks(
+    session: AsyncSession, conversation_id: str, message_id: str
+) -> DeliveryState | None:
+    """Move a just-sent message forward by the watermarks its conversation kept; the new state.
+
+    Takes the conversation's row lock (PostgreSQL): a watermark webhook either committed before
+    (its mark is read here) or waits and then sees the message sent (`_keep_watermark`)."""
+    kept = (
+        await session.execute(
+            select(Conversation.read_until, Conversation.delivered_until)
+            .where(Conversation.id == conversation_id)
+            .with_for_update()
         )
+    ).first()
+    if kept is None:
+        return None
+    for state, until in zip((DeliveryState.READ, DeliveryState.DELIVERED), kept, strict=True):
+        if until is None:
+            continue
+        moved = await session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.sent_at <= until,
+                Message.state.in_([s.value for s in states_below(state)]),
+            )
+            .values(**_watermark_values(state, until))
+        )
+        if rowcount(moved):
+            return state
+    return None
 
 
 async def _attach_provider_id(session: AsyncSession, channel_id: str, status: StatusUpdate) -> bool:
