@@ -104,3 +104,10 @@ async def test_two_factor_sign_in(runtime: Runtime) -> None:
         )
         await accounts.disable_totp(session, user.id)
         assert await accounts.login(session, user.email, PASSWORD) is not None
+
+
+def test_the_unknown_address_hash_costs_what_a_real_one_costs() -> None:
+    """Signing in with an unknown e-mail verifies against a written-out hash; it must carry the
+    hasher's current parameters, or that case would be faster than a wrong password."""
+    assert not accounts._hasher.check_needs_rehash(accounts._DUMMY_HASH)
+    assert accounts._verify(accounts._DUMMY_HASH, "tresen-timing-equaliser")
