@@ -58,9 +58,9 @@ async def test_prefilled_chat_and_tracked_link(runtime: Runtime, chromium_path: 
             )
             async with runtime.sessions() as session:
                 assert await session.scalar(select(Message)) is None, "nothing is sent by itself"
-            await page.evaluate(
-                "window.__roots[0].querySelector('.v button').click()"
-            )  # privacy ok
+            # The privacy notice comes with the chat's session, a moment after the dialog.
+            await wait_for(page, "window.__roots[0].querySelector('.v button') !== null")
+            await page.evaluate("window.__roots[0].querySelector('.v button').click()")
             await page.evaluate("window.__roots[0].querySelector('textarea').focus()")
             await page.keyboard.press("Enter")
             await wait_for(page, f"{LOG_TEXT}.includes('START ticker')")
