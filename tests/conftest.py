@@ -49,12 +49,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto`: one worker per core for the whole suite, one process for a chosen subset."""
+    """`-n auto`: one worker per core and one more for the whole suite, one process for a chosen
+    subset. The extra worker fills the time the others wait on processes, browsers and providers'
+    rate limits (a fifth of the CPU was idle with one per core; docs/testing.md)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
         return 0
-    return os.cpu_count() or 1
+    return (os.cpu_count() or 1) + 1
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
