@@ -47,6 +47,9 @@ def plain(body: bytes, charset: str | None, subject: bytes = b"Frage") -> bytes:
         ("koi8-r", "Спасибо".encode("koi8-r"), "Спасибо"),
         ("iso-8859-2", "Dziękuję".encode("iso-8859-2"), "Dziękuję"),
         ('"utf8"', "Grüße".encode(), "Grüße"),
+        # Python's own codecs are no mail charsets: their escapes stay text as written.
+        ("unicode_escape", rb"Gr\u00fc\u00dfe \x41", r"Gr\u00fc\u00dfe \x41"),
+        ("punycode", b"Gre-zna", "Gre-zna"),
     ],
 )
 def test_charsets_read_as_mail_clients_read_them(

@@ -39,6 +39,10 @@ _READ_AS = {
     "unicode-1-1-utf-8": "utf-8",
 }
 _UNLABELLED = frozenset({None, "", "us-ascii", "ascii", "ansi_x3.4-1968", "x-unknown", "unknown"})
+_NOT_CHARSETS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "charmap"}
+)
+"""Python codecs that are no mail charset: a label naming one is read like an unknown one."""
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
@@ -59,7 +63,7 @@ def decode_text(data: bytes, charset: str | None) -> str:
         info = codecs.lookup(codec)
         if info.name == "cp1252":
             return _cp1252(data)
-        if getattr(info, "_is_text_encoding", True):
+        if getattr(info, "_is_text_encoding", True) and info.name not in _NOT_CHARSETS:
             return data.decode(info.name, errors="replace")
     except (LookupError, ValueError, UnicodeError):  # an unknown, binary or broken codec name
         pass
