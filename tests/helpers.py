@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.datastructures import State
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tresen.app import create_app, make_worker
 from tresen.channels.manage import add_channel, default_workspace
@@ -199,3 +199,15 @@ async def count_rows(runtime: Runtime) -> dict[str, int]:
         for table in Base.metadata.sorted_tables:
             counts[table.name] = await session.scalar(select(func.count()).select_from(table)) or 0
     return counts
+
+
+async def waits_for_a_lock(runtime: Runtime) -> bool:
+    """Whether a transaction of this PostgreSQL test database waits for a row or table lock."""
+    async with runtime.engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from tests import helpers
 from tresen.channels.base import (
@@ -242,19 +242,8 @@ async def test_a_read_watermark_racing_the_send_record_is_not_lost(
         else:
             await ingest(session, ref, _watermark(DeliveryState.READ, answered))
         waiting = asyncio.create_task(follower())
-        while not waiting.done() and not await _waits_for_a_lock(runtime):
+        while not waiting.done() and not await helpers.waits_for_a_lock(runtime):
             await asyncio.sleep(0.01)
         assert not waiting.done(), "the second transaction did not wait for the first"
     await waiting
     assert (await _state(runtime, message_id)).state == "read"
-
-
-async def _waits_for_a_lock(runtime: Runtime) -> bool:
-    async with runtime.engine.connect() as conn:
-        waiting = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)

@@ -7,9 +7,9 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
-from tests.helpers import seed_whatsapp
+from tests.helpers import seed_whatsapp, waits_for_a_lock
 from tresen.db.tables import Contact, ContactIdentity, Conversation, Job, Message
 from tresen.db.types import utcnow
 from tresen.domain.ids import new_id
@@ -79,17 +79,6 @@ async def _two_queued_replies(runtime: Runtime) -> tuple[str, str, str, ClaimedJ
     return channel.id, first.id, second.id, claimed
 
 
-async def _waits_for_a_lock(runtime: Runtime) -> bool:
-    async with runtime.engine.connect() as conn:
-        waiting = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
-
-
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_a_send_finishing_while_the_next_one_parks_still_wakes_it(runtime: Runtime) -> None:
     channel_id, first_id, second_id, job = await _two_queued_replies(runtime)
@@ -105,7 +94,7 @@ async def test_a_send_finishing_while_the_next_one_parks_still_wakes_it(runtime:
         sending = asyncio.create_task(first_is_sent())
         # The first send finishes now: either it waits for the parking transaction's lock,
         # or (without one) it is done before the park is committed.
-        while not sending.done() and not await _waits_for_a_lock(runtime):
+        while not sending.done() and not await waits_for_a_lock(runtime):
             await asyncio.sleep(0.01)
     await sending
     async with runtime.sessions() as session:
