@@ -131,6 +131,8 @@ def test_the_reply_box_extras_follow_declared_capabilities() -> None:
     assert having("typing_indicator") == {"webchat"}
     assert having("counts_segments") == {"sms"}
     assert having("template_catalog") == {"whatsapp"}
+    # Instagram reports reads per message id; those wait as pending statuses instead.
+    assert having("receipt_watermarks") == {"messenger"}
 
 
 def test_each_declared_simulator_is_in_the_simulator_registry() -> None:

@@ -47,7 +47,7 @@ NOT_ANNOUNCED: dict[str, str] = {
     "pipeline/inbound.py:_apply_thread_owner": "provider bookkeeping: who owns the thread there",
     "pipeline/inbound.py:_attach_provider_id": "bookkeeping: the provider's id of a sent message",
     "pipeline/inbound.py:_keep_watermark": "bookkeeping: the customer's watermark, for later sends",
-    "pipeline/inbound.py:apply_kept_watermarks": "its caller record_sent announces the new state",
+    "pipeline/inbound.py:apply_kept_watermarks": "its callers announce the new state",
     "pipeline/options.py:resolve_numbered_reply": "reads a typed number as the button it names",
     "pipeline/recipients.py:_new_identity": "a contact for an address; its conversation.created follows",
     "privacy/consent.py:process": "consent_state follows the consent record (consent.changed)",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
 
 from tests import helpers
+from tresen.broadcast.dispatch import Dispatcher, Item, Outcome
 from tresen.channels.base import (
     ChannelRef,
     InboundMessage,
@@ -17,7 +19,14 @@ from tresen.channels.base import (
     PermanentError,
     StatusUpdate,
 )
-from tresen.db.tables import ChannelRow, ContactIdentity, Conversation, Job, Message
+from tresen.db.tables import (
+    ChannelRow,
+    ContactIdentity,
+    Conversation,
+    DomainEventRow,
+    Job,
+    Message,
+)
 from tresen.db.types import utcnow
 from tresen.domain.message import ContentKind, DeliveryState
 from tresen.handlers.send import _record_failure, acknowledge_job, record_sent
@@ -247,3 +256,32 @@ async def test_a_read_watermark_racing_the_send_record_is_not_lost(
         assert not waiting.done(), "the second transaction did not wait for the first"
     await waiting
     assert (await _state(runtime, message_id)).state == "read"
+
+
+async def test_a_campaign_message_recorded_after_the_read_mark_turns_read(
+    runtime: Runtime,
+) -> None:
+    """The same for a campaign batch: its send time is the provider's answer, and the marks the
+    conversation kept move it on once the batch is recorded."""
+    ref, conv = await _setup(runtime)
+    message_id = await _queued(runtime, ref, conv, "Neu im Laden: Lastenräder")
+    answered = utcnow()
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, ref, _watermark(DeliveryState.READ, answered))
+    item = Item(0, conv.contact_id, conv.identity_id, message_id, cast(Any, None), 1)
+    outcome = Outcome(item, provider_message_id="mid.campaign", answered_at=answered)
+    dispatcher = Dispatcher(runtime)
+    await dispatcher.record(ref.id, [outcome])
+    assert (await _state(runtime, message_id)).state == "sent"
+    await dispatcher.apply_kept_watermarks([outcome])
+    read = await _state(runtime, message_id)
+    assert (read.state, read.sent_at, read.read_at) == ("read", answered, answered)
+    async with runtime.sessions() as session:
+        announced = list(
+            await session.scalars(
+                select(DomainEventRow.payload)
+                .where(DomainEventRow.type == "message.status_changed")
+                .order_by(DomainEventRow.seq)
+            )
+        )
+    assert {"message_id": message_id, "state": "read"}.items() <= announced[-1].items()

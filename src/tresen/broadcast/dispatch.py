@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tresen.broadcast import campaigns as cmp
@@ -76,11 +77,15 @@ from tresen.db.tables import (
 from tresen.db.types import UTCDateTime, utcnow
 from tresen.db.upsert import rowcount
 from tresen.domain.conversation import window_open
-from tresen.domain.events import CampaignStateChanged
+from tresen.domain.events import CampaignStateChanged, MessageStatusChanged
 from tresen.domain.ids import new_id
 from tresen.domain.message import ContentKind, DeliveryState, Direction, SenderKind
 from tresen.jobs import queue
-from tresen.pipeline.inbound import apply_pending_statuses, conversation_for
+from tresen.pipeline.inbound import (
+    apply_kept_watermarks,
+    apply_pending_statuses,
+    conversation_for,
+)
 from tresen.pipeline.outbound import failure_values
 from tresen.pipeline.templates import render as render_template
 from tresen.runtime import LoadedChannel, Runtime
@@ -131,6 +136,8 @@ class Outcome:
 
     item: Item
     provider_message_id: str | None = None
+    answered_at: datetime | None = None
+    """When the provider accepted the message: its send time."""
     error: ChannelError | None = None
     skipped: str | None = None
     """Not sent: the reason found right before sending (e.g. the contact opted out)."""
@@ -420,6 +427,8 @@ class Dispatcher:
                         loaded, bucket, batch.items, batch.topic_id, stopping
                     )
                     await self._record_with_retries(channel_id, outcomes, bucket)
+                    if loaded.adapter.capabilities.receipt_watermarks:
+                        await self.apply_kept_watermarks(outcomes)
                 finally:
                     beat.cancel()
                     self._holding.difference_update(held)
@@ -841,7 +850,9 @@ class Dispatcher:
         except Exception as exc:  # an adapter bug must not lose the batch's other outcomes
             log.exception("send of campaign message %s failed unexpectedly", item.message_id)
             return Outcome(item, error=TransientError(f"{type(exc).__name__}"))
-        return Outcome(item, provider_message_id=result.provider_message_id)
+        return Outcome(
+            item, provider_message_id=result.provider_message_id, answered_at=self.clock()
+        )
 
     # -- record ----------------------------------------------------------------------------
 
@@ -899,7 +910,7 @@ class Dispatcher:
                         {
                             "b_id": o.item.message_id,
                             "b_pmid": o.provider_message_id,
-                            "b_now": now,
+                            "b_now": o.answered_at or now,
                             "b_attempts": o.item.attempts,
                         }
                         for o in sent
@@ -998,6 +1009,43 @@ class Dispatcher:
                 .where(ContactIdentity.id == outcome.item.identity_id)
                 .values(unreachable=True)
             )
+
+    async def apply_kept_watermarks(self, outcomes: list[Outcome]) -> None:
+        """Move recorded messages on by receipts that came before the record (Messenger's "read
+        up to"): one transaction per message, so no two conversation locks are ever held at once
+        (webhooks take them in arrival order). The batch is recorded already; a failure here
+        leaves a message "sent", it loses nothing."""
+        for outcome in outcomes:
+            if not outcome.provider_message_id:
+                continue
+            try:
+                async with self.runtime.sessions() as session, session.begin():
+                    stored = (
+                        await session.execute(
+                            select(Message.workspace_id, Message.conversation_id).where(
+                                Message.id == outcome.item.message_id
+                            )
+                        )
+                    ).first()
+                    if stored is None:
+                        continue
+                    workspace_id, conversation_id = stored
+                    state = await apply_kept_watermarks(
+                        session, conversation_id, outcome.item.message_id
+                    )
+                    if state is not None:
+                        outbox.record(
+                            session,
+                            MessageStatusChanged(
+                                workspace_id, conversation_id, state.value, outcome.item.message_id
+                            ),
+                        )
+            except SQLAlchemyError as exc:
+                log.warning(
+                    "campaign message %s: kept receipts not applied (%s)",
+                    outcome.item.message_id,
+                    type(exc).__name__,
+                )
 
     @staticmethod
     async def _early_statuses(session: AsyncSession, channel_id: str, sent: list[Outcome]) -> None:

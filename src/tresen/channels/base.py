@@ -50,6 +50,9 @@ class Capabilities:
     """The customer sees while an agent types a reply."""
     counts_segments: bool = False
     """Texts are split and billed in segments: the reply box counts them as the agent types."""
+    receipt_watermarks: bool = False
+    """Deliveries and reads come as "everything sent up to this time" per customer: a send
+    recorded after such a receipt arrived is moved on by the mark its conversation kept."""
 
 
 @dataclass(frozen=True)

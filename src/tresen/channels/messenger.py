@@ -298,6 +298,7 @@ class MessengerChannel(ChannelBase):
         max_buttons=MAX_QUICK_REPLIES,
         max_button_title=MAX_QUICK_REPLY_TITLE,
         human_agent_window=HUMAN_AGENT_WINDOW,
+        receipt_watermarks=True,
     )
 
     def __init__(self, config: Mapping[str, Any], http: httpx.AsyncClient):
