@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import select
+
+from tresen.db.tables import Conversation, DomainEventRow, User
 from tresen.runtime import Runtime
 
 PAGE_SCRIPT = """
@@ -79,3 +82,42 @@ async def explain(page: Any, server: list[str], what: str) -> str:
         *(await page_trace(page))[-250:],
     ]
     return "\n".join(lines)
+
+
+async def assignments(runtime: Runtime, workspace_id: str) -> str:
+    """Who has which conversation now, the agents' availability, and the events that led there."""
+    async with runtime.sessions() as session:
+        conversations = (
+            await session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.assignee_id,
+                    Conversation.queued_at,
+                    Conversation.status,
+                ).where(Conversation.workspace_id == workspace_id)
+            )
+        ).all()
+        users = (
+            await session.execute(
+                select(User.id, User.email, User.availability).where(
+                    User.workspace_id == workspace_id
+                )
+            )
+        ).all()
+        events = (
+            await session.execute(
+                select(DomainEventRow.occurred_at, DomainEventRow.type, DomainEventRow.payload)
+                .where(DomainEventRow.workspace_id == workspace_id)
+                .order_by(DomainEventRow.seq)
+            )
+        ).all()
+    return "\n".join(
+        [
+            "conversations (id, assignee, queued_at, status):",
+            *(f"  {row}" for row in conversations),
+            "people (id, e-mail, availability):",
+            *(f"  {row}" for row in users),
+            "domain events:",
+            *(f"  {at:%H:%M:%S.%f} {kind} {payload}" for at, kind, payload in events),
+        ]
+    )

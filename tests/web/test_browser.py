@@ -117,6 +117,7 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
             lea = await (
                 await browser.new_context(locale="en-GB", viewport={"width": 1200, "height": 800})
             ).new_page()
+            await lea.add_init_script(live_trace.PAGE_SCRIPT)
             await _login(kim, stack.base_url, "kim@laden.example")
             await _login(lea, stack.base_url, "lea@laden.example")
             assert await kim.locator("text=Abmelden").count() == 1, "Kim reads German"
@@ -165,9 +166,16 @@ async def test_two_agents_live_inbox(runtime: Runtime, chromium_path: str) -> No
             )
             # Kim took it: an agent sees only her own and unassigned conversations, so it leaves Lea's list live.
             # The list and its waiting-queue section refresh separately, so for a moment both may name her.
-            await playwright_api.expect(lea.locator("#list >> text=Jana Müller")).to_have_count(
-                0, timeout=5000
-            )
+            try:
+                await playwright_api.expect(lea.locator("#list >> text=Jana Müller")).to_have_count(
+                    0, timeout=5000
+                )
+            except AssertionError as failed:
+                missing = f"Lea's list still names Jana after Kim took her: {failed}"
+                story = await live_trace.assignments(runtime, ws)
+                raise AssertionError(
+                    await live_trace.explain(lea, hints, missing) + "\n" + story
+                ) from None
             if os.environ.get("TRESEN_SCREENSHOTS"):
                 SCREENSHOTS.mkdir(exist_ok=True)
                 await kim.screenshot(path=str(SCREENSHOTS / "inbox-conversation-de.png"))
