@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import helpers
 from tresen.broadcast.dispatch import Dispatcher, Item, Outcome
@@ -236,21 +238,20 @@ async def test_a_read_watermark_racing_the_send_record_is_not_lost(
     message_id = await _queued(runtime, ref, conv, "Hallo!")
     answered = utcnow()
 
-    async def record() -> None:
-        async with runtime.sessions() as session, session.begin():
-            await record_sent(session, message_id, ref.id, "mid.race", answered)
+    async def record(session: AsyncSession) -> None:
+        await record_sent(session, message_id, ref.id, "mid.race", answered)
 
-    async def read() -> None:
+    async def read(session: AsyncSession) -> None:
+        await ingest(session, ref, _watermark(DeliveryState.READ, answered))
+
+    async def alone(step: Callable[[AsyncSession], Awaitable[None]]) -> None:
         async with runtime.sessions() as session, session.begin():
-            await ingest(session, ref, _watermark(DeliveryState.READ, answered))
+            await step(session)
 
     opener, follower = (record, read) if first == "send record" else (read, record)
     async with runtime.sessions() as session, session.begin():
-        if opener is record:
-            await record_sent(session, message_id, ref.id, "mid.race", answered)
-        else:
-            await ingest(session, ref, _watermark(DeliveryState.READ, answered))
-        waiting = asyncio.create_task(follower())
+        await opener(session)
+        waiting = asyncio.create_task(alone(follower))
         while not waiting.done() and not await helpers.waits_for_a_lock(runtime):
             await asyncio.sleep(0.01)
         assert not waiting.done(), "the second transaction did not wait for the first"
